@@ -1,0 +1,105 @@
+"""The Typer application and the one place where errors become messages and exit codes.
+
+Exit codes: 0 done; 2 bad input or usage (one line on stderr naming the flag, what was found
+and what was expected); 1 a run that failed. No traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from seqtool import __version__
+from seqtool.core.errors import InputError, SeqtoolError
+
+
+def flag_of(key: str) -> str:
+    """The command-line spelling of a Config field: ``upstream`` -> ``--upstream``."""
+    return "--" + key.replace("_", "-")
+
+
+def message_of(err: InputError) -> str:
+    return f"{flag_of(err.key)} {err.message}" if err.key else err.message
+
+
+def fail(code: int, message: str) -> None:
+    """One line on stderr, then exit with ``code``."""
+    sys.stderr.write(f"seqtool: error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+class SeqtoolGroup(TyperGroup):
+    """A Typer group whose ``main`` turns every failure into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # the order they are registered in, not alphabetical
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        args = list(sys.argv[1:] if args is None else args)
+        extra["standalone_mode"] = False
+        debug = "--debug" in args
+        try:
+            code = super().main(args=args, prog_name=prog_name or "seqtool", **extra)
+        except click.exceptions.NoArgsIsHelpError as err:
+            click.echo(err.ctx.get_help() if err.ctx else "")
+            code = 0
+        except click.exceptions.UsageError as err:
+            where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+            fail(2, err.format_message() + where)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            fail(1, "interrupted")
+        except InputError as err:
+            if debug:
+                raise
+            fail(2, message_of(err))
+        except SeqtoolError as err:
+            if debug:
+                raise
+            fail(1, str(err))
+        except BrokenPipeError:  # `seqtool ... | head`: the reader left; not our failure
+            sys.stderr.close()
+            code = 0
+        except Exception as err:  # a bug: still one line, with the way to see more
+            if debug:
+                raise
+            fail(1, f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+EPILOG = (
+    "Examples: seqtool attend --query 3,-1 --selector argmax  ·  "
+    "seqtool attend -q 3,-1 -k '1,5;1,0' --format json | jq .outputs"
+)
+
+app = typer.Typer(
+    cls=SeqtoolGroup,
+    name="seqtool",
+    help="Hands-on sequence-model experiments: attention selectors, with exact numbers.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        click.echo(f"seqtool {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback on errors."),
+) -> None:
+    """Hands-on sequence-model experiments, with exact numbers and output you can pipe."""

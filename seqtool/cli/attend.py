@@ -1,0 +1,149 @@
+"""`seqtool attend`: attention of queries over keys and values with a chosen selector.
+
+Thin on purpose: flags (and an optional ``--input`` JSON object) become an AttendConfig,
+``run_attend`` does the work, and the report is written as a table, JSON or CSV.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Optional
+
+import typer
+
+from seqtool.cli.app import app
+from seqtool.config import AttendConfig, check_known, help_of
+from seqtool.core.attention import run_attend
+from seqtool.core.errors import InputError
+from seqtool.io.numbers import read_stdin_text
+from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
+
+HELP = """Attention of a query over keys and values with the selector of your choice.
+
+scores = scale · q·k_i, weights = selector(scores), output = Σ_i weights_i v_i.
+With no --keys, the built-in worked example is used: keys (1,5),(1,0),(1,3),(2,0) and
+values (1,0,0),(0,1,0),(0,0,1),(6,1,2).
+
+Examples:
+  seqtool attend --query 3,-1 --selector argmax
+  seqtool attend -q '3,-1;1,2' -k '1,5;1,0;1,3' --selector sparsemax --grad
+  echo '{"query": [3,-1], "keys": [[1,5],[1,0]]}' | seqtool attend --input - --format json
+"""
+
+
+def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
+    return typer.Option(None, *flags, help=help_of(AttendConfig, name), metavar=metavar)
+
+
+def read_input_object(source: str) -> dict[str, Any]:
+    """The JSON object of ``--input FILE`` or ``--input -`` (stdin)."""
+    if source.strip() == "-":
+        text, where = read_stdin_text("input"), "stdin"
+    else:
+        if not os.path.isfile(source):
+            raise InputError("input", f"names the file '{source}', which does not exist")
+        try:
+            with open(source, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError("input", f"cannot read '{source}': {err}") from None
+        where = f"'{source}'"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError("input", f"reads {where}, which is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise InputError("input", f"reads {where}, which holds JSON {type(data).__name__}; "
+                         'expected an object such as {"query": [3, -1]}')
+    return data
+
+
+def gather(flags: dict[str, Any], input_source: str | None) -> dict[str, Any]:
+    """The parameters: the --input object's, overridden by the flags that were given."""
+    stdin_readers = [k for k, v in flags.items() if isinstance(v, str) and v.strip() == "-"]
+    if input_source is not None and input_source.strip() == "-":
+        stdin_readers.append("input")
+    if len(stdin_readers) > 1:
+        names = " and ".join(f"--{k}" for k in stdin_readers)
+        raise InputError(None, f"{names} both read stdin ('-'); only one of them can")
+    mapping: dict[str, Any] = {}
+    if input_source is not None:
+        mapping = read_input_object(input_source)
+        try:
+            check_known(AttendConfig, mapping, "attend")
+        except InputError as err:
+            raise InputError("input", f"has a key that is not known: {err.message}") from None
+    mapping.update({key: value for key, value in flags.items() if value is not None})
+    return mapping
+
+
+@app.command(
+    "attend",
+    help=HELP,
+    short_help="Attention with any selector. e.g. seqtool attend --query 3,-1",
+)
+def attend_command(
+    query: Optional[str] = _option("query", "--query", "-q", metavar="VECTOR|MATRIX"),
+    keys: Optional[str] = _option("keys", "--keys", "-k", metavar="MATRIX"),
+    values: Optional[str] = _option("values", "--values", "-v", metavar="MATRIX"),
+    selector: Optional[str] = _option("selector", "--selector", "-s", metavar="NAME"),
+    temperature: Optional[str] = _option("temperature", "--temperature", "-t", metavar="T"),
+    alpha: Optional[str] = _option("alpha", "--alpha", metavar="ALPHA"),
+    k: Optional[str] = _option("k", "--k", metavar="K"),
+    seed: Optional[str] = _option("seed", "--seed", metavar="INT"),
+    hard: bool = typer.Option(False, "--hard", help=help_of(AttendConfig, "hard")),
+    scale: Optional[str] = _option("scale", "--scale", metavar="1|sqrt|NUMBER"),
+    grad: bool = typer.Option(False, "--grad", help=help_of(AttendConfig, "grad")),
+    upstream: Optional[str] = _option("upstream", "--upstream", metavar="VECTOR"),
+    input_source: Optional[str] = typer.Option(
+        None, "--input", "-i", metavar="FILE|-",
+        help='A JSON object {"query": ..., "keys": ..., "values": ...} (other parameters by '
+        "name too) from a file or - (stdin); flags override it.",
+    ),
+    output_format: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="table|json|csv",
+        help="Output format. Default: table on a terminal, json when piped.",
+    ),
+    precision: int = typer.Option(4, "--precision", min=1, max=17, help="Significant digits in tables."),
+    explain: bool = typer.Option(
+        False, "--explain", help="Write the worked answer out: dot products, selection, weighted sum."
+    ),
+) -> None:
+    flags = {
+        "query": query, "keys": keys, "values": values, "selector": selector,
+        "temperature": temperature, "alpha": alpha, "k": k, "seed": seed, "scale": scale,
+        "upstream": upstream, "hard": hard or None, "grad": grad or None,
+    }
+    if output_format is not None and output_format not in FORMATS:
+        raise InputError("format", f"is '{output_format}'; choose one of {', '.join(FORMATS)}")
+    config = AttendConfig.from_mapping(gather(flags, input_source))
+
+    report = run_attend(config)
+    fmt = choose_format(output_format)
+    if fmt == "json":
+        data = report.to_dict()
+        if explain:
+            from seqtool.render.explain import explain_attend
+
+            data["explanation"] = explain_attend(report, precision)
+        write_json(data)
+    elif fmt == "csv":
+        if explain:
+            sys.stderr.write("seqtool: note: --explain is shown in the table and json formats\n")
+        write_csv(["query", "key", "score", "weight"], csv_rows(report))
+    else:
+        from seqtool.render.attend import render_attend
+
+        render_attend(report, precision=precision, explain=explain)
+
+
+def csv_rows(report: Any) -> list[list[Any]]:
+    """One row per (query, key): indices, score and weight at full precision."""
+    m, n = report.scores.shape
+    return [
+        [j, i, float(report.scores[j, i]), float(report.weights[j, i])]
+        for j in range(m)
+        for i in range(n)
+    ]

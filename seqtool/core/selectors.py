@@ -1,0 +1,305 @@
+"""Selectors: functions that turn a row of attention scores into weights.
+
+Every selector maps scores ``s`` of shape ``(..., n)`` to weights ``w`` of the same shape,
+row by row along the last axis, and has a backward pass, the vector-Jacobian product
+``g ↦ Jᵀ g`` with ``J = ∂w/∂s`` (for the surrogate selectors, the Jacobian of the soft map
+that stands in for the hard one).
+
+=============  =====================================================  ================
+name           forward                                                gradient
+=============  =====================================================  ================
+softmax        w = exp(s/T) / Σ exp(s/T)                              exact
+argmax         w = one_hot(argmax s), ties to the lowest index        zero
+sparsemax      w = argmin_{p ∈ Δ} ‖p − s‖²  (Martins & Astudillo)     exact
+entmax         w_i = [(α−1)s_i − τ]₊^{1/(α−1)}, Σ w = 1 (Peters+ 19)   exact
+topk           softmax(s/T) over the k largest scores, 0 elsewhere    exact
+gumbel         softmax((s + G)/T), G ~ Gumbel(0, 1) from the seed     exact (hard: surrogate)
+st-argmax      one_hot(argmax s) forward, softmax(s/T) backward       surrogate
+=============  =====================================================  ================
+
+Everything is float64 NumPy: analysis, not training, so clarity and exactness come first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from seqtool.core.errors import InputError, RunError
+
+SELECTORS = ("softmax", "argmax", "sparsemax", "entmax", "topk", "gumbel", "st-argmax")
+
+# Which selectors read which parameter (the rest ignore it).
+PARAMS_USED = {
+    "softmax": ("temperature",),
+    "argmax": (),
+    "sparsemax": (),
+    "entmax": ("alpha",),
+    "topk": ("k", "temperature"),
+    "gumbel": ("temperature", "seed", "hard"),
+    "st-argmax": ("temperature",),
+}
+
+DEFAULT_TOPK = 2
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a selector returns: the weights and how to push a gradient back through them.
+
+    ``gradient`` is ``"exact"`` (the true Jacobian), ``"zero"`` (piecewise constant: the true
+    Jacobian is 0 almost everywhere) or ``"surrogate"`` (the forward pass is hard, the
+    backward pass is the Jacobian of a soft stand-in). ``ties[...]`` is true where the
+    largest score of a row that decided a hard choice was shared (the lowest index won).
+    """
+
+    name: str
+    weights: np.ndarray  # (..., n)
+    gradient: str
+    ties: np.ndarray  # (...,) bool
+    backward: Callable[[np.ndarray], np.ndarray]
+    noise: np.ndarray | None = None  # (..., n) Gumbel noise, gumbel only
+
+    def vjp(self, grad_weights: np.ndarray) -> np.ndarray:
+        """∂L/∂s given ∂L/∂w (same shapes as the weights)."""
+        return self.backward(np.asarray(grad_weights, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------------------
+# Validation of selector parameters (shared by the Config and by direct library calls)
+
+
+def check_selector_params(
+    name: str, n: int, *, temperature: float = 1.0, alpha: float = 1.5, k: int | None = None
+) -> int | None:
+    """Raise :class:`InputError` for parameters the selector cannot use; return the k used."""
+    if name not in SELECTORS:
+        raise InputError("selector", f"'{name}' is unknown; choose one of {', '.join(SELECTORS)}")
+    if not (np.isfinite(temperature) and temperature > 0):
+        raise InputError("temperature", f"must be a finite number > 0, got {temperature}")
+    if not (np.isfinite(alpha) and alpha > 1):
+        raise InputError("alpha", f"must be a finite number > 1, got {alpha}")
+    if name != "topk":
+        return k
+    if k is None:
+        return min(DEFAULT_TOPK, n)
+    if isinstance(k, bool) or int(k) != k or not 1 <= k <= n:
+        raise InputError("k", f"must be a whole number in 1..{n} (the number of keys), got {k}")
+    return int(k)
+
+
+# ---------------------------------------------------------------------------------------
+# Soft maps
+
+
+def softmax(scores: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """w_i = exp(s_i/T) / Σ_j exp(s_j/T), computed as exp((s_i − max s)/T) so it never overflows."""
+    s = np.asarray(scores, dtype=np.float64)
+    z = np.exp((s - s.max(axis=-1, keepdims=True)) / temperature)
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def softmax_vjp(weights: np.ndarray, grad: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """∂L/∂s_i = w_i (g_i − Σ_j w_j g_j) / T, the VJP of softmax(s/T).
+
+    Also right for any softmax restricted to a subset (top-k): w_j = 0 off the subset.
+    """
+    inner = (weights * grad).sum(axis=-1, keepdims=True)
+    return weights * (grad - inner) / temperature
+
+
+def _descending(s: np.ndarray) -> np.ndarray:
+    return -np.sort(-s, axis=-1)
+
+
+def sparsemax(scores: np.ndarray) -> np.ndarray:
+    """Euclidean projection of s onto the probability simplex, by sorting.
+
+    With s sorted descending (s_(1) ≥ s_(2) ≥ ...), the support size is
+    k = max{k : 1 + k s_(k) > Σ_{j≤k} s_(j)}, the threshold τ = (Σ_{j≤k} s_(j) − 1)/k,
+    and w_i = max(s_i − τ, 0).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    s = s - s.max(axis=-1, keepdims=True)  # shift-invariant; keeps the cumsum small
+    s_sorted = _descending(s)
+    cumsum = np.cumsum(s_sorted, axis=-1)
+    rank = np.arange(1, s.shape[-1] + 1, dtype=np.float64)
+    support = (1.0 + rank * s_sorted > cumsum).sum(axis=-1, keepdims=True)  # a prefix
+    tau = (np.take_along_axis(cumsum, support - 1, axis=-1) - 1.0) / support
+    return np.maximum(s - tau, 0.0)
+
+
+def sparsemax_vjp(weights: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """∂L/∂s = 1_S ⊙ (g − mean_S g), S the support {i : w_i > 0}."""
+    on = weights > 0
+    mean = (grad * on).sum(axis=-1, keepdims=True) / on.sum(axis=-1, keepdims=True)
+    return on * (grad - mean)
+
+
+def entmax15(scores: np.ndarray) -> np.ndarray:
+    """1.5-entmax, exact and sort-based (Peters, Niculae & Martins 2019, Algorithm 2).
+
+    w_i = [s_i/2 − τ]₊², with τ found in closed form from the sorted, halved scores x:
+    for each candidate support size ρ, τ_ρ = mean_ρ − sqrt((1 − ρ·var_ρ)/ρ); the support is
+    the largest ρ with τ_ρ ≤ x_(ρ).
+    """
+    x = np.asarray(scores, dtype=np.float64) / 2.0
+    x = x - x.max(axis=-1, keepdims=True)
+    x_sorted = _descending(x)
+    rank = np.arange(1, x.shape[-1] + 1, dtype=np.float64)
+    mean = np.cumsum(x_sorted, axis=-1) / rank
+    mean_sq = np.cumsum(x_sorted**2, axis=-1) / rank
+    delta = (1.0 - rank * (mean_sq - mean**2)) / rank
+    tau = mean - np.sqrt(np.maximum(delta, 0.0))
+    support = (tau <= x_sorted).sum(axis=-1, keepdims=True)
+    tau_star = np.take_along_axis(tau, support - 1, axis=-1)
+    return np.maximum(x - tau_star, 0.0) ** 2
+
+
+ENTMAX_TOLERANCE = 1e-12
+
+
+def entmax_bisect(scores: np.ndarray, alpha: float) -> np.ndarray:
+    """α-entmax for any α > 1 by bisection on the threshold τ.
+
+    w_i = [x_i − τ]₊^{1/(α−1)} with x = (α−1)s, and τ chosen so that Σ w = 1. With max x = 0,
+    τ lies in [−1, −n^{1−α}]; the interval is halved until it cannot shrink any further in
+    float64, and the result must satisfy |Σ w − 1| ≤ 1e-12 before the final normalisation.
+    """
+    x = (alpha - 1.0) * np.asarray(scores, dtype=np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    n = x.shape[-1]
+    power = 1.0 / (alpha - 1.0)
+    lo = np.full(x.shape[:-1] + (1,), -1.0)
+    hi = np.full_like(lo, -(float(n) ** (1.0 - alpha)))
+
+    def mass(tau):
+        return (np.maximum(x - tau, 0.0) ** power).sum(axis=-1, keepdims=True)
+
+    for _ in range(2000):
+        mid = 0.5 * (lo + hi)
+        if np.all((mid == lo) | (mid == hi)):
+            break
+        too_much = mass(mid) >= 1.0  # mass falls as τ grows
+        lo = np.where(too_much, mid, lo)
+        hi = np.where(too_much, hi, mid)
+    w = np.maximum(x - lo, 0.0) ** power
+    total = w.sum(axis=-1, keepdims=True)
+    if np.any(np.abs(total - 1.0) > ENTMAX_TOLERANCE):
+        worst = float(np.max(np.abs(total - 1.0)))
+        raise RunError(f"entmax bisection stopped {worst:.2e} from Σw = 1 (alpha={alpha})")
+    return w / total
+
+
+def entmax(scores: np.ndarray, alpha: float = 1.5) -> np.ndarray:
+    """α-entmax: the exact sorting algorithm for α = 1.5, bisection otherwise."""
+    if alpha == 1.5:
+        return entmax15(scores)
+    return entmax_bisect(scores, alpha)
+
+
+def entmax_vjp(weights: np.ndarray, grad: np.ndarray, alpha: float) -> np.ndarray:
+    """∂L/∂s = u ⊙ g − u (Σ u⊙g)/(Σ u), with u_i = w_i^{2−α} on the support, 0 off it.
+
+    (J = diag(u) − u uᵀ/Σu; for α = 2 this is sparsemax's, for α → 1 it tends to softmax's.)
+    """
+    u = np.where(weights > 0, np.abs(weights) ** (2.0 - alpha), 0.0)
+    ug = u * grad
+    return ug - u * ug.sum(axis=-1, keepdims=True) / u.sum(axis=-1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Hard choices
+
+
+def one_hot_argmax(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot of the largest score per row (the lowest index wins a tie), and the tie flags."""
+    s = np.asarray(scores, dtype=np.float64)
+    best = np.argmax(s, axis=-1)[..., None]  # NumPy returns the first maximum
+    weights = np.zeros_like(s)
+    np.put_along_axis(weights, best, 1.0, axis=-1)
+    ties = (s == s.max(axis=-1, keepdims=True)).sum(axis=-1) > 1
+    return weights, ties
+
+
+def topk_mask(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of the k largest scores per row (ties to the lowest index) and boundary-tie flags."""
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, axis=-1, kind="stable")
+    mask = np.zeros(s.shape, dtype=bool)
+    np.put_along_axis(mask, order[..., :k], True, axis=-1)
+    ties = np.zeros(s.shape[:-1], dtype=bool)
+    if k < s.shape[-1]:
+        s_sorted = np.take_along_axis(s, order, axis=-1)
+        ties = s_sorted[..., k - 1] == s_sorted[..., k]
+    return mask, ties
+
+
+def topk_softmax(scores: np.ndarray, k: int, temperature: float = 1.0) -> np.ndarray:
+    """softmax(s/T) over the k largest scores of each row, 0 elsewhere."""
+    s = np.asarray(scores, dtype=np.float64)
+    mask, _ = topk_mask(s, k)
+    z = np.where(mask, np.exp((s - s.max(axis=-1, keepdims=True)) / temperature), 0.0)
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def gumbel_noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """G = −log(−log U), U ~ Uniform(0, 1) from ``numpy.random.default_rng(seed)``."""
+    u = np.random.default_rng(seed).random(shape)
+    u = np.maximum(u, np.finfo(np.float64).tiny)  # U = 0 would give G = −∞
+    return -np.log(-np.log(u))
+
+
+# ---------------------------------------------------------------------------------------
+# One entry point
+
+
+def _no_ties(scores: np.ndarray) -> np.ndarray:
+    return np.zeros(scores.shape[:-1], dtype=bool)
+
+
+def select(
+    name: str,
+    scores: np.ndarray,
+    *,
+    temperature: float = 1.0,
+    alpha: float = 1.5,
+    k: int | None = None,
+    seed: int = 0,
+    hard: bool = False,
+) -> Selection:
+    """Run selector ``name`` on ``scores`` (..., n) and return a :class:`Selection`."""
+    s = np.asarray(scores, dtype=np.float64)
+    k = check_selector_params(name, s.shape[-1], temperature=temperature, alpha=alpha, k=k)
+    T = float(temperature)
+
+    if name == "softmax":
+        w = softmax(s, T)
+        return Selection(name, w, "exact", _no_ties(s), lambda g: softmax_vjp(w, g, T))
+    if name == "argmax":
+        w, ties = one_hot_argmax(s)
+        return Selection(name, w, "zero", ties, np.zeros_like)
+    if name == "sparsemax":
+        w = sparsemax(s)
+        return Selection(name, w, "exact", _no_ties(s), lambda g: sparsemax_vjp(w, g))
+    if name == "entmax":
+        w = entmax(s, alpha)
+        return Selection(name, w, "exact", _no_ties(s), lambda g: entmax_vjp(w, g, alpha))
+    if name == "topk":
+        w = topk_softmax(s, k, T)
+        _, ties = topk_mask(s, k)
+        return Selection(name, w, "exact", ties, lambda g: softmax_vjp(w, g, T))
+    if name == "gumbel":
+        noise = gumbel_noise(s.shape, seed)
+        soft = softmax(s + noise, T)
+        back = lambda g: softmax_vjp(soft, g, T)  # noqa: E731 - reparameterised: noise is fixed
+        if hard:
+            w, ties = one_hot_argmax(s + noise)
+            return Selection(name, w, "surrogate", ties, back, noise)
+        return Selection(name, soft, "exact", _no_ties(s), back, noise)
+    # st-argmax: the hard choice forward, the softmax Jacobian backward
+    w, ties = one_hot_argmax(s)
+    soft = softmax(s, T)
+    return Selection(name, w, "surrogate", ties, lambda g: softmax_vjp(soft, g, T))

@@ -1,0 +1,1 @@
+"""Reading numbers from flags, files and stdin; writing json/csv; (later) checkpoints."""

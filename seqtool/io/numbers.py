@@ -1,0 +1,186 @@
+"""Numbers from the command line, files and stdin.
+
+A vector is written ``3,-1``; a matrix is rows separated by ``;`` or new lines
+(``1,5;1,0``); items may also be separated by spaces or tabs. ``@path`` reads a ``.json``,
+``.npy`` or text (``.csv``, ``.tsv``, ``.txt``) file; ``-`` reads stdin (JSON or text).
+Every reader returns a 2-D float64 array of finite numbers, or raises :class:`InputError`
+naming the parameter, what was found and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from typing import Any
+
+import numpy as np
+
+from seqtool.core.errors import InputError
+
+_ROW_SPLIT = re.compile(r"[;\n]")
+_ITEM_SPLIT = re.compile(r"[,\s]+")
+
+
+def _number(item: str, key: str, where: str) -> float:
+    try:
+        return float(item)
+    except ValueError:
+        raise InputError(key, f"has '{item}' where a number was expected ({where})") from None
+
+
+def _rows_of_text(text: str) -> list[list[str]]:
+    rows = []
+    for line in _ROW_SPLIT.split(text.replace("\r", "")):
+        line = line.strip().strip(",")
+        if line and not line.startswith("#"):
+            rows.append([item for item in _ITEM_SPLIT.split(line) if item])
+    return rows
+
+
+def _is_number(item: str) -> bool:
+    try:
+        float(item)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_text(text: str, key: str, *, allow_header: bool = False) -> np.ndarray:
+    """Parse ``"1,5;1,0"`` (or lines of comma/space separated numbers) into a matrix.
+
+    With ``allow_header`` (files and stdin), a first line with no number at all is a
+    column header and is skipped.
+    """
+    stripped = text.strip()
+    if stripped.startswith(("[", "{")):
+        return from_json_text(stripped, key, source="the input")
+    rows = _rows_of_text(text)
+    if allow_header and len(rows) > 1 and not any(_is_number(item) for item in rows[0]):
+        rows = rows[1:]
+    if not rows:
+        raise InputError(key, "is empty; expected numbers such as 3,-1 or 1,5;1,0")
+    values = [
+        [_number(item, key, f"row {r + 1}, item {c + 1}") for c, item in enumerate(row)]
+        for r, row in enumerate(rows)
+    ]
+    return as_matrix(values, key)
+
+
+def as_matrix(value: Any, key: str) -> np.ndarray:
+    """A number, a list of numbers or a list of rows as a checked 2-D float64 array."""
+    if isinstance(value, np.ndarray):
+        array = value
+        if array.dtype.kind not in "iuf":
+            raise InputError(key, f"holds {array.dtype} data; expected numbers")
+    else:
+        _check_json_numbers(value, key)
+        if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
+            lengths = [len(row) for row in value]
+            if len(set(lengths)) > 1:
+                first = lengths[0]
+                bad = next(i for i, n in enumerate(lengths) if n != first)
+                raise InputError(
+                    key,
+                    f"has ragged rows: row 1 has {first} numbers but row {bad + 1} has "
+                    f"{lengths[bad]}",
+                )
+        array = np.asarray(value, dtype=np.float64)
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    elif array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise InputError(key, f"has {array.ndim} dimensions; expected a vector or a matrix")
+    if array.size == 0:
+        raise InputError(key, "is empty; expected numbers such as 3,-1 or 1,5;1,0")
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        r, c = bad[0]
+        raise InputError(
+            key, f"has {array[r, c]} at row {r + 1}, item {c + 1}; expected finite numbers"
+        )
+    return np.ascontiguousarray(array, dtype=np.float64)
+
+
+def _check_json_numbers(value: Any, key: str, depth: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        raise InputError(key, f"has {json.dumps(value)} where a number was expected")
+    if isinstance(value, list):
+        if depth >= 2:
+            raise InputError(key, "is nested too deeply; expected a vector or a matrix")
+        for item in value:
+            _check_json_numbers(item, key, depth + 1)
+
+
+def from_json_text(text: str, key: str, *, source: str) -> np.ndarray:
+    """A JSON number, list or list of lists; an object is searched for ``key``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(key, f"reads {source}, which is not valid JSON: {err}") from None
+    return from_json_value(value, key, source=source)
+
+
+def from_json_value(value: Any, key: str, *, source: str) -> np.ndarray:
+    if isinstance(value, dict):
+        if key not in value:
+            raise InputError(key, f"reads {source}, a JSON object without a '{key}' entry")
+        value = value[key]
+    return as_matrix(value, key)
+
+
+def _read_file(path: str, key: str) -> np.ndarray:
+    if not os.path.exists(path):
+        raise InputError(key, f"names the file '{path}', which does not exist")
+    if os.path.isdir(path):
+        raise InputError(key, f"names '{path}', which is a folder; expected a file")
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix == ".npy":
+            try:
+                return as_matrix(np.load(path, allow_pickle=False), key)
+            except ValueError as err:  # pickled or corrupted
+                raise InputError(key, f"cannot read '{path}' as .npy: {err}") from None
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except UnicodeDecodeError:
+        raise InputError(key, f"cannot read '{path}': it is not UTF-8 text") from None
+    except OSError as err:
+        raise InputError(key, f"cannot read '{path}': {err.strerror or err}") from None
+    if suffix == ".json":
+        return from_json_text(text, key, source=f"'{path}'")
+    return parse_text(text, key, allow_header=True)
+
+
+def read_stdin_text(key: str) -> str:
+    """All of stdin; an interactive terminal is refused rather than waited on."""
+    stream = sys.stdin
+    if stream is None or (stream.isatty() if hasattr(stream, "isatty") else False):
+        raise InputError(key, "is '-' (read stdin) but nothing is piped into stdin")
+    return stream.read()
+
+
+def read_matrix(value: Any, key: str) -> np.ndarray:
+    """Any accepted form of numbers for parameter ``key`` as a checked 2-D float64 array.
+
+    ``value`` may be an array, a JSON-like list, a number, or a string: ``"3,-1"``,
+    ``"1,5;1,0"``, ``"@path"`` or ``"-"`` (stdin).
+    """
+    if not isinstance(value, str):
+        return as_matrix(value, key)
+    if value.strip() == "-":
+        return parse_text(read_stdin_text(key), key, allow_header=True)
+    if value.startswith("@"):
+        return _read_file(value[1:], key)
+    return parse_text(value, key)
+
+
+def read_vector(value: Any, key: str) -> np.ndarray:
+    """Like :func:`read_matrix` for a single vector (one row or one column)."""
+    matrix = read_matrix(value, key)
+    if 1 not in matrix.shape:
+        rows, cols = matrix.shape
+        raise InputError(key, f"is a {rows}×{cols} matrix; expected one vector")
+    return matrix.ravel()

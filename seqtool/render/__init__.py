@@ -1,0 +1,1 @@
+"""Drawing reports for people: Rich tables, bars and the --explain walk-throughs."""
