@@ -207,3 +207,130 @@ class AttendConfig:
             self.selector, n, temperature=self.temperature, alpha=self.alpha, k=self.k
         )
         return self
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool bptt
+
+
+def as_positive_int(key: str, value: Any) -> int:
+    number = as_int(key, value)
+    if number < 1:
+        raise InputError(key, f"must be a whole number ≥ 1, got {number}")
+    return number
+
+
+def as_positive_float(key: str, value: Any) -> float:
+    number = as_float(key, value)
+    if number <= 0:
+        raise InputError(key, f"must be a number > 0, got {number}")
+    return number
+
+
+def _shape(array: np.ndarray) -> str:
+    return "×".join(str(n) for n in array.shape)
+
+
+def _vector_param(key: str, value: Any) -> np.ndarray:
+    return read_vector(value, key)
+
+
+@dataclass(frozen=True)
+class BpttConfig:
+    """Parameters of ``seqtool bptt``: a problem (given or generated) and what to report."""
+
+    W_xh: np.ndarray | None = param(None, "Input weights, H×D.", optional(as_matrix))
+    W_hh: np.ndarray | None = param(None, "Recurrent weights, H×H.", optional(as_matrix))
+    W_hy: np.ndarray | None = param(None, "Output weights, O×H.", optional(as_matrix))
+    b_h: np.ndarray | None = param(None, "Hidden bias, H (default zeros).", optional(_vector_param))
+    b_y: np.ndarray | None = param(None, "Output bias, O (default zeros).", optional(_vector_param))
+    h0: np.ndarray | None = param(None, "Initial state, H (default zeros).", optional(_vector_param))
+    x: np.ndarray | None = param(None, "Inputs, T×D.", optional(as_matrix))
+    y: np.ndarray | None = param(
+        None, "Targets: T×O reals (mse), T labels (cross_entropy), one target if last.",
+        optional(as_matrix),
+    )
+    activation: str = param("tanh", "f in h_t = f(z_t): tanh, sigmoid, relu, identity.",
+                            one_of(("tanh", "sigmoid", "relu", "identity")))
+    loss: str = param("mse", "mse (½‖ŷ−y‖²) or cross_entropy, summed over steps.",
+                      one_of(("mse", "cross_entropy")))
+    target_at: str = param("all", "all (many-to-many) or last (many-to-one: only L_T).",
+                           one_of(("all", "last")))
+    truncate: int | None = param(None, "Truncated BPTT: each L_t reaches back at most k steps.",
+                                 optional(as_positive_int))
+    check: bool = param(False, "Finite-difference check of every gradient (exit 1 if > 1e-6).",
+                        as_bool)
+    steps: int = param(10, "Generated problem: sequence length T.", as_positive_int)
+    input_size: int = param(3, "Generated problem: input size D.", as_positive_int)
+    hidden: int = param(4, "Generated problem: hidden size H.", as_positive_int)
+    output_size: int = param(2, "Generated problem: output size O.", as_positive_int)
+    seed: int = param(0, "Seed of the generated problem.", as_int)
+    radius: float | None = param(None, "Rescale W_hh to this spectral radius g (g<1 vanishing, "
+                                 "g>1 exploding).", optional(as_positive_float))
+    problem_data: Any = None  # the resolved RNNProblem
+    generated: bool = False
+
+    WEIGHTS = ("W_xh", "W_hh", "W_hy", "x", "y")
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "BpttConfig":
+        config = cls(**coerce_all(cls, mapping, "bptt"))
+        return replace(config, **config._resolve())
+
+    def _resolve(self) -> dict[str, Any]:
+        from seqtool.core.rnn.bptt import RNNProblem, generate_problem, scale_to_radius
+
+        given = [name for name in self.WEIGHTS if getattr(self, name) is not None]
+        if not given:
+            problem = generate_problem(
+                self.steps, self.input_size, self.hidden, self.output_size, self.seed,
+                self.radius, self.activation, self.loss, self.target_at,
+            )
+            return {"problem_data": problem, "generated": True}
+        missing = [name for name in self.WEIGHTS if getattr(self, name) is None]
+        if missing:
+            raise InputError(missing[0], "is missing from the problem (it needs W_xh, W_hh, W_hy, "
+                             "x and y; b_h, b_y and h0 default to zeros)")
+        H, D = self.W_xh.shape
+        O, T = self.W_hy.shape[0], self.x.shape[0]
+        expected = {"W_hh": (H, H), "W_hy": (O, H), "x": (T, D)}
+        why = {"W_hh": "H×H", "W_hy": "O×H", "x": "T×D"}
+        for name, shape in expected.items():
+            array = getattr(self, name)
+            if array.shape != shape:
+                raise InputError(name, f"has shape {_shape(array)}; expected "
+                                 f"{shape[0]}×{shape[1]} ({why[name]}, with H = {H} and D = {D} "
+                                 f"from W_xh, O = {O} from W_hy, T = {T} from x)")
+        for name, size, label in (("b_h", H, "H"), ("b_y", O, "O"), ("h0", H, "H")):
+            array = getattr(self, name)
+            if array is not None and array.shape != (size,):
+                raise InputError(name, f"has length {array.shape[0]}; expected {label} = {size}")
+        W_hh = self.W_hh if self.radius is None else scale_to_radius(self.W_hh, self.radius)
+        problem = RNNProblem(
+            W_xh=self.W_xh, W_hh=W_hh, W_hy=self.W_hy,
+            b_h=np.zeros(H) if self.b_h is None else self.b_h,
+            b_y=np.zeros(O) if self.b_y is None else self.b_y,
+            h0=np.zeros(H) if self.h0 is None else self.h0,
+            x=self.x, y=self._targets(T, O), activation=self.activation, loss=self.loss,
+            target_at=self.target_at,
+        )
+        return {"problem_data": problem, "generated": False}
+
+    def _targets(self, T: int, O: int) -> np.ndarray:
+        """y as (S, O) reals for mse or (S,) labels for cross_entropy, S = T or 1."""
+        S = T if self.target_at == "all" else 1
+        y = self.y
+        if self.loss == "mse":
+            if y.size == S * O and (y.shape == (S, O) or 1 in y.shape and S == 1):
+                return y.reshape(S, O)
+            raise InputError("y", f"has shape {_shape(y)}; expected {S}×{O} real targets "
+                             f"(mse, target_at={self.target_at})")
+        if y.size != S or (S > 1 and 1 not in y.shape):
+            raise InputError("y", f"has shape {_shape(y)}; expected {S} label(s) "
+                             f"(cross_entropy, target_at={self.target_at})")
+        labels = y.ravel()
+        bad = [v for v in labels if v != int(v) or not 0 <= v < O]
+        if bad:
+            raise InputError("y", f"has the label {bad[0]:g}; expected whole numbers in 0..{O - 1}"
+                             " (one per output unit)")
+        return labels

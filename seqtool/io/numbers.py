@@ -184,3 +184,40 @@ def read_vector(value: Any, key: str) -> np.ndarray:
         rows, cols = matrix.shape
         raise InputError(key, f"is a {rows}×{cols} matrix; expected one vector")
     return matrix.ravel()
+
+
+def read_mapping(source: str, key: str) -> dict:
+    """A JSON or YAML object from a file (by extension; YAML with safe_load) or '-' (stdin)."""
+    if source.strip() == "-":
+        text, where, is_yaml = read_stdin_text(key), "stdin", None
+    else:
+        if not os.path.exists(source):
+            raise InputError(key, f"names the file '{source}', which does not exist")
+        try:
+            with open(source, encoding="utf-8") as handle:
+                text = handle.read()
+        except UnicodeDecodeError:
+            raise InputError(key, f"cannot read '{source}': it is not UTF-8 text") from None
+        except OSError as err:
+            raise InputError(key, f"cannot read '{source}': {err.strerror or err}") from None
+        where = f"'{source}'"
+        is_yaml = os.path.splitext(source)[1].lower() in (".yaml", ".yml")
+    if is_yaml is None:  # stdin: JSON, or YAML (a superset) if it is not JSON
+        is_yaml = not text.lstrip().startswith(("{", "["))
+    if is_yaml:
+        import yaml  # only problems written in YAML pay for it
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise InputError(key, f"reads {where}, which is not valid YAML{at}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(key, f"reads {where}, which is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise InputError(key, f"reads {where}, which does not hold an object of named entries")
+    return data

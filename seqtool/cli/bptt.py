@@ -1,0 +1,119 @@
+"""`seqtool bptt`: backpropagation through time of a vanilla RNN, every gradient laid open."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import numpy as np
+import typer
+
+from seqtool.cli.app import app
+from seqtool.config import BpttConfig, help_of
+from seqtool.core.errors import InputError
+from seqtool.io.numbers import read_mapping
+from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
+
+HELP = """Backpropagation through time of a vanilla RNN, every gradient laid open.
+
+h_t = f(W_xh x_t + W_hh h_{t-1} + b_h), y_t = W_hy h_t + b_y, L = Σ_t L_t.
+Reports the loss, every gradient, each step's share of dL/dW_hh, ‖dL/dh_t‖, the Jacobian
+norms ‖dh_T/dh_k‖ that vanish or explode, truncated BPTT and a finite-difference check.
+
+Examples:
+  seqtool bptt --steps 20 --radius 0.8            # vanishing gradients
+  seqtool bptt --steps 20 --radius 1.5 --format json | jq .jacobian_norms
+  seqtool bptt --problem problem.yaml --check --truncate 3
+  seqtool bptt --steps 3 --activation sigmoid --explain
+"""
+
+EXPLAIN_MAX_STEPS = 6
+
+
+def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
+    return typer.Option(None, *flags, help=help_of(BpttConfig, name), metavar=metavar)
+
+
+@app.command(
+    "bptt",
+    help=HELP,
+    short_help="Backprop through time laid open. e.g. seqtool bptt --steps 20 --radius 1.5",
+)
+def bptt_command(
+    problem: Optional[str] = typer.Option(
+        None, "--problem", "-p", metavar="FILE|-",
+        help="Problem as JSON or YAML: W_xh, W_hh, W_hy, b_h, b_y, h0, x, y (and settings "
+        "by name); - reads stdin. Flags override it.",
+    ),
+    steps: Optional[str] = _option("steps", "--steps", "-T", metavar="T"),
+    input_size: Optional[str] = _option("input_size", "--input-size", "-D", metavar="D"),
+    hidden: Optional[str] = _option("hidden", "--hidden", "-H", metavar="H"),
+    output_size: Optional[str] = _option("output_size", "--output-size", "-O", metavar="O"),
+    seed: Optional[str] = _option("seed", "--seed", metavar="INT"),
+    radius: Optional[str] = _option("radius", "--radius", "-g", metavar="G"),
+    activation: Optional[str] = _option("activation", "--activation", "-a", metavar="NAME"),
+    loss: Optional[str] = _option("loss", "--loss", metavar="mse|cross_entropy"),
+    target_at: Optional[str] = _option("target_at", "--target-at", metavar="all|last"),
+    truncate: Optional[str] = _option("truncate", "--truncate", "-k", metavar="K"),
+    check: bool = typer.Option(False, "--check", help=help_of(BpttConfig, "check")),
+    output_format: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="table|json|csv",
+        help="Output format. Default: table on a terminal, json when piped.",
+    ),
+    precision: int = typer.Option(4, "--precision", min=1, max=17, help="Significant digits in tables."),
+    explain: bool = typer.Option(
+        False, "--explain", help=f"The chain rule written out with this run's numbers (T ≤ {EXPLAIN_MAX_STEPS})."
+    ),
+) -> None:
+    if output_format is not None and output_format not in FORMATS:
+        raise InputError("format", f"is '{output_format}'; choose one of {', '.join(FORMATS)}")
+    flags = {
+        "steps": steps, "input_size": input_size, "hidden": hidden, "output_size": output_size,
+        "seed": seed, "radius": radius, "activation": activation, "loss": loss,
+        "target_at": target_at, "truncate": truncate, "check": check or None,
+    }
+    mapping = {} if problem is None else read_mapping(problem, "problem")
+    mapping.update({key: value for key, value in flags.items() if value is not None})
+    config = BpttConfig.from_mapping(mapping)
+    T = config.problem_data.x.shape[0]
+    if explain and T > EXPLAIN_MAX_STEPS:
+        raise InputError("explain", f"writes the chain rule for T ≤ {EXPLAIN_MAX_STEPS}; this "
+                         f"problem has T = {T} (use --steps {EXPLAIN_MAX_STEPS} or fewer)")
+
+    from seqtool.core.rnn import jit, vanilla  # numba loads here, for this command only
+    from seqtool.core.rnn.bptt import run_bptt
+
+    if not jit.is_cached(vanilla.__file__, "_rnn_forward"):
+        sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
+    report = run_bptt(config)
+
+    fmt = choose_format(output_format)
+    if fmt == "json":
+        data = report.to_dict()
+        if explain:
+            from seqtool.render.explain_bptt import explain_bptt
+
+            data["explanation"] = explain_bptt(report, precision)
+        write_json(data)
+    elif fmt == "csv":
+        write_csv(["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"], csv_rows(report))
+    else:
+        from seqtool.render.bptt import render_bptt
+
+        render_bptt(report, precision=precision, explain=explain)
+    if report.check is not None and not report.check["passed"]:
+        sys.stderr.write(
+            f"seqtool: error: finite-difference check failed: max relative error "
+            f"{report.check['max_relative_error']:.3g} > {report.check['tolerance']:g}\n"
+        )
+        raise typer.Exit(1)
+
+
+def csv_rows(report: Any) -> list[list[Any]]:
+    """One row per time step t = 0..T (t = 0 is h_0: no loss, no share)."""
+    losses = dict(zip(report.loss_steps, report.losses.tolist()))
+    shares = [""] + [float(np.linalg.norm(share)) for share in report.per_step]
+    return [
+        [t, losses.get(t, ""), float(report.dL_dh[t]), float(report.jacobian_norms[t]), shares[t]]
+        for t in range(len(report.dL_dh))
+    ]

@@ -1,0 +1,217 @@
+"""The vanilla RNN: forward pass and backpropagation through time, as numba kernels.
+
+    z_t = W_xh x_t + W_hh h_{t-1} + b_h,   h_t = f(z_t),   t = 1..T
+
+Shapes are batched and time-major: x (T, B, D), h (T+1, B, H) with h[0] = h_0. Matrices act
+on column vectors as in the math; a batch of row vectors is multiplied by the transpose
+(``h @ W_hhᵀ``).
+
+Only the recurrences run step by step in the kernels:
+- forward:  P = X W_xhᵀ + b_h for all steps at once (one matrix product), then
+  h_t = f(P_t + h_{t-1} W_hhᵀ) step by step;
+- backward: with g_t = ∂L/∂h_t arriving from the outputs, dz_t = (g_t + dz_{t+1} W_hh) ⊙ f'(z_t)
+  step by step; then dW_hh = Σ_t dz_tᵀ h_{t-1}, dW_xh = Σ_t dz_tᵀ x_t, db_h = Σ_t dz_t and
+  ∂L/∂x_t = dz_t W_xh are single matrix products over all steps.
+
+f' is computed from h_t (not z_t): tanh' = 1 − h², sigmoid' = h(1 − h), relu' = [h > 0].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqtool.core.errors import InputError
+from seqtool.core.rnn.jit import kernel
+
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
+TANH, SIGMOID, RELU, IDENTITY = range(4)
+
+# Below this many multiply-adds per step a plain loop beats a BLAS call (call overhead).
+SMALL_STEP = 64 * 64
+
+
+def activation_code(name: str) -> int:
+    if name not in ACTIVATIONS:
+        raise InputError("activation", f"is '{name}'; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS.index(name)
+
+
+# ---------------------------------------------------------------------------------------
+# Element-wise pieces (inlined into the kernels)
+
+
+@kernel
+def _activate(z, code):
+    """f(z), overflow-free: tanh via e^{−2|z|}, sigmoid via e^{−|z|}."""
+    if code == TANH:
+        e = math.exp(-2.0 * abs(z))
+        t = (1.0 - e) / (1.0 + e)
+        return t if z >= 0 else -t
+    if code == SIGMOID:
+        e = math.exp(-abs(z))
+        return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+    if code == RELU:
+        return z if z > 0 else 0.0 * z
+    return z
+
+
+@kernel
+def _derivative(h, code):
+    """f'(z) written with h = f(z)."""
+    if code == TANH:
+        return 1.0 - h * h
+    if code == SIGMOID:
+        return h * (1.0 - h)
+    if code == RELU:
+        return 1.0 if h > 0 else 0.0
+    return 1.0
+
+
+@kernel
+def _step_matmul(out, a, w_t):
+    """out = a @ w_t, (B, H) × (H, H); loops when small, BLAS otherwise."""
+    B, K = a.shape
+    N = w_t.shape[1]
+    if B * K * N <= SMALL_STEP:
+        for b in range(B):
+            for n in range(N):
+                out[b, n] = 0.0
+            for k in range(K):
+                a_bk = a[b, k]
+                for n in range(N):
+                    out[b, n] += a_bk * w_t[k, n]
+    else:
+        np.dot(a, w_t, out)
+
+
+# ---------------------------------------------------------------------------------------
+# Kernels
+
+
+@kernel
+def _rnn_forward(P, W_hh_T, h0, code):
+    """h_t = f(P_t + h_{t−1} W_hhᵀ). P (T, B, H) holds X W_xhᵀ + b_h; returns h (T+1, B, H)."""
+    T, B, H = P.shape
+    h = np.empty((T + 1, B, H), dtype=P.dtype)
+    h[0] = h0
+    rec = np.empty((B, H), dtype=P.dtype)
+    for t in range(T):
+        _step_matmul(rec, h[t], W_hh_T)
+        for b in range(B):
+            for i in range(H):
+                h[t + 1, b, i] = _activate(P[t, b, i] + rec[b, i], code)
+    return h
+
+
+@kernel
+def _rnn_backward(g, h, W_hh, code):
+    """dz_t = (g_t + dz_{t+1} W_hh) ⊙ f'(z_t), for t = T..1.
+
+    g (T, B, H) is ∂L/∂h_t from the outputs only; h (T+1, B, H) from the forward pass.
+    Returns dz (T, B, H) and ∂L/∂h_0 (B, H).
+    """
+    T, B, H = g.shape
+    dz = np.empty_like(g)
+    carry = np.zeros((B, H), dtype=g.dtype)  # dz_{t+1} W_hh: what flows back into h_t
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            for i in range(H):
+                dz[t, b, i] = (g[t, b, i] + carry[b, i]) * _derivative(h[t + 1, b, i], code)
+        _step_matmul(carry, dz[t], W_hh)
+    return dz, carry
+
+
+@kernel
+def _rnn_backward_truncated(g, h, W_hh, code, k):
+    """Like _rnn_backward, but the gradient of each loss term L_t flows back through at most
+    k steps: it reaches z_t, z_{t−1}, ..., z_{t−k+1} and stops. (k ≥ T is full BPTT.)"""
+    T, B, H = g.shape
+    dz = np.zeros_like(g)
+    dh0 = np.zeros((B, H), dtype=g.dtype)
+    upstream = np.empty((B, H), dtype=g.dtype)
+    local = np.empty((B, H), dtype=g.dtype)
+    for t in range(T):
+        upstream[:] = g[t]
+        for j in range(t, max(t - k, -1), -1):
+            for b in range(B):
+                for i in range(H):
+                    local[b, i] = upstream[b, i] * _derivative(h[j + 1, b, i], code)
+                    dz[j, b, i] += local[b, i]
+            _step_matmul(upstream, local, W_hh)
+            if j == 0:
+                dh0 += upstream
+    return dz, dh0
+
+
+# ---------------------------------------------------------------------------------------
+# Checked public functions
+
+
+@dataclass
+class RNNGradients:
+    """∂L/∂ of every parameter and input, in math layout (W_xh (H, D), W_hh (H, H))."""
+
+    W_xh: np.ndarray
+    W_hh: np.ndarray
+    b_h: np.ndarray
+    h0: np.ndarray  # (B, H)
+    x: np.ndarray  # (T, B, D)
+    dz: np.ndarray  # (T, B, H) ∂L/∂z_t, the per-step signal every weight gradient is built from
+
+
+def _contiguous(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh"):
+    """All hidden states h (T+1, B, H) of the vanilla RNN for inputs X (T, B, D)."""
+    dtype = np.result_type(X.dtype, W_xh.dtype, W_hh.dtype)
+    T, B, _ = X.shape
+    H = W_hh.shape[0]
+    h0 = np.zeros((B, H), dtype) if h0 is None else np.broadcast_to(h0, (B, H))
+    P = X.reshape(T * B, -1) @ W_xh.T.astype(dtype) + b_h.astype(dtype)  # (T·B, H), hoisted
+    return _rnn_forward(
+        _contiguous(P.reshape(T, B, H), dtype), _contiguous(W_hh.T, dtype),
+        _contiguous(h0, dtype), activation_code(activation),
+    )
+
+
+def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None):
+    """Backpropagation through time: every gradient, given ∂L/∂h_t from the outputs.
+
+    X (T, B, D), h (T+1, B, H) from :func:`rnn_forward`, dh (T, B, H) = ∂L/∂h_t for
+    t = 1..T through the outputs only. ``truncate`` = k lets each loss term reach back
+    at most k steps (None: full BPTT).
+    """
+    dtype = h.dtype
+    T, B, D = X.shape
+    H = W_hh.shape[0]
+    code = activation_code(activation)
+    g, W = _contiguous(dh, dtype), _contiguous(W_hh, dtype)
+    if truncate is None or truncate >= T:
+        dz, dh0 = _rnn_backward(g, h, W, code)
+    else:
+        dz, dh0 = _rnn_backward_truncated(g, h, W, code, int(truncate))
+    dz_flat = dz.reshape(T * B, H)
+    return RNNGradients(
+        W_xh=dz_flat.T @ X.reshape(T * B, D).astype(dtype),  # Σ_t dz_tᵀ x_t
+        W_hh=dz_flat.T @ h[:-1].reshape(T * B, H),  # Σ_t dz_tᵀ h_{t−1}
+        b_h=dz_flat.sum(axis=0),
+        h0=dh0,
+        x=(dz_flat @ W_xh.astype(dtype)).reshape(T, B, D),
+        dz=dz,
+    )
+
+
+def derivative_from_h(h: np.ndarray, activation: str) -> np.ndarray:
+    """f'(z) from h = f(z), vectorised (the analysis twin of the kernel's ``_derivative``)."""
+    if activation == "tanh":
+        return 1.0 - h * h
+    if activation == "sigmoid":
+        return h * (1.0 - h)
+    if activation == "relu":
+        return (h > 0).astype(h.dtype)
+    return np.ones_like(h)
