@@ -17,13 +17,19 @@ from seqtool import __version__
 from seqtool.core.errors import InputError, SeqtoolError
 
 
-def flag_of(key: str) -> str:
-    """The command-line spelling of a Config field: ``upstream`` -> ``--upstream``."""
-    return "--" + key.replace("_", "-")
+def flag_of(key: str, command: click.Command | None) -> str:
+    """How the user wrote parameter ``key``: ``--upstream`` if the command has that flag,
+    else the key itself (``W_xh``, a key of a problem file)."""
+    flag = "--" + key.replace("_", "-")
+    if command is None:
+        return flag
+    if any(flag in param.opts for param in command.params):
+        return flag
+    return key
 
 
-def message_of(err: InputError) -> str:
-    return f"{flag_of(err.key)} {err.message}" if err.key else err.message
+def message_of(err: InputError, command: click.Command | None = None) -> str:
+    return f"{flag_of(err.key, command)} {err.message}" if err.key else err.message
 
 
 def fail(code: int, message: str) -> None:
@@ -38,6 +44,10 @@ class SeqtoolGroup(TyperGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # the order they are registered in, not alphabetical
+
+    def _subcommand(self, args: list[str]) -> click.Command | None:
+        name = next((a for a in args if not a.startswith("-")), None)
+        return self.commands.get(name) if name else None
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         args = list(sys.argv[1:] if args is None else args)
@@ -56,7 +66,7 @@ class SeqtoolGroup(TyperGroup):
         except InputError as err:
             if debug:
                 raise
-            fail(2, message_of(err))
+            fail(2, message_of(err, self._subcommand(args)))
         except SeqtoolError as err:
             if debug:
                 raise
@@ -73,13 +83,14 @@ class SeqtoolGroup(TyperGroup):
 
 EPILOG = (
     "Examples: seqtool attend --query 3,-1 --selector argmax  ·  "
-    "seqtool attend -q 3,-1 -k '1,5;1,0' --format json | jq .outputs"
+    "seqtool attend -q 3,-1 -k '1,5;1,0' --format json | jq .outputs  ·  "
+    "seqtool bptt --steps 3 --activation sigmoid --explain"
 )
 
 app = typer.Typer(
     cls=SeqtoolGroup,
     name="seqtool",
-    help="Hands-on sequence-model experiments: attention selectors, with exact numbers.",
+    help="Hands-on sequence-model experiments: attention selectors and backprop through time, with exact numbers.",
     epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,

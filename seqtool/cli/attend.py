@@ -6,8 +6,6 @@ Thin on purpose: flags (and an optional ``--input`` JSON object) become an Atten
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from typing import Any, Optional
 
@@ -17,7 +15,7 @@ from seqtool.cli.app import app
 from seqtool.config import AttendConfig, check_known, help_of
 from seqtool.core.attention import run_attend
 from seqtool.core.errors import InputError
-from seqtool.io.numbers import read_stdin_text
+from seqtool.io.numbers import read_mapping
 from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
 
 HELP = """Attention of a query over keys and values with the selector of your choice.
@@ -37,29 +35,6 @@ def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
     return typer.Option(None, *flags, help=help_of(AttendConfig, name), metavar=metavar)
 
 
-def read_input_object(source: str) -> dict[str, Any]:
-    """The JSON object of ``--input FILE`` or ``--input -`` (stdin)."""
-    if source.strip() == "-":
-        text, where = read_stdin_text("input"), "stdin"
-    else:
-        if not os.path.isfile(source):
-            raise InputError("input", f"names the file '{source}', which does not exist")
-        try:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read()
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError("input", f"cannot read '{source}': {err}") from None
-        where = f"'{source}'"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputError("input", f"reads {where}, which is not valid JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise InputError("input", f"reads {where}, which holds JSON {type(data).__name__}; "
-                         'expected an object such as {"query": [3, -1]}')
-    return data
-
-
 def gather(flags: dict[str, Any], input_source: str | None) -> dict[str, Any]:
     """The parameters: the --input object's, overridden by the flags that were given."""
     stdin_readers = [k for k, v in flags.items() if isinstance(v, str) and v.strip() == "-"]
@@ -70,7 +45,7 @@ def gather(flags: dict[str, Any], input_source: str | None) -> dict[str, Any]:
         raise InputError(None, f"{names} both read stdin ('-'); only one of them can")
     mapping: dict[str, Any] = {}
     if input_source is not None:
-        mapping = read_input_object(input_source)
+        mapping = read_mapping(input_source, "input")
         try:
             check_known(AttendConfig, mapping, "attend")
         except InputError as err:
@@ -99,8 +74,8 @@ def attend_command(
     upstream: Optional[str] = _option("upstream", "--upstream", metavar="VECTOR"),
     input_source: Optional[str] = typer.Option(
         None, "--input", "-i", metavar="FILE|-",
-        help='A JSON object {"query": ..., "keys": ..., "values": ...} (other parameters by '
-        "name too) from a file or - (stdin); flags override it.",
+        help='A JSON (or YAML) object {"query": ..., "keys": ..., "values": ...} (other '
+        "parameters by name too) from a file or - (stdin); flags override it.",
     ),
     output_format: Optional[str] = typer.Option(
         None, "--format", "-f", metavar="table|json|csv",

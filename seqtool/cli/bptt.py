@@ -37,7 +37,7 @@ def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
 @app.command(
     "bptt",
     help=HELP,
-    short_help="Backprop through time laid open. e.g. seqtool bptt --steps 20 --radius 1.5",
+    short_help="BPTT laid open. e.g. seqtool bptt --steps 20 --radius 1.5",
 )
 def bptt_command(
     problem: Optional[str] = typer.Option(
@@ -83,7 +83,7 @@ def bptt_command(
     from seqtool.core.rnn import jit, vanilla  # numba loads here, for this command only
     from seqtool.core.rnn.bptt import run_bptt
 
-    if not jit.is_cached(vanilla.__file__, "_rnn_forward"):
+    if not jit.is_cached(vanilla._rnn_forward):
         sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
     report = run_bptt(config)
 

@@ -287,7 +287,7 @@ def test_bad_input_files(cli, tmp_path):
     result = cli("attend", "-q", f"@{bad_json}")
     assert result.exit_code == 2 and "not valid JSON" in result.stderr
     result = cli("attend", "--input", "-", input="[1, 2]")
-    assert result.exit_code == 2 and "expected an object" in result.stderr
+    assert result.exit_code == 2 and "does not hold an object" in result.stderr
     result = cli("attend", "--input", "-", input='{"qeury": [3, -1]}')
     assert result.exit_code == 2
     assert "'qeury' is not a parameter of attend; did you mean 'query'?" in result.stderr

@@ -6,7 +6,6 @@ assume there is no NaN or inf, which silently removes the NaN guards.
 
 from __future__ import annotations
 
-import glob
 import os
 
 from numba import njit
@@ -19,8 +18,10 @@ def kernel(fn):
     return njit(**KERNEL_OPTIONS)(fn)
 
 
-def is_cached(module_file: str, name: str) -> bool:
-    """True if numba's on-disk cache already holds ``name`` from ``module_file``."""
-    folder = os.path.join(os.path.dirname(module_file), "__pycache__")
-    stem = os.path.splitext(os.path.basename(module_file))[0]
-    return bool(glob.glob(os.path.join(folder, f"{stem}.{name}-*.nbi")))
+def is_cached(dispatcher) -> bool:
+    """True if numba's on-disk cache (wherever NUMBA_CACHE_DIR puts it) has an index for
+    this kernel, i.e. a run on this machine has compiled it before."""
+    try:
+        return os.path.exists(dispatcher._cache._cache_file._index_path)
+    except AttributeError:  # numba's internals moved: say nothing rather than guess
+        return True

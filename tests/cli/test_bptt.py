@@ -1,0 +1,202 @@
+"""`seqtool bptt` end to end: generated problems, files, stdin, formats, check, explain, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from seqtool.core.rnn import bptt
+from seqtool.core.rnn.bptt import analyse, generate_problem
+
+SMALL = {
+    "W_xh": [[0.5, -0.2], [0.1, 0.3]],
+    "W_hh": [[0.9, -0.4], [0.2, 0.7]],
+    "W_hy": [[1.0, -1.0]],
+    "b_h": [0.1, -0.1],
+    "x": [[1, 0], [0, 1], [1, 1]],
+    "y": [[0.5], [-0.5], [1.0]],
+    "activation": "sigmoid",
+}
+
+
+def test_generated_problem_json_matches_core(cli):
+    result = cli("bptt", "--steps", "6", "--radius", "1.5", "--seed", "3", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    report = analyse(generate_problem(6, 3, 4, 2, seed=3, radius=1.5))
+    assert data["generated"] is True
+    assert data["loss"] == report.loss
+    assert data["gradients"]["W_hh"] == report.gradients["W_hh"].tolist()
+    assert data["jacobian_norms"]["norms"] == report.jacobian_norms.tolist()
+    assert data["jacobian_norms"]["spectral_radius"] == pytest.approx(1.5, rel=1e-12)
+    assert set(data) >= {"loss", "losses", "hidden", "outputs", "gradients", "per_step",
+                         "dL_dh", "jacobian_norms"}
+
+
+def test_problem_file_json_and_yaml_and_stdin(cli, tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(SMALL))
+    yaml_text = "\n".join(f"{key}: {json.dumps(value)}" for key, value in SMALL.items())
+    (tmp_path / "p.yaml").write_text(yaml_text)
+    results = [
+        cli("bptt", "--problem", str(tmp_path / "p.json"), "-f", "json"),
+        cli("bptt", "--problem", str(tmp_path / "p.yaml"), "-f", "json"),
+        cli("bptt", "--problem", "-", "-f", "json", input=json.dumps(SMALL)),
+    ]
+    for result in results:
+        assert result.exit_code == 0, result.stderr
+    data = [r.json() for r in results]
+    assert data[0] == data[1] == data[2]
+    assert data[0]["generated"] is False and data[0]["activation"] == "sigmoid"
+    # the hand computation: h_1 = σ(W_xh x_1 + b_h) with h_0 = 0
+    h1 = 1 / (1 + np.exp(-(np.array(SMALL["W_xh"]) @ [1, 0] + SMALL["b_h"])))
+    np.testing.assert_allclose(data[0]["hidden"][0], h1, rtol=1e-15)
+    # flags override the file
+    tanh = cli("bptt", "--problem", str(tmp_path / "p.json"), "--activation", "tanh").json()
+    assert tanh["activation"] == "tanh"
+    assert tanh["hidden"][0] == pytest.approx(np.tanh(np.array(SMALL["W_xh"]) @ [1, 0] + SMALL["b_h"]).tolist(), rel=1e-15)
+
+
+def test_cross_entropy_last(cli, tmp_path):
+    problem = dict(SMALL, W_hy=[[1.0, -1.0], [0.5, 0.5]], y=1, loss="cross_entropy", target_at="last")
+    data = cli("bptt", "--problem", "-", input=json.dumps(problem)).json()
+    assert data["loss_steps"] == [3]
+    logits = np.array(data["outputs"][-1])
+    expected = -(logits[1] - np.log(np.exp(logits).sum()))
+    assert data["loss"] == pytest.approx(expected, rel=1e-14)
+
+
+def test_table_format(cli):
+    out = cli("bptt", "--steps", "5", "--radius", "0.5", "-f", "table").stdout
+    assert "per step" in out
+    assert "vanishing" in out
+    assert "∂L/∂W_hh" in out and "∂L/∂h0" in out
+    assert any(ch in out for ch in "▁▂▃▄▅▆▇█")
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    assert len(rows) >= 6  # t = 0..5
+
+
+def test_csv_format(cli):
+    result = cli("bptt", "--steps", "4", "-f", "csv")
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"]
+    assert [int(r[0]) for r in rows[1:]] == [0, 1, 2, 3, 4]
+    report = analyse(generate_problem(4, 3, 4, 2))
+    assert float(rows[1][2]) == report.dL_dh[0]
+    assert float(rows[5][3]) == 1.0
+    assert float(rows[2][4]) == np.linalg.norm(report.per_step[0])
+
+
+def test_truncate_and_check(cli):
+    data = cli("bptt", "--steps", "6", "--truncate", "2", "--check", "-f", "json").json()
+    assert data["truncate"] == 2
+    assert data["check"]["passed"] is True and data["check"]["max_relative_error"] <= 1e-6
+    assert data["truncated"]["difference_norm"]["W_xh"] > 0
+    table = cli("bptt", "--steps", "6", "--truncate", "2", "--check", "-f", "table").stdout
+    assert "truncated BPTT, k = 2" in table and "passed" in table
+
+
+def test_failed_check_exits_1_with_one_line(cli, monkeypatch):
+    monkeypatch.setattr(bptt, "CHECK_TOLERANCE", 0.0)  # no finite difference is that exact
+    result = cli("bptt", "--steps", "3", "--check", "-f", "json")
+    assert result.exit_code == 1
+    assert result.json()["check"]["passed"] is False  # the report is still written
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "finite-difference check failed" in lines[0]
+
+
+def test_explain(cli):
+    data = cli("bptt", "--steps", "3", "--activation", "sigmoid", "--explain", "-f", "json").json()
+    text = "\n".join(data["explanation"])
+    assert "f'(z) = σ(z)(1 − σ(z)) = h(1 − h)" in text
+    assert "Σ_t Σ_{k≤t}" in text
+    assert "share_3 = dz_3 h_2ᵀ" in text
+    table = cli("bptt", "--steps", "2", "--explain", "-f", "table").stdout
+    assert "Chain rule for ∂L/∂W_hh" in table
+    # each (t, k) term of the double sum, recomputed by hand for t = k = 3: δ_33 h_2ᵀ
+    report = analyse(generate_problem(3, 3, 4, 2, activation="sigmoid"))
+    from seqtool.render.explain_bptt import direct_hidden_gradients, pair_terms
+
+    h = report.hidden
+    delta = direct_hidden_gradients(report)[2] * h[2] * (1 - h[2])
+    assert pair_terms(report)[3, 3] == pytest.approx(np.linalg.norm(np.outer(delta, h[1])), rel=1e-12)
+    assert pair_terms(report)[3, 0] == 0.0
+
+
+BAD = [
+    (["--steps", "0"], "--steps must be a whole number ≥ 1, got 0"),
+    (["--steps", "x"], "--steps is 'x'; expected a number"),
+    (["--activation", "softsign"], "--activation is 'softsign'"),
+    (["--loss", "hinge"], "--loss is 'hinge'"),
+    (["--truncate", "0"], "--truncate must be a whole number ≥ 1, got 0"),
+    (["--radius", "-1"], "--radius must be a number > 0"),
+    (["--steps", "7", "--explain"], "--explain writes the chain rule for T ≤ 6"),
+    (["--problem", "/no/such.json"], "--problem names the file '/no/such.json', which does not exist"),
+    (["-f", "xml"], "--format is 'xml'"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD)
+def test_bad_flags(cli, args, message):
+    result = cli("bptt", *args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"seqtool: error: {result.stderr[16:].strip()}"]
+    assert message in result.stderr
+
+
+BAD_PROBLEMS = [
+    ({k: v for k, v in SMALL.items() if k != "W_hy"}, "W_hy is missing from the problem"),
+    (dict(SMALL, W_hh=[[1, 0, 0], [0, 1, 0]]), "W_hh has shape 2×3; expected 2×2"),
+    (dict(SMALL, x=[[1, 0, 1]]), "x has shape 1×3; expected 1×2"),
+    (dict(SMALL, b_h=[1, 2, 3]), "b_h has length 3; expected H = 2"),
+    (dict(SMALL, y=[[1], [2]]), "y has shape 2×1; expected 3×1 real targets"),
+    (dict(SMALL, y=[0, 1, 2], loss="cross_entropy"), "y has the label 1; expected whole numbers in 0..0"),
+    (dict(SMALL, y=[0, 0.5, 0], loss="cross_entropy"), "y has the label 0.5"),
+    (dict(SMALL, x=[[1, 0], [0, "nan"], [1, 1]]), "x has"),
+    (dict(SMALL, activation="swish"), "--activation is 'swish'"),
+    (dict(SMALL, W_hx=[[1]]), "'W_hx' is not a parameter of bptt; did you mean 'W_xh'?"),
+]
+
+
+@pytest.mark.parametrize("problem, message", BAD_PROBLEMS)
+def test_bad_problems(cli, problem, message):
+    result = cli("bptt", "--problem", "-", input=json.dumps(problem))
+    assert result.exit_code == 2, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_nan_in_problem_file(cli, tmp_path):
+    path = tmp_path / "nan.yaml"
+    path.write_text("W_xh: [[.nan, 1], [0, 1]]\nW_hh: [[1, 0], [0, 1]]\nW_hy: [[1, 1]]\nx: [[1, 1]]\ny: [[1]]\n")
+    result = cli("bptt", "--problem", str(path))
+    assert result.exit_code == 2
+    assert "W_xh has nan at row 1, item 1; expected finite numbers" in result.stderr
+
+
+def test_yaml_that_builds_python_objects_is_refused(cli, tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("W_xh: !!python/object/apply:os.system ['echo hacked']\n")
+    result = cli("bptt", "--problem", str(path))
+    assert result.exit_code == 2
+    assert "not valid YAML" in result.stderr
+    assert "hacked" not in result.stdout
+
+
+def test_first_run_says_it_is_compiling(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "seqtool", "bptt", "--steps", "2", "-f", "json"]
+    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    second = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert first.returncode == 0 and second.returncode == 0
+    assert "compiling" in first.stderr
+    assert second.stderr == ""
+    assert json.loads(first.stdout)["loss"] == json.loads(second.stdout)["loss"]
