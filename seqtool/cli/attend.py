@@ -6,17 +6,16 @@ Thin on purpose: flags (and an optional ``--input`` JSON object) become an Atten
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Optional
 
 import typer
 
 from seqtool.cli.app import app
+from seqtool.cli.output import check_format, emit
 from seqtool.config import AttendConfig, check_known, help_of
 from seqtool.core.attention import run_attend
 from seqtool.core.errors import InputError
 from seqtool.io.numbers import read_mapping
-from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
 
 HELP = """Attention of a query over keys and values with the selector of your choice.
 
@@ -91,27 +90,25 @@ def attend_command(
         "temperature": temperature, "alpha": alpha, "k": k, "seed": seed, "scale": scale,
         "upstream": upstream, "hard": hard or None, "grad": grad or None,
     }
-    if output_format is not None and output_format not in FORMATS:
-        raise InputError("format", f"is '{output_format}'; choose one of {', '.join(FORMATS)}")
+    check_format(output_format)
     config = AttendConfig.from_mapping(gather(flags, input_source))
+    emit(
+        run_attend(config), output_format, precision=precision, explain=explain,
+        explanation=_explanation, render=_render,
+        csv_header=["query", "key", "score", "weight"], csv_rows=csv_rows,
+    )
 
-    report = run_attend(config)
-    fmt = choose_format(output_format)
-    if fmt == "json":
-        data = report.to_dict()
-        if explain:
-            from seqtool.render.explain import explain_attend
 
-            data["explanation"] = explain_attend(report, precision)
-        write_json(data)
-    elif fmt == "csv":
-        if explain:
-            sys.stderr.write("seqtool: note: --explain is shown in the table and json formats\n")
-        write_csv(["query", "key", "score", "weight"], csv_rows(report))
-    else:
-        from seqtool.render.attend import render_attend
+def _explanation(report: Any, precision: int) -> list[str]:
+    from seqtool.render.explain import explain_attend
 
-        render_attend(report, precision=precision, explain=explain)
+    return explain_attend(report, precision)
+
+
+def _render(report: Any, **options: Any) -> None:
+    from seqtool.render.attend import render_attend
+
+    render_attend(report, **options)
 
 
 def csv_rows(report: Any) -> list[list[Any]]:

@@ -9,10 +9,10 @@ import numpy as np
 import typer
 
 from seqtool.cli.app import app
+from seqtool.cli.output import check_format, emit
 from seqtool.config import BpttConfig, help_of
 from seqtool.core.errors import InputError
 from seqtool.io.numbers import read_mapping
-from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
 
 HELP = """Backpropagation through time of a vanilla RNN, every gradient laid open.
 
@@ -65,8 +65,7 @@ def bptt_command(
         False, "--explain", help=f"The chain rule written out with this run's numbers (T ≤ {EXPLAIN_MAX_STEPS})."
     ),
 ) -> None:
-    if output_format is not None and output_format not in FORMATS:
-        raise InputError("format", f"is '{output_format}'; choose one of {', '.join(FORMATS)}")
+    check_format(output_format)
     flags = {
         "steps": steps, "input_size": input_size, "hidden": hidden, "output_size": output_size,
         "seed": seed, "radius": radius, "activation": activation, "loss": loss,
@@ -87,26 +86,29 @@ def bptt_command(
         sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
     report = run_bptt(config)
 
-    fmt = choose_format(output_format)
-    if fmt == "json":
-        data = report.to_dict()
-        if explain:
-            from seqtool.render.explain_bptt import explain_bptt
-
-            data["explanation"] = explain_bptt(report, precision)
-        write_json(data)
-    elif fmt == "csv":
-        write_csv(["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"], csv_rows(report))
-    else:
-        from seqtool.render.bptt import render_bptt
-
-        render_bptt(report, precision=precision, explain=explain)
+    emit(
+        report, output_format, precision=precision, explain=explain,
+        explanation=_explanation, render=_render,
+        csv_header=["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"], csv_rows=csv_rows,
+    )
     if report.check is not None and not report.check["passed"]:
         sys.stderr.write(
             f"seqtool: error: finite-difference check failed: max relative error "
             f"{report.check['max_relative_error']:.3g} > {report.check['tolerance']:g}\n"
         )
         raise typer.Exit(1)
+
+
+def _explanation(report: Any, precision: int) -> list[str]:
+    from seqtool.render.explain_bptt import explain_bptt
+
+    return explain_bptt(report, precision)
+
+
+def _render(report: Any, **options: Any) -> None:
+    from seqtool.render.bptt import render_bptt
+
+    render_bptt(report, **options)
 
 
 def csv_rows(report: Any) -> list[list[Any]]:

@@ -131,24 +131,34 @@ def from_json_value(value: Any, key: str, *, source: str) -> np.ndarray:
     return as_matrix(value, key)
 
 
-def _read_file(path: str, key: str) -> np.ndarray:
+def _check_file(path: str, key: str) -> None:
     if not os.path.exists(path):
         raise InputError(key, f"names the file '{path}', which does not exist")
     if os.path.isdir(path):
         raise InputError(key, f"names '{path}', which is a folder; expected a file")
-    suffix = os.path.splitext(path)[1].lower()
+
+
+def read_text_file(path: str, key: str) -> str:
+    """The whole UTF-8 text of ``path``, or one InputError naming ``key``."""
+    _check_file(path, key)
     try:
-        if suffix == ".npy":
-            try:
-                return as_matrix(np.load(path, allow_pickle=False), key)
-            except ValueError as err:  # pickled or corrupted
-                raise InputError(key, f"cannot read '{path}' as .npy: {err}") from None
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+            return handle.read()
     except UnicodeDecodeError:
         raise InputError(key, f"cannot read '{path}': it is not UTF-8 text") from None
     except OSError as err:
         raise InputError(key, f"cannot read '{path}': {err.strerror or err}") from None
+
+
+def _read_file(path: str, key: str) -> np.ndarray:
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
+        _check_file(path, key)
+        try:
+            return as_matrix(np.load(path, allow_pickle=False), key)
+        except (ValueError, OSError) as err:  # pickled, corrupted or unreadable
+            raise InputError(key, f"cannot read '{path}' as .npy: {err}") from None
+    text = read_text_file(path, key)
     if suffix == ".json":
         return from_json_text(text, key, source=f"'{path}'")
     return parse_text(text, key, allow_header=True)
@@ -191,16 +201,7 @@ def read_mapping(source: str, key: str) -> dict:
     if source.strip() == "-":
         text, where, is_yaml = read_stdin_text(key), "stdin", None
     else:
-        if not os.path.exists(source):
-            raise InputError(key, f"names the file '{source}', which does not exist")
-        try:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read()
-        except UnicodeDecodeError:
-            raise InputError(key, f"cannot read '{source}': it is not UTF-8 text") from None
-        except OSError as err:
-            raise InputError(key, f"cannot read '{source}': {err.strerror or err}") from None
-        where = f"'{source}'"
+        text, where = read_text_file(source, key), f"'{source}'"
         is_yaml = os.path.splitext(source)[1].lower() in (".yaml", ".yml")
     if is_yaml is None:  # stdin: JSON, or YAML (a superset) if it is not JSON
         is_yaml = not text.lstrip().startswith(("{", "["))

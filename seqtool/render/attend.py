@@ -8,6 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from seqtool.core.attention import AttendReport
+from seqtool.render.console import make_console, print_closing
+from seqtool.render.explain import explain_attend
 from seqtool.render.numbers import fmt, vec
 
 BAR_WIDTH = 20
@@ -59,7 +61,7 @@ def render_attend(
     console: Console | None = None,
 ) -> None:
     """Draw the report on ``console`` (stdout by default; Rich honours NO_COLOR)."""
-    console = console or Console(highlight=False, emoji=False)
+    console = console or make_console()
     p = precision
     params = ", ".join(f"{k}={v}" for k, v in report.params.items())
     source = "the built-in worked example" if report.example else "your keys and values"
@@ -82,11 +84,4 @@ def render_attend(
         console.print(gradient_table("∂L/∂q", g.query, "query", p))
         console.print(gradient_table("∂L/∂K", g.keys, "key", p))
         console.print(gradient_table("∂L/∂V", g.values, "key", p))
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    if explain:
-        from seqtool.render.explain import explain_attend
-
-        console.print()
-        for line in explain_attend(report, p):
-            console.print(line, markup=False)
+    print_closing(console, report.notes, explain_attend(report, p) if explain else [])

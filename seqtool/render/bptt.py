@@ -7,6 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from seqtool.core.rnn.bptt import PARAMETERS, BpttReport
+from seqtool.render.console import make_console, print_closing
+from seqtool.render.explain_bptt import explain_bptt
 from seqtool.render.numbers import fmt
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -56,7 +58,7 @@ def matrix_table(name: str, matrix: np.ndarray, p: int) -> Table | str:
 
 def render_bptt(report: BpttReport, *, precision: int = 4, explain: bool = False,
                 console: Console | None = None) -> None:
-    console = console or Console(highlight=False, emoji=False)
+    console = console or make_console()
     p, prob = precision, report.problem
     T, D = prob.x.shape
     H, O = prob.W_hh.shape[0], prob.W_hy.shape[0]
@@ -96,11 +98,4 @@ def render_bptt(report: BpttReport, *, precision: int = 4, explain: bool = False
         verdict = "[green]passed[/green]" if report.check["passed"] else "[red]FAILED[/red]"
         console.print(f"max relative error {fmt(report.check['max_relative_error'], 3)} "
                       f"(tolerance {report.check['tolerance']:g}): {verdict}")
-    for note in report.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
-    if explain:
-        from seqtool.render.explain_bptt import explain_bptt
-
-        console.print()
-        for line in explain_bptt(report, p):
-            console.print(line, markup=False)
+    print_closing(console, report.notes, explain_bptt(report, p) if explain else [])

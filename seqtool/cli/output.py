@@ -1,0 +1,45 @@
+"""Writing a command's report in the chosen format: the part every command shares."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from seqtool.core.errors import InputError
+from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
+
+
+def check_format(requested: str | None) -> None:
+    """Refuse an unknown --format before any work is done."""
+    if requested is not None and requested not in FORMATS:
+        raise InputError("format", f"is '{requested}'; choose one of {', '.join(FORMATS)}")
+
+
+def emit(
+    report: Any,
+    requested: str | None,
+    *,
+    precision: int,
+    explain: bool,
+    explanation: Callable[[Any, int], list[str]],
+    render: Callable[..., None],
+    csv_header: list[str],
+    csv_rows: Callable[[Any], list[list[Any]]],
+) -> None:
+    """JSON (with the explanation lines under "explanation"), CSV, or the Rich tables.
+
+    ``explanation`` and ``render`` are called only for the formats that need them, so the
+    modules behind them (Rich, for one) load only then.
+    """
+    fmt = choose_format(requested)
+    if fmt == "json":
+        data = report.to_dict()
+        if explain:
+            data["explanation"] = explanation(report, precision)
+        write_json(data)
+    elif fmt == "csv":
+        if explain:
+            sys.stderr.write("seqtool: note: --explain is shown in the table and json formats\n")
+        write_csv(csv_header, csv_rows(report))
+    else:
+        render(report, precision=precision, explain=explain)
