@@ -163,19 +163,31 @@ class RNNGradients:
 
 
 def _contiguous(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype``, copied only if it is not one already."""
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _common_dtype(*arrays):
+    first = arrays[0].dtype
+    if all(a.dtype == first for a in arrays) and first in (np.float32, np.float64):
+        return first  # the common case, without np.result_type's cost
+    return np.result_type(np.float32, *arrays)
 
 
 def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh"):
     """All hidden states h (T+1, B, H) of the vanilla RNN for inputs X (T, B, D)."""
-    dtype = np.result_type(X.dtype, W_xh.dtype, W_hh.dtype)
-    T, B, _ = X.shape
+    dtype = _common_dtype(X, W_xh, W_hh)
+    T, B, D = X.shape
     H = W_hh.shape[0]
-    h0 = np.zeros((B, H), dtype) if h0 is None else np.broadcast_to(h0, (B, H))
-    P = X.reshape(T * B, -1) @ W_xh.T.astype(dtype) + b_h.astype(dtype)  # (T·B, H), hoisted
+    if h0 is None:
+        h0 = np.zeros((B, H), dtype)
+    elif h0.shape != (B, H):
+        h0 = np.broadcast_to(h0, (B, H))
+    P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_xh.T.astype(dtype, copy=False)
+    P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
     return _rnn_forward(
-        _contiguous(P.reshape(T, B, H), dtype), _contiguous(W_hh.T, dtype),
-        _contiguous(h0, dtype), activation_code(activation),
+        P.reshape(T, B, H), _contiguous(W_hh.T, dtype), _contiguous(h0, dtype),
+        activation_code(activation),
     )
 
 
@@ -197,11 +209,11 @@ def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None):
         dz, dh0 = _rnn_backward_truncated(g, h, W, code, int(truncate))
     dz_flat = dz.reshape(T * B, H)
     return RNNGradients(
-        W_xh=dz_flat.T @ X.reshape(T * B, D).astype(dtype),  # Σ_t dz_tᵀ x_t
+        W_xh=dz_flat.T @ X.reshape(T * B, D).astype(dtype, copy=False),  # Σ_t dz_tᵀ x_t
         W_hh=dz_flat.T @ h[:-1].reshape(T * B, H),  # Σ_t dz_tᵀ h_{t−1}
         b_h=dz_flat.sum(axis=0),
         h0=dh0,
-        x=(dz_flat @ W_xh.astype(dtype)).reshape(T, B, D),
+        x=(dz_flat @ W_xh.astype(dtype, copy=False)).reshape(T, B, D),
         dz=dz,
     )
 
