@@ -139,8 +139,8 @@ def coerce_all(config_cls: type, mapping: dict[str, Any], command: str) -> dict[
 
 
 @dataclass(frozen=True)
-class AttendConfig:
-    """Parameters of ``seqtool attend``; build it with :meth:`from_mapping`."""
+class AttentionInputs:
+    """Queries, keys, values and selector settings: what attend and compare-selectors share."""
 
     query: np.ndarray | None = param(
         None,
@@ -157,30 +157,35 @@ class AttendConfig:
     values: np.ndarray | None = param(
         None, "Value matrix, one row per key. Default: the keys.", optional(as_matrix)
     )
-    selector: str = param("softmax", f"One of: {', '.join(SELECTORS)}.", one_of(SELECTORS))
     temperature: float = param(
         1.0, "Temperature T > 0 of softmax, topk, gumbel and st-argmax's backward.", as_float
     )
     alpha: float = param(1.5, "entmax alpha > 1 (1.5 exact; 2 = sparsemax; near 1 ≈ softmax).", as_float)
     k: int | None = param(None, "topk: how many scores to keep, 1..n (default 2).", optional(as_int))
-    seed: int = param(0, "Seed of the Gumbel noise.", as_int)
+    seed: int = param(0, "Seed of the Gumbel noise (and of compare-selectors' learning run).", as_int)
     hard: bool = param(False, "gumbel: one-hot forward, soft backward (straight-through).", as_bool)
     scale: float | str = param(1.0, "Score scale: 1, sqrt (1/sqrt(d)) or a number.", as_scale)
-    grad: bool = param(False, "Also the gradients of upstream·output w.r.t. query, keys, values.", as_bool)
     upstream: np.ndarray | None = param(
         None, "Upstream gradient ∂L/∂output (default ones), e.g. 1,0,0.", optional(as_vector)
     )
     example: bool = False  # set when the built-in worked example supplied the data
 
-    @classmethod
-    def from_mapping(cls, mapping: dict[str, Any]) -> "AttendConfig":
-        """Coerce and check every parameter, fill in the worked example, check the shapes."""
-        values = coerce_all(cls, mapping, "attend")
-        if values.get("upstream") is not None:
-            values["grad"] = True  # an upstream gradient asks for the gradients
-        return cls(**values)._with_data()._checked()
+    COMMAND = "attend"
 
-    def _with_data(self) -> "AttendConfig":
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]):
+        """Coerce and check every parameter, fill in the worked example, check the shapes."""
+        values = coerce_all(cls, mapping, cls.COMMAND)
+        return cls(**cls._implied(values))._with_data()._checked()
+
+    @staticmethod
+    def _implied(values: dict[str, Any]) -> dict[str, Any]:
+        return values
+
+    def selector_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def _with_data(self):
         if self.keys is None:
             if self.values is not None:
                 raise InputError("values", "is given without keys; give --keys too")
@@ -193,7 +198,7 @@ class AttendConfig:
             raise InputError("query", "is missing; give a query such as 3,-1")
         return self if self.values is not None else replace(self, values=self.keys)
 
-    def _checked(self) -> "AttendConfig":
+    def _checked(self):
         (m, d), (n, d_k), (n_v, d_v) = self.query.shape, self.keys.shape, self.values.shape
         if d_k != d:
             raise InputError("keys", f"has rows of length {d_k} but the query has {d}")
@@ -203,9 +208,92 @@ class AttendConfig:
             raise InputError(
                 "upstream", f"has length {self.upstream.shape[0]} but the values have {d_v} columns"
             )
-        check_selector_params(
-            self.selector, n, temperature=self.temperature, alpha=self.alpha, k=self.k
-        )
+        for name in self.selector_names():
+            check_selector_params(name, n, temperature=self.temperature, alpha=self.alpha, k=self.k)
+        return self
+
+
+@dataclass(frozen=True)
+class AttendConfig(AttentionInputs):
+    """Parameters of ``seqtool attend``; build it with :meth:`from_mapping`."""
+
+    selector: str = param("softmax", f"One of: {', '.join(SELECTORS)}.", one_of(SELECTORS))
+    grad: bool = param(False, "Also the gradients of upstream·output w.r.t. query, keys, values.", as_bool)
+
+    @staticmethod
+    def _implied(values: dict[str, Any]) -> dict[str, Any]:
+        if values.get("upstream") is not None:
+            values["grad"] = True  # an upstream gradient asks for the gradients
+        return values
+
+    def selector_names(self) -> list[str]:
+        return [self.selector]
+
+
+def as_selector_list(key: str, value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = [str(item).strip().lower() for item in items if str(item).strip()]
+    if not names:
+        raise InputError(key, f"is empty; choose from {', '.join(SELECTORS)}")
+    choose = one_of(SELECTORS)
+    for name in names:
+        choose(key, name)
+    if len(set(names)) != len(names):
+        twice = next(name for name in names if names.count(name) > 1)
+        raise InputError(key, f"names {twice} twice")
+    return tuple(names)
+
+
+def as_size_list(key: str, value: Any) -> tuple[int, ...]:
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    sizes = tuple(as_positive_int(key, item) for item in items if str(item).strip())
+    if not sizes:
+        raise InputError(key, "is empty; expected sizes such as 16,256,4096")
+    return sizes
+
+
+COST_SIZES = (16, 256, 4096, 65536)
+MAX_COST_SIZE = 1 << 22  # 4M keys: beyond that one timing needs more memory than is fair
+
+
+@dataclass(frozen=True)
+class CompareConfig(AttentionInputs):
+    """Parameters of ``seqtool compare-selectors``."""
+
+    selectors: tuple[str, ...] = param(SELECTORS, "Comma-separated selectors to compare.",
+                                       as_selector_list)
+    repeats: int = param(15, "Timing repeats per measurement (the median is reported).",
+                         lambda key, v: as_positive_int(key, v))
+    cost: bool = param(False, "Also time scores and selection for n keys in --sizes.", as_bool)
+    sizes: tuple[int, ...] = param(COST_SIZES, "Numbers of keys for --cost.",
+                                   lambda key, v: as_size_list(key, v))
+    dim: int = param(64, "Dimension d of the --cost keys and of the --learn embeddings.",
+                     lambda key, v: as_positive_int(key, v))
+    learn: bool = param(False, "Also train W_q, W_k on associative recall with each selector.",
+                        as_bool)
+    steps: int = param(600, "--learn: Adam steps (batches of 32 sequences).",
+                       lambda key, v: as_positive_int(key, v))
+    pairs: int = param(8, "--learn: (key, value) pairs per sequence.",
+                       lambda key, v: as_positive_int(key, v))
+    vocab: int = param(64, "--learn: number of tokens (≥ pairs).",
+                       lambda key, v: as_positive_int(key, v))
+    lr: float = param(0.02, "--learn: Adam learning rate.", lambda key, v: as_positive_float(key, v))
+
+    COMMAND = "compare-selectors"
+
+    def selector_names(self) -> list[str]:
+        return list(self.selectors)
+
+    def _checked(self):
+        super()._checked()
+        too_big = [n for n in self.sizes if n > MAX_COST_SIZE]
+        if too_big:
+            raise InputError("sizes", f"has {too_big[0]}; at most {MAX_COST_SIZE} keys")
+        if self.vocab < self.pairs:
+            raise InputError("vocab", f"is {self.vocab} but there are {self.pairs} pairs; "
+                             "the keys of a sequence must be distinct tokens")
+        if self.learn and "topk" in self.selectors and self.k is not None and self.k > self.pairs:
+            raise InputError("k", f"is {self.k} but --learn has only {self.pairs} pairs")
         return self
 
 

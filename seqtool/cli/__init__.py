@@ -6,6 +6,7 @@ Only what a command needs is imported when it runs: ``seqtool --help`` and
 
 from seqtool.cli import attend as _attend  # noqa: F401  (registers `seqtool attend`)
 from seqtool.cli import bptt as _bptt  # noqa: F401  (registers `seqtool bptt`)
+from seqtool.cli import compare as _compare  # noqa: F401  (registers `seqtool compare-selectors`)
 from seqtool.cli.app import app
 
 

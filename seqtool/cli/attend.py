@@ -11,11 +11,11 @@ from typing import Any, Optional
 import typer
 
 from seqtool.cli.app import app
+from seqtool.cli.inputs import INPUT_HELP, gather
 from seqtool.cli.output import check_format, emit
-from seqtool.config import AttendConfig, check_known, help_of
+from seqtool.config import AttendConfig, help_of
 from seqtool.core.attention import run_attend
 from seqtool.core.errors import InputError
-from seqtool.io.numbers import read_mapping
 
 HELP = """Attention of a query over keys and values with the selector of your choice.
 
@@ -34,29 +34,10 @@ def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
     return typer.Option(None, *flags, help=help_of(AttendConfig, name), metavar=metavar)
 
 
-def gather(flags: dict[str, Any], input_source: str | None) -> dict[str, Any]:
-    """The parameters: the --input object's, overridden by the flags that were given."""
-    stdin_readers = [k for k, v in flags.items() if isinstance(v, str) and v.strip() == "-"]
-    if input_source is not None and input_source.strip() == "-":
-        stdin_readers.append("input")
-    if len(stdin_readers) > 1:
-        names = " and ".join(f"--{k}" for k in stdin_readers)
-        raise InputError(None, f"{names} both read stdin ('-'); only one of them can")
-    mapping: dict[str, Any] = {}
-    if input_source is not None:
-        mapping = read_mapping(input_source, "input")
-        try:
-            check_known(AttendConfig, mapping, "attend")
-        except InputError as err:
-            raise InputError("input", f"has a key that is not known: {err.message}") from None
-    mapping.update({key: value for key, value in flags.items() if value is not None})
-    return mapping
-
-
 @app.command(
     "attend",
     help=HELP,
-    short_help="Attention with any selector. e.g. seqtool attend --query 3,-1",
+    short_help="Attention, any selector. e.g. seqtool attend --query 3,-1",
 )
 def attend_command(
     query: Optional[str] = _option("query", "--query", "-q", metavar="VECTOR|MATRIX"),
@@ -73,8 +54,7 @@ def attend_command(
     upstream: Optional[str] = _option("upstream", "--upstream", metavar="VECTOR"),
     input_source: Optional[str] = typer.Option(
         None, "--input", "-i", metavar="FILE|-",
-        help='A JSON (or YAML) object {"query": ..., "keys": ..., "values": ...} (other '
-        "parameters by name too) from a file or - (stdin); flags override it.",
+        help=INPUT_HELP,
     ),
     output_format: Optional[str] = typer.Option(
         None, "--format", "-f", metavar="table|json|csv",
@@ -91,11 +71,11 @@ def attend_command(
         "upstream": upstream, "hard": hard or None, "grad": grad or None,
     }
     check_format(output_format)
-    config = AttendConfig.from_mapping(gather(flags, input_source))
+    config = AttendConfig.from_mapping(gather(flags, input_source, AttendConfig))
     emit(
         run_attend(config), output_format, precision=precision, explain=explain,
         explanation=_explanation, render=_render,
-        csv_header=["query", "key", "score", "weight"], csv_rows=csv_rows,
+        csv_table=csv_table,
     )
 
 
@@ -111,10 +91,10 @@ def _render(report: Any, **options: Any) -> None:
     render_attend(report, **options)
 
 
-def csv_rows(report: Any) -> list[list[Any]]:
+def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
     """One row per (query, key): indices, score and weight at full precision."""
     m, n = report.scores.shape
-    return [
+    return ["query", "key", "score", "weight"], [
         [j, i, float(report.scores[j, i]), float(report.weights[j, i])]
         for j in range(m)
         for i in range(n)

@@ -89,7 +89,7 @@ def bptt_command(
     emit(
         report, output_format, precision=precision, explain=explain,
         explanation=_explanation, render=_render,
-        csv_header=["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"], csv_rows=csv_rows,
+        csv_table=csv_table,
     )
     if report.check is not None and not report.check["passed"]:
         sys.stderr.write(
@@ -111,11 +111,12 @@ def _render(report: Any, **options: Any) -> None:
     render_bptt(report, **options)
 
 
-def csv_rows(report: Any) -> list[list[Any]]:
+def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
     """One row per time step t = 0..T (t = 0 is h_0: no loss, no share)."""
     losses = dict(zip(report.loss_steps, report.losses.tolist()))
     shares = [""] + [float(np.linalg.norm(share)) for share in report.per_step]
-    return [
+    header = ["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"]
+    return header, [
         [t, losses.get(t, ""), float(report.dL_dh[t]), float(report.jacobian_norms[t]), shares[t]]
         for t in range(len(report.dL_dh))
     ]

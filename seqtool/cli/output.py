@@ -23,8 +23,7 @@ def emit(
     explain: bool,
     explanation: Callable[[Any, int], list[str]],
     render: Callable[..., None],
-    csv_header: list[str],
-    csv_rows: Callable[[Any], list[list[Any]]],
+    csv_table: Callable[[Any], tuple[list[str], list[list[Any]]]],
 ) -> None:
     """JSON (with the explanation lines under "explanation"), CSV, or the Rich tables.
 
@@ -40,6 +39,6 @@ def emit(
     elif fmt == "csv":
         if explain:
             sys.stderr.write("seqtool: note: --explain is shown in the table and json formats\n")
-        write_csv(csv_header, csv_rows(report))
+        write_csv(*csv_table(report))
     else:
         render(report, precision=precision, explain=explain)

@@ -221,13 +221,19 @@ def entmax_vjp(weights: np.ndarray, grad: np.ndarray, alpha: float) -> np.ndarra
 
 
 def one_hot_argmax(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One-hot of the largest score per row (the lowest index wins a tie), and the tie flags."""
+    """One-hot of the largest score per row (the lowest index wins a tie), and the tie flags.
+
+    A row has a tie when its first and last maximum differ (two argmax passes are cheaper
+    than comparing every score with the maximum).
+    """
     s = np.asarray(scores, dtype=np.float64)
-    best = np.argmax(s, axis=-1)[..., None]  # NumPy returns the first maximum
-    weights = np.zeros_like(s)
-    np.put_along_axis(weights, best, 1.0, axis=-1)
-    ties = (s == s.max(axis=-1, keepdims=True)).sum(axis=-1) > 1
-    return weights, ties
+    rows = s.reshape(-1, s.shape[-1])  # (m, n) view
+    n = rows.shape[-1]
+    first = rows.argmax(axis=-1)  # NumPy returns the first maximum
+    last = n - 1 - rows[:, ::-1].argmax(axis=-1)
+    weights = np.zeros_like(rows)
+    weights[np.arange(len(rows)), first] = 1.0
+    return weights.reshape(s.shape), (first != last).reshape(s.shape[:-1])
 
 
 def topk_mask(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

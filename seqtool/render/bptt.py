@@ -9,25 +9,9 @@ from rich.table import Table
 from seqtool.core.rnn.bptt import PARAMETERS, BpttReport
 from seqtool.render.console import make_console, print_closing
 from seqtool.render.explain_bptt import explain_bptt
-from seqtool.render.numbers import fmt
+from seqtool.render.numbers import fmt, sparkline
 
-SPARKS = "▁▂▃▄▅▆▇█"
 FULL_MATRIX_MAX = 12  # larger gradients are summarised; --format json has every entry
-
-
-def sparkline(values: np.ndarray, log: bool = True) -> str:
-    """One character per value, its height on a (log) scale between the min and max."""
-    v = np.asarray(values, dtype=float)
-    positive = v > 0
-    if log:
-        if not positive.any():
-            return " " * len(v)
-        v = np.where(positive, np.log10(np.where(positive, v, 1.0)), np.nan)
-    lo, hi = np.nanmin(v), np.nanmax(v)
-    span = hi - lo if hi > lo else 1.0
-    return "".join(
-        " " if np.isnan(x) else SPARKS[int(round((x - lo) / span * (len(SPARKS) - 1)))] for x in v
-    )
 
 
 def step_table(report: BpttReport, p: int) -> Table:

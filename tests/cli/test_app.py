@@ -15,8 +15,9 @@ def test_help_lists_every_command_with_purpose_and_example(cli):
     assert result.exit_code == 0
     assert "e.g. seqtool attend --query 3,-1" in result.stdout
     assert "e.g. seqtool bptt --steps 20 --radius 1.5" in result.stdout
+    assert "e.g. seqtool compare-selectors --learn" in result.stdout
     # commands not built yet do not appear as stubs
-    for unbuilt in ("train-rnn", "compare-selectors", "run "):
+    for unbuilt in ("train-rnn", "run "):
         assert unbuilt not in result.stdout
 
 
@@ -53,7 +54,8 @@ def test_attend_and_help_do_not_import_numba_or_pydantic():
         "print(sorted(m for m in ('numba', 'pydantic', 'yaml', 'scipy') if m in sys.modules))\n"
     )
     for args in (["--help"], ["bptt", "--help"], ["attend", "-q", "3,-1", "-f", "table"],
-                 ["attend", "-q", "3,-1"]):
+                 ["attend", "-q", "3,-1"], ["compare-selectors", "--repeats", "1", "--learn",
+                                            "--steps", "2", "-f", "table"]):
         out = _run(code.format(args=args)).stdout.strip()
         assert out == "[]", (args, out)
 

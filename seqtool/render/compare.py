@@ -1,0 +1,98 @@
+"""Rich tables for `seqtool compare-selectors`: the rows, the cost table, the learning run."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from seqtool.core.compare import CompareReport
+from seqtool.render.console import make_console, print_closing
+from seqtool.render.explain_compare import explain_compare
+from seqtool.render.numbers import fmt, sparkline, vec
+
+GRADIENT_STYLE = {"exact": "green", "zero": "red", "surrogate": "yellow"}
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def rows_table(report: CompareReport, p: int) -> Table:
+    several = report.queries.shape[0] > 1
+    table = Table(title="selectors on the same query, keys and values", title_justify="left",
+                  header_style="bold")
+    columns = ["selector"] + (["q"] if several else []) + [
+        "weights", "output", "H(w)", "|S|", "max w", "‖∂o/∂q‖", "‖∂o/∂K‖", "grad", "µs"]
+    for name in columns:
+        wraps = name in ("weights", "output")
+        table.add_column(name, justify="left" if wraps or name in ("selector", "grad") else "right",
+                         no_wrap=not wraps, min_width=6 if wraps else None)
+    for row in report.rows:
+        label = row.selector
+        for j in range(len(row.entropy)):
+            style = GRADIENT_STYLE[row.gradient]
+            table.add_row(
+                label if j == 0 else "", *([str(j)] if several else []),
+                vec(row.weights[j], p), vec(row.outputs[j], p), fmt(row.entropy[j], p),
+                str(int(row.support[j])), fmt(row.max_weight[j], p),
+                fmt(row.grad_norm_query, p) if j == 0 else "",
+                fmt(row.grad_norm_keys, p) if j == 0 else "",
+                f"[{style}]{row.gradient}[/{style}]" if j == 0 else "",
+                f"{row.cost_us:.1f}" if j == 0 else "",
+            )
+    return table
+
+
+def cost_table(report: CompareReport) -> Table:
+    names = list(dict.fromkeys(c.selector for c in report.cost))
+    sizes = sorted({c.n for c in report.cost})
+    cells = {(c.selector, c.n): c for c in report.cost}
+    table = Table(title=f"cost per call, µs (d = {report.cost_dim}); selection ÷ argmax's",
+                  title_justify="left", header_style="bold")
+    table.add_column("n keys", justify="right")
+    table.add_column("scores q·K", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for n in sizes:
+        first = cells[(names[0], n)]
+        table.add_row(str(n), f"{first.scores_us:.1f}", *(
+            f"{cells[(name, n)].select_us:.1f} (×{cells[(name, n)].ratio_to_argmax:.2g})"
+            for name in names))
+    return table
+
+
+def learning_table(report: CompareReport, p: int) -> Table:
+    s = report.learning_setup
+    table = Table(
+        title=f"associative recall: {s.pairs} pairs, d = {s.dim}, {s.vocab} tokens, {s.steps} "
+        f"Adam steps (lr {s.lr}), seed {s.seed}; W_q and W_k learned",
+        title_justify="left", header_style="bold")
+    for name in ("selector", "loss start → end", "held-out acc (untrained)", "chance",
+                 "Σ‖∂L/∂W_q‖", "Σ‖∂L/∂W_k‖", "W changed", "loss curve"):
+        table.add_column(name, justify="left" if name in ("selector", "loss curve") else "right")
+    for r in report.learning:
+        curve = r.losses[:: max(1, len(r.losses) // 30)]
+        table.add_row(
+            r.selector, f"{fmt(r.loss_start, p)} → {fmt(r.loss_end, p)}",
+            f"{r.accuracy:.1%} ({r.accuracy_at_init:.1%})", f"{r.chance:.1%}",
+            fmt(r.grad_norm_Wq, p), fmt(r.grad_norm_Wk, p), "yes" if r.weights_changed else "no",
+            sparkline(curve, log=False),
+        )
+    return table
+
+
+def render_compare(report: CompareReport, *, precision: int = 4, explain: bool = False,
+                   console: Console | None = None) -> None:
+    console = console or make_console()
+    source = "the built-in worked example" if report.example else "your keys and values"
+    console.print(f"{len(report.rows)} selectors on {source}; scale = {fmt(report.scale, precision)}"
+                  f", upstream u = {vec(report.upstream, precision)}")
+    console.print(rows_table(report, precision))
+    settings = "; ".join(f"{r.selector}: {_params(r.params)}" for r in report.rows if r.params)
+    console.print(f"H(w) entropy in nats, |S| support size, µs median per call "
+                  f"(p25–p75 in --format json); {settings}", style="dim")
+    if report.cost:
+        console.print(cost_table(report))
+    if report.learning:
+        console.print(learning_table(report, precision))
+    print_closing(console, [], explain_compare(report, precision) if explain else [])
