@@ -6,16 +6,23 @@ Thin on purpose: flags (and an optional ``--input`` JSON object) become an Atten
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Optional
 
 import typer
 
 from seqtool.cli.app import app
 from seqtool.cli.inputs import INPUT_HELP, gather
+from seqtool.cli.options import (
+    config_flag, config_option, format_option, precision_option,
+)
 from seqtool.cli.output import check_format, emit
-from seqtool.config import AttendConfig, help_of
+from seqtool.config import AttendConfig
 from seqtool.core.attention import run_attend
 from seqtool.core.errors import InputError
+
+_option = partial(config_option, AttendConfig)
+_flag = partial(config_flag, AttendConfig)
 
 HELP = """Attention of a query over keys and values with the selector of your choice.
 
@@ -29,9 +36,6 @@ Examples:
   echo '{"query": [3,-1], "keys": [[1,5],[1,0]]}' | seqtool attend --input - --format json
 """
 
-
-def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
-    return typer.Option(None, *flags, help=help_of(AttendConfig, name), metavar=metavar)
 
 
 @app.command(
@@ -48,19 +52,16 @@ def attend_command(
     alpha: Optional[str] = _option("alpha", "--alpha", metavar="ALPHA"),
     k: Optional[str] = _option("k", "--k", metavar="K"),
     seed: Optional[str] = _option("seed", "--seed", metavar="INT"),
-    hard: bool = typer.Option(False, "--hard", help=help_of(AttendConfig, "hard")),
+    hard: bool = _flag("hard", "--hard"),
     scale: Optional[str] = _option("scale", "--scale", metavar="1|sqrt|NUMBER"),
-    grad: bool = typer.Option(False, "--grad", help=help_of(AttendConfig, "grad")),
+    grad: bool = _flag("grad", "--grad"),
     upstream: Optional[str] = _option("upstream", "--upstream", metavar="VECTOR"),
     input_source: Optional[str] = typer.Option(
         None, "--input", "-i", metavar="FILE|-",
         help=INPUT_HELP,
     ),
-    output_format: Optional[str] = typer.Option(
-        None, "--format", "-f", metavar="table|json|csv",
-        help="Output format. Default: table on a terminal, json when piped.",
-    ),
-    precision: int = typer.Option(4, "--precision", min=1, max=17, help="Significant digits in tables."),
+    output_format: Optional[str] = format_option(),
+    precision: int = precision_option(),
     explain: bool = typer.Option(
         False, "--explain", help="Write the worked answer out: dot products, selection, weighted sum."
     ),

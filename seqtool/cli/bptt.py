@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 import sys
 from typing import Any, Optional
 
@@ -9,10 +10,16 @@ import numpy as np
 import typer
 
 from seqtool.cli.app import app
+from seqtool.cli.options import (
+    config_flag, config_option, format_option, precision_option,
+)
 from seqtool.cli.output import check_format, emit
-from seqtool.config import BpttConfig, help_of
+from seqtool.config import BpttConfig
 from seqtool.core.errors import InputError
 from seqtool.io.numbers import read_mapping
+
+_option = partial(config_option, BpttConfig)
+_flag = partial(config_flag, BpttConfig)
 
 HELP = """Backpropagation through time of a vanilla RNN, every gradient laid open.
 
@@ -29,9 +36,6 @@ Examples:
 
 EXPLAIN_MAX_STEPS = 6
 
-
-def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
-    return typer.Option(None, *flags, help=help_of(BpttConfig, name), metavar=metavar)
 
 
 @app.command(
@@ -55,12 +59,9 @@ def bptt_command(
     loss: Optional[str] = _option("loss", "--loss", metavar="mse|cross_entropy"),
     target_at: Optional[str] = _option("target_at", "--target-at", metavar="all|last"),
     truncate: Optional[str] = _option("truncate", "--truncate", "-k", metavar="K"),
-    check: bool = typer.Option(False, "--check", help=help_of(BpttConfig, "check")),
-    output_format: Optional[str] = typer.Option(
-        None, "--format", "-f", metavar="table|json|csv",
-        help="Output format. Default: table on a terminal, json when piped.",
-    ),
-    precision: int = typer.Option(4, "--precision", min=1, max=17, help="Significant digits in tables."),
+    check: bool = _flag("check", "--check"),
+    output_format: Optional[str] = format_option(),
+    precision: int = precision_option(),
     explain: bool = typer.Option(
         False, "--explain", help=f"The chain rule written out with this run's numbers (T ≤ {EXPLAIN_MAX_STEPS})."
     ),

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Optional
 
 import typer
 
 from seqtool.cli.app import app
 from seqtool.cli.inputs import INPUT_HELP, gather
+from seqtool.cli.options import (
+    config_flag, config_option, format_option, precision_option,
+)
 from seqtool.cli.output import check_format, emit
-from seqtool.config import CompareConfig, help_of
+from seqtool.config import CompareConfig
+
+_option = partial(config_option, CompareConfig)
+_flag = partial(config_flag, CompareConfig)
 
 HELP = """Selectors side by side: weights, outputs, entropy, support, gradients, cost, learning.
 
@@ -24,12 +31,6 @@ Examples:
 """
 
 
-def _option(name: str, *flags: str, metavar: str = "TEXT") -> Any:
-    return typer.Option(None, *flags, help=help_of(CompareConfig, name), metavar=metavar)
-
-
-def _flag(name: str, flag: str) -> Any:
-    return typer.Option(False, flag, help=help_of(CompareConfig, name))
 
 
 @app.command(
@@ -60,11 +61,8 @@ def compare_command(
     lr: Optional[str] = _option("lr", "--lr", metavar="LR"),
     input_source: Optional[str] = typer.Option(None, "--input", "-i", metavar="FILE|-",
                                                help=INPUT_HELP),
-    output_format: Optional[str] = typer.Option(
-        None, "--format", "-f", metavar="table|json|csv",
-        help="Output format. Default: table on a terminal, json when piped.",
-    ),
-    precision: int = typer.Option(4, "--precision", min=1, max=17, help="Significant digits in tables."),
+    output_format: Optional[str] = format_option(),
+    precision: int = precision_option(),
     explain: bool = typer.Option(
         False, "--explain", help="The trade-off in prose, every claim citing this run's numbers."
     ),
