@@ -237,15 +237,20 @@ def one_hot_argmax(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def topk_mask(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mask of the k largest scores per row (ties to the lowest index) and boundary-tie flags."""
+    """Mask of the k largest scores per row (ties to the lowest index) and boundary-tie flags.
+
+    O(n) by partition: every score above the k-th largest value v is kept, then the
+    lowest-indexed scores equal to v fill the remaining places. A row has a boundary tie
+    when some score equal to v is left out.
+    """
     s = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-s, axis=-1, kind="stable")
-    mask = np.zeros(s.shape, dtype=bool)
-    np.put_along_axis(mask, order[..., :k], True, axis=-1)
-    ties = np.zeros(s.shape[:-1], dtype=bool)
-    if k < s.shape[-1]:
-        s_sorted = np.take_along_axis(s, order, axis=-1)
-        ties = s_sorted[..., k - 1] == s_sorted[..., k]
+    n = s.shape[-1]
+    kth = np.partition(s, n - k, axis=-1)[..., n - k : n - k + 1]  # the k-th largest value
+    above = s > kth
+    equal = s == kth
+    places = k - above.sum(axis=-1, keepdims=True)
+    mask = above | (equal & (np.cumsum(equal, axis=-1) <= places))
+    ties = equal.sum(axis=-1) > places[..., 0]
     return mask, ties
 
 

@@ -417,3 +417,21 @@ def test_good_edge_parameters_are_accepted():
     assert close(select("topk", row, k=1).weights, [0.0, 0.0, 1.0])
     assert close(select("topk", row).weights, ref_topk(row, 2))  # default k = 2
     assert close(select("entmax", row, alpha=1.0 + 1e-2).weights, ref_entmax(row, 1.01))
+
+
+def test_topk_mask_equals_the_stable_sort_definition_under_heavy_ties():
+    """The O(n) partition path keeps exactly what a stable sort would (lowest index first)."""
+    from seqtool.core.selectors import topk_mask
+
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        k = int(rng.integers(1, n + 1))
+        scores = rng.integers(0, 3, size=(2, n)).astype(float)
+        mask, ties = topk_mask(scores, k)
+        for row, got, tie in zip(scores, mask, ties):
+            order = np.argsort(-row, kind="stable")
+            expected = np.zeros(n, dtype=bool)
+            expected[order[:k]] = True
+            assert np.array_equal(got, expected)
+            assert tie == (k < n and row[order[k - 1]] == row[order[k]])

@@ -1,0 +1,152 @@
+"""Stacked recurrent layers (vanilla RNN, GRU, LSTM) with PyTorch's state-dict names.
+
+Layer l reads the outputs of layer l − 1 (layer 0 reads x). Parameters are stored as
+``torch.nn.RNN/GRU/LSTM(input_size, hidden, num_layers).state_dict()`` stores them:
+``weight_ih_l{l}`` (G·H, D_l), ``weight_hh_l{l}`` (G·H, H), ``bias_ih_l{l}``, ``bias_hh_l{l}``
+(G·H) with G = 1 (rnn), 3 (gru: r, z, n) or 4 (lstm: i, f, g, o), so weights move between
+seqtool and torch without reshaping. Initial and final states are (L, B, H) as in torch.
+
+The backward pass runs the layers top-down: ∂L/∂x of layer l is the ∂L/∂output of layer
+l − 1; a gradient on a final state (h_n, c_n) enters that layer's last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from seqtool.core.errors import InputError
+
+CELLS = ("rnn", "gru", "lstm")
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def param_key(name: str, layer: int) -> str:
+    return f"{name}_l{layer}"
+
+
+def init_state_dict(cell: str, input_size: int, hidden: int, num_layers: int = 1,
+                    seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """PyTorch's default initialisation: every entry ~ U(−1/√H, 1/√H)."""
+    check_cell(cell)
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(hidden)
+    G = GATES[cell]
+    state = {}
+    for layer in range(num_layers):
+        D = input_size if layer == 0 else hidden
+        shapes = {"weight_ih": (G * hidden, D), "weight_hh": (G * hidden, hidden),
+                  "bias_ih": (G * hidden,), "bias_hh": (G * hidden,)}
+        for name in PARAM_NAMES:
+            state[param_key(name, layer)] = rng.uniform(-bound, bound, shapes[name]).astype(dtype)
+    return state
+
+
+def check_cell(cell: str) -> None:
+    if cell not in CELLS:
+        raise InputError("cell", f"is '{cell}'; choose one of {', '.join(CELLS)}")
+
+
+def num_layers_of(state: dict[str, np.ndarray]) -> int:
+    return sum(1 for key in state if key.startswith("weight_ih_l"))
+
+
+def _layer(state: dict[str, np.ndarray], layer: int) -> list[np.ndarray]:
+    return [state[param_key(name, layer)] for name in PARAM_NAMES]
+
+
+@dataclass
+class StackForward:
+    """Every layer's forward record, the top layer's outputs and the final states."""
+
+    cell: str
+    layers: list[Any]  # per layer: h (T+1, B, H) for rnn, GRUForward, LSTMForward
+    inputs: list[np.ndarray]  # per layer: what it read, (T, B, D_l)
+
+    @property
+    def output(self) -> np.ndarray:  # (T, B, H)
+        return _hidden(self.cell, self.layers[-1])[1:]
+
+    @property
+    def h_n(self) -> np.ndarray:  # (L, B, H)
+        return np.stack([_hidden(self.cell, f)[-1] for f in self.layers])
+
+    @property
+    def c_n(self) -> np.ndarray | None:  # (L, B, H), lstm only
+        if self.cell != "lstm":
+            return None
+        return np.stack([f.c[-1] for f in self.layers])
+
+
+def _hidden(cell: str, record: Any) -> np.ndarray:
+    return record if cell == "rnn" else record.h
+
+
+def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
+                  h0: np.ndarray | None = None, c0: np.ndarray | None = None,
+                  nonlinearity: str = "tanh") -> StackForward:
+    """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros)."""
+    from seqtool.core.rnn import gru, lstm, vanilla
+
+    check_cell(cell)
+    layers, inputs = [], []
+    x = X
+    for layer in range(num_layers_of(state)):
+        W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+        h_init = None if h0 is None else h0[layer]
+        if cell == "rnn":
+            record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity)
+        elif cell == "gru":
+            record = gru.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init)
+        else:
+            record = lstm.lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h_init,
+                                       None if c0 is None else c0[layer])
+        inputs.append(x)
+        layers.append(record)
+        x = _hidden(cell, record)[1:]
+    return StackForward(cell, layers, inputs)
+
+
+def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
+                   dh_n: np.ndarray | None = None, dc_n: np.ndarray | None = None,
+                   nonlinearity: str = "tanh") -> dict[str, np.ndarray]:
+    """Gradients of L given ∂L/∂output (T, B, H) and optional ∂L/∂h_n, ∂L/∂c_n (L, B, H).
+
+    Returns the state dict's keys plus ``h0`` and ``c0`` (L, B, H) and ``x`` (T, B, D).
+    """
+    from seqtool.core.rnn import gru, lstm, vanilla
+
+    cell = forward.cell
+    L = len(forward.layers)
+    grads: dict[str, np.ndarray] = {}
+    h0_grads, c0_grads = [None] * L, [None] * L
+    upstream = dout
+    for layer in range(L - 1, -1, -1):
+        W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+        record, x = forward.layers[layer], forward.inputs[layer]
+        dh = np.array(upstream, dtype=_hidden(cell, record).dtype)  # a copy: we add to it
+        if dh_n is not None:
+            dh[-1] += dh_n[layer]  # h_n of this layer is its last output
+        if cell == "rnn":
+            g = vanilla.rnn_backward(x, W_ih, W_hh, record, dh, nonlinearity)
+            layer_grads = [g.W_xh, g.W_hh, g.b_h, g.b_h.copy()]
+        elif cell == "gru":
+            g = gru.gru_backward(x, W_ih, W_hh, forward=record, dh=dh)
+            layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
+        else:
+            g = lstm.lstm_backward(x, W_ih, W_hh, forward=record, dh=dh,
+                                   dc_n=None if dc_n is None else dc_n[layer])
+            layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
+            c0_grads[layer] = g.c0
+        for name, value in zip(PARAM_NAMES, layer_grads):
+            grads[param_key(name, layer)] = value
+        h0_grads[layer] = g.h0
+        upstream = g.x
+    grads["h0"] = np.stack(h0_grads)
+    if cell == "lstm":
+        grads["c0"] = np.stack(c0_grads)
+    grads["x"] = upstream
+    return grads

@@ -1,0 +1,108 @@
+"""Stacked layers and state dicts against torch.nn.RNN / GRU / LSTM, and finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from naive import numeric_grad
+from seqtool.core.errors import InputError
+from seqtool.core.rnn.stack import (
+    CELLS, GATES, init_state_dict, stack_backward, stack_forward,
+)
+
+
+def relative(a, b):
+    return float(np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def problem(cell, T=5, B=2, D=3, H=4, L=2, seed=0):
+    rng = np.random.default_rng(seed)
+    state = init_state_dict(cell, D, H, L, seed=seed, dtype=np.float64)
+    return dict(
+        state=state, X=rng.normal(size=(T, B, D)), h0=rng.normal(size=(L, B, H)) * 0.5,
+        c0=rng.normal(size=(L, B, H)) * 0.5 if cell == "lstm" else None,
+        G=rng.normal(size=(T, B, H)), A=rng.normal(size=(L, B, H)),
+        C=rng.normal(size=(L, B, H)) if cell == "lstm" else None,
+    )
+
+
+def loss_of(cell, p, **changes):
+    q = {**p, **changes}
+    state = {**p["state"], **changes.get("state", {})}
+    f = stack_forward(cell, q["X"], state, q["h0"], q["c0"])
+    total = np.sum(f.output * p["G"]) + np.sum(f.h_n * p["A"])
+    if cell == "lstm":
+        total += np.sum(f.c_n * p["C"])
+    return float(total)
+
+
+def grads_of(cell, p):
+    f = stack_forward(cell, p["X"], p["state"], p["h0"], p["c0"])
+    return stack_backward(f, p["state"], p["G"], dh_n=p["A"], dc_n=p["C"])
+
+
+def test_state_dict_names_and_shapes():
+    for cell in CELLS:
+        state = init_state_dict(cell, 3, 4, 2)
+        G = GATES[cell]
+        assert state["weight_ih_l0"].shape == (G * 4, 3)
+        assert state["weight_ih_l1"].shape == (G * 4, 4)
+        assert state["weight_hh_l1"].shape == (G * 4, 4)
+        assert state["bias_hh_l0"].shape == (G * 4,)
+        assert len(state) == 8
+        assert np.abs(state["weight_hh_l0"]).max() <= 0.5  # U(−1/√H, 1/√H), H = 4
+    with pytest.raises(InputError):
+        init_state_dict("transformer", 3, 4)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradients_match_finite_differences(cell):
+    p = problem(cell, T=4, B=2, D=2, H=3, L=2)
+    grads = grads_of(cell, p)
+    for key, value in p["state"].items():
+        numeric = numeric_grad(lambda v, key=key: loss_of(cell, p, state={key: v}), value)
+        assert relative(grads[key], numeric) < 1e-7, key
+    for name in ("X", "h0") + (("c0",) if cell == "lstm" else ()):
+        numeric = numeric_grad(lambda v, name=name: loss_of(cell, p, **{name: v}), p[name])
+        assert relative(grads["x" if name == "X" else name], numeric) < 1e-7, name
+
+
+TORCH_CLASSES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("L", [1, 2])
+@pytest.mark.parametrize("B", [1, 3])
+def test_against_torch(cell, L, B):
+    torch = pytest.importorskip("torch")
+    T, D, H = 6, 3, 5
+    torch.manual_seed(L * 10 + B)
+    module = getattr(torch.nn, TORCH_CLASSES[cell])(D, H, num_layers=L).double()
+    state = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+    assert sorted(state) == sorted(init_state_dict(cell, D, H, L))  # same names
+    p = problem(cell, T=T, B=B, D=D, H=H, L=L, seed=B)
+    p["state"] = state
+    X = torch.tensor(p["X"], requires_grad=True)
+    h0 = torch.tensor(p["h0"], requires_grad=True)
+    if cell == "lstm":
+        c0 = torch.tensor(p["c0"], requires_grad=True)
+        out, (h_n, c_n) = module(X, (h0, c0))
+        loss = (out * torch.tensor(p["G"])).sum() + (h_n * torch.tensor(p["A"])).sum() \
+            + (c_n * torch.tensor(p["C"])).sum()
+    else:
+        out, h_n = module(X, h0)
+        loss = (out * torch.tensor(p["G"])).sum() + (h_n * torch.tensor(p["A"])).sum()
+    loss.backward()
+    f = stack_forward(cell, p["X"], state, p["h0"], p["c0"])
+    assert relative(f.output, out.detach().numpy()) <= 1e-12
+    assert relative(f.h_n, h_n.detach().numpy()) <= 1e-12
+    if cell == "lstm":
+        assert relative(f.c_n, c_n.detach().numpy()) <= 1e-12
+    grads = stack_backward(f, state, p["G"], dh_n=p["A"], dc_n=p["C"])
+    for key, param in module.named_parameters():
+        assert relative(grads[key], param.grad.numpy()) <= 1e-10, key
+    assert relative(grads["x"], X.grad.numpy()) <= 1e-10
+    assert relative(grads["h0"], h0.grad.numpy()) <= 1e-10
+    if cell == "lstm":
+        assert relative(grads["c0"], c0.grad.numpy()) <= 1e-10
