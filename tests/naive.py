@@ -19,6 +19,7 @@ Attention (Q (m, d), K (n, d), V (n, d_v)) and the vanilla RNN, with explicit lo
 
 from __future__ import annotations
 
+import cmath
 import math
 
 import numpy as np
@@ -291,4 +292,102 @@ def ref_rnn_bptt(x, W_xh, W_hh, b_h, h0, activation, G, truncate=None) -> dict:
             if s == 1:
                 for j in range(H):
                     grads["h0"][j] += delta[j]
+    return grads
+
+
+# ---------------------------------------------------------------------------------------
+# LSTM and GRU (PyTorch's equations), one sequence, and their gradients by complex step
+#
+# The gated references are written over plain Python scalars with cmath, so that they run
+# on complex numbers too: the complex-step derivative ∂L/∂θ = Im L(θ + iε) / ε (ε = 1e-30)
+# has no subtraction and so no cancellation, exact to rounding. It shares nothing with the
+# hand-derived backward passes it checks.
+
+COMPLEX_STEP = 1e-30
+
+
+def _sig(a):
+    return 1.0 / (1.0 + cmath.exp(-a))
+
+
+def _affine(W, v, b, row: int):
+    """Σ_c W[row, c] v[c] + b[row], as a plain loop."""
+    total = b[row]
+    for col in range(len(v)):
+        total += W[row][col] * v[col]
+    return total
+
+
+def ref_lstm_states(x, W_ih, W_hh, b_ih, b_hh, h0, c0):
+    """h, c (T+1, H) as lists of lists; every entry may be complex."""
+    T, H = len(x), len(h0)
+    h, c = [list(h0)], [list(c0)]
+    for t in range(T):
+        h_new, c_new = [], []
+        for j in range(H):
+            pre = [_affine(W_ih, x[t], b_ih, q * H + j) + _affine(W_hh, h[t], b_hh, q * H + j)
+                   for q in range(4)]
+            i, f, g, o = _sig(pre[0]), _sig(pre[1]), cmath.tanh(pre[2]), _sig(pre[3])
+            c_new.append(f * c[t][j] + i * g)
+            h_new.append(o * cmath.tanh(c_new[j]))
+        h.append(h_new)
+        c.append(c_new)
+    return h, c
+
+
+def ref_gru_states(x, W_ih, W_hh, b_ih, b_hh, h0):
+    """h (T+1, H) as lists of lists; every entry may be complex."""
+    T, H = len(x), len(h0)
+    h = [list(h0)]
+    for t in range(T):
+        h_new = []
+        for j in range(H):
+            r = _sig(_affine(W_ih, x[t], b_ih, j) + _affine(W_hh, h[t], b_hh, j))
+            z = _sig(_affine(W_ih, x[t], b_ih, H + j) + _affine(W_hh, h[t], b_hh, H + j))
+            n = cmath.tanh(_affine(W_ih, x[t], b_ih, 2 * H + j)
+                           + r * _affine(W_hh, h[t], b_hh, 2 * H + j))
+            h_new.append((1 - z) * n + z * h[t][j])
+        h.append(h_new)
+    return h
+
+
+def _as_lists(a):
+    return np.asarray(a, dtype=np.complex128).tolist()
+
+
+def ref_gated_loss(cell: str, args: dict, G, A=None):
+    """L = Σ_t G_t · h_t (t = 1..T) + A · c_T (lstm, A optional), for one sequence.
+
+    ``args`` holds x (T, D), weight_ih, weight_hh, bias_ih, bias_hh, h0 and (lstm) c0.
+    """
+    a = {k: _as_lists(v) for k, v in args.items()}
+    if cell == "lstm":
+        h, c = ref_lstm_states(a["x"], a["weight_ih"], a["weight_hh"], a["bias_ih"],
+                               a["bias_hh"], a["h0"], a["c0"])
+    else:
+        h, c = ref_gru_states(a["x"], a["weight_ih"], a["weight_hh"], a["bias_ih"],
+                              a["bias_hh"], a["h0"]), None
+    total = 0
+    for t in range(len(G)):
+        for j in range(len(G[t])):
+            total += G[t][j] * h[t + 1][j]
+    if A is not None:
+        for j in range(len(A)):
+            total += A[j] * c[-1][j]
+    return total
+
+
+def ref_gated_gradients(cell: str, args: dict, G, A=None) -> dict:
+    """∂L/∂ of every entry of ``args`` by complex step (see :func:`ref_gated_loss`)."""
+    base = {k: np.asarray(v, dtype=np.float64) for k, v in args.items()}
+    G = np.asarray(G, dtype=np.float64).tolist()
+    A = None if A is None else np.asarray(A, dtype=np.float64).tolist()
+    grads = {}
+    for name, value in base.items():
+        grad = np.zeros_like(value)
+        for index in np.ndindex(value.shape):
+            moved = value.astype(np.complex128)
+            moved[index] += 1j * COMPLEX_STEP
+            grad[index] = ref_gated_loss(cell, {**base, name: moved}, G, A).imag / COMPLEX_STEP
+        grads[name] = grad
     return grads

@@ -89,7 +89,7 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                   h0: np.ndarray | None = None, c0: np.ndarray | None = None,
                   nonlinearity: str = "tanh") -> StackForward:
     """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros)."""
-    from seqtool.core.rnn import gru, lstm, vanilla
+    from seqtool.core.rnn import gated, vanilla
 
     check_cell(cell)
     layers, inputs = [], []
@@ -100,9 +100,9 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
         if cell == "rnn":
             record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity)
         elif cell == "gru":
-            record = gru.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init)
+            record = gated.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init)
         else:
-            record = lstm.lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h_init,
+            record = gated.lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h_init,
                                        None if c0 is None else c0[layer])
         inputs.append(x)
         layers.append(record)
@@ -117,7 +117,7 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
 
     Returns the state dict's keys plus ``h0`` and ``c0`` (L, B, H) and ``x`` (T, B, D).
     """
-    from seqtool.core.rnn import gru, lstm, vanilla
+    from seqtool.core.rnn import gated, vanilla
 
     cell = forward.cell
     L = len(forward.layers)
@@ -134,10 +134,10 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
             g = vanilla.rnn_backward(x, W_ih, W_hh, record, dh, nonlinearity)
             layer_grads = [g.W_xh, g.W_hh, g.b_h, g.b_h.copy()]
         elif cell == "gru":
-            g = gru.gru_backward(x, W_ih, W_hh, forward=record, dh=dh)
+            g = gated.gru_backward(x, W_ih, W_hh, forward=record, dh=dh)
             layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
         else:
-            g = lstm.lstm_backward(x, W_ih, W_hh, forward=record, dh=dh,
+            g = gated.lstm_backward(x, W_ih, W_hh, forward=record, dh=dh,
                                    dc_n=None if dc_n is None else dc_n[layer])
             layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
             c0_grads[layer] = g.c0
