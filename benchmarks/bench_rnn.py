@@ -1,4 +1,4 @@
-"""Vanilla RNN forward + full BPTT: seqtool's numba kernels against torch.nn.RNN + autograd.
+"""RNN, GRU and LSTM forward + full BPTT: seqtool's numba kernels against torch.nn + autograd.
 
 Workload, the same for both, on one thread: forward over X (T, B, D), then the backward pass
 of L = Σ_t ⟨h_t, G_t⟩ for a fixed random G (T, B, H), computing the gradients of W_xh, W_hh,
@@ -11,6 +11,14 @@ b_h, h_0 and X.
 
 Both use the same weights: those of torch.nn.RNN(D, H, nonlinearity="tanh"), with
 W_xh = weight_ih_l0, W_hh = weight_hh_l0 and b_h = bias_ih_l0 + bias_hh_l0.
+
+--cells gru,lstm (default: rnn,gru,lstm) runs the same workload for the gated cells:
+    seqtool: r = gated.lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0, c0)
+             gated.lstm_backward(X, W_ih, W_hh, r, G)            (likewise gru_*)
+    torch:   out, _ = lstm(X, (h0, c0)); out.backward(G)
+with torch.nn.LSTM / GRU's own weights. Their FLOP count is G times the vanilla one
+(G = 3 gates for GRU, 4 for LSTM). Goals for the gated cells: ≥ 10× at (50,1,16), ≥ 1.0×
+at every other size (the matmul ceiling goal is the vanilla cell's).
 
 FLOP count (multiply-adds count 2, element-wise work ignored), with N = T·B:
     forward:  2·N·D·H (input projection) + 2·N·H·H (recurrence)        = 2·N·H·(D + H)
@@ -77,7 +85,12 @@ except RuntimeError:  # already set
 
 DEFAULT_SIZES = "50,1,16;100,32,32;100,32,64;100,32,128;200,64,256;100,128,512;1000,1,64"
 CEILING_SIZE = (100, 128, 512)
-RATIO_GOALS = {(50, 1, 16): 20.0, (100, 32, 32): 2.0}  # every other size: 1.0
+RATIO_GOALS = {  # per cell; every other size: 1.0
+    "rnn": {(50, 1, 16): 20.0, (100, 32, 32): 2.0},
+    "gru": {(50, 1, 16): 10.0},
+    "lstm": {(50, 1, 16): 10.0},
+}
+CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 DEFAULT_RATIO_GOAL = 1.0
 CEILING_GOAL = 0.60
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}  # max relative error flagged above this
@@ -96,8 +109,8 @@ def parse_sizes(text: str) -> list[tuple[int, int, int]]:
     return sizes
 
 
-def flops(T: int, B: int, D: int, H: int) -> float:
-    return 6.0 * T * B * H * (D + H)
+def flops(T: int, B: int, D: int, H: int, cell: str = "rnn") -> float:
+    return 6.0 * CELL_GATES[cell] * T * B * H * (D + H)
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,13 +227,73 @@ class Case:
             "h0": (grads.h0, self.h0_t.grad.numpy()[0]),
             "x": (grads.x, self.X_t.grad.numpy()),
         }
-        worst, worst_name = 0.0, ""
-        for name, (a, b) in pairs.items():
-            a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-            err = float(np.max(np.abs(a64 - b64)) / max(np.max(np.abs(b64)), 1e-300))
-            if not err <= worst:  # also catches NaN
-                worst, worst_name = err, name
-        return worst, worst_name
+        return worst_error(pairs)
+
+
+class GatedCase:
+    """The same workload for torch.nn.GRU / LSTM and seqtool.core.rnn.gated."""
+
+    def __init__(self, cell: str, T: int, B: int, D: int, dtype_name: str, seed: int = 0):
+        from seqtool.core.rnn import gated
+
+        self.gated, self.cell = gated, cell
+        tdtype = getattr(torch, dtype_name)
+        torch.manual_seed(seed)
+        module = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
+        self.rnn = module(D, D, batch_first=False, dtype=tdtype)
+        self.X_t = torch.randn(T, B, D, dtype=tdtype, requires_grad=True)
+        self.h0_t = (0.1 * torch.randn(1, B, D, dtype=tdtype)).requires_grad_(True)
+        self.c0_t = (0.1 * torch.randn(1, B, D, dtype=tdtype)).requires_grad_(True)
+        self.G_t = torch.randn(T, B, D, dtype=tdtype)
+        with torch.no_grad():
+            self.weights = [getattr(self.rnn, name).numpy().copy() for name in
+                            ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+        self.X = self.X_t.detach().numpy().copy()
+        self.h0 = self.h0_t.detach().numpy()[0].copy()
+        self.c0 = self.c0_t.detach().numpy()[0].copy()
+        self.G = self.G_t.numpy().copy()
+
+    def run_seqtool(self):
+        W_ih, W_hh, b_ih, b_hh = self.weights
+        if self.cell == "lstm":
+            r = self.gated.lstm_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0, self.c0)
+            return r, self.gated.lstm_backward(self.X, W_ih, W_hh, r, self.G)
+        r = self.gated.gru_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0)
+        return r, self.gated.gru_backward(self.X, W_ih, W_hh, r, self.G)
+
+    def run_torch(self):
+        self.rnn.zero_grad(set_to_none=True)
+        self.X_t.grad = self.h0_t.grad = self.c0_t.grad = None
+        state = (self.h0_t, self.c0_t) if self.cell == "lstm" else self.h0_t
+        out, _ = self.rnn(self.X_t, state)
+        out.backward(self.G_t)
+        return out
+
+    def check(self) -> tuple[float, str]:
+        """Max relative error (max |a − b| / max |b|) over h and every gradient."""
+        record, grads = self.run_seqtool()
+        out = self.run_torch()
+        pairs = {
+            "h": (record.h[1:], out.detach().numpy()),
+            "x": (grads.x, self.X_t.grad.numpy()),
+            "h0": (grads.h0, self.h0_t.grad.numpy()[0]),
+        }
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            pairs[name] = (getattr(grads, name), getattr(self.rnn, name + "_l0").grad.numpy())
+        if self.cell == "lstm":
+            pairs["c0"] = (grads.c0, self.c0_t.grad.numpy()[0])
+        return worst_error(pairs)
+
+
+def worst_error(pairs: dict) -> tuple[float, str]:
+    """The largest max |a − b| / max |b| over named pairs, and its name (NaN counts)."""
+    worst, worst_name = 0.0, ""
+    for name, (a, b) in pairs.items():
+        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        err = float(np.max(np.abs(a64 - b64)) / max(np.max(np.abs(b64)), 1e-300))
+        if not err <= worst:  # also catches NaN
+            worst, worst_name = err, name
+    return worst, worst_name
 
 
 def timed(fn) -> float:
@@ -284,6 +357,8 @@ def main() -> None:
     parser.add_argument("--sizes", default=DEFAULT_SIZES,
                         help='"T,B,D;T,B,D;..." with H = D (default: all seven)')
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--cells", default="rnn,gru,lstm",
+                        help="which cells to time: rnn, gru, lstm (default: all three)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per cell (default: adaptive, ~--budget s, ≥ 3)")
     parser.add_argument("--budget", type=float, default=1.0,
@@ -297,6 +372,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = parse_sizes(args.sizes)
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
 
     print(f"numpy {np.__version__}, torch {torch.__version__} "
           f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}")
@@ -343,24 +419,27 @@ def main() -> None:
     print()
 
     rows = []
-    for T, B, D in sizes:
-        for name in dtypes:
-            case = Case(vanilla, T, B, D, name)
-            err, err_name = case.check()
-            flag = "" if err <= TOLERANCE[name] else f"  <-- above {TOLERANCE[name]:g}"
-            log(f"({T},{B},{D}) {name}: max rel err {err:.2e} ({err_name}){flag}")
-            t_seq, t_torch, n, k_seq, k_torch = bench_case(case, args.repeats, args.budget,
-                                                           args.block_ms / 1e3)
-            gf = flops(T, B, D, D) / t_seq / 1e9
-            gf_torch = flops(T, B, D, D) / t_torch / 1e9
-            frac = gf / ceiling[name] if (T, B, D) == CEILING_SIZE else None
-            log(f"    seqtool {t_seq * 1e3:.3f} ms, torch {t_torch * 1e3:.3f} ms; {n} blocks "
-                f"of {k_seq} and {k_torch} calls")
-            rows.append(dict(size=(T, B, D), dtype=name, err=err, t_seq=t_seq,
-                             t_torch=t_torch, n=n, gf=gf, gf_torch=gf_torch, frac=frac,
-                             calls=f"{k_seq}/{k_torch}"))
+    for cell in cells:
+        for T, B, D in sizes:
+            for name in dtypes:
+                case = (Case(vanilla, T, B, D, name) if cell == "rnn"
+                        else GatedCase(cell, T, B, D, name))
+                err, err_name = case.check()
+                flag = "" if err <= TOLERANCE[name] else f"  <-- above {TOLERANCE[name]:g}"
+                log(f"{cell} ({T},{B},{D}) {name}: max rel err {err:.2e} ({err_name}){flag}")
+                t_seq, t_torch, n, k_seq, k_torch = bench_case(case, args.repeats, args.budget,
+                                                               args.block_ms / 1e3)
+                gf = flops(T, B, D, D, cell) / t_seq / 1e9
+                gf_torch = flops(T, B, D, D, cell) / t_torch / 1e9
+                frac = (gf / ceiling[name]
+                        if (T, B, D) == CEILING_SIZE and cell == "rnn" else None)
+                log(f"    seqtool {t_seq * 1e3:.3f} ms, torch {t_torch * 1e3:.3f} ms; "
+                    f"{n} blocks of {k_seq} and {k_torch} calls")
+                rows.append(dict(cell=cell, size=(T, B, D), dtype=name, err=err, t_seq=t_seq,
+                                 t_torch=t_torch, n=n, gf=gf, gf_torch=gf_torch, frac=frac,
+                                 calls=f"{k_seq}/{k_torch}"))
 
-    header = (f"{'T,B,D=H':<14} {'dtype':<8} {'seqtool ms':>11} {'torch ms':>10} "
+    header = (f"{'cell':<5} {'T,B,D=H':<14} {'dtype':<8} {'seqtool ms':>11} {'torch ms':>10} "
               f"{'torch/seq':>9} {'seq GF/s':>9} {'torch GF/s':>10} {'of matmul':>9} "
               f"{'max rel err':>11} {'blocks':>6} {'calls/block':>11}")
     print(header)
@@ -368,7 +447,7 @@ def main() -> None:
     for r in rows:
         size = ",".join(str(v) for v in r["size"])
         frac = f"{r['frac'] * 100:.0f}%" if r["frac"] is not None else "-"
-        print(f"{size:<14} {r['dtype']:<8} {r['t_seq'] * 1e3:>11.3f} "
+        print(f"{r['cell']:<5} {size:<14} {r['dtype']:<8} {r['t_seq'] * 1e3:>11.3f} "
               f"{r['t_torch'] * 1e3:>10.3f} {r['t_torch'] / r['t_seq']:>9.2f} "
               f"{r['gf']:>9.2f} {r['gf_torch']:>10.2f} {frac:>9} {r['err']:>11.1e} "
               f"{r['n']:>6} {r['calls']:>11}")
@@ -377,12 +456,12 @@ def main() -> None:
     print("Goals:")
     all_met = True
     for r in rows:
-        goal = RATIO_GOALS.get(r["size"], DEFAULT_RATIO_GOAL)
+        goal = RATIO_GOALS[r["cell"]].get(r["size"], DEFAULT_RATIO_GOAL)
         ratio = r["t_torch"] / r["t_seq"]
         met = ratio >= goal
         all_met &= met
         size = ",".join(str(v) for v in r["size"])
-        print(f"  torch/seqtool >= {goal:>4.1f}x at ({size}) {r['dtype']}: "
+        print(f"  {r['cell']:<4} torch/seqtool >= {goal:>4.1f}x at ({size}) {r['dtype']}: "
               f"{ratio:6.2f}x  {'met' if met else 'NOT MET'}")
         if r["frac"] is not None:
             met = r["frac"] >= CEILING_GOAL

@@ -230,18 +230,26 @@ class AttendConfig(AttentionInputs):
         return [self.selector]
 
 
-def as_selector_list(key: str, value: Any) -> tuple[str, ...]:
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    names = [str(item).strip().lower() for item in items if str(item).strip()]
-    if not names:
-        raise InputError(key, f"is empty; choose from {', '.join(SELECTORS)}")
-    choose = one_of(SELECTORS)
-    for name in names:
-        choose(key, name)
-    if len(set(names)) != len(names):
-        twice = next(name for name in names if names.count(name) > 1)
-        raise InputError(key, f"names {twice} twice")
-    return tuple(names)
+def name_list(choices: tuple[str, ...]) -> Callable[[str, Any], tuple[str, ...]]:
+    """A coercer of a comma list (or YAML list) of distinct names from ``choices``."""
+
+    def as_name_list(key: str, value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        names = [str(item).strip().lower() for item in items if str(item).strip()]
+        if not names:
+            raise InputError(key, f"is empty; choose from {', '.join(choices)}")
+        choose = one_of(choices)
+        for name in names:
+            choose(key, name)
+        if len(set(names)) != len(names):
+            twice = next(name for name in names if names.count(name) > 1)
+            raise InputError(key, f"names {twice} twice")
+        return tuple(names)
+
+    return as_name_list
+
+
+as_selector_list = name_list(SELECTORS)
 
 
 def as_size_list(key: str, value: Any) -> tuple[int, ...]:
@@ -354,7 +362,15 @@ class BpttConfig:
     output_size: int = param(2, "Generated problem: output size O.", as_positive_int)
     seed: int = param(0, "Seed of the generated problem.", as_int)
     radius: float | None = param(None, "Rescale W_hh to this spectral radius g (g<1 vanishing, "
-                                 "g>1 exploding).", optional(as_positive_float))
+                                 "g>1 exploding); for gru/lstm each gate's block of weight_hh.",
+                                 optional(as_positive_float))
+    cell: tuple[str, ...] = param(
+        ("rnn",), "rnn, gru or lstm (gated cells: generated problems); a comma list such as "
+        "rnn,gru,lstm shows the cells side by side on the same sequence.",
+        name_list(("rnn", "gru", "lstm")))
+    forget_bias: float = param(
+        1.0, "Generated gru/lstm problems: bias of the gate that keeps the old state (LSTM f, "
+        "GRU z); larger keeps gradients alive longer.", as_float)
     problem_data: Any = None  # the resolved RNNProblem
     generated: bool = False
 
@@ -366,15 +382,17 @@ class BpttConfig:
         return replace(config, **config._resolve())
 
     def _resolve(self) -> dict[str, Any]:
-        from seqtool.core.rnn.bptt import RNNProblem, generate_problem, scale_to_radius
+        from seqtool.core.rnn.bptt import RNNProblem, scale_to_radius
 
         given = [name for name in self.WEIGHTS if getattr(self, name) is not None]
         if not given:
-            problem = generate_problem(
-                self.steps, self.input_size, self.hidden, self.output_size, self.seed,
-                self.radius, self.activation, self.loss, self.target_at,
-            )
-            return {"problem_data": problem, "generated": True}
+            problems = [self._generated(cell) for cell in self.cell]
+            return {"problem_data": problems[0] if len(problems) == 1 else problems,
+                    "generated": True}
+        if self.cell != ("rnn",):
+            raise InputError("cell", f"is {','.join(self.cell)}, but a problem file holds a "
+                             "vanilla RNN (W_xh, W_hh, ...); gru and lstm run on generated "
+                             "problems (--steps, --hidden, ...)")
         missing = [name for name in self.WEIGHTS if getattr(self, name) is None]
         if missing:
             raise InputError(missing[0], "is missing from the problem (it needs W_xh, W_hh, W_hy, "
@@ -403,6 +421,19 @@ class BpttConfig:
             target_at=self.target_at,
         )
         return {"problem_data": problem, "generated": False}
+
+    def _generated(self, cell: str) -> Any:
+        """The generated problem of one cell; every cell gets the same x, y and W_hy."""
+        sizes = (self.steps, self.input_size, self.hidden, self.output_size, self.seed,
+                 self.radius)
+        if cell == "rnn":
+            from seqtool.core.rnn.bptt import generate_problem
+
+            return generate_problem(*sizes, self.activation, self.loss, self.target_at)
+        from seqtool.core.rnn.gated_bptt import generate_gated_problem
+
+        return generate_gated_problem(cell, *sizes, self.loss, self.target_at,
+                                      self.forget_bias)
 
     def _targets(self, T: int, O: int) -> np.ndarray:
         """y as (S, O) reals for mse or (S,) labels for cross_entropy, S = T or 1."""

@@ -1,4 +1,4 @@
-"""`seqtool bptt`: backpropagation through time of a vanilla RNN, every gradient laid open."""
+"""`seqtool bptt`: backpropagation through time of a vanilla RNN, GRU or LSTM, laid open."""
 
 from __future__ import annotations
 
@@ -21,17 +21,20 @@ from seqtool.io.numbers import read_mapping
 _option = partial(config_option, BpttConfig)
 _flag = partial(config_flag, BpttConfig)
 
-HELP = """Backpropagation through time of a vanilla RNN, every gradient laid open.
+HELP = """Backpropagation through time of a vanilla RNN, GRU or LSTM, every gradient laid open.
 
 h_t = f(W_xh x_t + W_hh h_{t-1} + b_h), y_t = W_hy h_t + b_y, L = Σ_t L_t.
 Reports the loss, every gradient, each step's share of dL/dW_hh, ‖dL/dh_t‖, the Jacobian
 norms ‖dh_T/dh_k‖ that vanish or explode, truncated BPTT and a finite-difference check.
+--cell gru or lstm runs the same report through the gates (PyTorch's equations);
+--cell rnn,gru,lstm puts the cells' gradient-norm decay side by side on one sequence.
 
 Examples:
   seqtool bptt --steps 20 --radius 0.8            # vanishing gradients
   seqtool bptt --steps 20 --radius 1.5 --format json | jq .jacobian_norms
   seqtool bptt --problem problem.yaml --check --truncate 3
   seqtool bptt --steps 3 --activation sigmoid --explain
+  seqtool bptt --steps 30 --cell rnn,gru,lstm     # which cells keep gradients alive
 """
 
 EXPLAIN_MAX_STEPS = 6
@@ -59,6 +62,8 @@ def bptt_command(
     loss: Optional[str] = _option("loss", "--loss", metavar="mse|cross_entropy"),
     target_at: Optional[str] = _option("target_at", "--target-at", metavar="all|last"),
     truncate: Optional[str] = _option("truncate", "--truncate", "-k", metavar="K"),
+    cell: Optional[str] = _option("cell", "--cell", "-c", metavar="rnn|gru|lstm[,...]"),
+    forget_bias: Optional[str] = _option("forget_bias", "--forget-bias", metavar="B"),
     check: bool = _flag("check", "--check"),
     output_format: Optional[str] = format_option(),
     precision: int = precision_option(),
@@ -70,20 +75,27 @@ def bptt_command(
     flags = {
         "steps": steps, "input_size": input_size, "hidden": hidden, "output_size": output_size,
         "seed": seed, "radius": radius, "activation": activation, "loss": loss,
-        "target_at": target_at, "truncate": truncate, "check": check or None,
+        "target_at": target_at, "truncate": truncate, "check": check or None, "cell": cell,
+        "forget_bias": forget_bias,
     }
     mapping = {} if problem is None else read_mapping(problem, "problem")
     mapping.update({key: value for key, value in flags.items() if value is not None})
     config = BpttConfig.from_mapping(mapping)
-    T = config.problem_data.x.shape[0]
+    first = config.problem_data
+    T = (first[0] if isinstance(first, list) else first).x.shape[0]
+    if explain and config.cell != ("rnn",):
+        raise InputError("explain", "writes the vanilla RNN's chain rule; it needs --cell rnn "
+                         f"(got --cell {','.join(config.cell)})")
     if explain and T > EXPLAIN_MAX_STEPS:
         raise InputError("explain", f"writes the chain rule for T ≤ {EXPLAIN_MAX_STEPS}; this "
                          f"problem has T = {T} (use --steps {EXPLAIN_MAX_STEPS} or fewer)")
 
-    from seqtool.core.rnn import jit, vanilla  # numba loads here, for this command only
+    from seqtool.core.rnn import gated, jit, vanilla  # numba loads here, for this command only
     from seqtool.core.rnn.bptt import run_bptt
 
-    if not jit.is_cached(vanilla._rnn_forward):
+    kernels = {"rnn": vanilla._rnn_forward, "gru": gated._gru_forward,
+               "lstm": gated._lstm_forward}
+    if not all(jit.is_cached(kernels[name]) for name in config.cell):
         sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
     report = run_bptt(config)
 
@@ -107,13 +119,22 @@ def _explanation(report: Any, precision: int) -> list[str]:
 
 
 def _render(report: Any, **options: Any) -> None:
-    from seqtool.render.bptt import render_bptt
+    from seqtool.render.bptt import render_any
 
-    render_bptt(report, **options)
+    render_any(report, **options)
 
 
 def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
-    """One row per time step t = 0..T (t = 0 is h_0: no loss, no share)."""
+    """One row per time step t = 0..T (t = 0 is h_0: no loss, no share); side by side, the
+    norms of every cell in columns named after it."""
+    if hasattr(report, "reports"):
+        header = ["t"] + [f"{cell}_{column}" for cell in report.cells
+                          for column in ("dL_dh_norm", "jacobian_norm")]
+        T = len(report.reports[0].dL_dh) - 1
+        return header, [
+            [t] + [float(v) for r in report.reports for v in (r.dL_dh[t], r.jacobian_norms[t])]
+            for t in range(T + 1)
+        ]
     losses = dict(zip(report.loss_steps, report.losses.tolist()))
     shares = [""] + [float(np.linalg.norm(share)) for share in report.per_step]
     header = ["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"]

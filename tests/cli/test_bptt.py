@@ -136,6 +136,12 @@ BAD = [
     (["--steps", "7", "--explain"], "--explain writes the chain rule for T ≤ 6"),
     (["--problem", "/no/such.json"], "--problem names the file '/no/such.json', which does not exist"),
     (["-f", "xml"], "--format is 'xml'"),
+    (["--cell", "transformer"], "--cell is 'transformer'; choose one of rnn, gru, lstm"),
+    (["--cell", "gru,gru"], "--cell names gru twice"),
+    (["--cell", ""], "--cell is empty"),
+    (["--cell", "lstm", "--steps", "3", "--explain"], "--explain writes the vanilla RNN's "
+     "chain rule; it needs --cell rnn (got --cell lstm)"),
+    (["--cell", "gru", "--forget-bias", "x"], "--forget-bias is 'x'; expected a number"),
 ]
 
 
@@ -200,3 +206,75 @@ def test_first_run_says_it_is_compiling(tmp_path):
     assert "compiling" in first.stderr
     assert second.stderr == ""
     assert json.loads(first.stdout)["loss"] == json.loads(second.stdout)["loss"]
+
+
+# ---------------------------------------------------------------------------------------
+# --cell gru | lstm | a side-by-side list
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_cell_json_matches_core(cli, cell):
+    from seqtool.core.rnn.gated_bptt import analyse_gated, generate_gated_problem
+
+    result = cli("bptt", "--cell", cell, "--steps", "5", "--radius", "0.9", "--seed", "2",
+                 "--truncate", "2", "--check", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    report = analyse_gated(generate_gated_problem(cell, 5, 3, 4, 2, seed=2, radius=0.9),
+                           truncate=2, check=True)
+    assert data["cell"] == cell and data["loss"] == report.loss
+    assert data["gradients"]["weight_hh"] == report.gradients["weight_hh"].tolist()
+    assert data["jacobian_norms"]["norms"] == report.jacobian_norms.tolist()
+    assert data["jacobian_norms"]["spectral_radius"] == pytest.approx(0.9, rel=1e-12)
+    assert data["check"]["passed"] is True
+    assert data["truncated"]["gradients"]["weight_ih"] == report.truncated["weight_ih"].tolist()
+    assert len(data["per_step"]) == 5 and data["dL_dh"] == report.dL_dh.tolist()
+    assert ("cell_norms" in data["jacobian_norms"]) == (cell == "lstm")
+
+
+def test_gated_cell_table(cli):
+    out = cli("bptt", "--cell", "lstm", "--steps", "4", "-f", "table").stdout
+    assert out.startswith("LSTM (gates i, f, g, o")
+    assert "∂L/∂weight_hh" in out and "∂L/∂c0 = (" in out
+    assert "‖∂c_T/∂c_k‖" in out and "ρ(W_hf)" in out
+
+
+def test_cells_side_by_side_on_one_sequence(cli):
+    from seqtool.core.rnn.bptt import analyse, generate_problem
+    from seqtool.core.rnn.gated_bptt import analyse_gated, generate_gated_problem
+
+    result = cli("bptt", "--cell", "rnn,gru,lstm", "--steps", "20", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["cells"] == ["rnn", "gru", "lstm"] and data["k"] == list(range(21))
+    rnn = analyse(generate_problem(20, 3, 4, 2))
+    gru = analyse_gated(generate_gated_problem("gru", 20, 3, 4, 2))
+    side = {row["cell"]: row for row in data["side_by_side"]}
+    assert side["rnn"]["jacobian_norms"] == rnn.jacobian_norms.tolist()
+    assert side["gru"]["dL_dh"] == gru.dL_dh.tolist()
+    assert data["reports"][2]["cell"] == "lstm"
+    # the same sequence for every cell
+    assert data["reports"][0]["problem"]["x"] == data["reports"][1]["problem"]["x"]
+    # with the default keep-gate bias the gated cells keep far more gradient than the vanilla one
+    assert side["gru"]["jacobian_norms"][0] > 100 * side["rnn"]["jacobian_norms"][0]
+    assert side["lstm"]["jacobian_norms"][0] > 100 * side["rnn"]["jacobian_norms"][0]
+
+
+def test_cells_side_by_side_csv_and_table(cli):
+    rows = list(csv.reader(io.StringIO(
+        cli("bptt", "--cell", "rnn,lstm", "--steps", "3", "-f", "csv").stdout)))
+    assert rows[0] == ["t", "rnn_dL_dh_norm", "rnn_jacobian_norm", "lstm_dL_dh_norm",
+                       "lstm_jacobian_norm"]
+    assert [int(r[0]) for r in rows[1:]] == [0, 1, 2, 3]
+    assert float(rows[4][2]) == 1.0 and float(rows[4][4]) == 1.0
+    table = cli("bptt", "--cell", "rnn,gru", "--steps", "3", "-f", "table").stdout
+    assert "rnn ‖∂h_T/∂h_k‖" in table and "gru ‖∂L/∂h_k‖" in table
+    assert "vanishing" in table and "‖∂h_T/∂h_0‖ =" in table
+
+
+def test_gated_cell_with_a_problem_file_is_refused(cli, tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(SMALL))
+    result = cli("bptt", "--problem", str(tmp_path / "p.json"), "--cell", "gru")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "--cell is gru, but a problem file holds a vanilla RNN" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -15,7 +15,7 @@ Analysis runs in float64.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -177,7 +177,8 @@ def verdict(norms: np.ndarray) -> tuple[str, float]:
 
 
 def finite_difference_check(
-    problem: RNNProblem, analytic: dict[str, np.ndarray], eps: float = FD_STEP
+    problem: Any, analytic: dict[str, np.ndarray], eps: float = FD_STEP,
+    loss: Callable[[Any, dict[str, np.ndarray]], float] | None = None,
 ) -> dict[str, float]:
     """Check every parameter entry against the five-point central difference
     ∂L/∂θ ≈ (−L(θ+2ε) + 8L(θ+ε) − 8L(θ−ε) + L(θ−2ε)) / 12ε, whose truncation error is O(ε⁴),
@@ -186,18 +187,21 @@ def finite_difference_check(
     Per parameter, the relative error is max|a − n| / max(max|a|, max|n|, floor), where the
     floor, 1e-6 of the largest gradient of any parameter, keeps a vanished gradient
     (say 1e-15, below what any difference quotient resolves) from failing on noise alone.
+    ``problem.params`` names the parameters; ``loss(problem, params)`` is L at other values
+    (default: the vanilla RNN's :func:`forward_loss`).
     """
+    forward_loss_of = loss or forward_loss
     base = problem.params
-    floor = FD_FLOOR * max(float(np.abs(g).max()) for g in analytic.values())
+    floor = FD_FLOOR * max(float(np.abs(analytic[name]).max()) for name in base)
     errors = {}
-    for name in PARAMETERS:
+    for name in base:
         value = base[name]
         numeric = np.empty_like(value)
         for index in np.ndindex(value.shape):
             def loss_at(offset: float) -> float:
                 moved = value.copy()
                 moved[index] += offset
-                return forward_loss(problem, {**base, name: moved})
+                return forward_loss_of(problem, {**base, name: moved})
 
             numeric[index] = (
                 -loss_at(2 * eps) + 8 * loss_at(eps) - 8 * loss_at(-eps) + loss_at(-2 * eps)
@@ -265,30 +269,48 @@ class BpttReport:
                 "rate_per_step": self.rate,
             },
         }
-        if self.truncated is not None:
-            out["truncate"] = self.truncate
-            out["truncated"] = {
-                "gradients": {k: v.tolist() for k, v in self.truncated.items()},
-                "difference_norm": {
-                    k: float(np.linalg.norm(v - self.gradients[k])) for k, v in self.truncated.items()
-                },
-                "relative_difference": {
-                    k: float(np.linalg.norm(v - self.gradients[k])
-                             / max(np.linalg.norm(self.gradients[k]), 1e-300))
-                    for k, v in self.truncated.items()
-                },
-            }
-        if self.check is not None:
-            out["check"] = self.check
-        out["notes"] = self.notes
+        out.update(optional_parts(self))
         return out
+
+
+def optional_parts(report: Any) -> dict[str, Any]:
+    """The JSON of what --truncate and --check add, and the notes (every cell's report)."""
+    out: dict[str, Any] = {}
+    if report.truncated is not None:
+        full = report.gradients
+        out["truncate"] = report.truncate
+        out["truncated"] = {
+            "gradients": {k: v.tolist() for k, v in report.truncated.items()},
+            "difference_norm": {
+                k: float(np.linalg.norm(v - full[k])) for k, v in report.truncated.items()
+            },
+            "relative_difference": {
+                k: float(np.linalg.norm(v - full[k]) / max(np.linalg.norm(full[k]), 1e-300))
+                for k, v in report.truncated.items()
+            },
+        }
+    if report.check is not None:
+        out["check"] = report.check
+    out["notes"] = report.notes
+    return out
+
+
+def check_summary(errors: dict[str, float]) -> dict[str, Any]:
+    """The --check verdict: every parameter's relative error against CHECK_TOLERANCE."""
+    worst = max(errors.values())
+    return {"relative_errors": errors, "max_relative_error": worst,
+            "tolerance": CHECK_TOLERANCE, "passed": bool(worst <= CHECK_TOLERANCE)}
+
+
+def check_truncate(truncate: int | None) -> None:
+    if truncate is not None and truncate < 1:
+        raise InputError("truncate", f"must be a whole number ≥ 1, got {truncate}")
 
 
 def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = False,
             generated: bool = False) -> BpttReport:
     """Run the whole analysis of ``problem``."""
-    if truncate is not None and truncate < 1:
-        raise InputError("truncate", f"must be a whole number ≥ 1, got {truncate}")
+    check_truncate(truncate)
     run = forward_backward(problem)
     norms = jacobian_norms(problem, run.h)
     kind, rate = verdict(norms)
@@ -305,17 +327,17 @@ def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = F
         report.truncate = truncate
         report.truncated = forward_backward(problem, truncate).gradients
     if check:
-        errors = finite_difference_check(problem, run.gradients)
-        worst = max(errors.values())
-        report.check = {"relative_errors": errors, "max_relative_error": worst,
-                        "tolerance": CHECK_TOLERANCE, "passed": bool(worst <= CHECK_TOLERANCE)}
+        report.check = check_summary(finite_difference_check(problem, run.gradients))
     return report
 
 
-def run_bptt(config: "BpttConfig") -> BpttReport:
-    """The `seqtool bptt` run: the config's problem, analysed."""
-    return analyse(config.problem_data, truncate=config.truncate, check=config.check,
-                   generated=config.generated)
+def run_bptt(config: "BpttConfig") -> Any:
+    """The `seqtool bptt` run: the config's problem analysed, or with several cells
+    (``--cell rnn,gru,lstm``) each cell's problem, side by side."""
+    from seqtool.core.rnn import gated_bptt
+
+    return gated_bptt.analyse_any(config.problem_data, truncate=config.truncate,
+                                  check=config.check, generated=config.generated)
 
 
 __all__ = ["ACTIVATIONS", "LOSSES", "TARGETS_AT", "RNNProblem", "analyse", "generate_problem",
