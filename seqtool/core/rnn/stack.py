@@ -12,7 +12,7 @@ l − 1; a gradient on a final state (h_n, c_n) enters that layer's last step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,7 @@ class StackForward:
     cell: str
     layers: list[Any]  # per layer: h (T+1, B, H) for rnn, GRUForward, LSTMForward
     inputs: list[np.ndarray]  # per layer: what it read, (T, B, D_l)
+    masks: list[np.ndarray | None] = field(default_factory=list)  # per layer: dropout on its input
 
     @property
     def output(self) -> np.ndarray:  # (T, B, H)
@@ -85,17 +86,35 @@ def _hidden(cell: str, record: Any) -> np.ndarray:
     return record if cell == "rnn" else record.h
 
 
+def dropout_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator,
+                 dtype: Any) -> np.ndarray:
+    """Inverted dropout: each entry kept with probability 1 − p and then scaled by 1/(1 − p),
+    so that the expected input of the next layer is unchanged."""
+    keep = rng.random(shape) >= p
+    return keep.astype(dtype) / dtype(1.0 - p)
+
+
 def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                   h0: np.ndarray | None = None, c0: np.ndarray | None = None,
-                  nonlinearity: str = "tanh") -> StackForward:
-    """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros)."""
+                  nonlinearity: str = "tanh", dropout: float = 0.0,
+                  rng: np.random.Generator | None = None) -> StackForward:
+    """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros).
+
+    ``dropout`` p > 0 (with ``rng``) drops the inputs of layers 1..L−1, i.e. the outputs of
+    the layers below them, as ``torch.nn.LSTM(dropout=p)`` does in training.
+    """
     from seqtool.core.rnn import gated, vanilla
 
     check_cell(cell)
-    layers, inputs = [], []
+    layers, inputs, masks = [], [], []
     x = X
     for layer in range(num_layers_of(state)):
         W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+        mask = None
+        if layer > 0 and dropout > 0.0:
+            mask = dropout_mask(x.shape, dropout, rng, x.dtype.type)
+            x = x * mask
+        masks.append(mask)
         h_init = None if h0 is None else h0[layer]
         if cell == "rnn":
             record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity)
@@ -107,7 +126,7 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
         inputs.append(x)
         layers.append(record)
         x = _hidden(cell, record)[1:]
-    return StackForward(cell, layers, inputs)
+    return StackForward(cell, layers, inputs, masks)
 
 
 def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
@@ -145,6 +164,8 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
             grads[param_key(name, layer)] = value
         h0_grads[layer] = g.h0
         upstream = g.x
+        if forward.masks and forward.masks[layer] is not None:
+            upstream = upstream * forward.masks[layer]  # back through this layer's dropout
     grads["h0"] = np.stack(h0_grads)
     if cell == "lstm":
         grads["c0"] = np.stack(c0_grads)

@@ -1,0 +1,251 @@
+"""The sequence models that `seqtool train-rnn` trains: input → stacked RNN → head → loss.
+
+    x_t = E[token_t] (an embedding row) or the numeric input x_t
+    h^l_t = cell(h^l_{t−1}, h^{l−1}_t)                (rnn, gru or lstm; l = 1..L)
+    classify:  y = W pool(h^L_1..h^L_n) + b,  pool ∈ {last, mean, max} over the n real steps
+    tag, lm:   y_t = W h^L_t + b at every real step  (y_t depends on x_1..x_t only)
+    regress:   y_t = W h^L_t + b at every step, or at the last real step only
+
+Losses are means: cross-entropy per predicted label/token, squared error per predicted
+number (as torch's ``CrossEntropyLoss`` and ``MSELoss``). Batches are time-major and
+right-padded; every step at or after a sequence's length is masked out of the pooling and
+the loss, so padding never changes a result: a one-way RNN's states before the padding do
+not see it, and no gradient enters the padded steps.
+
+The cell ``bow`` is the bag-of-words baseline: the mean of the embeddings, no recurrence.
+
+Parameters use torch's names and layouts: ``embedding.weight`` (V, E), ``rnn.weight_ih_l0``
+... as ``torch.nn.RNN/GRU/LSTM``, ``head.weight`` (O, H), ``head.bias`` (O,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from seqtool.core.errors import InputError
+from seqtool.core.losses import log_softmax
+from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
+
+TASKS = ("classify", "tag", "lm", "regress")
+MODEL_CELLS = ("rnn", "gru", "lstm", "bow")
+POOLS = ("last", "mean", "max")
+RNN_PREFIX = "rnn."
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that fixes a model's shape; stored with every checkpoint."""
+
+    task: str
+    cell: str
+    input_size: int  # vocabulary size (token tasks) or D (regress)
+    output_size: int  # classes, tags, vocabulary size, or O
+    hidden: int = 64
+    layers: int = 1
+    embedding_dim: int | None = 32  # None: numeric inputs (regress)
+    pool: str = "last"
+    target_at: str = "all"  # regress: all or last; classify: last; tag, lm: all
+    dropout: float = 0.0
+    nonlinearity: str = "tanh"
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise InputError("task", f"is '{self.task}'; choose one of {', '.join(TASKS)}")
+        if self.cell not in MODEL_CELLS:
+            raise InputError("cell", f"is '{self.cell}'; choose one of {', '.join(MODEL_CELLS)}")
+        if self.pool not in POOLS:
+            raise InputError("pool", f"is '{self.pool}'; choose one of {', '.join(POOLS)}")
+
+    @property
+    def tokens_in(self) -> bool:
+        return self.embedding_dim is not None
+
+    @property
+    def features(self) -> int:
+        """Width of what the head reads."""
+        return self.embedding_dim if self.cell == "bow" else self.hidden
+
+    @property
+    def per_step(self) -> bool:
+        """Does the model predict at every step (tag, lm, per-step regress)?"""
+        return self.task in ("tag", "lm") or (self.task == "regress" and self.target_at == "all")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+    """torch's default initialisation: embeddings N(0, 1) (the padding row zero), recurrent
+    weights and the head U(−1/√fan_in, 1/√fan_in)."""
+    rng = np.random.default_rng([seed, 1])
+    params: dict[str, np.ndarray] = {}
+    width = spec.input_size
+    if spec.tokens_in:
+        E = rng.standard_normal((spec.input_size, spec.embedding_dim))
+        E[0] = 0.0  # <pad>: never read by a real step
+        params["embedding.weight"] = E.astype(dtype)
+        width = spec.embedding_dim
+    if spec.cell != "bow":
+        rnn = init_state_dict(spec.cell, width, spec.hidden, spec.layers, seed=seed, dtype=dtype)
+        params.update({RNN_PREFIX + key: value for key, value in rnn.items()})
+    bound = 1.0 / np.sqrt(spec.features)
+    params["head.weight"] = rng.uniform(-bound, bound, (spec.output_size, spec.features)).astype(dtype)
+    params["head.bias"] = rng.uniform(-bound, bound, spec.output_size).astype(dtype)
+    return params
+
+
+def rnn_state(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stacked layers' own state dict (torch's nn.RNN/GRU/LSTM keys)."""
+    n = len(RNN_PREFIX)
+    return {key[n:]: value for key, value in params.items() if key.startswith(RNN_PREFIX)}
+
+
+# ---------------------------------------------------------------------------------------
+# Forward
+
+
+@dataclass
+class Forward:
+    """What the backward pass needs, and the predictions."""
+
+    outputs: np.ndarray  # (T, B, O) per step, or (B, O)
+    X: np.ndarray  # (T, B, E or D): what the first layer read
+    features: np.ndarray  # what the head read: (T, B, F) per step, (B, F) pooled
+    stack: Any = None  # StackForward (None for bow)
+    pooled_at: np.ndarray | None = None  # classify/last-step: the time index per sequence (B,), or max: (B, F)
+
+
+def _last_index(lengths: np.ndarray) -> np.ndarray:
+    return np.maximum(lengths - 1, 0)
+
+
+def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
+            lengths: np.ndarray, *, dropout_rng: np.random.Generator | None = None) -> Forward:
+    """Outputs for a right-padded batch: inputs (T, B) ids or (T, B, D) numbers, lengths (B,).
+
+    ``dropout_rng`` turns dropout between layers on (training); None is evaluation.
+    """
+    if spec.tokens_in:
+        X = params["embedding.weight"][inputs]  # (T, B, E)
+    else:
+        X = inputs.astype(params["head.weight"].dtype, copy=False)
+    T, B = X.shape[:2]
+    mask = np.arange(T)[:, None] < lengths[None, :]  # (T, B)
+    W, b = params["head.weight"], params["head.bias"]
+    if spec.cell == "bow":
+        counts = np.maximum(lengths, 1).astype(X.dtype)[:, None]
+        features = (X * mask[..., None]).sum(axis=0) / counts  # (B, E)
+        return Forward(features @ W.T + b, X, features)
+    p = spec.dropout if dropout_rng is not None else 0.0
+    stack = stack_forward(spec.cell, X, rnn_state(params), nonlinearity=spec.nonlinearity,
+                          dropout=p, rng=dropout_rng)
+    out = stack.output  # (T, B, H)
+    if spec.per_step:
+        return Forward(out @ W.T + b, X, out, stack)
+    if spec.task == "regress" or spec.pool == "last":
+        at = _last_index(lengths)
+        features = out[at, np.arange(B)]  # (B, H)
+    elif spec.pool == "mean":
+        at = None
+        features = (out * mask[..., None]).sum(axis=0) / np.maximum(lengths, 1)[:, None].astype(out.dtype)
+    else:  # max over the real steps
+        masked = np.where(mask[..., None], out, -np.inf)
+        at = masked.argmax(axis=0)  # (B, H): the step that wins each unit
+        features = np.take_along_axis(out, at[None], axis=0)[0]
+    return Forward(features @ W.T + b, X, features, stack, at)
+
+
+# ---------------------------------------------------------------------------------------
+# Loss
+
+
+@dataclass
+class Loss:
+    value: float
+    d_outputs: np.ndarray  # ∂L/∂outputs, same shape as the outputs
+    count: int  # predictions that count (labels, tokens or numbers)
+    correct: int  # right argmax predictions (classify, tag, lm); 0 for regress
+    sum: float  # the summed loss (value · count), for averages over batches
+
+
+def loss_of(spec: ModelSpec, outputs: np.ndarray, targets: np.ndarray,
+            lengths: np.ndarray) -> Loss:
+    """Mean cross-entropy over the predicted labels/tokens, or mean squared error over the
+    predicted numbers; targets as :class:`seqtool.core.data.Batch` holds them (−1 pads)."""
+    if spec.task == "regress":
+        if spec.per_step:
+            T = outputs.shape[0]
+            valid = (np.arange(T)[:, None] < lengths[None, :])[..., None]  # (T, B, 1)
+            diff = np.where(valid, outputs - targets, 0.0)
+            count = int(valid.sum()) * outputs.shape[-1]
+        else:
+            diff = outputs - targets
+            count = diff.size
+        total = float((diff.astype(np.float64) ** 2).sum())
+        return Loss(total / max(count, 1), (2.0 / max(count, 1)) * diff, count, 0, total)
+    labels = targets.astype(np.intp)
+    valid = labels >= 0
+    count = int(valid.sum())
+    safe = np.where(valid, labels, 0)
+    logp = log_softmax(outputs)
+    picked = np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
+    total = float(-(picked.astype(np.float64) * valid).sum())
+    probs = np.exp(logp)
+    np.put_along_axis(probs, safe[..., None],
+                      np.take_along_axis(probs, safe[..., None], axis=-1) - 1.0, axis=-1)
+    d_outputs = probs * (valid[..., None] / max(count, 1))
+    correct = int(((outputs.argmax(axis=-1) == labels) & valid).sum())
+    return Loss(total / max(count, 1), d_outputs.astype(outputs.dtype, copy=False), count,
+                correct, total)
+
+
+# ---------------------------------------------------------------------------------------
+# Backward
+
+
+def backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward, inputs: np.ndarray,
+             lengths: np.ndarray, d_outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """∂L/∂ every parameter, given ∂L/∂outputs."""
+    W = params["head.weight"]
+    F = fwd.features
+    grads = {
+        "head.weight": d_outputs.reshape(-1, d_outputs.shape[-1]).T @ F.reshape(-1, F.shape[-1]),
+        "head.bias": d_outputs.reshape(-1, d_outputs.shape[-1]).sum(axis=0),
+    }
+    d_features = d_outputs @ W  # (T, B, F) or (B, F)
+    T, B = fwd.X.shape[:2]
+    if spec.cell == "bow":
+        mask = (np.arange(T)[:, None] < lengths[None, :])[..., None]
+        counts = np.maximum(lengths, 1).astype(F.dtype)[:, None]
+        dX = np.broadcast_to(d_features / counts, (T, B, F.shape[-1])) * mask
+    else:
+        if spec.per_step:
+            d_out = d_features
+        else:
+            d_out = np.zeros((T, B, spec.hidden), dtype=F.dtype)
+            if spec.task == "regress" or spec.pool == "last":
+                d_out[fwd.pooled_at, np.arange(B)] = d_features
+            elif spec.pool == "mean":
+                mask = (np.arange(T)[:, None] < lengths[None, :])[..., None]
+                d_out[:] = mask * (d_features / np.maximum(lengths, 1)[:, None].astype(F.dtype))
+            else:
+                np.put_along_axis(d_out, fwd.pooled_at[None], d_features[None], axis=0)
+        layer_grads = stack_backward(fwd.stack, rnn_state(params), d_out,
+                                     nonlinearity=spec.nonlinearity)
+        dX = layer_grads.pop("x")
+        for key in ("h0", "c0"):
+            layer_grads.pop(key, None)
+        grads.update({RNN_PREFIX + key: value for key, value in layer_grads.items()})
+    if spec.tokens_in:
+        dE = np.zeros_like(params["embedding.weight"])
+        np.add.at(dE, inputs.ravel(), dX.reshape(-1, dX.shape[-1]))
+        dE[0] = 0.0  # <pad> is never a real input
+        grads["embedding.weight"] = dE
+    return grads
+
+
+def parameter_count(params: dict[str, np.ndarray]) -> int:
+    return int(sum(p.size for p in params.values()))
