@@ -32,14 +32,167 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
 
 from seqtool.core.rnn.jit import kernel
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
 
-# Below this many multiply-adds per step a plain loop beats a BLAS call (call overhead).
-LOOP_BELOW = 64 * 64
+# Up to this many multiply-adds per step a plain loop beats a BLAS call (call overhead;
+# measured on one core for B ≤ 8, where BLAS does poorly on so few rows; at B = 32 BLAS wins
+# from (32, 16) × (16, 64) on).
+LOOP_BELOW = 16 * 1024
+
+
+# ---------------------------------------------------------------------------------------
+# Scalar building blocks that LLVM can vectorise
+#
+# The gate nonlinearities dominate the step once the matrix products are BLAS calls, and
+# math.exp is a scalar libm call that stops LLVM from vectorising the loop around it (numba
+# wheels have no SVML). _exp_nonpositive below is plain arithmetic instead, so that a loop
+# over a row of gates becomes SIMD code. Everything is written in the arrays' own precision:
+# in a kernel a Python float literal is a float64, and float32 ⊕ float64 is float64, which
+# would compute float32 layers in double at half the vector width — hence _typed(1.0, a).
+
+
+def _typed(value, like):
+    """``value`` as a float of the type of ``like``, a float or an array of floats (in a
+    kernel: a compile-time constant)."""
+    return np.asarray(like).dtype.type(value)
+
+
+@overload(_typed)
+def _typed_overload(value, like):
+    if isinstance(like, types.Array):
+        like = like.dtype
+    if like == types.float32:
+        return lambda value, like: np.float32(value)
+    if like == types.float64:
+        return lambda value, like: np.float64(value)
+    return None
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE-754 bits of x as a signed integer of the same width (a bit cast)."""
+    widths = {types.float32: types.int32, types.float64: types.int64}
+    if x not in widths:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(widths[x]))
+
+    return widths[x](x), codegen
+
+
+@intrinsic
+def _pow2(typingctx, k, like):
+    """2^k as a float of like's type, from its bits (k + bias) << mantissa width.
+
+    Only for k in the normal range: −126..127 (float32), −1022..1023 (float64)."""
+    layouts = {types.float32: (32, 23, 127), types.float64: (64, 52, 1023)}
+    if like not in layouts or not isinstance(k, types.Integer):
+        return None
+    width, mantissa, bias = layouts[like]
+
+    def codegen(context, builder, signature, args):
+        int_type = ir.IntType(width)
+        n = args[0]
+        if n.type.width > width:
+            n = builder.trunc(n, int_type)
+        elif n.type.width < width:
+            n = builder.sext(n, int_type)
+        bits = builder.shl(builder.add(n, int_type(bias)), int_type(mantissa))
+        return builder.bitcast(bits, context.get_value_type(like))
+
+    return like(k, like), codegen
+
+
+# e^x = 2^n · e^r with n = round(x / ln2) and r = x − n·ln2 ∈ [−ln2/2, ln2/2] (Cody–Waite:
+# ln2 = LN2_HI + LN2_LO, where n·LN2_HI is exact, so r carries no cancellation error).
+# Adding SHIFTER = 1.5·2^(mantissa width) rounds x/ln2 to an integer n, which then sits in
+# the low bits of the sum: its bits minus SHIFTER's bits are n, with no float→int conversion
+# (whose result LLVM leaves undefined for NaN). 2^n is applied as 2^⌊n/2⌋ · 2^(n−⌊n/2⌋), two
+# normal numbers even where e^x is subnormal, so that the product rounds once, correctly.
+# Below EXP_LOW, e^x rounds to 0: x is clamped there, which also turns −inf into a finite
+# x, while NaN fails the comparison and propagates through r.
+_F64_LOG2E = 1.4426950408889634
+_F64_LN2_HI = 6.93147180369123816490e-01  # 0x3fe62e42fee00000: 32 trailing zero bits
+_F64_LN2_LO = 1.90821492927058770002e-10
+_F64_SHIFTER = 6755399441055744.0  # 1.5 · 2^52
+_F64_SHIFTER_BITS = 0x4338000000000000
+_F64_EXP_LOW = -746.0  # e^−746 < 2^−1075: rounds to 0
+_F32_LOG2E = np.float32(1.4426950408889634)
+_F32_LN2_HI = np.float32(0.693359375)  # 0x3f318000: 15 trailing zero bits
+_F32_LN2_LO = np.float32(-2.12194440e-4)
+_F32_SHIFTER = np.float32(12582912.0)  # 1.5 · 2^23
+_F32_SHIFTER_BITS = 0x4B400000
+_F32_EXP_LOW = np.float32(-104.0)  # e^−104 < 2^−150: rounds to 0
+_F32_ONE = np.float32(1.0)
+_F32_C2, _F32_C3, _F32_C4, _F32_C5, _F32_C6, _F32_C7 = (
+    np.float32(1.0 / math.factorial(k)) for k in range(2, 8))
+
+
+def _exp_nonpositive_f64(x):
+    """e^x for x ≤ 0 or NaN, float64, within about 1 ulp: Taylor to r^13 (|r| ≤ 0.347, so
+    the truncation error is below 6e−18 relative), evaluated as 1 + (r + r²·q(r))."""
+    if x < _F64_EXP_LOW:
+        x = _F64_EXP_LOW
+    t = x * _F64_LOG2E + _F64_SHIFTER
+    n = t - _F64_SHIFTER
+    r = (x - n * _F64_LN2_HI) - n * _F64_LN2_LO
+    q = 1.0 / 6227020800.0  # 1/13!
+    q = q * r + 1.0 / 479001600.0
+    q = q * r + 1.0 / 39916800.0
+    q = q * r + 1.0 / 3628800.0
+    q = q * r + 1.0 / 362880.0
+    q = q * r + 1.0 / 40320.0
+    q = q * r + 1.0 / 5040.0
+    q = q * r + 1.0 / 720.0
+    q = q * r + 1.0 / 120.0
+    q = q * r + 1.0 / 24.0
+    q = q * r + 1.0 / 6.0
+    q = q * r + 0.5
+    p = (r * r * q + r) + 1.0
+    k = _float_bits(t) - _F64_SHIFTER_BITS
+    half = k >> 1
+    return p * _pow2(half, x) * _pow2(k - half, x)
+
+
+def _exp_nonpositive_f32(x):
+    """e^x for x ≤ 0 or NaN, float32, within about 1 ulp: Taylor to r^7 (truncation error
+    below 1e−8 relative)."""
+    if x < _F32_EXP_LOW:
+        x = _F32_EXP_LOW
+    t = x * _F32_LOG2E + _F32_SHIFTER
+    n = t - _F32_SHIFTER
+    r = (x - n * _F32_LN2_HI) - n * _F32_LN2_LO
+    q = _F32_C7 * r + _F32_C6
+    q = q * r + _F32_C5
+    q = q * r + _F32_C4
+    q = q * r + _F32_C3
+    q = q * r + _F32_C2
+    p = (r * r * q + r) + _F32_ONE
+    k = _float_bits(t) - _F32_SHIFTER_BITS
+    half = k >> 1
+    return p * _pow2(half, x) * _pow2(k - half, x)
+
+
+def _exp_nonpositive(x):
+    """e^x for x ≤ 0 (or NaN), in x's precision; vectorisable. See the notes above."""
+    return math.exp(x)
+
+
+@overload(_exp_nonpositive)
+def _exp_nonpositive_overload(x):
+    if x == types.float64:
+        return _exp_nonpositive_f64
+    if x == types.float32:
+        return _exp_nonpositive_f32
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -49,15 +202,18 @@ LOOP_BELOW = 64 * 64
 @kernel
 def _sigmoid(a):
     """σ(a) = 1 / (1 + e^{−a}), with e^{−|a|} so that no exp overflows."""
-    e = math.exp(-abs(a))
-    return 1.0 / (1.0 + e) if a >= 0 else e / (1.0 + e)
+    one = _typed(1.0, a)
+    e = _exp_nonpositive(-abs(a))
+    # one division and a select rather than a branch, so that the loop vectorises
+    return (one if a >= 0 else e) / (one + e)
 
 
 @kernel
 def _tanh(a):
     """tanh(a) = (1 − e^{−2|a|}) / (1 + e^{−2|a|}) · sign(a), overflow-free."""
-    e = math.exp(-2.0 * abs(a))
-    t = (1.0 - e) / (1.0 + e)
+    one = _typed(1.0, a)
+    e = _exp_nonpositive(_typed(-2.0, a) * abs(a))
+    t = (one - e) / (one + e)
     return t if a >= 0 else -t
 
 
@@ -69,22 +225,40 @@ def _matmul_into(out, a, w):
     if B * K * N > LOOP_BELOW:
         np.dot(a, w, out)
         return
+    zero = _typed(0.0, out)
+    K4 = K - K % 4
     for b in range(B):
+        row = out[b]
+        a_b = a[b]
         for n in range(N):
-            out[b, n] = 0.0
-        for k in range(K):
-            a_bk = a[b, k]
+            row[n] = zero
+        # Four rows of w per pass, summed as a tree: the chain of dependent updates of
+        # ``row`` (a store and a reload each) is a quarter as long. It is the step's
+        # latency when B is small: the recurrence leaves nothing else to overlap it with.
+        for k in range(0, K4, 4):
+            a0, a1, a2, a3 = a_b[k], a_b[k + 1], a_b[k + 2], a_b[k + 3]
+            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
             for n in range(N):
-                out[b, n] += a_bk * w[k, n]
+                row[n] += (a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n])
+        for k in range(K4, K):
+            a_bk = a_b[k]
+            w_k = w[k]
+            for n in range(N):
+                row[n] += a_bk * w_k[n]
 
 
 # ---------------------------------------------------------------------------------------
 # LSTM kernels
+#
+# A step works on whole rows: the recurrent product goes straight into the step's slice of
+# the gate record, then one loop per run of same-kind gates adds P_t and applies the
+# nonlinearity in place, then one loop over H forms c and h. Each is a simple loop over
+# contiguous memory that LLVM vectorises.
 
 
 @kernel
-def _lstm_forward(P, W_hh_T, b_hh, h0, c0):
-    """The LSTM recurrence. P (T, B, 4H) holds X W_ihᵀ + b_ih; W_hh_T is W_hhᵀ (H, 4H).
+def _lstm_forward(P, W_hh_T, h0, c0):
+    """The LSTM recurrence. P (T, B, 4H) holds X W_ihᵀ + b_ih + b_hh; W_hh_T is W_hhᵀ (H, 4H).
 
     Returns h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H).
     """
@@ -95,22 +269,24 @@ def _lstm_forward(P, W_hh_T, b_hh, h0, c0):
     gates = np.empty((T, B, G), dtype=P.dtype)
     h[0] = h0
     c[0] = c0
-    rec = np.empty((B, G), dtype=P.dtype)
     for t in range(T):
-        _matmul_into(rec, h[t], W_hh_T)
+        _matmul_into(gates[t], h[t], W_hh_T)  # h_{t−1} W_hhᵀ, completed in place below
         for b in range(B):
+            a = gates[t, b]
+            p = P[t, b]
+            for k in range(2 * H):  # i, f
+                a[k] = _sigmoid(a[k] + p[k])
+            for k in range(2 * H, 3 * H):  # g
+                a[k] = _tanh(a[k] + p[k])
+            for k in range(3 * H, G):  # o
+                a[k] = _sigmoid(a[k] + p[k])
+            c_prev = c[t, b]
+            c_new = c[t + 1, b]
+            h_new = h[t + 1, b]
             for j in range(H):
-                i = _sigmoid(P[t, b, j] + rec[b, j] + b_hh[j])
-                f = _sigmoid(P[t, b, H + j] + rec[b, H + j] + b_hh[H + j])
-                g = _tanh(P[t, b, 2 * H + j] + rec[b, 2 * H + j] + b_hh[2 * H + j])
-                o = _sigmoid(P[t, b, 3 * H + j] + rec[b, 3 * H + j] + b_hh[3 * H + j])
-                c_new = f * c[t, b, j] + i * g
-                c[t + 1, b, j] = c_new
-                h[t + 1, b, j] = o * _tanh(c_new)
-                gates[t, b, j] = i
-                gates[t, b, H + j] = f
-                gates[t, b, 2 * H + j] = g
-                gates[t, b, 3 * H + j] = o
+                c_j = a[H + j] * c_prev[j] + a[j] * a[2 * H + j]
+                c_new[j] = c_j
+                h_new[j] = a[3 * H + j] * _tanh(c_j)
     return h, c, gates
 
 
@@ -129,21 +305,29 @@ def _lstm_backward(dh, c, gates, W_hh, dc_n):
     dA = np.empty((T, B, G), dtype=dh.dtype)
     carry = np.zeros((B, H), dtype=dh.dtype)  # dA_{t+1} W_hh: what flows back into h_t
     dc = dc_n.copy()
+    one = _typed(1.0, dh)
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            a = gates[t, b]
+            d = dA[t, b]
+            c_prev = c[t, b]
+            c_t = c[t + 1, b]
+            dh_b = dh[t, b]
+            carry_b = carry[b]
+            dc_b = dc[b]
             for j in range(H):
-                i = gates[t, b, j]
-                f = gates[t, b, H + j]
-                g = gates[t, b, 2 * H + j]
-                o = gates[t, b, 3 * H + j]
-                tc = _tanh(c[t + 1, b, j])
-                dh_t = dh[t, b, j] + carry[b, j]
-                dc_t = dc[b, j] + dh_t * o * (1.0 - tc * tc)
-                dA[t, b, j] = dc_t * g * i * (1.0 - i)
-                dA[t, b, H + j] = dc_t * c[t, b, j] * f * (1.0 - f)
-                dA[t, b, 2 * H + j] = dc_t * i * (1.0 - g * g)
-                dA[t, b, 3 * H + j] = dh_t * tc * o * (1.0 - o)
-                dc[b, j] = dc_t * f
+                i = a[j]
+                f = a[H + j]
+                g = a[2 * H + j]
+                o = a[3 * H + j]
+                tc = _tanh(c_t[j])  # recomputed: cheaper than storing, now that it vectorises
+                dh_t = dh_b[j] + carry_b[j]
+                dc_t = dc_b[j] + dh_t * o * (one - tc * tc)
+                d[j] = dc_t * g * i * (one - i)
+                d[H + j] = dc_t * c_prev[j] * f * (one - f)
+                d[2 * H + j] = dc_t * i * (one - g * g)
+                d[3 * H + j] = dh_t * tc * o * (one - o)
+                dc_b[j] = dc_t * f
         _matmul_into(carry, dA[t], W_hh)
     return dA, carry, dc
 
@@ -153,8 +337,9 @@ def _lstm_backward(dh, c, gates, W_hh, dc_n):
 
 
 @kernel
-def _gru_forward(P, W_hh_T, b_hh, h0):
-    """The GRU recurrence. P (T, B, 3H) holds X W_ihᵀ + b_ih; W_hh_T is W_hhᵀ (H, 3H).
+def _gru_forward(P, W_hh_T, b_hn, h0):
+    """The GRU recurrence. P (T, B, 3H) holds X W_ihᵀ + b_ih + (b_hr, b_hz, 0); W_hh_T is
+    W_hhᵀ (H, 3H); b_hn the last third of b_hh.
 
     Returns h (T+1, B, H), the gates r, z, n (T, B, 3H) and W_hn h_{t−1} + b_hn (T, B, H),
     the part the reset gate multiplies.
@@ -166,19 +351,25 @@ def _gru_forward(P, W_hh_T, b_hh, h0):
     hn = np.empty((T, B, H), dtype=P.dtype)
     h[0] = h0
     rec = np.empty((B, G), dtype=P.dtype)
+    one = _typed(1.0, P)
     for t in range(T):
         _matmul_into(rec, h[t], W_hh_T)
         for b in range(B):
+            a = gates[t, b]
+            p = P[t, b]
+            rec_b = rec[b]
+            for k in range(2 * H):  # r, z
+                a[k] = _sigmoid(p[k] + rec_b[k])
+            h_prev = h[t, b]
+            h_new = h[t + 1, b]
+            hn_b = hn[t, b]
             for j in range(H):
-                r = _sigmoid(P[t, b, j] + rec[b, j] + b_hh[j])
-                z = _sigmoid(P[t, b, H + j] + rec[b, H + j] + b_hh[H + j])
-                hn_j = rec[b, 2 * H + j] + b_hh[2 * H + j]
-                n = _tanh(P[t, b, 2 * H + j] + r * hn_j)
-                h[t + 1, b, j] = (1.0 - z) * n + z * h[t, b, j]
-                gates[t, b, j] = r
-                gates[t, b, H + j] = z
-                gates[t, b, 2 * H + j] = n
-                hn[t, b, j] = hn_j
+                hn_j = rec_b[2 * H + j] + b_hn[j]
+                n = _tanh(p[2 * H + j] + a[j] * hn_j)
+                z = a[H + j]
+                h_new[j] = (one - z) * n + z * h_prev[j]
+                a[2 * H + j] = n
+                hn_b[j] = hn_j
     return h, gates, hn
 
 
@@ -200,23 +391,32 @@ def _gru_backward(dh, h, gates, hn, W_hh):
     dAh = np.empty((T, B, G), dtype=dh.dtype)
     carry = np.zeros((B, H), dtype=dh.dtype)
     direct = np.empty((B, H), dtype=dh.dtype)  # δh ⊙ z: the path that skips the gates
+    one = _typed(1.0, dh)
     for t in range(T - 1, -1, -1):
         for b in range(B):
+            a = gates[t, b]
+            di = dAi[t, b]
+            dr = dAh[t, b]
+            h_prev = h[t, b]
+            hn_b = hn[t, b]
+            dh_b = dh[t, b]
+            carry_b = carry[b]
+            direct_b = direct[b]
             for j in range(H):
-                r = gates[t, b, j]
-                z = gates[t, b, H + j]
-                n = gates[t, b, 2 * H + j]
-                dh_t = dh[t, b, j] + carry[b, j]
-                da_n = dh_t * (1.0 - z) * (1.0 - n * n)
-                da_r = da_n * hn[t, b, j] * r * (1.0 - r)
-                da_z = dh_t * (h[t, b, j] - n) * z * (1.0 - z)
-                dAi[t, b, j] = da_r
-                dAi[t, b, H + j] = da_z
-                dAi[t, b, 2 * H + j] = da_n
-                dAh[t, b, j] = da_r
-                dAh[t, b, H + j] = da_z
-                dAh[t, b, 2 * H + j] = da_n * r
-                direct[b, j] = dh_t * z
+                r = a[j]
+                z = a[H + j]
+                n = a[2 * H + j]
+                dh_t = dh_b[j] + carry_b[j]
+                da_n = dh_t * (one - z) * (one - n * n)
+                da_r = da_n * hn_b[j] * r * (one - r)
+                da_z = dh_t * (h_prev[j] - n) * z * (one - z)
+                di[j] = da_r
+                di[H + j] = da_z
+                di[2 * H + j] = da_n
+                dr[j] = da_r
+                dr[H + j] = da_z
+                dr[2 * H + j] = da_n * r
+                direct_b[j] = dh_t * z
         _matmul_into(carry, dAh[t], W_hh)
         carry += direct
     return dAi, dAh, carry
@@ -273,11 +473,11 @@ def _state(value, B: int, H: int, dtype) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(value, (B, H)), dtype=dtype)
 
 
-def _input_projection(X, W_ih, b_ih, dtype) -> np.ndarray:
-    """P = X W_ihᵀ + b_ih for every step at once, (T, B, G·H)."""
+def _input_projection(X, W_ih, bias, dtype) -> np.ndarray:
+    """P = X W_ihᵀ + bias for every step at once, (T, B, G·H)."""
     T, B, D = X.shape
     P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_ih.T.astype(dtype, copy=False)
-    P += b_ih
+    P += bias
     return P.reshape(T, B, -1)
 
 
@@ -301,10 +501,10 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None) -> LSTMForward:
     """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros)."""
     dtype = _dtype_of(X, W_ih, W_hh)
     B, H = X.shape[1], W_hh.shape[1]
-    P = _input_projection(X, W_ih, b_ih, dtype)
+    # b_ih and b_hh add to the same pre-activations: both go into P, outside the loop.
+    P = _input_projection(X, W_ih, np.add(b_ih, b_hh, dtype=dtype), dtype)
     h, c, gates = _lstm_forward(
-        P, np.ascontiguousarray(W_hh.T, dtype), np.ascontiguousarray(b_hh, dtype),
-        _state(h0, B, H, dtype), _state(c0, B, H, dtype),
+        P, np.ascontiguousarray(W_hh.T, dtype), _state(h0, B, H, dtype), _state(c0, B, H, dtype),
     )
     return LSTMForward(h, c, gates)
 
@@ -327,9 +527,12 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None) -> GRUForward:
     """Every state of a GRU layer over X (T, B, D); h0 (B, H) or None (zeros)."""
     dtype = _dtype_of(X, W_ih, W_hh)
     B, H = X.shape[1], W_hh.shape[1]
-    P = _input_projection(X, W_ih, b_ih, dtype)
+    # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
+    bias = np.array(b_ih, dtype=dtype)
+    bias[:2 * H] += np.asarray(b_hh, dtype)[:2 * H]
+    P = _input_projection(X, W_ih, bias, dtype)
     h, gates, hn = _gru_forward(
-        P, np.ascontiguousarray(W_hh.T, dtype), np.ascontiguousarray(b_hh, dtype),
+        P, np.ascontiguousarray(W_hh.T, dtype), np.ascontiguousarray(b_hh[2 * H:], dtype),
         _state(h0, B, H, dtype),
     )
     return GRUForward(h, gates, hn)
