@@ -1,0 +1,71 @@
+"""The encoded data set every task shares, and the unigram baseline of a language model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqtool.core.data.vocab import Vocab
+
+TASKS = ("classify", "tag", "lm", "regress")
+
+
+@dataclass
+class Dataset:
+    """Encoded sequences and their targets.
+
+    ``inputs[i]`` is int64 ids (T_i,) for classify/tag/lm, float64 (T_i, D) for regress.
+    ``targets[i]`` is, by task:
+      classify  int64 () the label id (an index into ``labels``);
+      tag       int64 (T_i,) tag ids, one per input step;
+      lm        int64 (T_i,) the id of the next token at every step;
+      regress   float64 (T_i, O) if ``target_at == "all"``, else (O,) for the last step.
+    """
+
+    task: str
+    name: str
+    inputs: list[np.ndarray]
+    targets: list[np.ndarray]
+    vocab: Vocab | None
+    labels: list[str] | None
+    target_at: str
+    tokenizer: str | None
+    input_size: int
+    output_size: int
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} is not one of {TASKS}")
+        if len(self.inputs) != len(self.targets):
+            raise ValueError(f"{len(self.inputs)} inputs but {len(self.targets)} targets")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) int64: the number of steps T_i of every sequence."""
+        return np.array([len(x) for x in self.inputs], dtype=np.int64)
+
+    def subset(self, indices) -> "Dataset":
+        """The same data set (vocabulary, labels, sizes) restricted to ``indices``."""
+        indices = [int(i) for i in np.asarray(indices).reshape(-1)]
+        return Dataset(
+            task=self.task, name=self.name,
+            inputs=[self.inputs[i] for i in indices], targets=[self.targets[i] for i in indices],
+            vocab=self.vocab, labels=self.labels, target_at=self.target_at,
+            tokenizer=self.tokenizer, input_size=self.input_size, output_size=self.output_size,
+        )
+
+
+def unigram_entropy(dataset: Dataset) -> float:
+    """H = −Σ_v p(v) log p(v) in nats, p the frequency of token v among all target ids.
+
+    The cross-entropy per predicted token of the best model that ignores the context: a
+    language model that learns anything from the past beats it.
+    """
+    ids = np.concatenate([np.asarray(y, dtype=np.int64).reshape(-1) for y in dataset.targets])
+    p = np.bincount(ids[ids >= 0]) / np.count_nonzero(ids >= 0)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
