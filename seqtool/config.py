@@ -453,3 +453,158 @@ class BpttConfig:
             raise InputError("y", f"has the label {bad[0]:g}; expected whole numbers in 0..{O - 1}"
                              " (one per output unit)")
         return labels
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool train-rnn
+
+
+def as_fraction(key: str, value: Any) -> float:
+    number = as_float(key, value)
+    if not 0.0 < number < 1.0:
+        raise InputError(key, f"must be between 0 and 1 (exclusive), got {number:g}")
+    return number
+
+
+def as_dropout(key: str, value: Any) -> float:
+    number = as_float(key, value)
+    if not 0.0 <= number < 1.0:
+        raise InputError(key, f"must be in [0, 1), got {number:g}")
+    return number
+
+
+def as_nonnegative_float(key: str, value: Any) -> float:
+    number = as_float(key, value)
+    if number < 0:
+        raise InputError(key, f"must be ≥ 0, got {number:g}")
+    return number
+
+
+def as_text(key: str, value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise InputError(key, "is empty")
+    return text
+
+
+TRAIN_TASKS = ("classify", "tag", "lm", "regress")
+TRAIN_CELLS = ("rnn", "gru", "lstm", "bow")
+# What --resume may change: how much longer to train, nothing about what is trained.
+RESUMABLE_CHANGES = ("epochs", "steps", "patience")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Parameters of ``seqtool train-rnn``: data, model, optimiser, schedule, files."""
+
+    data: str = param("sentiment", "A built-in set (sentiment, parity, adding, echo, sine, dyck) "
+                      "or a file: TSV/CSV/JSONL text,label (classify) or tokens,tags (tag), "
+                      "plain text (lm), numeric CSV (regress).", as_text)
+    task: str | None = param(None, "classify, tag, lm or regress (built-in sets know theirs).",
+                             optional(one_of(TRAIN_TASKS)))
+    val: str | None = param(None, "A validation file (else --val-fraction of the data).",
+                            optional(as_text))
+    val_fraction: float = param(0.1, "Share of the data held out for validation.", as_fraction)
+    tokenizer: str | None = param(None, "char or word (default: char for lm files, word "
+                                  "otherwise).", optional(one_of(("char", "word"))))
+    max_len: int | None = param(None, "Longest sequence kept (lm: the chunk length).",
+                                optional(as_positive_int))
+    samples: int | None = param(None, "Built-in sets: how many sequences.",
+                                optional(as_positive_int))
+    seq_len: int | None = param(None, "Built-in sets: sequence length.", optional(as_positive_int))
+    delay: int | None = param(None, "echo: the tag at t is the token at t − delay.",
+                              optional(as_positive_int))
+    cell: str = param("lstm", "rnn, gru, lstm, or bow (the bag-of-words baseline).",
+                      one_of(TRAIN_CELLS))
+    hidden: int = param(64, "Hidden size H.", as_positive_int)
+    layers: int = param(1, "Stacked recurrent layers.", as_positive_int)
+    embedding_dim: int = param(32, "Token embedding size.", as_positive_int)
+    dropout: float = param(0.0, "Dropout between stacked layers (training only).", as_dropout)
+    pool: str = param("last", "classify: last, mean or max over the real steps.",
+                      one_of(("last", "mean", "max")))
+    nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(("tanh", "relu")))
+    dtype: str = param("float32", "float32 or float64.", one_of(("float32", "float64")))
+    optimizer: str = param("adam", "sgd, momentum, adam or adagrad.",
+                           one_of(("sgd", "momentum", "adam", "adagrad")))
+    lr: float = param(0.003, "Learning rate.", as_positive_float)
+    weight_decay: float = param(0.0, "L2 penalty added to the gradients.", as_nonnegative_float)
+    clip_norm: float | None = param(None, "Clip the global gradient norm to this.",
+                                    optional(as_positive_float))
+    batch_size: int = param(32, "Sequences per step.", as_positive_int)
+    epochs: int = param(10, "Passes over the training data.", as_positive_int)
+    steps: int | None = param(None, "Optimiser steps in all (instead of --epochs).",
+                              optional(as_positive_int))
+    patience: int | None = param(None, "Stop after this many epochs without a better "
+                                 "validation loss.", optional(as_positive_int))
+    seed: int = param(0, "Seed of the data, initialisation, order and dropout.", as_int)
+    out: str | None = param(None, "Run directory (default runs/<task>-<cell>-<time>).",
+                            optional(as_text))
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
+        return cls(**coerce_all(cls, mapping, "train-rnn"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in parameter_names(type(self))}
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool predict / sample / evaluate (a trained run directory)
+
+
+def as_text_list(key: str, value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(str(item) for item in items)
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Parameters of ``seqtool predict``."""
+
+    run: str = param("", "The run directory of a classify or tag model.", as_text)
+    text: tuple[str, ...] = param((), "Texts to label (else one per line on stdin).",
+                                  as_text_list)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "PredictConfig":
+        return cls(**coerce_all(cls, mapping, "predict"))
+
+
+def as_temperature(key: str, value: Any) -> float:
+    number = as_float(key, value)
+    if number < 0:
+        raise InputError(key, f"must be ≥ 0 (0 is greedy), got {number:g}")
+    return number
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Parameters of ``seqtool sample``."""
+
+    run: str = param("", "The run directory of a language model.", as_text)
+    length: int = param(100, "Tokens to draw.", as_positive_int)
+    temperature: float = param(1.0, "Softmax temperature (0: always the likeliest token).",
+                               as_temperature)
+    prime: str = param("", "Text to start from (default: the begin marker if the model has "
+                       "one).", str)
+    seed: int = param(0, "Seed of the draws.", as_int)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "SampleConfig":
+        return cls(**coerce_all(cls, mapping, "sample"))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Parameters of ``seqtool evaluate``."""
+
+    run: str = param("", "The run directory of a trained model.", as_text)
+    data: str = param("", "A data file in the training format, or the built-in set's name.",
+                      as_text)
+    seed: int = param(0, "Seed of a built-in set.", as_int)
+    samples: int | None = param(None, "Built-in sets: how many sequences.",
+                                optional(as_positive_int))
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "EvaluateConfig":
+        return cls(**coerce_all(cls, mapping, "evaluate"))

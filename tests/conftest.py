@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import json
+import os
 
-import pytest
-from typer.testing import CliRunner
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI does (seqtool/cli/__init__.py)
 
-from seqtool.cli import app
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from seqtool.cli import app  # noqa: E402
 
 
 class Result:

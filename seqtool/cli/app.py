@@ -84,13 +84,14 @@ class SeqtoolGroup(TyperGroup):
 EPILOG = (
     "Examples: seqtool attend --query 3,-1 --selector argmax  ·  "
     "seqtool attend -q 3,-1 -k '1,5;1,0' --format json | jq .outputs  ·  "
-    "seqtool bptt --steps 3 --activation sigmoid --explain"
+    "seqtool bptt --steps 3 --activation sigmoid --explain  ·  "
+    "seqtool train-rnn --data parity --cell gru --out runs/parity"
 )
 
 app = typer.Typer(
     cls=SeqtoolGroup,
     name="seqtool",
-    help="Hands-on sequence-model experiments: attention selectors and backprop through time, with exact numbers.",
+    help="Hands-on sequence-model experiments: attention selectors, backprop through time and RNN training, with exact numbers.",
     epilog=EPILOG,
     no_args_is_help=True,
     add_completion=False,

@@ -16,9 +16,12 @@ def test_help_lists_every_command_with_purpose_and_example(cli):
     assert "e.g. seqtool attend --query 3,-1" in result.stdout
     assert "e.g. seqtool bptt --steps 20 --radius 1.5" in result.stdout
     assert "e.g. seqtool compare-selectors --learn" in result.stdout
+    assert "e.g. seqtool train-rnn --data parity" in result.stdout
+    assert "e.g. seqtool predict runs/x --text 'not bad'" in result.stdout
+    assert "e.g. seqtool sample runs/x --length 40" in result.stdout
+    assert "e.g. seqtool evaluate runs/x --data t.tsv" in result.stdout
     # commands not built yet do not appear as stubs
-    for unbuilt in ("train-rnn", "run "):
-        assert unbuilt not in result.stdout
+    assert "\n  run " not in result.stdout
 
 
 def test_no_arguments_shows_help(cli):

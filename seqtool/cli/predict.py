@@ -1,0 +1,229 @@
+"""`seqtool predict`, `seqtool sample` and `seqtool evaluate`: using a trained run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import typer
+
+from seqtool.cli.app import app
+from seqtool.cli.options import precision_option
+from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig, help_of
+from seqtool.core.errors import InputError
+
+USE_FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def _format(requested: str | None, piped_default: str) -> str:
+    from seqtool.io.output import choose_format
+
+    if requested is not None and requested not in USE_FORMATS:
+        raise InputError("format", f"is '{requested}'; choose one of {', '.join(USE_FORMATS)}")
+    chosen = choose_format(requested)
+    return piped_default if requested is None and chosen == "json" else chosen
+
+
+def _format_option() -> Any:
+    return typer.Option(None, "--format", "-f", metavar="table|json|jsonl|csv",
+                        help="Default: table on a terminal, jsonl (predict) or json when piped.")
+
+
+def _load(run: str) -> Any:
+    from seqtool.training_run import load_model
+
+    return load_model(run, "model", "run")
+
+
+# ---------------------------------------------------------------------------------------
+# predict
+
+
+@app.command("predict", short_help="Label texts. e.g. seqtool predict runs/x --text 'not bad'",
+             help="Label texts with a trained classify or tag model: --text (repeatable) or "
+             "one text per line on stdin; JSONL out, one object per text.\n\nExamples:\n"
+             "  seqtool predict runs/sentiment --text 'fun but far too long'\n"
+             "  cat reviews.txt | seqtool predict runs/sentiment | jq .label")
+def predict_command(
+    run: str = typer.Argument(..., metavar="RUN_DIR", help=help_of(PredictConfig, "run")),
+    text: Optional[list[str]] = typer.Option(None, "--text", "-t",
+                                             help=help_of(PredictConfig, "text")),
+    output_format: Optional[str] = _format_option(),
+    precision: int = precision_option(),
+) -> None:
+    fmt = _format(output_format, "jsonl")
+    config = PredictConfig.from_mapping({"run": run, **({"text": text} if text else {})})
+    texts = list(config.text) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise InputError("text", "is missing: give --text or lines on stdin")
+    from seqtool.core import inference
+    from seqtool.core.data import encode_texts, tokenize
+
+    model = _load(config.run)
+    spec = model.spec
+    if spec.task not in ("classify", "tag"):
+        raise InputError("run", f"holds a {spec.task} model; predict labels texts with a "
+                         "classify or tag model (sample draws from an lm, evaluate scores any)")
+    vocab, labels = model.vocab, model.labels
+    ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
+    rows = []
+    if spec.task == "classify":
+        probs = inference.classify(spec, model.params, ids)
+        for t, p in zip(texts, probs):
+            rows.append({"text": t, "label": labels[int(p.argmax())],
+                         "probabilities": {name: float(v) for name, v in zip(labels, p)}})
+    else:
+        for t, seq, p in zip(texts, ids, inference.tag(spec, model.params, ids)):
+            rows.append({"text": t, "tokens": vocab.decode(seq),
+                         "tags": [labels[int(k)] for k in p.argmax(axis=1)],
+                         "confidence": [float(v) for v in p.max(axis=1)]})
+    _write_rows(rows, fmt, precision)
+
+
+def _write_rows(rows: list[dict[str, Any]], fmt: str, precision: int) -> None:
+    from seqtool.io.output import write_csv, write_json
+
+    if fmt == "jsonl":
+        for row in rows:
+            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt == "json":
+        write_json(rows)
+    elif fmt == "csv":
+        keys = [k for k in rows[0] if k in ("text", "label", "tokens", "tags")]
+        write_csv(keys, [[" ".join(r[k]) if isinstance(r[k], list) else r[k] for k in keys]
+                         for r in rows])
+    else:
+        from rich.table import Table
+
+        from seqtool.render.console import make_console
+        from seqtool.render.numbers import fmt as fmt_number
+
+        table = Table(header_style="bold")
+        if "label" in rows[0]:
+            for col in ("text", "label", "p(label)"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(r["text"], r["label"],
+                              fmt_number(r["probabilities"][r["label"]], precision))
+        else:
+            table.add_column("token/tag")
+            for r in rows:
+                table.add_row(" ".join(f"{w}/{g}" for w, g in zip(r["tokens"], r["tags"])))
+        make_console().print(table)
+
+
+# ---------------------------------------------------------------------------------------
+# sample
+
+
+@app.command("sample", short_help="Draw from an LM. e.g. seqtool sample runs/x --length 40",
+             help="Draw tokens from a trained language model, one at a time: token_{t+1} ~ "
+             "softmax(y_t / temperature).\n\nExamples:\n"
+             "  seqtool sample runs/dyck --length 40 --temperature 0.8 --seed 3\n"
+             "  seqtool sample runs/shakespeare --prime 'ROMEO:' --temperature 0")
+def sample_command(
+    run: str = typer.Argument(..., metavar="RUN_DIR", help=help_of(SampleConfig, "run")),
+    length: Optional[str] = typer.Option(None, "--length", "-n", metavar="N",
+                                         help=help_of(SampleConfig, "length")),
+    temperature: Optional[str] = typer.Option(None, "--temperature", "-t", metavar="T",
+                                              help=help_of(SampleConfig, "temperature")),
+    prime: Optional[str] = typer.Option(None, "--prime", "-p", metavar="TEXT",
+                                        help=help_of(SampleConfig, "prime")),
+    seed: Optional[str] = typer.Option(None, "--seed", metavar="INT",
+                                       help=help_of(SampleConfig, "seed")),
+    output_format: Optional[str] = _format_option(),
+) -> None:
+    fmt = _format(output_format, "json")
+    given = {"run": run, "length": length, "temperature": temperature, "prime": prime,
+             "seed": seed}
+    config = SampleConfig.from_mapping({k: v for k, v in given.items() if v is not None})
+    from seqtool.core import inference
+    from seqtool.core.data import tokenize
+
+    model = _load(config.run)
+    if model.spec.task != "lm":
+        raise InputError("run", f"holds a {model.spec.task} model; sample needs a language "
+                         "model (train-rnn --task lm, or --data dyck)")
+    vocab = model.vocab
+    tokens = tokenize(config.prime, model.tokenizer) if config.prime else []
+    begin = next((t for t in ("^",) if t in vocab), None)
+    if not tokens:
+        if begin is None:
+            raise InputError("prime", "is needed: this model has no begin marker to start from")
+        tokens = [begin]
+    unknown = [t for t in tokens if t not in vocab]
+    if unknown:
+        raise InputError("prime", f"has '{unknown[0]}', which the model's vocabulary lacks")
+    end = vocab.encode(["$"])[0] if "$" in vocab else None
+    drawn, logps = inference.sample(model.spec, model.params, vocab.encode(tokens),
+                                    config.length, config.temperature, config.seed, end)
+    words = vocab.decode(drawn)
+    joiner = "" if model.tokenizer == "char" else " "
+    result = {"prime": config.prime, "tokens": words, "text": joiner.join(words),
+              "logprob": float(sum(logps)), "temperature": config.temperature,
+              "seed": config.seed}
+    from seqtool.io.output import write_csv, write_json
+
+    if fmt in ("json", "jsonl"):
+        if fmt == "json":
+            write_json(result)
+        else:
+            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        write_csv(["position", "token", "logprob"],
+                  [[i + 1, w, lp] for i, (w, lp) in enumerate(zip(words, logps))])
+    else:
+        from seqtool.render.console import make_console
+
+        console = make_console()
+        start = joiner.join(tokens)
+        console.print(f"[dim]{start}[/dim]{result['text']}", markup=True, highlight=False)
+
+
+# ---------------------------------------------------------------------------------------
+# evaluate
+
+
+@app.command("evaluate", short_help="Score a model. e.g. seqtool evaluate runs/x --data t.tsv",
+             help="Score a trained model on a data file (the training format) or on a fresh "
+             "draw of its built-in set: loss and accuracy, perplexity or mse.\n\nExamples:\n"
+             "  seqtool evaluate runs/reviews --data test.tsv\n"
+             "  seqtool evaluate runs/parity --data parity --seed 7")
+def evaluate_command(
+    run: str = typer.Argument(..., metavar="RUN_DIR", help=help_of(EvaluateConfig, "run")),
+    data: str = typer.Option(..., "--data", "-d", metavar="FILE|NAME",
+                             help=help_of(EvaluateConfig, "data")),
+    seed: Optional[str] = typer.Option(None, "--seed", metavar="INT",
+                                       help=help_of(EvaluateConfig, "seed")),
+    samples: Optional[str] = typer.Option(None, "--samples", metavar="N",
+                                          help=help_of(EvaluateConfig, "samples")),
+    output_format: Optional[str] = _format_option(),
+    precision: int = precision_option(),
+) -> None:
+    fmt = _format(output_format, "json")
+    given = {"run": run, "data": data, "seed": seed, "samples": samples}
+    config = EvaluateConfig.from_mapping({k: v for k, v in given.items() if v is not None})
+    from seqtool.core.training import evaluate
+    from seqtool.training_run import dataset_for_model
+
+    model = _load(config.run)
+    dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
+    result = {"run": config.run, "data": config.data, "task": model.spec.task,
+              "sequences": len(dataset), **evaluate(model.spec, model.params, dataset).to_dict()}
+    from seqtool.io.output import write_csv, write_json
+
+    if fmt == "json":
+        write_json(result)
+    elif fmt == "jsonl":
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        write_csv(list(result), [list(result.values())])
+    else:
+        from seqtool.render.console import make_console
+        from seqtool.render.numbers import fmt as fmt_number
+
+        console = make_console()
+        for key, value in result.items():
+            shown = fmt_number(value, precision) if isinstance(value, float) else value
+            console.print(f"[bold]{key}[/bold] {shown}")

@@ -1,0 +1,81 @@
+"""Using a trained model: class probabilities, tags, and sampling from a language model.
+
+Sampling draws token_{t+1} ~ softmax(y_t / temperature) and feeds it back, carrying the
+recurrent state (h, and c for the LSTM) from step to step, so each new token costs one
+step of the network rather than a pass over the whole prefix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtool.core.errors import InputError
+from seqtool.core.losses import log_softmax
+from seqtool.core.models import ModelSpec, forward, rnn_state
+from seqtool.core.rnn.stack import stack_forward
+
+
+def _batch(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded (T, B) ids and the lengths (B,); an empty sequence becomes one <pad>."""
+    lengths = np.array([max(len(s), 1) for s in sequences])
+    inputs = np.zeros((lengths.max(), len(sequences)), dtype=np.int64)
+    for b, s in enumerate(sequences):
+        inputs[:len(s), b] = s
+    return inputs, lengths
+
+
+def classify(spec: ModelSpec, params: dict[str, np.ndarray],
+             sequences: list[np.ndarray]) -> np.ndarray:
+    """p(label | sequence) for each sequence: (N, classes)."""
+    inputs, lengths = _batch(sequences)
+    out = forward(spec, params, inputs, lengths).outputs
+    return np.exp(log_softmax(out.astype(np.float64)))
+
+
+def tag(spec: ModelSpec, params: dict[str, np.ndarray],
+        sequences: list[np.ndarray]) -> list[np.ndarray]:
+    """p(tag_t | token_1..token_t) for each sequence: a (T_i, tags) array each."""
+    inputs, lengths = _batch(sequences)
+    out = forward(spec, params, inputs, lengths).outputs  # (T, B, tags)
+    probs = np.exp(log_softmax(out.astype(np.float64)))
+    return [probs[:len(s), b] for b, s in enumerate(sequences)]
+
+
+def sample(spec: ModelSpec, params: dict[str, np.ndarray], prime: np.ndarray, length: int,
+           temperature: float = 1.0, seed: int = 0,
+           stop_id: int | None = None) -> tuple[list[int], list[float]]:
+    """``length`` tokens drawn after ``prime`` (ids, at least one), and the log-probability
+    of each draw; stops early after ``stop_id`` if given. temperature → 0 is greedy."""
+    if spec.task != "lm":
+        raise InputError("model", f"is a {spec.task} model; sample needs a language model "
+                         "(train-rnn --task lm)")
+    if len(prime) == 0:
+        raise InputError("prime", "is empty; give at least one token to start from")
+    rng = np.random.default_rng(seed)
+    E, W, b = params["embedding.weight"], params["head.weight"], params["head.bias"]
+    state = rnn_state(params)
+    f = stack_forward(spec.cell, E[np.asarray(prime)][:, None, :], state,
+                      nonlinearity=spec.nonlinearity)
+    drawn, logps = [], []
+    for _ in range(length):
+        logits = (f.output[-1, 0] @ W.T + b).astype(np.float64)
+        if temperature <= 0:
+            token = int(logits.argmax())
+            logp = log_softmax(logits)[token]
+        else:
+            logp_all = log_softmax(logits / temperature)
+            token = int(rng.choice(len(logits), p=np.exp(logp_all)))
+            logp = logp_all[token]
+        drawn.append(token)
+        logps.append(float(logp))
+        if stop_id is not None and token == stop_id:
+            break
+        f = stack_forward(spec.cell, E[[token]][:, None, :], state, h0=f.h_n, c0=f.c_n,
+                          nonlinearity=spec.nonlinearity)
+    return drawn, logps
+
+
+def check_temperature(value: float) -> float:
+    if not np.isfinite(value) or value < 0:
+        raise InputError("temperature", f"must be ≥ 0 (0 is greedy), got {value:g}")
+    return value

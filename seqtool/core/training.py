@@ -1,0 +1,251 @@
+"""The training loop of `seqtool train-rnn`: batches, steps, evaluation, early stopping.
+
+Everything random is a function of (seed, epoch, step): the order of epoch e is
+``default_rng([seed, 2, e]).permutation(n)`` and the dropout of its step s draws from
+``default_rng([seed, 3, e, s])``. So a run resumed from a checkpoint taken after any step
+(weights, optimiser state and the position (epoch, step)) continues with exactly the bits
+an uninterrupted run would have used, and ends with bit-identical weights.
+
+The loop touches no file and no terminal: it reports through :class:`Hooks`, and the caller
+saves checkpoints, draws progress bars and decides when to stop (``should_stop``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from seqtool.core.models import ModelSpec, backward, forward, loss_of
+from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
+
+STOP_REASONS = ("completed", "early_stopped", "interrupted", "diverged")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train (the model's shape is the ModelSpec's)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+    batch_size: int = 32
+    epochs: int = 10
+    steps: int | None = None  # total optimiser steps; overrides epochs when given
+    patience: int | None = None  # epochs without a better validation loss before stopping
+    seed: int = 0
+
+
+@dataclass
+class Position:
+    """Where a run is: epochs completed, steps into the current epoch, steps in all."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int | None = None
+    bad_epochs: int = 0  # epochs since the best one
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # the current epoch's running sums, so that an epoch interrupted and resumed reports
+    # the same train loss as an uninterrupted one
+    running: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step,
+                "best_val_loss": None if math.isinf(self.best_val_loss) else self.best_val_loss,
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "history": self.history, "running": self.running}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Position":
+        best = d.get("best_val_loss")
+        return cls(epoch=int(d["epoch"]), step_in_epoch=int(d["step_in_epoch"]),
+                   global_step=int(d["global_step"]),
+                   best_val_loss=math.inf if best is None else float(best),
+                   best_epoch=d.get("best_epoch"), bad_epochs=int(d.get("bad_epochs", 0)),
+                   history=list(d.get("history", [])), running=dict(d.get("running", {})))
+
+
+@dataclass
+class Hooks:
+    """Callbacks of the loop; every one is optional."""
+
+    on_step: Callable[[Position, float], None] | None = None  # after each step, with its loss
+    on_epoch: Callable[[Position, dict[str, Any], bool], None] | None = None  # record, improved
+    should_stop: Callable[[], bool] | None = None  # checked after each step (Ctrl-C)
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    metric: float  # accuracy, perplexity or mse (see metric_name)
+    metric_name: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, self.metric_name: self.metric, "count": self.count}
+
+
+def metric_name(spec: ModelSpec) -> str:
+    return {"classify": "accuracy", "tag": "accuracy", "lm": "perplexity",
+            "regress": "mse"}[spec.task]
+
+
+def _metric(spec: ModelSpec, loss_sum: float, correct: int, count: int) -> float:
+    if count == 0:
+        return math.nan
+    if spec.task == "lm":
+        return math.exp(min(loss_sum / count, 700.0))
+    if spec.task == "regress":
+        return loss_sum / count
+    return correct / count
+
+
+def batches(n: int, batch_size: int, order: np.ndarray | None = None):
+    """Index arrays of consecutive batches of ``order`` (default 0..n−1)."""
+    order = np.arange(n) if order is None else order
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
+             batch_size: int = 256) -> Evaluation:
+    """Mean loss and metric of ``params`` on every sequence of ``dataset`` (no dropout)."""
+    from seqtool.core.data import make_batch
+
+    loss_sum, correct, count = 0.0, 0, 0
+    for idx in batches(len(dataset), batch_size):
+        batch = make_batch(dataset, idx)
+        inputs = _cast(spec, batch.inputs, params)
+        fwd = forward(spec, params, inputs, batch.lengths)
+        loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
+        loss_sum += loss.sum
+        correct += loss.correct
+        count += loss.count
+    mean = loss_sum / count if count else math.nan
+    return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count)
+
+
+def _cast(spec: ModelSpec, inputs: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    return inputs if spec.tokens_in else inputs.astype(params["head.weight"].dtype, copy=False)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, 2, epoch]).permutation(n)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+@dataclass
+class TrainResult:
+    params: dict[str, np.ndarray]
+    optimizer: Any
+    position: Position
+    stop_reason: str
+    message: str = ""
+
+
+def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],
+          train_data: Any, val_data: Any, *, hooks: Hooks | None = None,
+          position: Position | None = None, optimizer: Any = None) -> TrainResult:
+    """Train ``params`` in place from ``position`` (a fresh run when None) with ``optimizer``
+    (a new one of ``settings.optimizer`` when None; pass one to resume its state).
+
+    Stops when the epochs (or steps) are done, when the validation loss has not improved
+    for ``patience`` epochs, when ``hooks.should_stop()`` says so (after a whole step), or
+    when a loss or gradient is not finite (that step's update is not applied).
+    """
+    from seqtool.core.data import make_batch
+
+    hooks = hooks or Hooks()
+    pos = position or Position()
+    opt = optimizer or make_optimizer(settings.optimizer, params, settings.lr,
+                                      settings.weight_decay)
+    n = len(train_data)
+    per_epoch = steps_per_epoch(n, settings.batch_size)
+    total_steps = settings.steps if settings.steps is not None else settings.epochs * per_epoch
+
+    # an epoch interrupted after its last step still owes its record: finish it first
+    while pos.global_step < total_steps or pos.step_in_epoch > 0:
+        order = epoch_order(settings.seed, pos.epoch, n)
+        chunks = list(batches(n, settings.batch_size, order))
+        started = time.perf_counter() - pos.running.get("seconds", 0.0)
+        while pos.step_in_epoch < len(chunks) and pos.global_step < total_steps:
+            batch = make_batch(train_data, chunks[pos.step_in_epoch])
+            rng = np.random.default_rng([settings.seed, 3, pos.epoch, pos.step_in_epoch])
+            inputs = _cast(spec, batch.inputs, params)
+            fwd = forward(spec, params, inputs, batch.lengths,
+                          dropout_rng=rng if spec.dropout > 0 else None)
+            loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
+            grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
+            norm = global_norm(grads)
+            if not (math.isfinite(loss.value) and math.isfinite(norm)):
+                what = "loss" if not math.isfinite(loss.value) else "gradient norm"
+                value = loss.value if what == "loss" else norm
+                return TrainResult(params, opt, pos, "diverged",
+                                   f"the {what} became {value} at epoch {pos.epoch + 1}, step "
+                                   f"{pos.step_in_epoch + 1}; try a smaller --lr or --clip-norm")
+            if settings.clip_norm is not None:
+                clip_grad_norm(grads, settings.clip_norm)
+            opt.step(grads)
+            r = pos.running
+            r["loss_sum"] = r.get("loss_sum", 0.0) + loss.sum
+            r["correct"] = r.get("correct", 0) + loss.correct
+            r["count"] = r.get("count", 0) + loss.count
+            r["norm_sum"] = r.get("norm_sum", 0.0) + norm
+            r["steps"] = r.get("steps", 0) + 1
+            r["tokens"] = r.get("tokens", 0) + int(batch.lengths.sum())
+            r["seconds"] = time.perf_counter() - started
+            pos.step_in_epoch += 1
+            pos.global_step += 1
+            if hooks.on_step:
+                hooks.on_step(pos, loss.value)
+            if hooks.should_stop and hooks.should_stop():
+                return TrainResult(params, opt, pos, "interrupted")
+        # the epoch is over (or the step budget ends inside it)
+        record = _epoch_record(spec, settings, params, val_data, pos)
+        improved = record["val_loss"] < pos.best_val_loss
+        if improved:
+            pos.best_val_loss, pos.best_epoch, pos.bad_epochs = record["val_loss"], pos.epoch + 1, 0
+        else:
+            pos.bad_epochs += 1
+        pos.history.append(record)
+        pos.epoch += 1
+        pos.step_in_epoch = 0
+        pos.running = {}
+        if hooks.on_epoch:
+            hooks.on_epoch(pos, record, improved)
+        if settings.patience is not None and pos.bad_epochs >= settings.patience:
+            return TrainResult(params, opt, pos, "early_stopped",
+                               f"no better validation loss for {settings.patience} epochs; "
+                               f"best at epoch {pos.best_epoch}")
+    return TrainResult(params, opt, pos, "completed")
+
+
+def _epoch_record(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],
+                  val_data: Any, pos: Position) -> dict[str, Any]:
+    r = pos.running
+    count = r.get("count", 0)
+    name = metric_name(spec)
+    val = evaluate(spec, params, val_data)
+    seconds = r.get("seconds", 0.0)
+    record = {
+        "epoch": pos.epoch + 1, "step": pos.global_step,
+        "train_loss": r.get("loss_sum", 0.0) / count if count else math.nan,
+        f"train_{name}": _metric(spec, r.get("loss_sum", 0.0), r.get("correct", 0), count),
+        "val_loss": val.loss, f"val_{name}": val.metric,
+        "grad_norm": r.get("norm_sum", 0.0) / max(r.get("steps", 1), 1),
+        "tokens_per_s": r.get("tokens", 0) / seconds if seconds > 0 else math.nan,
+        "seconds": seconds,
+    }
+    # a value that could not be measured (no tokens, no time) is None, not NaN: JSON has no NaN
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in record.items()}

@@ -1,0 +1,215 @@
+"""What `seqtool train-rnn` shows while it trains and when it is done, in every format.
+
+table: a header, one aligned row per epoch as it ends, then a summary (and --explain);
+jsonl: one JSON object per epoch as it ends, then a summary object;
+json:  the summary only; csv: one row per epoch.
+A Rich progress bar with the live loss runs on stderr when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from seqtool.io.output import write_csv, write_json
+from seqtool.render.console import make_console
+from seqtool.render.numbers import fmt, sparkline
+
+COLUMNS = ("epoch", "train_loss", "train_{m}", "val_loss", "val_{m}", "grad_norm",
+           "tokens_per_s", "seconds")
+SHORT = {"epoch": "epoch", "train_loss": "train loss", "val_loss": "val loss",
+         "grad_norm": "‖grad‖", "tokens_per_s": "tokens/s", "seconds": "s",
+         "train_accuracy": "train acc", "val_accuracy": "val acc", "train_perplexity": "train ppl",
+         "val_perplexity": "val ppl", "train_mse": "train mse", "val_mse": "val mse"}
+
+
+def _cell(value: Any, p: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else fmt(value, p)
+    return str(value)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, allow_nan=True)
+
+
+class TrainView:
+    def __init__(self, fmt_name: str, precision: int = 4):
+        self.fmt, self.p = fmt_name, precision
+        self.console = make_console()
+        self.progress = None
+        self.task = None
+        self.metric = "metric"
+        self.widths: list[int] = []
+
+    # -- during the run --------------------------------------------------------------
+
+    def on_start(self, report: Any) -> None:
+        self.metric = report.metric
+        spec = report.spec
+        if self.fmt == "table":
+            what = (f"{spec.cell.upper()} ×{spec.layers}, H={spec.hidden}"
+                    if spec.cell != "bow" else "bag of words")
+            resumed = (f"; resumed at step {report.resumed_from['global_step']}"
+                       if report.resumed_from else "")
+            self.console.print(
+                f"[bold]{spec.task}[/bold] on {report.data_name}: {report.train_size} train / "
+                f"{report.val_size} val sequences; {what}, {report.parameters:,} parameters; "
+                f"run directory {report.out}{resumed}")
+            names = [SHORT[c.format(m=self.metric)] for c in COLUMNS]
+            self.widths = [max(len(n), self.p + 4) for n in names]
+            self.widths[0] = 5
+            self.console.print(" ".join(n.rjust(w) for n, w in zip(names, self.widths)),
+                               style="bold")
+        err = Console(stderr=True)
+        if err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
+                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
+                console=err, transient=True)
+            self.progress.start()
+            cfg = report.config
+            from seqtool.core.training import steps_per_epoch
+
+            per_epoch = steps_per_epoch(report.train_size, cfg.batch_size)
+            total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+            done = report.resumed_from["global_step"] if report.resumed_from else 0
+            self.task = self.progress.add_task("train", total=total, completed=done,
+                                               epoch=1, loss=float("nan"))
+
+    def on_step(self, position: Any, loss: float) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=position.global_step,
+                                 epoch=position.epoch + 1, loss=loss)
+
+    def on_epoch(self, position: Any, record: dict[str, Any], improved: bool) -> None:
+        if self.fmt == "jsonl":
+            sys.stdout.write(_json_line({"event": "epoch", **record}) + "\n")
+            sys.stdout.flush()
+        elif self.fmt == "table":
+            names = [c.format(m=self.metric) for c in COLUMNS]
+            cells = [_cell(record.get(n), self.p) for n in names]
+            line = " ".join(c.rjust(w) for c, w in zip(cells, self.widths))
+            self.console.print(line + ("  [green]best[/green]" if improved else ""))
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    # -- at the end -------------------------------------------------------------------
+
+    def finish(self, report: Any, explain: bool) -> None:
+        data = report.to_dict()
+        if self.fmt == "json":
+            if explain and report.dependency is not None:
+                data["explanation"] = explain_lines(report, self.p)
+            write_json(_finite(data))
+        elif self.fmt == "jsonl":
+            sys.stdout.write(_json_line({"event": "summary", **_summary(data)}) + "\n")
+        elif self.fmt == "csv":
+            names = [c.format(m=self.metric) for c in COLUMNS]
+            write_csv(names, [[row.get(n, "") for n in names] for row in report.history])
+        else:
+            self._summary_table(report)
+            if explain and report.dependency is not None:
+                self.console.print()
+                for line in explain_lines(report, self.p):
+                    self.console.print(line, markup=False)
+
+    def _summary_table(self, report: Any) -> None:
+        p = self.p
+        table = Table(title="summary", title_justify="left", header_style="bold",
+                      show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("stopped", report.stop_reason + (f": {report.message}" if report.message else ""))
+        table.add_row("epochs", str(len(report.history)))
+        if report.best_val:
+            best = ", ".join(f"{k} {_cell(v, p)}" for k, v in report.best_val.items())
+            table.add_row("best", f"epoch {report.best_epoch}: {best}")
+        if report.history:
+            curve = [row["val_loss"] for row in report.history]
+            table.add_row("val loss", f"{sparkline(curve)}  {_cell(curve[0], p)} → {_cell(curve[-1], p)}")
+        for name, value in report.baseline.items():
+            table.add_row("baseline", f"{name.replace('_', ' ')} {_cell(value, p)}")
+        table.add_row("files", f"{report.out}/model.npz (best), last.npz, metrics.jsonl, config.yaml")
+        self.console.print(table)
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in ("history", "config", "spec")}
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: a metric that could not be computed is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# --explain
+
+
+def architecture(spec: Any) -> list[str]:
+    """Which outputs read which inputs, as a small diagram."""
+    T = 4
+    xs = "   ".join(f"x_{t}" for t in range(1, T + 1)) + "   ..."
+    hs = " → ".join(f"h_{t}" for t in range(1, T + 1)) + " → ..."
+    up = "    ".join("↑" for _ in range(T))
+    cell = (f"{spec.cell.upper()} ×{spec.layers}, H = {spec.hidden}" if spec.cell != "bow"
+            else "")
+    embed = (f"x_t = E[token_t] (E: {spec.input_size}×{spec.embedding_dim})" if spec.tokens_in
+             else f"x_t ∈ R^{spec.input_size}")
+    lines = [f"architecture ({spec.task}):"]
+    if spec.cell == "bow":
+        return lines + ["  y = W · mean_t(x_t) + b: no order, every word counts the same",
+                        f"  {embed}"]
+    if spec.per_step:
+        ys = "   ".join(f"y_{t}" for t in range(1, T + 1)) + "   ..."
+        what = ("p(token_{t+1} | token_1..token_t)" if spec.task == "lm" else
+                "y_t reads x_1..x_t only (one-way)")
+        lines += [f"  {ys}     {what}", f"   {up}"]
+    else:
+        pooled = {"last": "y = W h_n + b (the last real step)",
+                  "mean": "y = W mean_t(h_t) + b", "max": "y = W max_t(h_t) + b"}
+        key = "last" if spec.task == "regress" else spec.pool
+        lines += [f"  {pooled[key]}: one output reads the whole sequence", "   ↑"]
+    lines += [f"  {hs}     {cell}", f"   {up}", f"  {xs}     {embed}"]
+    return lines
+
+
+def explain_lines(report: Any, p: int) -> list[str]:
+    dep = report.dependency
+    lines = architecture(report.spec) + [""]
+    norms = dep["norms"]
+    tokens = dep["inputs"]
+    lines.append(f"dependency map ‖∂y_t/∂x_s‖ of the trained model on validation sequence "
+                 f"{dep['sequence']} ({' '.join(tokens)}):")
+    width = max(8, p + 5)
+    header = " " * 6 + "".join(f"s={s + 1:<{width - 2}}" for s in range(dep["steps"]))
+    lines.append(header)
+    for t, row in enumerate(norms):
+        label = f"y_{t + 1}" if dep["per_step"] else "y"
+        lines.append(f"{label:<6}" + "".join(f"{fmt(v, 3):<{width}}" for v in row))
+    if dep["per_step"]:
+        lines.append(f"largest entry above the diagonal (s > t): {dep['max_above_diagonal']:g}"
+                     " — y_t never reads a later input, as a one-way model must")
+    else:
+        lines.append("one output reads every step; the norms show how much each position "
+                     "still matters at the end")
+    return lines

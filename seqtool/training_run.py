@@ -1,0 +1,366 @@
+"""A whole `seqtool train-rnn` run: data, model, the training loop, and the run directory.
+
+This is the layer between the faces (the CLI, recipes) and the parts (``seqtool.core`` for
+the numerics, ``seqtool.io.checkpoint`` for files): it is what both faces call, so that a
+flag and a recipe train the same way.
+
+The run directory:
+    config.yaml      the fully resolved TrainConfig
+    metrics.jsonl    one JSON object per epoch
+    model.npz/.json  the best model so far (lowest validation loss): the state dict in torch
+                     names and layouts, and what it needs to be used (spec, vocabulary,
+                     label names, tokenizer, seqtool version)
+    last.npz/.json   the latest checkpoint: the state dict, the optimiser state
+                     (``optim.*``) and the position (epoch, step, history), for --resume
+Every file is written atomically; a run that diverges keeps its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqtool import __version__
+from seqtool.config import RESUMABLE_CHANGES, TrainConfig
+from seqtool.core.errors import InputError
+from seqtool.core.models import ModelSpec, init_params, parameter_count
+from seqtool.core.optim import make_optimizer
+from seqtool.core.training import Hooks, Position, TrainSettings, evaluate, metric_name, train
+from seqtool.io.checkpoint import (
+    CheckpointError, append_jsonl, load_checkpoint, save_checkpoint, write_atomic,
+)
+
+OPTIM_PREFIX = "optim."
+
+
+# ---------------------------------------------------------------------------------------
+# Building the pieces from a config
+
+
+def load_data(config: TrainConfig) -> tuple[Any, Any]:
+    from seqtool.core.data import prepare
+
+    return prepare(config.data, config.task, val=config.val, val_fraction=config.val_fraction,
+                   tokenizer=config.tokenizer or _default_tokenizer(config),
+                   max_len=config.max_len, samples=config.samples, seq_len=config.seq_len,
+                   delay=config.delay, seed=config.seed)
+
+
+def _default_tokenizer(config: TrainConfig) -> str:
+    return "char" if config.task == "lm" else "word"
+
+
+def model_spec(config: TrainConfig, data: Any) -> ModelSpec:
+    tokens = data.task != "regress"
+    return ModelSpec(
+        task=data.task, cell=config.cell, input_size=data.input_size,
+        output_size=data.output_size, hidden=config.hidden, layers=config.layers,
+        embedding_dim=config.embedding_dim if tokens else None,
+        pool=config.pool, target_at=data.target_at, dropout=config.dropout,
+        nonlinearity=config.nonlinearity,
+    )
+
+
+def settings_of(config: TrainConfig) -> TrainSettings:
+    return TrainSettings(optimizer=config.optimizer, lr=config.lr,
+                         weight_decay=config.weight_decay, clip_norm=config.clip_norm,
+                         batch_size=config.batch_size, epochs=config.epochs,
+                         steps=config.steps, patience=config.patience, seed=config.seed)
+
+
+def default_out(config: TrainConfig, task: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{task}-{config.cell}-{stamp}"
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoints
+
+
+@dataclass
+class Model:
+    """A trained model and what it needs to be used."""
+
+    spec: ModelSpec
+    params: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+    @property
+    def vocab(self):
+        from seqtool.core.data import Vocab
+
+        tokens = self.meta.get("vocab")
+        return None if tokens is None else Vocab.from_list(tokens)
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.meta.get("labels")
+
+    @property
+    def tokenizer(self) -> str | None:
+        return self.meta.get("tokenizer")
+
+
+def _model_meta(spec: ModelSpec, data: Any, config: TrainConfig) -> dict[str, Any]:
+    return {
+        "seqtool_version": __version__, "spec": spec.to_dict(),
+        "vocab": None if data.vocab is None else data.vocab.to_list(),
+        "labels": data.labels, "tokenizer": data.tokenizer, "data": data.name,
+        "max_len": config.max_len, "dtype": config.dtype,
+        "builtin": {"seq_len": config.seq_len, "delay": config.delay},
+    }
+
+
+def load_model(directory: str | Path, name: str = "model", key: str = "model") -> Model:
+    """A checkpoint, checked against its own description: spec, parameter names, shapes."""
+    arrays, meta = load_checkpoint(directory, name, key)
+    where = f"{directory}: {name}.json"
+    try:
+        spec = ModelSpec(**meta["spec"])
+    except (KeyError, TypeError, InputError) as err:
+        raise CheckpointError(key, f"{where} does not describe a seqtool model ({err})") from None
+    params = {k: v for k, v in arrays.items() if not k.startswith(OPTIM_PREFIX)}
+    expected = init_params(spec, dtype=np.dtype(meta.get("dtype", "float32")))
+    if set(params) != set(expected):
+        missing = sorted(set(expected) - set(params)) or sorted(set(params) - set(expected))
+        raise CheckpointError(key, f"{where} and {name}.npz disagree: parameter "
+                              f"{missing[0]} does not fit a {spec.cell} model")
+    for k, v in expected.items():
+        if params[k].shape != v.shape:
+            raise CheckpointError(key, f"{directory}: {name}.npz has {k} of shape "
+                                  f"{params[k].shape}; the model needs {v.shape}")
+    return Model(spec, params, meta)
+
+
+def dataset_for_model(model: Model, source: str, *, seed: int = 0,
+                      samples: int | None = None) -> Any:
+    """``source`` (a file in the training format, or a built-in set's name) encoded with
+    the model's own vocabulary and label names."""
+    from seqtool.core.data import BUILTIN_TASKS, builtin, read_data
+
+    spec = model.spec
+    if source not in BUILTIN_TASKS:
+        return read_data(source, spec.task, vocab=model.vocab, labels=model.labels,
+                         tokenizer=model.tokenizer or "word", max_len=model.meta.get("max_len"))
+    if BUILTIN_TASKS[source] != spec.task:
+        raise InputError("data", f"is the built-in {source} ({BUILTIN_TASKS[source]}); the "
+                         f"model does {spec.task}")
+    settings = model.meta.get("builtin") or {}
+    data = builtin(source, samples=samples, seq_len=settings.get("seq_len"),
+                   delay=settings.get("delay"), seed=seed)
+    if data.vocab is not None and model.vocab is not None and data.vocab.tokens != model.vocab.tokens:
+        data.inputs = [model.vocab.encode(data.vocab.decode(x)) for x in data.inputs]
+        if spec.task == "lm":
+            data.targets = [model.vocab.encode(data.vocab.decode(y)) for y in data.targets]
+        data.vocab = model.vocab
+    if data.labels is not None and model.labels is not None and data.labels != model.labels:
+        unseen = [name for name in data.labels if name not in model.labels]
+        if unseen:
+            raise InputError("data", f"has the label '{unseen[0]}', which the model never saw")
+        index = np.array([model.labels.index(name) for name in data.labels])
+        data.targets = [np.where(np.asarray(y) >= 0, index[np.maximum(y, 0)], y)
+                        for y in data.targets]
+        data.labels = model.labels
+    return data
+
+
+# ---------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class TrainReport:
+    """What `seqtool train-rnn` did; ``to_dict`` is its JSON summary."""
+
+    config: TrainConfig
+    out: Path
+    spec: ModelSpec
+    data_name: str
+    train_size: int
+    val_size: int
+    parameters: int
+    history: list[dict[str, Any]]
+    stop_reason: str
+    message: str
+    best_epoch: int | None
+    best_val: dict[str, Any] | None
+    final_val: dict[str, Any] | None
+    resumed_from: dict[str, Any] | None = None
+    baseline: dict[str, float] = field(default_factory=dict)
+    position: dict[str, Any] | None = None  # epoch, step_in_epoch, global_step at the end
+    dependency: dict[str, Any] | None = None
+    params: dict[str, np.ndarray] | None = None
+
+    @property
+    def metric(self) -> str:
+        return metric_name(self.spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out), "data": self.data_name, "task": self.spec.task,
+            "cell": self.spec.cell, "spec": self.spec.to_dict(),
+            "config": self.config.to_dict(), "train_size": self.train_size,
+            "val_size": self.val_size, "parameters": self.parameters,
+            "stop_reason": self.stop_reason, "message": self.message,
+            "epochs_run": len(self.history), "best_epoch": self.best_epoch,
+            "best_val": self.best_val, "final_val": self.final_val,
+            "baseline": self.baseline, "history": self.history,
+            "resumed_from": self.resumed_from, "position": self.position,
+            **({"dependency": self.dependency} if self.dependency is not None else {}),
+        }
+
+
+def baselines(spec: ModelSpec, train_data: Any, val_data: Any) -> dict[str, float]:
+    """What a model that ignores the order of its input scores: the majority class
+    (classify, tag), the unigram entropy (lm), predicting the training mean (regress)."""
+    if spec.task == "lm":
+        from seqtool.core.data import unigram_entropy
+
+        return {"unigram_entropy": float(unigram_entropy(train_data))}
+    if spec.task == "regress":
+        mean = np.mean(np.concatenate([np.atleast_2d(t) for t in train_data.targets]), axis=0)
+        sq = np.concatenate([(np.atleast_2d(t) - mean) ** 2 for t in val_data.targets])
+        return {"predict_the_mean_mse": float(sq.mean())}
+    train_labels = np.concatenate([np.ravel(t) for t in train_data.targets])
+    val_labels = np.concatenate([np.ravel(t) for t in val_data.targets])
+    majority = np.bincount(train_labels).argmax()
+    return {"majority_accuracy": float(np.mean(val_labels == majority))}
+
+
+class RunFiles:
+    """Writes one run directory (see the module docstring)."""
+
+    def __init__(self, out: Path, config: TrainConfig, spec: ModelSpec, data: Any):
+        self.out, self.config, self.spec = out, config, spec
+        self.meta = _model_meta(spec, data, config)
+
+    def start(self) -> None:
+        import yaml
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.out / "config.yaml",
+                     yaml.safe_dump(self.config.to_dict(), sort_keys=False, allow_unicode=True))
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.out / "metrics.jsonl", record)
+
+    def best(self, params: dict[str, np.ndarray], record: dict[str, Any]) -> None:
+        save_checkpoint(self.out, "model", params, {**self.meta, "epoch": record["epoch"],
+                                                     "val": _val_of(record)})
+
+    def last(self, params: dict[str, np.ndarray], optimizer: Any, position: Position) -> None:
+        arrays = dict(params)
+        arrays.update({OPTIM_PREFIX + k: v for k, v in optimizer.state_dict().items()})
+        save_checkpoint(self.out, "last", arrays, {
+            **self.meta, "position": position.to_dict(), "config": self.config.to_dict(),
+        })
+
+
+def _val_of(record: dict[str, Any]) -> dict[str, Any]:
+    return {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+
+
+def _resume_config(directory: Path, changes: dict[str, Any]) -> tuple[TrainConfig, dict, dict]:
+    """The stored config of a run, with only --epochs/--steps/--patience changed."""
+    arrays, meta = load_checkpoint(directory, "last", "resume")
+    try:
+        stored = TrainConfig.from_mapping(meta["config"])
+        position = Position.from_dict(meta["position"])
+    except (KeyError, TypeError, ValueError, InputError) as err:
+        raise CheckpointError("resume", f"{directory}: last.json is not a train-rnn "
+                              f"checkpoint ({err})") from None
+    for key, value in changes.items():
+        if key in ("resume", "out") or key not in stored.to_dict():
+            continue
+        if key not in RESUMABLE_CHANGES and getattr(stored, key) != value:
+            raise InputError(key, f"cannot change on --resume (the run has {getattr(stored, key)}"
+                             f"); only {', '.join('--' + k for k in RESUMABLE_CHANGES)} can")
+    allowed = {k: v for k, v in changes.items() if k in RESUMABLE_CHANGES}
+    config = replace(stored, out=str(directory), **allowed)
+    return config, arrays, {"position": position, "meta": meta}
+
+
+def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
+              resume: str | Path | None = None, changes: dict[str, Any] | None = None,
+              explain: bool = False, on_start: Any = None) -> TrainReport:
+    """Train as ``config`` says (or continue the run in ``resume``), writing the run
+    directory as it goes. ``hooks`` are the training loop's; ``on_start(report_so_far)``
+    is called once the data and model are ready."""
+    optimizer_state, position = None, None
+    if resume is not None:
+        directory = Path(resume)
+        config, arrays, stored = _resume_config(directory, changes or {})
+        position = stored["position"]
+    train_data, val_data = load_data(config)
+    spec = model_spec(config, train_data)
+    dtype = np.dtype(config.dtype)
+    if resume is not None:
+        model = load_model(directory, "last", "resume")
+        if model.spec != spec:
+            raise CheckpointError("resume", f"{directory}: last.json describes a different model "
+                                  "than its config.yaml gives")
+        params = {k: v.copy() for k, v in model.params.items()}
+        optimizer_state = {k[len(OPTIM_PREFIX):]: v for k, v in arrays.items()
+                           if k.startswith(OPTIM_PREFIX)}
+        out = directory
+    else:
+        params = init_params(spec, seed=config.seed, dtype=dtype)
+        out = Path(config.out) if config.out else default_out(config, train_data.task)
+        config = replace(config, out=str(out))
+    files = RunFiles(out, config, spec, train_data)
+    if resume is None:
+        files.start()
+    report = TrainReport(
+        config=config, out=out, spec=spec, data_name=train_data.name,
+        train_size=len(train_data), val_size=len(val_data),
+        parameters=parameter_count(params), history=[], stop_reason="", message="",
+        best_epoch=None, best_val=None, final_val=None,
+        resumed_from=None if position is None else {"epoch": position.epoch,
+                                                      "step_in_epoch": position.step_in_epoch,
+                                                      "global_step": position.global_step},
+        baseline=baselines(spec, train_data, val_data),
+    )
+    if on_start:
+        on_start(report)
+    user = hooks or Hooks()
+    optimizer = make_optimizer(config.optimizer, params, config.lr, config.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+
+    def on_epoch(pos: Position, record: dict[str, Any], improved: bool) -> None:
+        files.epoch(record)
+        if improved:
+            files.best(params, record)
+        files.last(params, optimizer, pos)
+        if user.on_epoch:
+            user.on_epoch(pos, record, improved)
+
+    result = train(spec, settings_of(config), params, train_data, val_data,
+                   hooks=Hooks(on_step=user.on_step, on_epoch=on_epoch,
+                               should_stop=user.should_stop),
+                   position=position, optimizer=optimizer)
+    if result.stop_reason == "interrupted":
+        files.last(params, result.optimizer, result.position)
+    report.history = result.position.history
+    report.position = {"epoch": result.position.epoch,
+                       "step_in_epoch": result.position.step_in_epoch,
+                       "global_step": result.position.global_step}
+    report.stop_reason, report.message = result.stop_reason, result.message
+    report.best_epoch = result.position.best_epoch
+    if report.best_epoch is not None:
+        best = report.history[report.best_epoch - 1] if report.best_epoch <= len(report.history) else None
+        report.best_val = None if best is None else _val_of(best)
+    report.final_val = _val_of(report.history[-1]) if report.history else None
+    report.params = params
+    if explain and result.stop_reason != "diverged":
+        from seqtool.core.dependency import dependency_map
+
+        best_model = load_model(out) if (out / "model.npz").exists() else None
+        use = best_model.params if best_model else params
+        report.dependency = dependency_map(spec, use, val_data)
+    return report

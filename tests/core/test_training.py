@@ -1,0 +1,175 @@
+"""The training loop and the run directory: resume bit-identity, early stopping, the NaN
+guard, checkpoints that load into torch, and the quality bars of the built-in sets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from seqtool.config import TrainConfig
+from seqtool.core.data import builtin
+from seqtool.core.errors import InputError
+from seqtool.core.models import ModelSpec, init_params
+from seqtool.core.training import Hooks, TrainSettings, evaluate, train
+from seqtool.io.checkpoint import CheckpointError
+from seqtool.training_run import load_model, run_train
+
+SMALL = {"data": "parity", "seq_len": "6", "samples": "160", "hidden": "8", "epochs": "3",
+         "batch_size": "16", "embedding_dim": "4"}
+
+
+def config(tmp_path, name, **changes):
+    return TrainConfig.from_mapping({**SMALL, "out": str(tmp_path / name), **changes})
+
+
+def stop_after(k):
+    count = {"steps": 0}
+
+    def on_step(position, loss):
+        count["steps"] += 1
+
+    return Hooks(on_step=on_step, should_stop=lambda: count["steps"] >= k)
+
+
+@pytest.mark.parametrize("stop_at", [5, 9, 10])  # mid-epoch, and right at an epoch's end
+def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, stop_at):
+    changes = {"cell": "lstm", "layers": "2", "dropout": "0.3"}
+    whole = run_train(config(tmp_path, "whole", **changes))
+    cut = run_train(config(tmp_path, "cut", **changes), hooks=stop_after(stop_at))
+    assert cut.stop_reason == "interrupted"
+    assert cut.position["global_step"] == stop_at
+    resumed = run_train(None, resume=tmp_path / "cut")
+    assert resumed.stop_reason == "completed"
+    assert set(resumed.params) == set(whole.params)
+    for key, value in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[key], value, err_msg=key)
+    a = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+
+
+def test_resume_may_extend_but_not_change_the_model(tmp_path):
+    run_train(config(tmp_path, "run", epochs="1"))
+    longer = run_train(None, resume=tmp_path / "run", changes={"epochs": 2})
+    assert len(longer.history) == 2 and longer.config.epochs == 2
+    with pytest.raises(InputError, match="cannot change on --resume"):
+        run_train(None, resume=tmp_path / "run", changes={"lr": 0.5})
+
+
+def test_run_directory_files(tmp_path):
+    report = run_train(config(tmp_path, "run"))
+    out = tmp_path / "run"
+    assert {p.name for p in out.iterdir()} >= {"config.yaml", "metrics.jsonl", "model.npz",
+                                              "model.json", "last.npz", "last.json"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".") or "tmp" in p.name]
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["epoch"] == 1
+    best = load_model(out)
+    assert best.meta["epoch"] == report.best_epoch
+    assert best.meta["vocab"][:2] == ["<pad>", "<unk>"] and best.labels == ["even", "odd"]
+    import yaml
+
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    assert TrainConfig.from_mapping(stored) == report.config
+
+
+def test_corrupted_and_foreign_checkpoints_give_one_clear_error(tmp_path):
+    run_train(config(tmp_path, "run", epochs="1"))
+    out = tmp_path / "run"
+    (out / "model.npz").write_bytes(b"not a zip file at all")
+    with pytest.raises(CheckpointError, match="model.npz"):
+        load_model(out)
+    meta = json.loads((out / "last.json").read_text())
+    meta["spec"]["hidden"] = 99
+    (out / "last.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError):
+        load_model(out, "last")
+
+
+def test_early_stopping_counts_epochs_without_improvement():
+    data = builtin("parity", samples=64, seq_len=4)
+    spec = ModelSpec("classify", "gru", data.input_size, data.output_size, hidden=4,
+                     embedding_dim=3)
+    params = init_params(spec)
+    # an update of lr · g with lr = 1e-300 underflows: the weights never move, so the
+    # validation loss never improves after the first epoch
+    settings = TrainSettings(optimizer="sgd", lr=1e-300, epochs=10, patience=2, batch_size=16)
+    result = train(spec, settings, params, data, data)
+    assert result.stop_reason == "early_stopped"
+    assert len(result.position.history) == 3 and result.position.best_epoch == 1
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_weights():
+    data = builtin("adding", samples=40, seq_len=5)
+    data.targets[3] = data.targets[3] * np.inf  # one target that no model can fit
+    spec = ModelSpec("regress", "rnn", 2, 1, hidden=4, embedding_dim=None, target_at="last")
+    params = init_params(spec, dtype=np.float64)
+    before = {k: v.copy() for k, v in params.items()}
+    result = train(spec, TrainSettings(batch_size=40, epochs=2), params, data, data)
+    assert result.stop_reason == "diverged" and "loss became" in result.message
+    for key in before:  # the step that met the NaN was not applied
+        np.testing.assert_array_equal(params[key], before[key])
+
+
+def test_checkpoint_loads_into_torch_with_the_same_predictions(tmp_path):
+    torch = pytest.importorskip("torch")
+    run_train(config(tmp_path, "run", cell="gru", layers="2", dtype="float64"))
+    model = load_model(tmp_path / "run")
+    data = builtin("parity", samples=20, seq_len=6, seed=9)
+    x = np.stack(data.inputs, axis=1)  # (T, B): every sequence has length 6
+    emb = torch.nn.Embedding(*model.params["embedding.weight"].shape).double()
+    rnn = torch.nn.GRU(emb.embedding_dim, 8, num_layers=2).double()
+    head = torch.nn.Linear(8, 2).double()
+    for prefix, module in (("embedding.", emb), ("rnn.", rnn), ("head.", head)):
+        module.load_state_dict({k[len(prefix):]: torch.tensor(v)
+                                for k, v in model.params.items() if k.startswith(prefix)})
+    out, _ = rnn(emb(torch.tensor(x)))
+    torch_logits = head(out[-1]).detach().numpy()
+    from seqtool.core.models import forward
+
+    ours = forward(model.spec, model.params, x, np.full(x.shape[1], x.shape[0])).outputs
+    np.testing.assert_allclose(ours, torch_logits, rtol=1e-11, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Quality bars: what each built-in set must reach, at sizes that keep the suite quick
+
+
+def fit(tmp_path, **flags):
+    report = run_train(TrainConfig.from_mapping({"out": str(tmp_path / "q"), **flags}))
+    return report, report.history[-1]
+
+
+def test_parity_8_reaches_full_validation_accuracy(tmp_path):
+    report, last = fit(tmp_path, data="parity", seq_len=8, cell="gru", hidden=32, lr=0.01,
+                       epochs=25, patience=None)
+    assert report.best_val["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_sentiment_beats_bag_of_words(tmp_path, cell):
+    report, _ = fit(tmp_path, data="sentiment", cell=cell, hidden=32, lr=0.01, epochs=8)
+    bow, _ = fit(tmp_path, data="sentiment", cell="bow", lr=0.01, epochs=8)
+    assert report.best_val["accuracy"] >= 0.90
+    assert report.best_val["accuracy"] >= bow.best_val["accuracy"] + 0.1
+
+
+def test_dyck_lm_beats_the_unigram_entropy(tmp_path):
+    report, _ = fit(tmp_path, data="dyck", cell="lstm", hidden=32, lr=0.01, epochs=6)
+    assert report.best_val["loss"] < 0.8 * report.baseline["unigram_entropy"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_echo_with_delay_3_is_learned_exactly(tmp_path, cell):
+    report, _ = fit(tmp_path, data="echo", delay=3, cell=cell, hidden=32, lr=0.01, epochs=12)
+    assert report.best_val["accuracy"] == 1.0
+
+
+def test_adding_beats_predicting_the_mean(tmp_path):
+    report, _ = fit(tmp_path, data="adding", seq_len=10, cell="lstm", hidden=32, lr=0.01,
+                    epochs=10)
+    assert report.best_val["mse"] < 0.2 * report.baseline["predict_the_mean_mse"]
