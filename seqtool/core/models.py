@@ -188,7 +188,8 @@ def loss_of(spec: ModelSpec, outputs: np.ndarray, targets: np.ndarray,
         else:
             diff = outputs - targets
             count = diff.size
-        total = float((diff.astype(np.float64) ** 2).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # inf is the divergence signal
+            total = float((diff.astype(np.float64) ** 2).sum())
         return Loss(total / max(count, 1), (2.0 / max(count, 1)) * diff, count, 0, total)
     labels = targets.astype(np.intp)
     valid = labels >= 0

@@ -185,9 +185,11 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
             fwd = forward(spec, params, inputs, batch.lengths,
                           dropout_rng=rng if spec.dropout > 0 else None)
             loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
-            grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
-            norm = global_norm(grads)
-            if not (math.isfinite(loss.value) and math.isfinite(norm)):
+            finite = math.isfinite(loss.value)
+            if finite:
+                grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
+                norm = global_norm(grads)
+            if not (finite and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss.value) else "gradient norm"
                 value = loss.value if what == "loss" else norm
                 return TrainResult(params, opt, pos, "diverged",
