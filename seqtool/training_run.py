@@ -52,7 +52,13 @@ def load_data(config: TrainConfig) -> tuple[Any, Any]:
 
 
 def _default_tokenizer(config: TrainConfig) -> str:
-    return "char" if config.task == "lm" else "word"
+    """char for language models (a plain text file is one when no --task is given), else
+    word."""
+    from seqtool.core.data import BUILTIN_TASKS
+
+    table = Path(config.data).suffix.lower() in (".csv", ".tsv", ".jsonl")
+    lm_file = config.task is None and config.data not in BUILTIN_TASKS and not table
+    return "char" if config.task == "lm" or lm_file else "word"
 
 
 def model_spec(config: TrainConfig, data: Any) -> ModelSpec:

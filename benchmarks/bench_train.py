@@ -1,0 +1,517 @@
+"""End-to-end training throughput: `seqtool train-rnn`'s step against a PyTorch CPU loop.
+
+Workload, the same for both, on one thread, float32, for every cell (rnn, gru, lstm) at
+every hidden size H (default 32, 128, 512) and two tasks:
+
+    classify  builtin("sentiment") (3000 reviews of 3-14 words; 2 classes):
+              embedding (V, E) -> 1-layer cell -> h at the last real step (pool "last")
+              -> linear head -> cross-entropy, mean over the batch
+    lm        builtin("dyck", seq_len=24) (2000 strings, 3-25 steps; 9 symbols):
+              embedding -> 1-layer cell -> linear head at every step
+              -> cross-entropy, mean over the real (non-padded) steps
+
+E = 32, the `--embedding-dim` default of `seqtool train-rnn` (--embedding-dim changes it).
+Batches of 32 in the order of the first epoch of `seqtool.core.training.train` (seed 0,
+``epoch_order(0, 0, n)``), time-major and right-padded to the longest sequence of the batch,
+as ``seqtool.core.data.make_batch`` builds them. Adam, lr 1e-3, no weight decay, no clipping.
+
+Same weights: seqtool's ``init_params(spec, seed=0)`` is copied into the torch modules with
+``load_state_dict`` (names embedding.*, rnn.*, head.*). Same batches: every batch is built
+once, before timing, on both sides (seqtool's ``Batch`` objects; torch int64 tensors of the
+same arrays), so both time only forward + loss + backward + optimiser step.
+
+    seqtool, one step (what the inner loop of seqtool.core.training.train does per step,
+    reproduced call by call, minus make_batch and the hooks):
+        rng = np.random.default_rng([seed, 3, epoch, step])  # train() makes it every step
+        fwd = forward(spec, params, inputs, lengths, dropout_rng=None)
+        loss = loss_of(spec, fwd.outputs, targets, lengths); isfinite(loss.value)
+        grads = backward(spec, params, fwd, inputs, lengths, loss.d_outputs)
+        norm = global_norm(grads); isfinite(norm)
+        optimizer.step(grads)                                   # seqtool.core.optim.Adam
+    torch, one step (nn.Embedding(V, E, padding_idx=0), nn.RNN/GRU/LSTM(E, H),
+    batch_first=False, nn.Linear(H, O); torch.optim.Adam(lr=1e-3), its defaults):
+        optimizer.zero_grad(set_to_none=True)
+        classify, "gather": out, _ = model.rnn(model.embedding(x))
+                            logits = model.head(out[lengths - 1, arange(B)])
+        classify, "packed": _, h_n = model.rnn(pack_padded_sequence(emb, lengths,
+                                                enforce_sorted=False)); h_n[-1] (h of LSTM)
+        lm:                 logits = model.head(model.rnn(emb)[0])
+                            CrossEntropyLoss(ignore_index=-1)(logits.view(-1, O), y.view(-1))
+        loss.backward(); optimizer.step(); loss.item()
+    --torch-classify auto (default) probes gather and packed on a throw-away copy of the model
+    for each cell and size and keeps the faster one for torch (the "torch pool" column).
+
+Tokens = Σ lengths over a batch (real tokens, not padding). Timing: every sample is a block of
+k back-to-back steps of one implementation over batches j·k .. j·k + k − 1 (cycling through
+the epoch), with the same k and the same batches for seqtool and torch; blocks of the two
+alternate, so that drift hits both alike. k is chosen so that a block lasts about --block-ms
+on the slower side (at least one step); the number of blocks so that each implementation
+spends about --budget seconds per row, at least 5 blocks and 5 steps. tokens/s = 1 / the
+median over blocks of (block seconds / block tokens); ms/step = the median of block seconds /
+k. time.perf_counter throughout.
+
+Warm-up, outside the timing: the agreement check (3 identical steps from identical weights on
+batches 0-2, which includes numba's compilation or cache load on the first row of a cell),
+then 3 more steps per side. "max rel diff" is then the largest, over the parameters, of
+max |θ_seqtool − θ_torch| / max |θ_torch| (≤ 1e-3 expected in float32).
+
+Ratio = seqtool tokens/s ÷ torch tokens/s (= torch time / seqtool time). Goals: ≥ 3× at
+H ≤ 128, ≥ 1.0× at H = 512 (other sizes: ≥ 1.0×).
+
+    python benchmarks/bench_train.py [--sizes 32,128,512] [--cells rnn,gru,lstm]
+                                     [--tasks classify,lm] [--budget 1.0] [--block-ms 100]
+                                     [--torch-classify auto|gather|packed]
+                                     [--profile 25] [--profile-steps 200]
+
+--profile N runs cProfile over the seqtool side after each row's timing (--profile-steps
+steps, or as many as --budget allows, at least 5) and prints the share of each stage of the
+step and the top N functions by own time.
+
+Run it without the OpenBLAS core override, which makes NumPy use AVX2 kernels on an AVX-512
+machine while torch's MKL uses AVX-512:
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import cProfile  # noqa: E402
+import io  # noqa: E402
+import math  # noqa: E402
+import pstats  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import timeit  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+torch.set_num_threads(1)
+try:
+    torch.set_num_interop_threads(1)
+except RuntimeError:  # already set
+    pass
+
+DATA = {"classify": ("sentiment", None), "lm": ("dyck", 24)}  # name, seq_len
+SMALL_GOAL, DEFAULT_GOAL = 3.0, 1.0  # seqtool/torch at H <= 128, at larger H
+CHECK_STEPS = 3
+WARMUP_STEPS = 3
+MIN_BLOCKS = 5
+MIN_STEPS = 5
+TOLERANCE = 1e-3
+SEED = 0
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def ratio_goal(hidden: int) -> float:
+    return SMALL_GOAL if hidden <= 128 else DEFAULT_GOAL
+
+
+def blas_report() -> list[str]:
+    """Which BLAS NumPy and torch use, and warnings about the environment."""
+    lines = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        for info in threadpool_info():
+            if info.get("user_api") == "blas":
+                lines.append(f"NumPy/SciPy BLAS: {info.get('internal_api')} "
+                             f"{info.get('version')}, architecture "
+                             f"{info.get('architecture', '?')}, threads "
+                             f"{info.get('num_threads')} ({os.path.basename(info['filepath'])})")
+    except ImportError:
+        lines.append("threadpoolctl is not installed: NumPy's BLAS architecture unknown")
+    try:
+        cap = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        cap = "?"
+    lines.append(f"torch CPU capability: {cap}; MKL: {torch.backends.mkl.is_available()}")
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            lines.append(f"WARNING: {var}={os.environ[var]} is set: OpenBLAS may not use the "
+                         f"best kernels for this CPU; run under `env -u OPENBLAS_CORETYPE "
+                         f"-u OPENBLAS_L2_SIZE`")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# The data: the same batches, built once, for both sides
+
+
+class Data:
+    def __init__(self, task: str, batch_size: int):
+        from seqtool.core.data import builtin, make_batch
+        from seqtool.core.training import batches, epoch_order
+
+        name, seq_len = DATA[task]
+        self.task, self.name = task, name
+        self.dataset = builtin(name, seq_len=seq_len, seed=SEED)
+        n = len(self.dataset)
+        order = epoch_order(SEED, 0, n)  # train()'s first epoch
+        self.batches = [make_batch(self.dataset, idx) for idx in batches(n, batch_size, order)]
+        self.tokens = [int(b.lengths.sum()) for b in self.batches]
+        self.torch_batches = []
+        for b in self.batches:
+            lengths = torch.from_numpy(b.lengths.copy())
+            self.torch_batches.append(dict(
+                x=torch.from_numpy(b.inputs.copy()),  # (T, B) int64
+                lengths=lengths,  # (B,) int64, CPU: what pack_padded_sequence wants
+                last=lengths - 1,  # (B,)
+                arange=torch.arange(len(b.lengths)),
+                y=torch.from_numpy(b.targets.copy()),  # (B,) or (T, B) with -1 pads
+            ))
+
+    def describe(self) -> str:
+        lengths = np.concatenate([b.lengths for b in self.batches])
+        T = [b.inputs.shape[0] for b in self.batches]
+        real = sum(self.tokens) / sum(b.inputs.size for b in self.batches)
+        return (f"{self.task}: {self.name}, {len(self.dataset)} sequences, "
+                f"{len(self.batches)} batches, lengths {lengths.min()}-{lengths.max()} "
+                f"(mean {lengths.mean():.1f}), padded T mean {np.mean(T):.1f}, "
+                f"{real:.0%} of the padded steps real; V={self.dataset.input_size}, "
+                f"O={self.dataset.output_size}")
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool's side
+
+
+class SeqtoolTrainer:
+    def __init__(self, spec, params: dict[str, np.ndarray], data: Data, lr: float):
+        from seqtool.core import models, optim
+
+        self.models, self.optim = models, optim
+        self.spec, self.params, self.data = spec, params, data
+        self.opt = optim.make_optimizer("adam", params, lr, 0.0)
+
+    def step(self, i: int) -> float:
+        """One step of seqtool.core.training.train on batch i (prebuilt), as its loop does it."""
+        m = self.models
+        spec, params = self.spec, self.params
+        batch = self.data.batches[i]
+        rng = np.random.default_rng([SEED, 3, 0, i])  # noqa: F841 (train() makes it each step)
+        inputs, lengths = batch.inputs, batch.lengths
+        fwd = m.forward(spec, params, inputs, lengths,
+                        dropout_rng=rng if spec.dropout > 0 else None)
+        loss = m.loss_of(spec, fwd.outputs, batch.targets, lengths)
+        if not math.isfinite(loss.value):
+            raise RuntimeError(f"seqtool: loss {loss.value} at batch {i}")
+        grads = m.backward(spec, params, fwd, inputs, lengths, loss.d_outputs)
+        norm = self.optim.global_norm(grads)
+        if not math.isfinite(norm):
+            raise RuntimeError(f"seqtool: gradient norm {norm} at batch {i}")
+        self.opt.step(grads)
+        return loss.value
+
+
+# ---------------------------------------------------------------------------------------
+# torch's side
+
+
+class TorchModel(torch.nn.Module):
+    def __init__(self, cell: str, V: int, E: int, H: int, O: int):
+        super().__init__()
+        self.cell = cell
+        self.embedding = torch.nn.Embedding(V, E, padding_idx=0)
+        if cell == "rnn":
+            self.rnn = torch.nn.RNN(E, H, nonlinearity="tanh", batch_first=False)
+        elif cell == "gru":
+            self.rnn = torch.nn.GRU(E, H, batch_first=False)
+        else:
+            self.rnn = torch.nn.LSTM(E, H, batch_first=False)
+        self.head = torch.nn.Linear(H, O)
+
+
+class TorchTrainer:
+    def __init__(self, task: str, cell: str, params: dict[str, np.ndarray], data: Data,
+                 hidden: int, lr: float, pool: str = "gather"):
+        V, E = params["embedding.weight"].shape
+        O = params["head.weight"].shape[0]
+        self.task, self.pool, self.data, self.O = task, pool, data, O
+        self.model = TorchModel(cell, V, E, hidden, O)
+        self.model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in params.items()},
+                                   strict=True)
+        self.model.train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.lm_loss = torch.nn.CrossEntropyLoss(ignore_index=-1)
+
+    def clone(self, pool: str) -> "TorchTrainer":
+        other = copy.copy(self)
+        other.pool = pool
+        other.model = copy.deepcopy(self.model)
+        other.opt = torch.optim.Adam(other.model.parameters(), lr=self.opt.defaults["lr"])
+        return other
+
+    def step(self, i: int) -> float:
+        b = self.data.torch_batches[i]
+        model = self.model
+        self.opt.zero_grad(set_to_none=True)
+        emb = model.embedding(b["x"])  # (T, B, E)
+        if self.task == "classify":
+            if self.pool == "packed":
+                packed = torch.nn.utils.rnn.pack_padded_sequence(emb, b["lengths"],
+                                                                 enforce_sorted=False)
+                _, h_n = model.rnn(packed)
+                if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
+                    h_n = h_n[0]
+                features = h_n[-1]  # (B, H), in the batch's order
+            else:
+                out, _ = model.rnn(emb)  # (T, B, H)
+                features = out[b["last"], b["arange"]]
+            loss = F.cross_entropy(model.head(features), b["y"])
+        else:
+            out, _ = model.rnn(emb)
+            logits = model.head(out)  # (T, B, O)
+            loss = self.lm_loss(logits.view(-1, self.O), b["y"].view(-1))
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Timing
+
+
+def run_steps(step, start: int, k: int, n: int) -> float:
+    """Seconds for k back-to-back steps on batches start .. start + k − 1 (mod n)."""
+    t0 = time.perf_counter()
+    for j in range(start, start + k):
+        step(j % n)
+    return time.perf_counter() - t0
+
+
+def probe(step, tokens: list[int], seconds: float) -> float:
+    """Median seconds per token of single steps over ~``seconds`` (after 2 warm-up steps)."""
+    n = len(tokens)
+    j = CHECK_STEPS + WARMUP_STEPS
+    run_steps(step, j, 2, n)
+    j += 2
+    per_token, spent = [], 0.0
+    while (spent < seconds or len(per_token) < 3) and len(per_token) < 200:
+        t = run_steps(step, j, 1, n)
+        per_token.append(t / tokens[j % n])
+        spent += t
+        j += 1
+    return statistics.median(per_token)
+
+
+def choose_pool(trainer: TorchTrainer, data: Data, seconds: float) -> tuple[str, dict]:
+    """The faster of gather and packed for torch's classify, timed on throw-away copies."""
+    times = {pool: probe(trainer.clone(pool).step, data.tokens, seconds)
+             for pool in ("gather", "packed")}
+    return min(times, key=times.get), times
+
+
+def max_rel_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[float, str]:
+    worst, worst_name = 0.0, ""
+    for name in b:
+        a64, b64 = np.asarray(a[name], np.float64), np.asarray(b[name], np.float64)
+        err = float(np.max(np.abs(a64 - b64)) / max(np.max(np.abs(b64)), 1e-300))
+        if not err <= worst:  # NaN counts
+            worst, worst_name = err, name
+    return worst, worst_name
+
+
+def bench_row(seq: SeqtoolTrainer, tch: TorchTrainer, data: Data, budget: float,
+              block: float) -> dict:
+    n = len(data.batches)
+    start = CHECK_STEPS
+    for j in range(start, start + WARMUP_STEPS):  # warm-up (the check ran 3 steps each)
+        seq.step(j % n)
+        tch.step(j % n)
+    start += WARMUP_STEPS
+    # estimates of one step each, on 3 batches
+    est_seq = run_steps(seq.step, start, 3, n) / 3
+    est_torch = run_steps(tch.step, start, 3, n) / 3
+    start += 3
+    slower = max(est_seq, est_torch)
+    k = max(1, round(block / slower)) if block > 0 else 1
+    blocks = max(MIN_BLOCKS, math.ceil(MIN_STEPS / k), math.ceil(budget / (k * slower)))
+    s_seq, s_torch, ms_seq, ms_torch = [], [], [], []
+    for b in range(blocks):
+        j = start + b * k
+        tokens = sum(data.tokens[(j + i) % n] for i in range(k))
+        t = run_steps(seq.step, j, k, n)
+        s_seq.append(t / tokens)
+        ms_seq.append(t / k)
+        t = run_steps(tch.step, j, k, n)
+        s_torch.append(t / tokens)
+        ms_torch.append(t / k)
+    return dict(tps_seq=1.0 / statistics.median(s_seq),
+                tps_torch=1.0 / statistics.median(s_torch),
+                ms_seq=statistics.median(ms_seq) * 1e3, ms_torch=statistics.median(ms_torch) * 1e3,
+                blocks=blocks, k=k, next=start + blocks * k)
+
+
+# ---------------------------------------------------------------------------------------
+# Profile of seqtool's side
+
+
+STAGES = [  # (label, file suffix, function name): cumulative time of each stage of a step
+    ("forward", "core/models.py", "forward"),
+    ("loss_of", "core/models.py", "loss_of"),
+    ("backward", "core/models.py", "backward"),
+    ("global_norm", "core/optim.py", "global_norm"),
+    ("optimizer.step", "core/optim.py", "step"),
+]
+
+
+def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top: int) -> str:
+    n = len(data.batches)
+    prof = cProfile.Profile()
+    prof.enable()
+    t0 = time.perf_counter()
+    run_steps(seq.step, start, steps, n)
+    wall = time.perf_counter() - t0
+    prof.disable()
+    raw = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    total = sum(v[2] for v in raw.values())
+    out = io.StringIO()
+    out.write(f"  {steps} steps, {wall * 1e3 / steps:.3f} ms/step under the profiler\n"
+              f"  stages (cumulative share of the profiled time):")
+    for label, suffix, name in STAGES:
+        ct = sum(v[3] for (f, _, fn), v in raw.items() if fn == name and f.endswith(suffix))
+        out.write(f" {label} {ct / total:.0%};")
+    # a Cython function, invisible to cProfile (its time is the caller's own time)
+    t_rng = min(timeit.repeat(lambda: np.random.default_rng([SEED, 3, 0, 7]), number=1000,
+                              repeat=3)) / 1000
+    out.write(f" (np.random.default_rng, not seen by cProfile: {t_rng * 1e6:.1f} µs/step)\n")
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(top)
+    lines = buf.getvalue().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    for line in lines[head:]:
+        if line.strip():
+            out.write("  " + line + "\n")
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    first = __doc__.splitlines()[0]
+    parser = argparse.ArgumentParser(description=first)
+    parser.add_argument("--sizes", default="32,128,512", help="hidden sizes (default 32,128,512)")
+    parser.add_argument("--cells", default="rnn,gru,lstm")
+    parser.add_argument("--tasks", default="classify,lm")
+    parser.add_argument("--embedding-dim", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--budget", type=float, default=1.0,
+                        help="seconds per implementation and row (at least 5 blocks)")
+    parser.add_argument("--block-ms", type=float, default=100.0,
+                        help="length of a block of back-to-back steps on the slower side")
+    parser.add_argument("--torch-classify", default="auto", choices=("auto", "gather", "packed"),
+                        help="torch's last-step pooling for classify (auto: the faster)")
+    parser.add_argument("--profile", type=int, default=0, metavar="TOP",
+                        help="cProfile seqtool's side of each row; print the top TOP entries")
+    parser.add_argument("--profile-steps", type=int, default=None)
+    args = parser.parse_args()
+    sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+
+    import numba
+
+    from seqtool.core.models import ModelSpec, init_params
+
+    print(f"numpy {np.__version__}, numba {numba.__version__} "
+          f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), torch {torch.__version__} "
+          f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}")
+    for line in blas_report():
+        print(line)
+    print(f"batch {args.batch_size}, E={args.embedding_dim}, Adam lr {args.lr:g}, float32; "
+          f"blocks of ~{args.block_ms:g} ms on the slower side, alternating, ~{args.budget:g} s "
+          f"per side and row; torch classify pooling: {args.torch_classify}")
+    datas = {task: Data(task, args.batch_size) for task in tasks}
+    for task in tasks:
+        print(datas[task].describe())
+    print()
+
+    rows, profiles = [], []
+    for task in tasks:
+        data = datas[task]
+        for cell in cells:
+            for H in sizes:
+                spec = ModelSpec(task=task, cell=cell, input_size=data.dataset.input_size,
+                                 output_size=data.dataset.output_size, hidden=H,
+                                 embedding_dim=args.embedding_dim, pool="last")
+                params = init_params(spec, seed=SEED, dtype=np.float32)
+                tch = TorchTrainer(task, cell, params, data, H, args.lr)
+                pool, probes = "-", {}
+                if task == "classify":
+                    if args.torch_classify == "auto":
+                        pool, probes = choose_pool(tch, data, min(0.3, args.budget / 3))
+                    else:
+                        pool = args.torch_classify
+                    tch.pool = pool
+                seq = SeqtoolTrainer(spec, params, data, args.lr)  # trains params in place
+                t0 = time.perf_counter()
+                seq.step(0)
+                first_seq = time.perf_counter() - t0
+                for j in range(1, CHECK_STEPS):
+                    seq.step(j)
+                for j in range(CHECK_STEPS):
+                    tch.step(j)
+                err, err_name = max_rel_diff(seq.params, tch.state())
+                flag = "" if err <= TOLERANCE else f"  <-- above {TOLERANCE:g}"
+                probe_text = ", ".join(f"{p} {v * 1e9:.0f} ns/token" for p, v in probes.items())
+                log(f"{task} {cell} H={H}: first seqtool step {first_seq * 1e3:.0f} ms; "
+                    f"after {CHECK_STEPS} steps max rel diff {err:.1e} ({err_name}){flag}"
+                    + (f"; torch probe: {probe_text}" if probes else ""))
+                r = bench_row(seq, tch, data, args.budget, args.block_ms / 1e3)
+                log(f"    seqtool {r['tps_seq']:,.0f} tok/s ({r['ms_seq']:.3f} ms/step), torch "
+                    f"{r['tps_torch']:,.0f} tok/s ({r['ms_torch']:.3f} ms/step); "
+                    f"{r['blocks']} blocks of {r['k']} steps")
+                rows.append(dict(task=task, cell=cell, H=H, err=err, err_name=err_name,
+                                 pool=pool, **r))
+                if args.profile:
+                    steps = args.profile_steps or max(
+                        MIN_STEPS, min(500, round(args.budget / (r["ms_seq"] / 1e3))))
+                    text = profile_seqtool(seq, data, r["next"], steps, args.profile)
+                    profiles.append((f"{task} {cell} H={H}", text))
+
+    header = (f"{'task':<8} {'cell':<4} {'H':>4} {'seqtool tok/s':>13} {'torch tok/s':>11} "
+              f"{'seq/torch':>9} {'goal':>5} {'':<7} {'seq ms/step':>11} {'torch ms/step':>13} "
+              f"{'torch pool':>10} {'max rel diff':>12} {'steps':>6}")
+    print(header)
+    print("-" * len(header))
+    all_met = True
+    for r in rows:
+        ratio = r["tps_seq"] / r["tps_torch"]
+        goal = ratio_goal(r["H"])
+        met = ratio >= goal
+        all_met &= met
+        print(f"{r['task']:<8} {r['cell']:<4} {r['H']:>4} {r['tps_seq']:>13,.0f} "
+              f"{r['tps_torch']:>11,.0f} {ratio:>8.2f}x {goal:>4.1f}x "
+              f"{'met' if met else 'NOT MET':<7} {r['ms_seq']:>11.3f} {r['ms_torch']:>13.3f} "
+              f"{r['pool']:>10} {r['err']:>12.1e} {r['blocks'] * r['k']:>6}")
+    bad = [r for r in rows if not r["err"] <= TOLERANCE]
+    if bad:
+        print(f"WARNING: {len(bad)} rows whose parameters differ by more than {TOLERANCE:g} "
+              f"after {CHECK_STEPS} steps: " + ", ".join(
+                  f"{r['task']} {r['cell']} H={r['H']} ({r['err_name']})" for r in bad))
+    print(f"All goals met: {'yes' if all_met else 'no'}")
+    for name, text in profiles:
+        print()
+        print(f"Profile of seqtool's steps, {name}:")
+        print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
