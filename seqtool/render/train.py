@@ -74,8 +74,8 @@ class TrainView:
 
             self.progress = Progress(
                 TextColumn("epoch {task.fields[epoch]}"), BarColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(),
-                console=err, transient=True)
+                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[metric]}"),
+                TimeRemainingColumn(), console=err, transient=True)
             self.progress.start()
             cfg = report.config
             from seqtool.core.training import steps_per_epoch
@@ -84,12 +84,25 @@ class TrainView:
             total = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
             done = report.resumed_from["global_step"] if report.resumed_from else 0
             self.task = self.progress.add_task("train", total=total, completed=done,
-                                               epoch=1, loss=float("nan"))
+                                               epoch=1, loss=float("nan"), metric="")
 
     def on_step(self, position: Any, loss: float) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=position.global_step,
-                                 epoch=position.epoch + 1, loss=loss)
+                                 epoch=position.epoch + 1, loss=loss,
+                                 metric=self._running_metric(position.running))
+
+    def _running_metric(self, running: dict[str, Any]) -> str:
+        """This epoch's metric so far, from the loop's running sums."""
+        count = running.get("count", 0)
+        if not count:
+            return ""
+        mean = running.get("loss_sum", 0.0) / count
+        if self.metric == "accuracy":
+            return f"acc {running.get('correct', 0) / count:.3f}"
+        if self.metric == "perplexity":
+            return f"ppl {math.exp(min(mean, 700.0)):.3f}"
+        return f"mse {mean:.4g}"
 
     def on_epoch(self, position: Any, record: dict[str, Any], improved: bool) -> None:
         if self.fmt == "jsonl":
@@ -99,7 +112,14 @@ class TrainView:
             names = [c.format(m=self.metric) for c in COLUMNS]
             cells = [_cell(record.get(n), self.p) for n in names]
             line = " ".join(c.rjust(w) for c, w in zip(cells, self.widths))
-            self.console.print(line + ("  [green]best[/green]" if improved else ""))
+            self._row_console().print(line + ("  [green]best[/green]" if improved else ""))
+
+    def _row_console(self) -> Console:
+        """While the progress bar is drawn and stdout is the same terminal, rows go through
+        the bar's console, which prints them above the bar instead of through it."""
+        if self.progress is not None and self.console.is_terminal:
+            return self.progress.console
+        return self.console
 
     def close(self) -> None:
         if self.progress is not None:
