@@ -51,9 +51,14 @@ def _check_range(key: str, value: float, low: float, high: float = math.inf,
 # --------------------------------------------------------------------------- gradient norms
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """‖g‖ = √(Σ_k ‖g_k‖²) over every array in ``grads`` (accumulated in float64)."""
-    norms = [np.linalg.norm(np.ravel(g).astype(np.float64, copy=False)) for g in grads.values()]
-    return float(np.linalg.norm(np.array(norms, dtype=np.float64))) if norms else 0.0
+    """‖g‖ = √(Σ_k ‖g_k‖²) over every array in ``grads``: each ‖g_k‖² a dot product in the
+    array's own precision (as torch computes it; no float64 copy of every gradient on every
+    step), the sum of them in float64."""
+    total = 0.0
+    for g in grads.values():
+        flat = g.reshape(-1)
+        total += float(np.dot(flat, flat))
+    return math.sqrt(total)
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

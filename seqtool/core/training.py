@@ -180,10 +180,10 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
         started = time.perf_counter() - pos.running.get("seconds", 0.0)
         while pos.step_in_epoch < len(chunks) and pos.global_step < total_steps:
             batch = make_batch(train_data, chunks[pos.step_in_epoch])
-            rng = np.random.default_rng([settings.seed, 3, pos.epoch, pos.step_in_epoch])
+            rng = (np.random.default_rng([settings.seed, 3, pos.epoch, pos.step_in_epoch])
+                   if spec.dropout > 0 else None)  # seeding costs ~7 µs: only when used
             inputs = _cast(spec, batch.inputs, params)
-            fwd = forward(spec, params, inputs, batch.lengths,
-                          dropout_rng=rng if spec.dropout > 0 else None)
+            fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng)
             loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
             finite = math.isfinite(loss.value)
             if finite:
