@@ -17,6 +17,7 @@ from seqtool.cli import bptt as _bptt  # noqa: F401  (registers `seqtool bptt`)
 from seqtool.cli import compare as _compare  # noqa: F401  (registers `seqtool compare-selectors`)
 from seqtool.cli import train as _train  # noqa: F401  (registers `seqtool train-rnn`)
 from seqtool.cli import predict as _predict  # noqa: F401  (predict, sample, evaluate)
+from seqtool.cli import run as _run  # noqa: F401  (registers `seqtool run`)
 from seqtool.cli.app import app
 
 

@@ -1,0 +1,230 @@
+"""Running a recipe's runs: in this process, on a local Dask cluster (``jobs``), or on an
+existing one (``scheduler``); skipping runs already done; summarising over seeds.
+
+The output directory (``runs/<name>/`` by default):
+    <run id>/config.json   the command, its params and their hash
+    <run id>/report.json   the command's report (as its --format json gives it)
+    <run id>/status.json   done or failed (with the error line), the hash, seconds
+    <run id>/...           a training run's own files (config.yaml, model.npz, ...)
+    summary.json, summary.csv   every run, and mean ± std over seeds per grid point
+
+A failing run is marked failed and the others go on. A rerun with the same directory skips
+every run whose status.json says done with the same hash, and reruns the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from seqtool.core.errors import InputError
+from seqtool.io.checkpoint import write_atomic
+from seqtool.recipes.execute import execute_run
+from seqtool.recipes.expand import RunSpec, expand
+from seqtool.recipes.load import Recipe
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def previous_result(out: Path, run: RunSpec) -> dict[str, Any] | None:
+    """The stored result of ``run`` if it completed with the same hash, else None."""
+    try:
+        status = json.loads((out / run.id / "status.json").read_text())
+        if status.get("status") != "done" or status.get("hash") != run.hash:
+            return None
+        report = json.loads((out / run.id / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    from seqtool.recipes.execute import metrics_of
+
+    return {**run.to_dict(), "status": "done", "skipped": True, "report": report,
+            "metrics": metrics_of(run.command, report), "seconds": status.get("seconds", 0.0)}
+
+
+def store(out: Path, result: dict[str, Any]) -> None:
+    """Write a run's three files (the client does it, wherever the run ran)."""
+    run_dir = out / result["id"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(run_dir / "config.json", _dump({"command": result["command"],
+                                                 "params": result["params"],
+                                                 "hash": result["hash"]}))
+    if result["status"] == "done":
+        write_atomic(run_dir / "report.json", _dump(_finite(result["report"])))
+    status = {"status": result["status"], "hash": result["hash"],
+              "seconds": result.get("seconds")}
+    if result["status"] == "failed":
+        status["error"] = result["error"]
+    write_atomic(run_dir / "status.json", _dump(status))
+
+
+# ---------------------------------------------------------------------------------------
+# Executors
+
+
+def run_local(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None]) -> None:
+    for run in todo:
+        on_result(execute_run(run.to_dict(), str(out)))
+
+
+def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], *,
+             jobs: int | None = None, scheduler: str | None = None) -> None:
+    """Submit every run to a Dask cluster: a LocalCluster of ``jobs`` worker processes
+    (one thread each), or the existing one at ``scheduler``."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        flag = "scheduler" if scheduler else "jobs"
+        raise InputError(flag, "needs Dask: pip install 'seqtool[cluster]'") from None
+    cluster = None
+    try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="5s")
+            except (OSError, TimeoutError, ValueError) as err:
+                raise InputError("scheduler", f"is {scheduler}, which did not answer: "
+                                 f"{' '.join(str(err).split())[:200]}") from None
+        else:
+            cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        with client:
+            futures = [client.submit(execute_run, run.to_dict(), str(out.resolve()), pure=False,
+                                     key=f"seqtool-{run.id}-{run.hash}") for run in todo]
+            for future in as_completed(futures):
+                on_result(future.result())
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Summary
+
+
+@dataclass
+class RecipeReport:
+    """Every run's result and the summary over seeds; ``to_dict`` is summary.json."""
+
+    recipe: str
+    out: Path
+    results: list[dict[str, Any]]
+    groups: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["status"] == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _finite({
+            "recipe": self.recipe, "out": str(self.out),
+            "runs": [{k: v for k, v in r.items() if k != "report"} for r in self.results],
+            "summary": self.groups,
+            "done": sum(r["status"] == "done" for r in self.results),
+            "skipped": sum(bool(r.get("skipped")) for r in self.results),
+            "failed": len(self.failed),
+        })
+
+
+def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One group per (step, grid point): for every metric, mean and std over the seeds
+    (std with n − 1; 0 for a single run), and how many runs are done and failed."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in results:
+        key = json.dumps([r["step"], r["point"]], sort_keys=True, default=str)
+        g = groups.setdefault(key, {"step": r["step"], "command": r["command"],
+                                    "point": r["point"], "runs": 0, "failed": 0, "values": {}})
+        g["runs"] += 1
+        if r["status"] != "done":
+            g["failed"] += 1
+            continue
+        for name, value in r.get("metrics", {}).items():
+            g["values"].setdefault(name, []).append(value)
+    out = []
+    for g in groups.values():
+        metrics = {}
+        for name, values in g.pop("values").items():
+            metrics[name] = {"mean": statistics.fmean(values),
+                             "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                             "n": len(values)}
+        out.append({**g, "metrics": metrics})
+    return out
+
+
+def summary_csv(groups: list[dict[str, Any]]) -> str:
+    """One row per group: its grid values, run counts, and metric_mean, metric_std."""
+    point_keys = sorted({k for g in groups for k in g["point"]})
+    metric_names = sorted({m for g in groups for m in g["metrics"]})
+    header = ["step", *point_keys, "runs", "failed"]
+    for m in metric_names:
+        header += [f"{m}_mean", f"{m}_std"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for g in groups:
+        row = [g["step"], *[g["point"].get(k, "") for k in point_keys], g["runs"], g["failed"]]
+        for m in metric_names:
+            stat = g["metrics"].get(m)
+            row += [repr(stat["mean"]), repr(stat["std"])] if stat else ["", ""]
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def default_out(recipe: Recipe) -> Path:
+    return Path("runs") / recipe.name
+
+
+def run_recipe(recipe: Recipe, out: Path | None = None, *, jobs: int | None = None,
+               scheduler: str | None = None,
+               on_result: Callable[[dict[str, Any]], None] | None = None) -> RecipeReport:
+    """Run every run of ``recipe`` that is not already done in ``out``; write the files."""
+    out = out or default_out(recipe)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = expand(recipe)
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for run in runs:
+        previous = previous_result(out, run)
+        if previous is not None:
+            results[run.id] = previous
+            if on_result:
+                on_result(previous)
+        else:
+            todo.append(run)
+
+    def collect(result: dict[str, Any]) -> None:
+        store(out, result)
+        results[result["id"]] = result
+        if on_result:
+            on_result(result)
+
+    # Steps run in order: a later step may read what an earlier one wrote.
+    steps = list(dict.fromkeys(run.step for run in todo))
+    for step in steps:
+        batch = [run for run in todo if run.step == step]
+        if jobs is None and scheduler is None:
+            run_local(batch, out, collect)
+        else:
+            run_dask(batch, out, collect, jobs=jobs, scheduler=scheduler)
+    ordered = [results[run.id] for run in runs]
+    report = RecipeReport(recipe.name, out, ordered, summarise(ordered))
+    write_atomic(out / "summary.json", _dump(report.to_dict()))
+    write_atomic(out / "summary.csv", summary_csv(report.groups))
+    return report
