@@ -28,7 +28,7 @@ Examples:
 
 
 @app.command("run", help=HELP,
-             short_help="Run a YAML recipe. e.g. seqtool run recipes/argmax-attention.yaml")
+             short_help="Run recipes. e.g. seqtool run recipes/dyck-lm.yaml")
 def run_command(
     recipe: str = typer.Argument(..., metavar="RECIPE", help="The recipe file (YAML)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", metavar="DIR",
