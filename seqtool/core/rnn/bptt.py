@@ -250,27 +250,35 @@ class BpttReport:
             "shapes": {"T": p.x.shape[0], "D": p.x.shape[1], "H": p.W_hh.shape[0],
                        "O": p.W_hy.shape[0]},
             "problem": {name: _tolist(getattr(p, name)) for name in (*PARAMETERS, "x", "y")},
-            "loss": self.loss,
-            "losses": self.losses.tolist(),
-            "loss_steps": self.loss_steps,
-            "hidden": self.hidden.tolist(),
-            "outputs": self.outputs.tolist(),
-            "gradients": {k: v.tolist() for k, v in self.gradients.items()},
-            "per_step": [
-                {"t": t + 1, "dW_hh": share.tolist(), "norm": float(np.linalg.norm(share))}
-                for t, share in enumerate(self.per_step)
-            ],
-            "dL_dh": self.dL_dh.tolist(),
-            "jacobian_norms": {
-                "k": list(range(len(self.jacobian_norms))),
-                "norms": self.jacobian_norms.tolist(),
-                "spectral_radius": self.spectral_radius,
-                "verdict": self.verdict,
-                "rate_per_step": self.rate,
-            },
+            **trace_parts(self, "dW_hh"),
         }
         out.update(optional_parts(self))
         return out
+
+
+def trace_parts(report: Any, share_name: str) -> dict[str, Any]:
+    """The JSON of what every cell's report has: the loss, states, gradients, per-step
+    shares (named ``share_name``), ‖∂L/∂h_t‖ and the Jacobian norms with their verdict."""
+    return {
+        "loss": report.loss,
+        "losses": report.losses.tolist(),
+        "loss_steps": report.loss_steps,
+        "hidden": report.hidden.tolist(),
+        "outputs": report.outputs.tolist(),
+        "gradients": {k: v.tolist() for k, v in report.gradients.items()},
+        "per_step": [
+            {"t": t + 1, share_name: share.tolist(), "norm": float(np.linalg.norm(share))}
+            for t, share in enumerate(report.per_step)
+        ],
+        "dL_dh": report.dL_dh.tolist(),
+        "jacobian_norms": {
+            "k": list(range(len(report.jacobian_norms))),
+            "norms": report.jacobian_norms.tolist(),
+            "spectral_radius": report.spectral_radius,
+            "verdict": report.verdict,
+            "rate_per_step": report.rate,
+        },
+    }
 
 
 def optional_parts(report: Any) -> dict[str, Any]:

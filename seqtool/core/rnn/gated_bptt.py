@@ -29,7 +29,7 @@ from seqtool.core.losses import sequence_loss
 from seqtool.core.rnn import gated
 from seqtool.core.rnn.bptt import (
     RNNProblem, analyse, check_summary, check_truncate, finite_difference_check,
-    generate_problem, optional_parts, scale_to_radius, verdict,
+    generate_problem, optional_parts, scale_to_radius, trace_parts, verdict,
 )
 
 GATED_CELLS = ("gru", "lstm")
@@ -331,26 +331,9 @@ class GatedBpttReport:
             "shapes": {"T": T, "D": D, "H": p.hidden_size, "O": p.W_hy.shape[0]},
             "problem": {name: value.tolist() for name, value in
                         {**p.params, "x": p.x, "y": p.y}.items()},
-            "loss": self.loss,
-            "losses": self.losses.tolist(),
-            "loss_steps": self.loss_steps,
-            "hidden": self.hidden.tolist(),
-            "outputs": self.outputs.tolist(),
-            "gradients": {k: v.tolist() for k, v in self.gradients.items()},
-            "per_step": [
-                {"t": t + 1, "dweight_hh": share.tolist(), "norm": float(np.linalg.norm(share))}
-                for t, share in enumerate(self.per_step)
-            ],
-            "dL_dh": self.dL_dh.tolist(),
-            "jacobian_norms": {
-                "k": list(range(len(self.jacobian_norms))),
-                "norms": self.jacobian_norms.tolist(),
-                "spectral_radius": self.spectral_radius,
-                "spectral_radii": self.spectral_radii,
-                "verdict": self.verdict,
-                "rate_per_step": self.rate,
-            },
+            **trace_parts(self, "dweight_hh"),
         }
+        out["jacobian_norms"]["spectral_radii"] = self.spectral_radii
         if self.cells is not None:
             out["cell_state"] = self.cells.tolist()
             out["jacobian_norms"]["cell_norms"] = self.cell_norms.tolist()
