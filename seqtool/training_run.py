@@ -246,9 +246,17 @@ class RunFiles:
         self.out, self.config, self.spec = out, config, spec
         self.meta = _model_meta(spec, data, config)
 
-    def start(self) -> None:
+    def start(self, replace_run: bool = False) -> None:
+        """Create the directory and write config.yaml. A directory that already holds a
+        run is refused (its checkpoints would be overwritten and its metrics mixed with
+        these) unless ``replace_run``: then that run's files are replaced."""
         import yaml
 
+        if (self.out / "last.json").exists() or (self.out / "metrics.jsonl").exists():
+            if not replace_run:
+                raise InputError("out", f"is {self.out}, which already holds a run; continue "
+                                 f"it with --resume {self.out}, or choose another --out")
+            (self.out / "metrics.jsonl").unlink(missing_ok=True)
         self.out.mkdir(parents=True, exist_ok=True)
         write_atomic(self.out / "config.yaml",
                      yaml.safe_dump(self.config.to_dict(), sort_keys=False, allow_unicode=True))
@@ -294,10 +302,12 @@ def _resume_config(directory: Path, changes: dict[str, Any]) -> tuple[TrainConfi
 
 def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
               resume: str | Path | None = None, changes: dict[str, Any] | None = None,
-              explain: bool = False, on_start: Any = None) -> TrainReport:
+              explain: bool = False, on_start: Any = None,
+              replace_run: bool = False) -> TrainReport:
     """Train as ``config`` says (or continue the run in ``resume``), writing the run
     directory as it goes. ``hooks`` are the training loop's; ``on_start(report_so_far)``
-    is called once the data and model are ready."""
+    is called once the data and model are ready; ``replace_run`` lets a new run replace
+    one already in its directory (recipes rerunning a run they own)."""
     optimizer_state, position = None, None
     if resume is not None:
         directory = Path(resume)
@@ -321,7 +331,7 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         config = replace(config, out=str(out))
     files = RunFiles(out, config, spec, train_data)
     if resume is None:
-        files.start()
+        files.start(replace_run)
     report = TrainReport(
         config=config, out=out, spec=spec, data_name=train_data.name,
         train_size=len(train_data), val_size=len(val_data),

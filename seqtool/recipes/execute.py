@@ -26,7 +26,7 @@ def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[st
         from seqtool.training_run import run_train
 
         config = replace(config_cls.from_mapping(params), out=str(run_dir))
-        report = run_train(config)
+        report = run_train(config, replace_run=True)  # the recipe owns this directory
         if report.stop_reason == "diverged":
             raise SeqtoolError(f"training diverged: {report.message}")
         return report.to_dict()

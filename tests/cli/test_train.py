@@ -267,3 +267,12 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     data = json.loads(resumed.stdout)
     assert data["resumed_from"]["global_step"] == done
     assert data["position"]["global_step"] == done + 3
+
+
+def test_a_new_run_never_overwrites_an_old_one(cli, tmp_path):
+    out = tmp_path / "r"
+    assert cli("train-rnn", *PARITY, "--out", str(out), "-f", "json").exit_code == 0
+    before = (out / "model.npz").read_bytes(), (out / "metrics.jsonl").read_text()
+    err = one_line_error(cli("train-rnn", *PARITY, "--seed", "5", "--out", str(out)))
+    assert "already holds a run" in err and f"--resume {out}" in err
+    assert ((out / "model.npz").read_bytes(), (out / "metrics.jsonl").read_text()) == before

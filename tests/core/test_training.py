@@ -140,7 +140,8 @@ def test_checkpoint_loads_into_torch_with_the_same_predictions(tmp_path):
 
 
 def fit(tmp_path, **flags):
-    report = run_train(TrainConfig.from_mapping({"out": str(tmp_path / "q"), **flags}))
+    out = tmp_path / f"{flags['data']}-{flags['cell']}"
+    report = run_train(TrainConfig.from_mapping({"out": str(out), **flags}))
     return report, report.history[-1]
 
 
