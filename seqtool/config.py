@@ -552,6 +552,12 @@ class TrainConfig:
 # seqtool predict / sample / evaluate (a trained run directory)
 
 
+def _with_run(config: Any) -> Any:
+    if not config.run:
+        raise InputError("run", "is missing: give the directory of a trained run (train-rnn --out)")
+    return config
+
+
 def as_text_list(key: str, value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else [value]
     return tuple(str(item) for item in items)
@@ -567,7 +573,7 @@ class PredictConfig:
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "PredictConfig":
-        return cls(**coerce_all(cls, mapping, "predict"))
+        return _with_run(cls(**coerce_all(cls, mapping, "predict")))
 
 
 def as_temperature(key: str, value: Any) -> float:
@@ -591,7 +597,7 @@ class SampleConfig:
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "SampleConfig":
-        return cls(**coerce_all(cls, mapping, "sample"))
+        return _with_run(cls(**coerce_all(cls, mapping, "sample")))
 
 
 @dataclass(frozen=True)
@@ -607,4 +613,4 @@ class EvaluateConfig:
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "EvaluateConfig":
-        return cls(**coerce_all(cls, mapping, "evaluate"))
+        return _with_run(cls(**coerce_all(cls, mapping, "evaluate")))

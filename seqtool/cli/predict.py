@@ -30,12 +30,6 @@ def _format_option() -> Any:
                         help="Default: table on a terminal, jsonl (predict) or json when piped.")
 
 
-def _load(run: str) -> Any:
-    from seqtool.training_run import load_model
-
-    return load_model(run, "model", "run")
-
-
 # ---------------------------------------------------------------------------------------
 # predict
 
@@ -55,29 +49,9 @@ def predict_command(
     fmt = _format(output_format, "jsonl")
     config = PredictConfig.from_mapping({"run": run, **({"text": text} if text else {})})
     texts = list(config.text) or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise InputError("text", "is missing: give --text or lines on stdin")
-    from seqtool.core import inference
-    from seqtool.core.data import encode_texts, tokenize
+    from seqtool.using_runs import predict_texts
 
-    model = _load(config.run)
-    spec = model.spec
-    if spec.task not in ("classify", "tag"):
-        raise InputError("run", f"holds a {spec.task} model; predict labels texts with a "
-                         "classify or tag model (sample draws from an lm, evaluate scores any)")
-    vocab, labels = model.vocab, model.labels
-    ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
-    rows = []
-    if spec.task == "classify":
-        probs = inference.classify(spec, model.params, ids)
-        for t, p in zip(texts, probs):
-            rows.append({"text": t, "label": labels[int(p.argmax())],
-                         "probabilities": {name: float(v) for name, v in zip(labels, p)}})
-    else:
-        for t, seq, p in zip(texts, ids, inference.tag(spec, model.params, ids)):
-            rows.append({"text": t, "tokens": vocab.decode(seq),
-                         "tags": [labels[int(k)] for k in p.argmax(axis=1)],
-                         "confidence": [float(v) for v in p.max(axis=1)]})
+    rows = predict_texts(config, texts)
     _write_rows(rows, fmt, precision)
 
 
@@ -138,31 +112,10 @@ def sample_command(
     given = {"run": run, "length": length, "temperature": temperature, "prime": prime,
              "seed": seed}
     config = SampleConfig.from_mapping({k: v for k, v in given.items() if v is not None})
-    from seqtool.core import inference
-    from seqtool.core.data import tokenize
+    from seqtool.using_runs import sample_text
 
-    model = _load(config.run)
-    if model.spec.task != "lm":
-        raise InputError("run", f"holds a {model.spec.task} model; sample needs a language "
-                         "model (train-rnn --task lm, or --data dyck)")
-    vocab = model.vocab
-    tokens = tokenize(config.prime, model.tokenizer) if config.prime else []
-    begin = next((t for t in ("^",) if t in vocab), None)
-    if not tokens:
-        if begin is None:
-            raise InputError("prime", "is needed: this model has no begin marker to start from")
-        tokens = [begin]
-    unknown = [t for t in tokens if t not in vocab]
-    if unknown:
-        raise InputError("prime", f"has '{unknown[0]}', which the model's vocabulary lacks")
-    end = vocab.encode(["$"])[0] if "$" in vocab else None
-    drawn, logps = inference.sample(model.spec, model.params, vocab.encode(tokens),
-                                    config.length, config.temperature, config.seed, end)
-    words = vocab.decode(drawn)
-    joiner = "" if model.tokenizer == "char" else " "
-    result = {"prime": config.prime, "tokens": words, "text": joiner.join(words),
-              "logprob": float(sum(logps)), "temperature": config.temperature,
-              "seed": config.seed}
+    result = sample_text(config)
+    words, logps = result["tokens"], result.pop("logprobs")
     from seqtool.io.output import write_csv, write_json
 
     if fmt in ("json", "jsonl"):
@@ -177,8 +130,8 @@ def sample_command(
         from seqtool.render.console import make_console
 
         console = make_console()
-        start = joiner.join(tokens)
-        console.print(f"[dim]{start}[/dim]{result['text']}", markup=True, highlight=False)
+        console.print(f"[dim]{result['start']}[/dim]{result['text']}", markup=True,
+                      highlight=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,13 +157,9 @@ def evaluate_command(
     fmt = _format(output_format, "json")
     given = {"run": run, "data": data, "seed": seed, "samples": samples}
     config = EvaluateConfig.from_mapping({k: v for k, v in given.items() if v is not None})
-    from seqtool.core.training import evaluate
-    from seqtool.training_run import dataset_for_model
+    from seqtool.using_runs import evaluate_run
 
-    model = _load(config.run)
-    dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
-    result = {"run": config.run, "data": config.data, "task": model.spec.task,
-              "sequences": len(dataset), **evaluate(model.spec, model.params, dataset).to_dict()}
+    result = evaluate_run(config)
     from seqtool.io.output import write_csv, write_json
 
     if fmt == "json":

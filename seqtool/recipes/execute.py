@@ -31,6 +31,14 @@ def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[st
             raise SeqtoolError(f"training diverged: {report.message}")
         return report.to_dict()
     config = config_cls.from_mapping(params)
+    if command in ("predict", "sample", "evaluate"):
+        from seqtool import using_runs
+
+        if command == "predict":
+            return {"rows": using_runs.predict_texts(config, list(config.text))}
+        if command == "sample":
+            return using_runs.sample_text(config)
+        return using_runs.evaluate_run(config)
     if command == "attend":
         from seqtool.core.attention import run_attend
 
@@ -73,6 +81,16 @@ def metrics_of(command: str, report: dict[str, Any]) -> dict[str, float]:
             out[prefix + "dh_T/dh_0"] = part["jacobian_norms"]["norms"][0]
             if "check" in part:
                 out[prefix + "check_max_error"] = part["check"]["max_relative_error"]
+    elif command == "evaluate":
+        out.update({k: v for k, v in report.items() if k not in ("run", "data", "task")})
+    elif command == "sample":
+        out["logprob"] = report["logprob"]
+        out["tokens"] = len(report["tokens"])
+    elif command == "predict":
+        rows = report["rows"]
+        out["texts"] = len(rows)
+        if rows and "probabilities" in rows[0]:
+            out["mean_confidence"] = sum(max(r["probabilities"].values()) for r in rows) / len(rows)
     elif command == "attend":
         for j, value in enumerate(report["outputs"][0]):
             out[f"output[{j}]"] = value

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,24 @@ PATH_PARAMS = ("data", "val")
 
 def config_classes() -> dict[str, type]:
     """The commands a recipe can run, and the Config each one's params must fit."""
-    from seqtool.config import AttendConfig, BpttConfig, CompareConfig, TrainConfig
+    from seqtool.config import (
+        AttendConfig, BpttConfig, CompareConfig, EvaluateConfig, PredictConfig, SampleConfig,
+        TrainConfig,
+    )
 
     return {"attend": AttendConfig, "compare-selectors": CompareConfig, "bptt": BpttConfig,
-            "train-rnn": TrainConfig}
+            "train-rnn": TrainConfig, "predict": PredictConfig, "sample": SampleConfig,
+            "evaluate": EvaluateConfig}
+
+
+# A later step can use an earlier one's run directory: run: "{run:train}".
+RUN_REF = re.compile(r"\{run:([^}]+)\}")
+
+
+def run_references(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(param, step name) for every ``{run:NAME}`` in the params' text values."""
+    return [(key, name) for key, value in params.items() if isinstance(value, str)
+            for name in RUN_REF.findall(value)]
 
 
 class RecipeError(InputError):
@@ -151,13 +166,32 @@ def apply_set(data: dict[str, Any], where: dict[str, str], assignment: str) -> N
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
-    target = data
+    target: Any = data
     for key in keys[:-1]:
-        if not isinstance(target.get(key), dict):
-            target[key] = {}
-        target = target[key]
-    target[keys[-1]] = value
+        target = _child(target, key, assignment)
+    last = keys[-1]
+    if INDEXED.fullmatch(last):
+        raise InputError("set", f"is '{assignment}'; set a key inside a list item, such as "
+                         "steps[0].params.epochs=1")
+    target[last] = value
     where[".".join(keys)] = f"--set {'.'.join(keys)}"
+
+
+INDEXED = re.compile(r"(\w[\w-]*)\[(\d+)\]")
+
+
+def _child(target: dict, key: str, assignment: str) -> Any:
+    """target[key] for a --set path, made a mapping if need be; ``steps[1]`` indexes a list."""
+    match = INDEXED.fullmatch(key)
+    if match:
+        items = target.get(match.group(1))
+        index = int(match.group(2))
+        if not isinstance(items, list) or index >= len(items):
+            raise InputError("set", f"is '{assignment}'; the recipe has no {key}")
+        return items[index]
+    if not isinstance(target.get(key), dict):
+        target[key] = {}
+    return target[key]
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,9 +365,23 @@ def _check_data(recipe: Recipe, step: Step, config: Any) -> None:
 
 
 def validate(recipe: Recipe) -> None:
-    """Every run that the recipe expands to builds its Config."""
+    """Every run that the recipe expands to builds its Config, and every ``{run:NAME}``
+    names an earlier step that has exactly one run."""
     from seqtool.recipes.expand import expand_step
 
+    earlier: dict[str, int] = {}
     for step in recipe.steps:
-        for run in expand_step(step):
+        runs = expand_step(step)
+        for key, name in run_references(step.params):
+            path = f"{step.prefix}params.{key}"
+            if name not in earlier:
+                raise RecipeError(_at(recipe.where, path), path,
+                                  f"refers to {{run:{name}}}, but no earlier step is named "
+                                  f"'{name}'" + (f" (earlier: {', '.join(earlier)})" if earlier else ""))
+            if earlier[name] != 1:
+                raise RecipeError(_at(recipe.where, path), path,
+                                  f"refers to {{run:{name}}}, a step with {earlier[name]} runs; "
+                                  "it must have exactly one")
+        for run in runs:
             check_params(recipe, step, run.params, tuple(step.grid))
+        earlier[step.name] = len(runs)

@@ -187,6 +187,17 @@ def summary_csv(groups: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def with_run_dirs(run: RunSpec, dirs: dict[str, str]) -> RunSpec:
+    """``{run:NAME}`` in a text param becomes the directory of step NAME's run."""
+    from dataclasses import replace
+
+    from seqtool.recipes.load import RUN_REF
+
+    params = {k: RUN_REF.sub(lambda m: dirs[m.group(1)], v) if isinstance(v, str) else v
+              for k, v in run.params.items()}
+    return replace(run, params=params)
+
+
 def default_out(recipe: Recipe) -> Path:
     return Path("runs") / recipe.name
 
@@ -216,9 +227,12 @@ def run_recipe(recipe: Recipe, out: Path | None = None, *, jobs: int | None = No
             on_result(result)
 
     # Steps run in order: a later step may read what an earlier one wrote.
+    first_dir = {}
+    for run in runs:
+        first_dir.setdefault(run.step, str(out / run.id))
     steps = list(dict.fromkeys(run.step for run in todo))
     for step in steps:
-        batch = [run for run in todo if run.step == step]
+        batch = [with_run_dirs(run, first_dir) for run in todo if run.step == step]
         if jobs is None and scheduler is None:
             run_local(batch, out, collect)
         else:

@@ -68,6 +68,10 @@ def one_line_error(result, code=2):
     ("steps:\n  - command: attend\n    params: {selector: argmx}\n",
      "x.yaml:3: steps[0].params.selector: is 'argmx' (did you mean argmax?)"),
     ("command: attend\nparams: [1, 2]\n", "x.yaml:2: params: must be a mapping"),
+    ("steps:\n  - {name: a, command: attend}\n  - name: b\n    command: sample\n"
+     "    params: {run: '{run:train}'}\n",
+     "x.yaml:5: steps[1].params.run: refers to {run:train}, but no earlier step is named 'train'"),
+    ("steps:\n  - {name: b, command: sample}\n", "x.yaml:2: steps[0].params.run: is missing"),
     ("", "x.yaml: is empty"),
     ("command: attend\nparams: {query: [3, -1]\n", "x.yaml:"),  # broken YAML, with its line
 ])
@@ -243,7 +247,7 @@ def test_an_unreachable_scheduler_is_one_line(cli, tmp_path):
 SMALL = {  # --set overrides that keep each recipe quick; the rest runs as shipped
     "cells-on-sentiment.yaml": ["params.epochs=1", "params.hidden=8", "sweep.seeds=[0]",
                                 "sweep.grid.lr=[0.01]"],
-    "dyck-lm.yaml": ["params.epochs=1", "params.hidden=8"],
+    "dyck-lm.yaml": ["steps[0].params.epochs=1", "steps[0].params.hidden=8"],
     "echo-tagging.yaml": ["params.epochs=1", "params.hidden=8"],
     "compare-selectors-learn.yaml": ["params.steps=40"],
     "vanishing-exploding.yaml": ["sweep.seeds=[0]"],
@@ -270,6 +274,11 @@ def test_shipped_recipe_runs(cli, tmp_path, name):
         assert [argmax["metrics"][f"output[{j}]"]["mean"] for j in range(3)] == [6, 1, 2]
     if name == "bptt-sigmoid-worked.yaml":
         assert data["summary"][0]["metrics"]["check_max_error"]["mean"] < 1e-6
+    if name == "dyck-lm.yaml":  # sample and evaluate read the train step's run directory
+        evaluate = next(g for g in data["summary"] if g["step"] == "evaluate")
+        assert evaluate["metrics"]["sequences"]["mean"] == 500
+        sample = json.loads((tmp_path / "out" / "002-sample" / "report.json").read_text())
+        assert set(sample["text"]) <= set("()[]$")
     if name == "compare-selectors-learn.yaml":
         assert data["summary"][0]["metrics"]["argmax.grad_norm_query"]["mean"] == 0.0
 
