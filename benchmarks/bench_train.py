@@ -193,25 +193,20 @@ class SeqtoolTrainer:
 
         self.models, self.optim = models, optim
         self.spec, self.params, self.data = spec, params, data
-        self.opt = optim.make_optimizer("adam", params, lr, 0.0)
+        from seqtool.core import training
+
+        self.training = training
+        self.settings = training.TrainSettings(optimizer="adam", lr=lr)
+        self.opt = training.prepare_optimizer(optim.make_optimizer("adam", params, lr, 0.0))
 
     def step(self, i: int) -> float:
-        """One step of seqtool.core.training.train on batch i (prebuilt), as its loop does it."""
-        m = self.models
-        spec, params = self.spec, self.params
+        """One step of seqtool.core.training.train on batch i (prebuilt): the loop's own
+        train_step (no dropout here, so no generator)."""
         batch = self.data.batches[i]
-        rng = np.random.default_rng([SEED, 3, 0, i])  # noqa: F841 (train() makes it each step)
-        inputs, lengths = batch.inputs, batch.lengths
-        fwd = m.forward(spec, params, inputs, lengths,
-                        dropout_rng=rng if spec.dropout > 0 else None)
-        loss = m.loss_of(spec, fwd.outputs, batch.targets, lengths)
-        if not math.isfinite(loss.value):
-            raise RuntimeError(f"seqtool: loss {loss.value} at batch {i}")
-        grads = m.backward(spec, params, fwd, inputs, lengths, loss.d_outputs)
-        norm = self.optim.global_norm(grads)
-        if not math.isfinite(norm):
-            raise RuntimeError(f"seqtool: gradient norm {norm} at batch {i}")
-        self.opt.step(grads)
+        loss, norm = self.training.train_step(self.spec, self.settings, self.params, self.opt,
+                                              batch, None)
+        if not (math.isfinite(loss.value) and math.isfinite(norm)):
+            raise RuntimeError(f"seqtool: loss {loss.value}, gradient norm {norm} at batch {i}")
         return loss.value
 
 

@@ -20,13 +20,13 @@ Parameters use torch's names and layouts: ``embedding.weight`` (V, E), ``rnn.wei
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from seqtool.core.errors import InputError
-from seqtool.core.losses import log_softmax
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
 
@@ -191,20 +191,45 @@ def loss_of(spec: ModelSpec, outputs: np.ndarray, targets: np.ndarray,
         with np.errstate(over="ignore", invalid="ignore"):  # inf is the divergence signal
             total = float((diff.astype(np.float64) ** 2).sum())
         return Loss(total / max(count, 1), (2.0 / max(count, 1)) * diff, count, 0, total)
-    labels = targets.astype(np.intp)
-    valid = labels >= 0
-    count = int(valid.sum())
-    safe = np.where(valid, labels, 0)
-    logp = log_softmax(outputs)
-    picked = np.take_along_axis(logp, safe[..., None], axis=-1)[..., 0]
-    total = float(-(picked.astype(np.float64) * valid).sum())
-    probs = np.exp(logp)
-    np.put_along_axis(probs, safe[..., None],
-                      np.take_along_axis(probs, safe[..., None], axis=-1) - 1.0, axis=-1)
-    d_outputs = probs * (valid[..., None] / max(count, 1))
-    correct = int(((outputs.argmax(axis=-1) == labels) & valid).sum())
-    return Loss(total / max(count, 1), d_outputs.astype(outputs.dtype, copy=False), count,
-                correct, total)
+    labels = np.ascontiguousarray(targets, dtype=np.int64).reshape(-1)
+    count = int((labels >= 0).sum())
+    logits = np.ascontiguousarray(outputs).reshape(-1, outputs.shape[-1])
+    total, grad, correct = _cross_entropy_rows(logits, labels, 1.0 / max(count, 1))
+    return Loss(total / max(count, 1), grad.reshape(outputs.shape), count, int(correct), total)
+
+
+@kernel
+def _cross_entropy_rows(logits, labels, scale):
+    """Σ_n −log softmax(z_n)[y_n] over the rows whose label y_n ≥ 0, its gradient
+    scale · (softmax(z_n) − onehot(y_n)) (zero for the other rows), and how many rows have
+    their label as the argmax (the first maximum on a tie). logsumexp is shifted by the
+    row's maximum, so no exp overflows; the sum is kept in float64."""
+    N, C = logits.shape
+    grad = np.zeros_like(logits)
+    total = 0.0
+    correct = 0
+    for n in range(N):
+        y = labels[n]
+        if y < 0:
+            continue
+        best = 0
+        top = logits[n, 0]
+        for c in range(1, C):
+            if logits[n, c] > top:
+                top = logits[n, c]
+                best = c
+        norm = 0.0
+        for c in range(C):
+            e = math.exp(logits[n, c] - top)
+            grad[n, c] = e
+            norm += e
+        total += top + math.log(norm) - logits[n, y]
+        for c in range(C):
+            grad[n, c] = grad[n, c] / norm * scale
+        grad[n, y] -= scale
+        if best == y:
+            correct += 1
+    return total, grad, correct
 
 
 # ---------------------------------------------------------------------------------------

@@ -230,6 +230,23 @@ class Adam(Optimizer):
         self.eps = _check_range("eps", eps, 0.0)
         self.m, self.v = self.state["m"], self.state["v"]  # load_state_dict copies into these
 
+    fused = False  # the training loop switches on seqtool.core.fused's one-pass kernel
+
+    def step(self, grads: dict[str, np.ndarray]) -> None:
+        if not self.fused:
+            return super().step(grads)
+        from seqtool.core.fused import adam_update
+
+        for name, g in grads.items():
+            theta = self.params[name]
+            if np.shape(g) != theta.shape or not theta.flags.c_contiguous:
+                return super().step(grads)  # the checked path says what is wrong
+        self.t += 1
+        for name, g in grads.items():
+            self.steps[name] += 1
+            adam_update(self.params[name], g, self.m[name], self.v[name], self.weight_decay,
+                        self.beta1, self.beta2, self.lr, self.eps, self.steps[name])
+
     def _update(self, name, theta, g, t):
         m, v = self.m[name], self.v[name]
         m += (1.0 - self.beta1) * (g - m)  # torch: exp_avg.lerp_(grad, 1 - β₁)

@@ -167,8 +167,8 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
 
     hooks = hooks or Hooks()
     pos = position or Position()
-    opt = optimizer or make_optimizer(settings.optimizer, params, settings.lr,
-                                      settings.weight_decay)
+    opt = prepare_optimizer(optimizer or make_optimizer(settings.optimizer, params,
+                                                        settings.lr, settings.weight_decay))
     n = len(train_data)
     per_epoch = steps_per_epoch(n, settings.batch_size)
     total_steps = settings.steps if settings.steps is not None else settings.epochs * per_epoch
@@ -182,22 +182,13 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
             batch = make_batch(train_data, chunks[pos.step_in_epoch])
             rng = (np.random.default_rng([settings.seed, 3, pos.epoch, pos.step_in_epoch])
                    if spec.dropout > 0 else None)  # seeding costs ~7 µs: only when used
-            inputs = _cast(spec, batch.inputs, params)
-            fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng)
-            loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
-            finite = math.isfinite(loss.value)
-            if finite:
-                grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
-                norm = global_norm(grads)
-            if not (finite and math.isfinite(norm)):
+            loss, norm = train_step(spec, settings, params, opt, batch, rng)
+            if not (math.isfinite(loss.value) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss.value) else "gradient norm"
                 value = loss.value if what == "loss" else norm
                 return TrainResult(params, opt, pos, "diverged",
                                    f"the {what} became {value} at epoch {pos.epoch + 1}, step "
                                    f"{pos.step_in_epoch + 1}; try a smaller --lr or --clip-norm")
-            if settings.clip_norm is not None:
-                clip_grad_norm(grads, settings.clip_norm)
-            opt.step(grads)
             r = pos.running
             r["loss_sum"] = r.get("loss_sum", 0.0) + loss.sum
             r["correct"] = r.get("correct", 0) + loss.correct
@@ -230,6 +221,34 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
                                f"no better validation loss for {settings.patience} epochs; "
                                f"best at epoch {pos.best_epoch}")
     return TrainResult(params, opt, pos, "completed")
+
+
+def train_step(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],
+               optimizer: Any, batch: Any, rng: np.random.Generator | None) -> tuple[Any, float]:
+    """One step on ``batch``: forward, loss, backward, gradient norm, clipping, update.
+
+    Returns the loss and the gradient norm before clipping; when either is not finite the
+    update is not applied (the caller stops the run)."""
+    inputs = _cast(spec, batch.inputs, params)
+    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng)
+    loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
+    if not math.isfinite(loss.value):
+        return loss, math.nan
+    grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
+    norm = global_norm(grads)
+    if not math.isfinite(norm):
+        return loss, norm
+    if settings.clip_norm is not None:
+        clip_grad_norm(grads, settings.clip_norm)
+    optimizer.step(grads)
+    return loss, norm
+
+
+def prepare_optimizer(optimizer: Any) -> Any:
+    """The loop's optimiser settings: Adam's one-pass update kernel."""
+    if hasattr(optimizer, "fused"):
+        optimizer.fused = True
+    return optimizer
 
 
 def _epoch_record(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],

@@ -303,3 +303,25 @@ def test_clip_grad_norm_by_hand():
     g32 = {"a": np.ones(4, dtype=np.float32)}
     clip_grad_norm(g32, 1.0)
     assert g32["a"].dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_fused_adam_matches_the_numpy_adam(dtype, tol, weight_decay):
+    """The training loop's one-pass kernel against the reference NumPy update."""
+    rng = np.random.default_rng(7)
+    shapes = {"w": (4, 3), "b": (3,)}
+    start = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+    plain, fused = ({k: v.copy() for k, v in start.items()} for _ in range(2))
+    a = Adam(plain, lr=0.01, weight_decay=weight_decay)
+    b = Adam(fused, lr=0.01, weight_decay=weight_decay)
+    b.fused = True
+    for _ in range(5):
+        grads = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+        a.step(grads)
+        b.step(grads)
+    for k in shapes:
+        assert fused[k].dtype == dtype
+        np.testing.assert_allclose(fused[k], plain[k], rtol=tol, atol=tol)
+    for k, v in a.state_dict().items():
+        np.testing.assert_allclose(b.state_dict()[k], v, rtol=tol, atol=tol)
