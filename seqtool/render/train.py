@@ -190,7 +190,7 @@ def architecture(spec: Any) -> list[str]:
     T = 4
     xs = "   ".join(f"x_{t}" for t in range(1, T + 1)) + "   ..."
     hs = " → ".join(f"h_{t}" for t in range(1, T + 1)) + " → ..."
-    up = "    ".join("↑" for _ in range(T))
+    up = "     ".join("↑" for _ in range(T))  # under the middle of each 3-character name
     cell = (f"{spec.cell.upper()} ×{spec.layers}, H = {spec.hidden}" if spec.cell != "bow"
             else "")
     embed = (f"x_t = E[token_t] (E: {spec.input_size}×{spec.embedding_dim})" if spec.tokens_in
