@@ -45,6 +45,18 @@ GRU_GATES = ("r", "z", "n")
 # measured on one core for B ≤ 8, where BLAS does poorly on so few rows; at B = 32 BLAS wins
 # from (32, 16) × (16, 64) on).
 LOOP_BELOW = 16 * 1024
+# From this many multiply-adds on, with 4 ≤ B ≤ BLOCKED_MAX_ROWS rows, the register-blocked
+# loop (_matmul_rows4) beats OpenBLAS's sgemm, which is tuned for many more rows: float32 on
+# one Zen 5 core, (32, 128) × (128, 512) 20 µs against 28, (32, 512) × (512, 128) 22 against
+# 30, (16, 128) × (128, 512) 11 against 20; BLAS still wins at (32, 256) × (256, 64) (K large,
+# N short) and from B = 64 on. Float32 only: OpenBLAS's dgemm beats the loop at B = 32.
+BLOCKED_ABOVE = 1024 * 1024
+BLOCKED_MAX_ROWS = 32
+# The LSTM's products after the backward loop (∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂X) are computed in the
+# kernel below this many multiply-adds each, saving the Python calls, which dominate then;
+# above it NumPy's matmul is used: NumPy's OpenBLAS build ran them 4–20 % faster than the
+# one numba's np.dot calls (SciPy's), e.g. 0.43 ms against 0.53 ms at T = 100, B = H = 32.
+PRODUCTS_IN_KERNEL_BELOW = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------
@@ -73,6 +85,17 @@ def _typed_overload(value, like):
     if like == types.float64:
         return lambda value, like: np.float64(value)
     return None
+
+
+def _is_single(a):
+    """Whether a (an array of floats) is float32 (in a kernel: a compile-time constant)."""
+    return np.asarray(a).dtype == np.float32
+
+
+@overload(_is_single)
+def _is_single_overload(a):
+    is_single = isinstance(a, types.Array) and a.dtype == types.float32
+    return lambda a: is_single
 
 
 @intrinsic
@@ -218,118 +241,252 @@ def _tanh(a):
 
 
 @kernel
-def _matmul_into(out, a, w):
-    """out = a @ w for (B, K) × (K, N): a loop for small products, BLAS otherwise."""
+def _matmul_rows4(out, a, w):
+    """out = a @ w for (B, K) × (K, N), four rows of a and four rows of w per pass.
+
+    Each value of w loaded feeds four output rows, and each output vector loaded and stored
+    takes four multiply-adds: the inner loop does 16 multiplies and 16 adds per 8 loads and
+    4 stores, enough to keep the FP pipes busy (without fastmath there is no FMA, but Zen's
+    separate multiply and add pipes make that nearly free). 4 × 4 broadcast factors plus the
+    loaded vectors just fit in the 32 vector registers.
+    """
     B, K = a.shape
     N = w.shape[1]
-    if B * K * N > LOOP_BELOW:
-        np.dot(a, w, out)
-        return
     zero = _typed(0.0, out)
     K4 = K - K % 4
-    for b in range(B):
+    B4 = B - B % 4
+    for b in range(0, B4, 4):
+        r0, r1, r2, r3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+        x0, x1, x2, x3 = a[b], a[b + 1], a[b + 2], a[b + 3]
+        for n in range(N):
+            r0[n] = zero
+            r1[n] = zero
+            r2[n] = zero
+            r3[n] = zero
+        for k in range(0, K4, 4):
+            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+            a00, a01, a02, a03 = x0[k], x0[k + 1], x0[k + 2], x0[k + 3]
+            a10, a11, a12, a13 = x1[k], x1[k + 1], x1[k + 2], x1[k + 3]
+            a20, a21, a22, a23 = x2[k], x2[k + 1], x2[k + 2], x2[k + 3]
+            a30, a31, a32, a33 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
+            for n in range(N):
+                v0, v1, v2, v3 = w0[n], w1[n], w2[n], w3[n]
+                r0[n] += (a00 * v0 + a01 * v1) + (a02 * v2 + a03 * v3)
+                r1[n] += (a10 * v0 + a11 * v1) + (a12 * v2 + a13 * v3)
+                r2[n] += (a20 * v0 + a21 * v1) + (a22 * v2 + a23 * v3)
+                r3[n] += (a30 * v0 + a31 * v1) + (a32 * v2 + a33 * v3)
+        for k in range(K4, K):
+            w_k = w[k]
+            a0, a1, a2, a3 = x0[k], x1[k], x2[k], x3[k]
+            for n in range(N):
+                v = w_k[n]
+                r0[n] += a0 * v
+                r1[n] += a1 * v
+                r2[n] += a2 * v
+                r3[n] += a3 * v
+    for b in range(B4, B):
         row = out[b]
-        a_b = a[b]
+        x = a[b]
         for n in range(N):
             row[n] = zero
-        # Four rows of w per pass, summed as a tree: the chain of dependent updates of
-        # ``row`` (a store and a reload each) is a quarter as long. It is the step's
-        # latency when B is small: the recurrence leaves nothing else to overlap it with.
-        for k in range(0, K4, 4):
-            a0, a1, a2, a3 = a_b[k], a_b[k + 1], a_b[k + 2], a_b[k + 3]
-            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-            for n in range(N):
-                row[n] += (a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n])
-        for k in range(K4, K):
-            a_bk = a_b[k]
+        for k in range(K):
+            a_k = x[k]
             w_k = w[k]
             for n in range(N):
-                row[n] += a_bk * w_k[n]
+                row[n] += a_k * w_k[n]
+
+
+@kernel
+def _matmul_into(out, a, w):
+    """out = a @ w for (B, K) × (K, N): a loop for small products (one row at a time) and
+    for large ones on few rows (_matmul_rows4), BLAS otherwise (see LOOP_BELOW and
+    BLOCKED_ABOVE)."""
+    B, K = a.shape
+    N = w.shape[1]
+    size = B * K * N
+    if size > LOOP_BELOW:
+        if _is_single(out) and 4 <= B <= BLOCKED_MAX_ROWS and size >= BLOCKED_ABOVE:
+            _matmul_rows4(out, a, w)
+        else:
+            np.dot(a, w, out)
+        return
+    # Written out here rather than called per row: a call per row costs the reference
+    # counting of the row views, ~40 ns, as much as a whole (1, 16) × (16, 64) product.
+    zero = _typed(0.0, out)
+    for b in range(B):
+        row = out[b]
+        x = a[b]
+        for n in range(N):
+            row[n] = zero
+        # Several rows of w per pass, summed as a tree: the chain of dependent updates of
+        # ``row`` (a store and a reload each) is shorter. It is the step's latency when B
+        # is small: the recurrence leaves nothing else to overlap it with. Eight rows per
+        # pass when rows are short (N ≤ 32: one or two vectors, the chain is all there
+        # is), four otherwise.
+        if N <= 32:
+            tail = K - K % 8
+            for k in range(0, tail, 8):
+                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+                a4, a5, a6, a7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
+                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+                w4, w5, w6, w7 = w[k + 4], w[k + 5], w[k + 6], w[k + 7]
+                for n in range(N):
+                    row[n] += (((a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n]))
+                               + ((a4 * w4[n] + a5 * w5[n]) + (a6 * w6[n] + a7 * w7[n])))
+        else:
+            tail = K - K % 4
+            for k in range(0, tail, 4):
+                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+                for n in range(N):
+                    row[n] += (a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n])
+        for k in range(tail, K):
+            a_k = x[k]
+            w_k = w[k]
+            for n in range(N):
+                row[n] += a_k * w_k[n]
 
 
 # ---------------------------------------------------------------------------------------
 # LSTM kernels
 #
-# A step works on whole rows: the recurrent product goes straight into the step's slice of
-# the gate record, then one loop per run of same-kind gates adds P_t and applies the
-# nonlinearity in place, then one loop over H forms c and h. Each is a simple loop over
-# contiguous memory that LLVM vectorises.
+# A step works on whole rows: the recurrent product goes into a (B, 4H) scratch, then one
+# loop per run of same-kind gates adds the input projection and applies the nonlinearity,
+# then one loop over H forms c and h. Each is a simple loop over contiguous memory that
+# LLVM vectorises — provided it can see that every index is non-negative. numba wraps
+# negative indices (a[k] with k < 0 reads a[len + k]), and when LLVM cannot prove k ≥ 0 the
+# select it inserts makes the loop scalar: range(3H, 4H) or a[H + j] with H = G // 4 (which
+# LLVM cannot prove non-negative) were 5–9× slower than the same loop over a view a[3H:]
+# indexed from 0. Hence the per-gate views (gate_i = a[:H], ...) below.
+#
+# Each kernel is the whole pass, including the one-off products before and after the loop,
+# so that a layer costs one kernel call forward and one backward: at small sizes the
+# Python-level glue between calls was a large share of the time.
 
 
 @kernel
-def _lstm_forward(P, W_hh_T, h0, c0):
-    """The LSTM recurrence. P (T, B, 4H) holds X W_ihᵀ + b_ih + b_hh; W_hh_T is W_hhᵀ (H, 4H).
+def _lstm_forward_steps(gates, bias, W_hh_T, h, c):
+    """The recurrence of _lstm_forward, in place: gates[t] holds P_t = x_t W_ihᵀ on entry and
+    the activations on exit; h[t+1], c[t+1] are written from h[t], c[t].
 
-    Returns h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H).
+    A kernel of its own, called rather than written inline: with the arrays as arguments LLVM
+    vectorises the gate loops, while inline, next to their allocations, the same loops ran
+    scalar (measured 5× slower in the backward pass).
     """
-    T, B, G = P.shape
+    T, B, G = gates.shape
     H = G // 4
-    h = np.empty((T + 1, B, H), dtype=P.dtype)
-    c = np.empty((T + 1, B, H), dtype=P.dtype)
-    gates = np.empty((T, B, G), dtype=P.dtype)
-    h[0] = h0
-    c[0] = c0
+    rec = np.empty((B, G), dtype=gates.dtype)
     for t in range(T):
-        _matmul_into(gates[t], h[t], W_hh_T)  # h_{t−1} W_hhᵀ, completed in place below
+        _matmul_into(rec, h[t], W_hh_T)
         for b in range(B):
             a = gates[t, b]
-            p = P[t, b]
+            r = rec[b]
+            # P + bias is rounded first, as if it had been formed before the loop.
             for k in range(2 * H):  # i, f
-                a[k] = _sigmoid(a[k] + p[k])
-            for k in range(2 * H, 3 * H):  # g
-                a[k] = _tanh(a[k] + p[k])
-            for k in range(3 * H, G):  # o
-                a[k] = _sigmoid(a[k] + p[k])
+                a[k] = _sigmoid(r[k] + (a[k] + bias[k]))
+            gate_g, rec_g, bias_g = a[2 * H:3 * H], r[2 * H:3 * H], bias[2 * H:3 * H]
+            for j in range(H):
+                gate_g[j] = _tanh(rec_g[j] + (gate_g[j] + bias_g[j]))
+            gate_o, rec_o, bias_o = a[3 * H:], r[3 * H:], bias[3 * H:]
+            for j in range(H):
+                gate_o[j] = _sigmoid(rec_o[j] + (gate_o[j] + bias_o[j]))
+            gate_i, gate_f = a[:H], a[H:2 * H]
             c_prev = c[t, b]
             c_new = c[t + 1, b]
             h_new = h[t + 1, b]
             for j in range(H):
-                c_j = a[H + j] * c_prev[j] + a[j] * a[2 * H + j]
+                c_j = gate_f[j] * c_prev[j] + gate_i[j] * gate_g[j]
                 c_new[j] = c_j
-                h_new[j] = a[3 * H + j] * _tanh(c_j)
+                h_new[j] = gate_o[j] * _tanh(c_j)
+
+
+@kernel
+def _lstm_forward(X, W_ih, bias, W_hh_T, h0, c0):
+    """The LSTM over X (T, B, D). W_ih (4H, D); bias = b_ih + b_hh; W_hh_T is W_hhᵀ (H, 4H).
+
+    The gate record first holds P = X W_ihᵀ (one product for all steps); step t then
+    replaces its slice by the activations of P_t + bias + h_{t−1} W_hhᵀ.
+    Returns h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H).
+    """
+    T, B, D = X.shape
+    G = W_ih.shape[0]
+    H = G // 4
+    h = np.empty((T + 1, B, H), dtype=X.dtype)
+    c = np.empty((T + 1, B, H), dtype=X.dtype)
+    gates = np.empty((T, B, G), dtype=X.dtype)
+    h[0] = h0
+    c[0] = c0
+    np.dot(X.reshape(T * B, D), W_ih.T, gates.reshape(T * B, G))
+    _lstm_forward_steps(gates, bias, W_hh_T, h, c)
     return h, c, gates
 
 
 @kernel
-def _lstm_backward(dh, c, gates, W_hh, dc_n):
-    """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
-
-    With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
-        dA_i = δc ⊙ g ⊙ i(1−i)      dA_f = δc ⊙ c_{t−1} ⊙ f(1−f)
-        dA_g = δc ⊙ i ⊙ (1−g²)      dA_o = δh ⊙ tanh(c_t) ⊙ o(1−o)
-        ∂L/∂c_{t−1} = δc ⊙ f
-    Returns dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (B, H).
-    """
+def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias):
+    """The loop of _lstm_backward, t = T..1: writes dA, accumulates Σ dA_t into d_bias and
+    leaves ∂L/∂h_0 in carry and ∂L/∂c_0 in dc (a kernel of its own: see
+    _lstm_forward_steps)."""
     T, B, H = dh.shape
     G = 4 * H
-    dA = np.empty((T, B, G), dtype=dh.dtype)
-    carry = np.zeros((B, H), dtype=dh.dtype)  # dA_{t+1} W_hh: what flows back into h_t
-    dc = dc_n.copy()
     one = _typed(1.0, dh)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             a = gates[t, b]
             d = dA[t, b]
+            gate_i, gate_f, gate_g, gate_o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+            d_i, d_f, d_g, d_o = d[:H], d[H:2 * H], d[2 * H:3 * H], d[3 * H:]
             c_prev = c[t, b]
             c_t = c[t + 1, b]
             dh_b = dh[t, b]
             carry_b = carry[b]
             dc_b = dc[b]
             for j in range(H):
-                i = a[j]
-                f = a[H + j]
-                g = a[2 * H + j]
-                o = a[3 * H + j]
+                i = gate_i[j]
+                f = gate_f[j]
+                g = gate_g[j]
+                o = gate_o[j]
                 tc = _tanh(c_t[j])  # recomputed: cheaper than storing, now that it vectorises
                 dh_t = dh_b[j] + carry_b[j]
                 dc_t = dc_b[j] + dh_t * o * (one - tc * tc)
-                d[j] = dc_t * g * i * (one - i)
-                d[H + j] = dc_t * c_prev[j] * f * (one - f)
-                d[2 * H + j] = dc_t * i * (one - g * g)
-                d[3 * H + j] = dh_t * tc * o * (one - o)
+                d_i[j] = dc_t * g * i * (one - i)
+                d_f[j] = dc_t * c_prev[j] * f * (one - f)
+                d_g[j] = dc_t * i * (one - g * g)
+                d_o[j] = dh_t * tc * o * (one - o)
                 dc_b[j] = dc_t * f
+            for k in range(G):
+                d_bias[k] += d[k]
         _matmul_into(carry, dA[t], W_hh)
-    return dA, carry, dc
+
+
+@kernel
+def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, products):
+    """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
+
+    With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
+        dA_i = δc ⊙ g ⊙ i(1−i)      dA_f = δc ⊙ c_{t−1} ⊙ f(1−f)
+        dA_g = δc ⊙ i ⊙ (1−g²)      dA_o = δh ⊙ tanh(c_t) ⊙ o(1−o)
+        ∂L/∂c_{t−1} = δc ⊙ f
+    then, after the loop, ∂L/∂W_ih = Σ_t dA_tᵀ x_t, ∂L/∂W_hh = Σ_t dA_tᵀ h_{t−1},
+    ∂L/∂b = Σ_t Σ_b dA_t (accumulated in the loop) and ∂L/∂x_t = dA_t W_ih.
+    Returns dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (B, H), ∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂b, ∂L/∂X;
+    the three products after the loop only if ``products``, else empty arrays in their place.
+    """
+    T, B, H = dh.shape
+    D = X.shape[2]
+    G = 4 * H
+    dA = np.empty((T, B, G), dtype=dh.dtype)
+    carry = np.zeros((B, H), dtype=dh.dtype)  # dA_{t+1} W_hh: what flows back into h_t
+    dc = dc_n.copy()
+    d_bias = np.zeros(G, dtype=dh.dtype)
+    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias)
+    if not products:  # left to the caller (see PRODUCTS_IN_KERNEL_BELOW)
+        nothing = np.empty((0, 0), dtype=dh.dtype)
+        return dA, carry, dc, nothing, nothing, d_bias, np.empty((0, 0, 0), dtype=dh.dtype)
+    dA_rows = dA.reshape(T * B, G)
+    d_W_ih = np.dot(dA_rows.T, X.reshape(T * B, D))
+    d_W_hh = np.dot(dA_rows.T, h[:T].reshape(T * B, H))
+    dX = np.dot(dA_rows, W_ih).reshape(T, B, D)
+    return dA, carry, dc, d_W_ih, d_W_hh, d_bias, dX
 
 
 # ---------------------------------------------------------------------------------------
@@ -470,7 +627,16 @@ def _state(value, B: int, H: int, dtype) -> np.ndarray:
     """An initial state (B, H): zeros for None, broadcast from (H,) if need be."""
     if value is None:
         return np.zeros((B, H), dtype)
+    if getattr(value, "shape", None) == (B, H):  # the usual case: skip broadcast_to (~1.5 µs)
+        return _c_array(value, dtype)
     return np.ascontiguousarray(np.broadcast_to(value, (B, H)), dtype=dtype)
+
+
+def _c_array(a, dtype) -> np.ndarray:
+    """a as a C-contiguous array of dtype: a itself when it already is one."""
+    if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype)
 
 
 def _input_projection(X, W_ih, bias, dtype) -> np.ndarray:
@@ -501,10 +667,10 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None) -> LSTMForward:
     """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros)."""
     dtype = _dtype_of(X, W_ih, W_hh)
     B, H = X.shape[1], W_hh.shape[1]
-    # b_ih and b_hh add to the same pre-activations: both go into P, outside the loop.
-    P = _input_projection(X, W_ih, np.add(b_ih, b_hh, dtype=dtype), dtype)
+    # b_ih and b_hh add to the same pre-activations: both are added once, to P.
     h, c, gates = _lstm_forward(
-        P, np.ascontiguousarray(W_hh.T, dtype), _state(h0, B, H, dtype), _state(c0, B, H, dtype),
+        _c_array(X, dtype), _c_array(W_ih, dtype), np.add(b_ih, b_hh, dtype=dtype),
+        np.ascontiguousarray(W_hh.T, dtype), _state(h0, B, H, dtype), _state(c0, B, H, dtype),
     )
     return LSTMForward(h, c, gates)
 
@@ -514,13 +680,22 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None) -> GatedGr
     h_t) and ∂L/∂c_T (dc_n, (B, H) or None)."""
     dtype = forward.h.dtype
     B, H = dh.shape[1], dh.shape[2]
-    dA, dh0, dc0 = _lstm_backward(
-        np.ascontiguousarray(dh, dtype), forward.c, forward.gates,
-        np.ascontiguousarray(W_hh, dtype), _state(dc_n, B, H, dtype),
+    T, D = X.shape[0], X.shape[2]
+    in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
+    X = _c_array(X, dtype)
+    W_ih = _c_array(W_ih, dtype)
+    dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
+        X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
+        _c_array(dh, dtype), _state(dc_n, B, H, dtype), in_kernel,
     )
+    if not in_kernel:
+        dA_rows = dA.reshape(T * B, 4 * H)
+        d_W_ih = dA_rows.T @ X.reshape(T * B, D)
+        d_W_hh = dA_rows.T @ forward.h[:-1].reshape(T * B, H)
+        dX = (dA_rows @ W_ih).reshape(T, B, D)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
-    grads = _weight_gradients(X, forward.h, dA, dA, W_ih)
-    return GatedGradients(**grads, h0=dh0, dA_ih=dA, dA_hh=dA, c0=dc0)
+    return GatedGradients(weight_ih=d_W_ih, weight_hh=d_W_hh, bias_ih=d_bias,
+                          bias_hh=d_bias.copy(), h0=dh0, x=dX, dA_ih=dA, dA_hh=dA, c0=dc0)
 
 
 def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None) -> GRUForward:
