@@ -29,6 +29,11 @@ FLOP count (multiply-adds count 2, element-wise work ignored), with N = T·B:
 The ceiling is NumPy's matmul on one core at the (100, 128, 512) shape, as one product
 (T·B, H) @ (H, H) = (12800, 512) @ (512, 512), per dtype.
 
+On machines that set OPENBLAS_CORETYPE (this workplace sets Haswell on AVX-512 CPUs, so
+that old OpenBLAS builds do not crash), NumPy and SciPy run AVX2 kernels while torch's MKL
+runs AVX-512 ones; run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python
+benchmarks/bench_rnn.py`` to compare like with like (the header says which kernels run).
+
 Goals (torch time / seqtool time, per dtype): ≥ 20× at (50,1,16), ≥ 2× at (100,32,32),
 ≥ 1.0× at every other size; and seqtool ≥ 60 % of NumPy's matmul GFLOP/s at (100,128,512).
 
@@ -76,6 +81,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from machine import blas_report  # noqa: E402  (benchmarks/machine.py)
 
 torch.set_num_threads(1)
 try:
@@ -376,6 +383,8 @@ def main() -> None:
 
     print(f"numpy {np.__version__}, torch {torch.__version__} "
           f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}")
+    for line in blas_report():
+        print(line)
 
     jit, vanilla, t_import = import_seqtool(args.module)
     import numba

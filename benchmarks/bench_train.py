@@ -91,6 +91,8 @@ import time  # noqa: E402
 import timeit  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from machine import blas_report  # noqa: E402  (benchmarks/machine.py)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -116,33 +118,6 @@ def log(*args) -> None:
 
 def ratio_goal(hidden: int) -> float:
     return SMALL_GOAL if hidden <= 128 else DEFAULT_GOAL
-
-
-def blas_report() -> list[str]:
-    """Which BLAS NumPy and torch use, and warnings about the environment."""
-    lines = []
-    try:
-        from threadpoolctl import threadpool_info
-
-        for info in threadpool_info():
-            if info.get("user_api") == "blas":
-                lines.append(f"NumPy/SciPy BLAS: {info.get('internal_api')} "
-                             f"{info.get('version')}, architecture "
-                             f"{info.get('architecture', '?')}, threads "
-                             f"{info.get('num_threads')} ({os.path.basename(info['filepath'])})")
-    except ImportError:
-        lines.append("threadpoolctl is not installed: NumPy's BLAS architecture unknown")
-    try:
-        cap = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:
-        cap = "?"
-    lines.append(f"torch CPU capability: {cap}; MKL: {torch.backends.mkl.is_available()}")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        if var in os.environ:
-            lines.append(f"WARNING: {var}={os.environ[var]} is set: OpenBLAS may not use the "
-                         f"best kernels for this CPU; run under `env -u OPENBLAS_CORETYPE "
-                         f"-u OPENBLAS_L2_SIZE`")
-    return lines
 
 
 # ---------------------------------------------------------------------------------------
