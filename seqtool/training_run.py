@@ -17,7 +17,6 @@ Every file is written atomically; a run that diverges keeps its last good checkp
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +29,7 @@ from seqtool.config import RESUMABLE_CHANGES, TrainConfig
 from seqtool.core.errors import InputError
 from seqtool.core.models import ModelSpec, init_params, parameter_count
 from seqtool.core.optim import make_optimizer
-from seqtool.core.training import Hooks, Position, TrainSettings, evaluate, metric_name, train
+from seqtool.core.training import Hooks, Position, TrainSettings, metric_name, train
 from seqtool.io.checkpoint import (
     CheckpointError, append_jsonl, load_checkpoint, save_checkpoint, write_atomic,
 )

@@ -19,7 +19,6 @@ from seqtool.cli.options import (
 from seqtool.cli.output import check_format, emit
 from seqtool.config import AttendConfig
 from seqtool.core.attention import run_attend
-from seqtool.core.errors import InputError
 
 _option = partial(config_option, AttendConfig)
 _flag = partial(config_flag, AttendConfig)

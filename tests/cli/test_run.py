@@ -75,9 +75,9 @@ def one_line_error(result, code=2):
     ("", "x.yaml: is empty"),
     ("command: attend\nparams: {query: [3, -1]\n", "x.yaml:"),  # broken YAML, with its line
 ])
-def test_validation_errors_name_file_line_and_key(cli, tmp_path, text, expected):
-    path = write(tmp_path, "x.yaml", text)
-    os.chdir(tmp_path)
+def test_validation_errors_name_file_line_and_key(cli, tmp_path, monkeypatch, text, expected):
+    write(tmp_path, "x.yaml", text)
+    monkeypatch.chdir(tmp_path)
     line = one_line_error(cli("run", "x.yaml", "--out", str(tmp_path / "out")))
     assert line.startswith("seqtool: error: " + expected.split(":")[0])
     assert expected in line

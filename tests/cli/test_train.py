@@ -60,6 +60,7 @@ def test_json_summary_and_files(cli, tmp_path):
                                               "model.json", "last.npz", "last.json"}
     # the summary's numbers are the model's: evaluate the saved best model again
     model = load_model(out)
+    assert model.spec.task == "classify" and model.labels == ["even", "odd"]
     val = data["best_val"]
     assert 0.0 <= val["accuracy"] <= 1.0 and val["loss"] > 0
 

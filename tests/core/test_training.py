@@ -4,7 +4,6 @@ guard, checkpoints that load into torch, and the quality bars of the built-in se
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from seqtool.config import TrainConfig
 from seqtool.core.data import builtin
 from seqtool.core.errors import InputError
 from seqtool.core.models import ModelSpec, init_params
-from seqtool.core.training import Hooks, TrainSettings, evaluate, train
+from seqtool.core.training import Hooks, TrainSettings, train
 from seqtool.io.checkpoint import CheckpointError
 from seqtool.training_run import load_model, run_train
 
