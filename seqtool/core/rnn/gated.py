@@ -29,6 +29,7 @@ the cached kernels that inline it being rebuilt.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,21 @@ def _pow2(typingctx, k, like):
         return builder.bitcast(bits, context.get_value_type(like))
 
     return like(k, like), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a·b + c rounded once (llvm.fma: vfmadd on CPUs with FMA). Not fastmath: an explicit
+    operation, with IEEE semantics (NaN and inf propagate), which LLVM vectorises."""
+    if not (a == b == c and a in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [ty], ir.FunctionType(ty, [ty] * 3))
+        return builder.call(fn, args)
+
+    return a(a, b, c), codegen
 
 
 # e^x = 2^n · e^r with n = round(x / ln2) and r = x − n·ln2 ∈ [−ln2/2, ln2/2] (Cody–Waite:
@@ -245,10 +261,14 @@ def _matmul_rows4(out, a, w):
     """out = a @ w for (B, K) × (K, N), four rows of a and four rows of w per pass.
 
     Each value of w loaded feeds four output rows, and each output vector loaded and stored
-    takes four multiply-adds: the inner loop does 16 multiplies and 16 adds per 8 loads and
-    4 stores, enough to keep the FP pipes busy (without fastmath there is no FMA, but Zen's
-    separate multiply and add pipes make that nearly free). 4 × 4 broadcast factors plus the
-    loaded vectors just fit in the 32 vector registers.
+    takes four multiply-adds: the inner loop does 16 multiply-adds per 8 loads and 4 stores,
+    enough to keep the FP pipes busy. 4 × 4 broadcast factors plus the loaded vectors just
+    fit in the 32 vector registers. The multiply-adds are explicit FMAs (_fma; fastmath stays
+    off, so LLVM would not fuse them itself), as r + a0·v0 + a1·v1 in one chain and a2·v2 +
+    a3·v3 in another: fewer µops than separate multiplies and adds (8 % → 20 % faster per-step
+    products at (32, 128) × (128, 512) and (32, 512) × (512, 128) inside the LSTM on Zen 5),
+    and a shorter dependency chain through r than four chained FMAs, which were slower
+    at K = 512.
     """
     B, K = a.shape
     N = w.shape[1]
@@ -271,19 +291,19 @@ def _matmul_rows4(out, a, w):
             a30, a31, a32, a33 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
             for n in range(N):
                 v0, v1, v2, v3 = w0[n], w1[n], w2[n], w3[n]
-                r0[n] += (a00 * v0 + a01 * v1) + (a02 * v2 + a03 * v3)
-                r1[n] += (a10 * v0 + a11 * v1) + (a12 * v2 + a13 * v3)
-                r2[n] += (a20 * v0 + a21 * v1) + (a22 * v2 + a23 * v3)
-                r3[n] += (a30 * v0 + a31 * v1) + (a32 * v2 + a33 * v3)
+                r0[n] = _fma(a01, v1, _fma(a00, v0, r0[n])) + _fma(a03, v3, a02 * v2)
+                r1[n] = _fma(a11, v1, _fma(a10, v0, r1[n])) + _fma(a13, v3, a12 * v2)
+                r2[n] = _fma(a21, v1, _fma(a20, v0, r2[n])) + _fma(a23, v3, a22 * v2)
+                r3[n] = _fma(a31, v1, _fma(a30, v0, r3[n])) + _fma(a33, v3, a32 * v2)
         for k in range(K4, K):
             w_k = w[k]
             a0, a1, a2, a3 = x0[k], x1[k], x2[k], x3[k]
             for n in range(N):
                 v = w_k[n]
-                r0[n] += a0 * v
-                r1[n] += a1 * v
-                r2[n] += a2 * v
-                r3[n] += a3 * v
+                r0[n] = _fma(a0, v, r0[n])
+                r1[n] = _fma(a1, v, r1[n])
+                r2[n] = _fma(a2, v, r2[n])
+                r3[n] = _fma(a3, v, r3[n])
     for b in range(B4, B):
         row = out[b]
         x = a[b]
@@ -293,7 +313,7 @@ def _matmul_rows4(out, a, w):
             a_k = x[k]
             w_k = w[k]
             for n in range(N):
-                row[n] += a_k * w_k[n]
+                row[n] = _fma(a_k, w_k[n], row[n])
 
 
 @kernel
@@ -414,11 +434,19 @@ def _lstm_forward(X, W_ih, bias, W_hh_T, h0, c0):
     h = np.empty((T + 1, B, H), dtype=X.dtype)
     c = np.empty((T + 1, B, H), dtype=X.dtype)
     gates = np.empty((T, B, G), dtype=X.dtype)
+    _lstm_forward_into(X, W_ih, bias, W_hh_T, h0, c0, h, c, gates)
+    return h, c, gates
+
+
+@kernel
+def _lstm_forward_into(X, W_ih, bias, W_hh_T, h0, c0, h, c, gates):
+    """_lstm_forward into given arrays h, c (T+1, B, H) and gates (T, B, 4H)."""
+    T, B, D = X.shape
+    G = W_ih.shape[0]
     h[0] = h0
     c[0] = c0
     np.dot(X.reshape(T * B, D), W_ih.T, gates.reshape(T * B, G))
     _lstm_forward_steps(gates, bias, W_hh_T, h, c)
-    return h, c, gates
 
 
 @kernel
@@ -470,6 +498,8 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, products):
     ∂L/∂b = Σ_t Σ_b dA_t (accumulated in the loop) and ∂L/∂x_t = dA_t W_ih.
     Returns dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (B, H), ∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂b, ∂L/∂X;
     the three products after the loop only if ``products``, else empty arrays in their place.
+    (lstm_backward calls it with products for small layers only; larger ones go through
+    _lstm_backward_into, with dA from _buffer.)
     """
     T, B, H = dh.shape
     D = X.shape[2]
@@ -489,6 +519,19 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, products):
     return dA, carry, dc, d_W_ih, d_W_hh, d_bias, dX
 
 
+@kernel
+def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, dA):
+    """The loop of _lstm_backward into a given dA (T, B, 4H), for layers whose products
+    after the loop are left to NumPy. Returns ∂L/∂h_0, ∂L/∂c_0 (B, H) and ∂L/∂b."""
+    T, B, H = dh.shape
+    G = 4 * H
+    carry = np.zeros((B, H), dtype=dh.dtype)
+    dc = dc_n.copy()
+    d_bias = np.zeros(G, dtype=dh.dtype)
+    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias)
+    return carry, dc, d_bias
+
+
 # ---------------------------------------------------------------------------------------
 # GRU kernels
 
@@ -506,6 +549,15 @@ def _gru_forward(P, W_hh_T, b_hn, h0):
     h = np.empty((T + 1, B, H), dtype=P.dtype)
     gates = np.empty((T, B, G), dtype=P.dtype)
     hn = np.empty((T, B, H), dtype=P.dtype)
+    _gru_forward_into(P, W_hh_T, b_hn, h0, h, gates, hn)
+    return h, gates, hn
+
+
+@kernel
+def _gru_forward_into(P, W_hh_T, b_hn, h0, h, gates, hn):
+    """_gru_forward into given arrays h (T+1, B, H), gates (T, B, 3H), hn (T, B, H)."""
+    T, B, G = P.shape
+    H = G // 3
     h[0] = h0
     rec = np.empty((B, G), dtype=P.dtype)
     one = _typed(1.0, P)
@@ -527,7 +579,6 @@ def _gru_forward(P, W_hh_T, b_hn, h0):
                 h_new[j] = (one - z) * n + z * h_prev[j]
                 a[2 * H + j] = n
                 hn_b[j] = hn_j
-    return h, gates, hn
 
 
 @kernel
@@ -546,6 +597,14 @@ def _gru_backward(dh, h, gates, hn, W_hh):
     G = 3 * H
     dAi = np.empty((T, B, G), dtype=dh.dtype)
     dAh = np.empty((T, B, G), dtype=dh.dtype)
+    carry = _gru_backward_into(dh, h, gates, hn, W_hh, dAi, dAh)
+    return dAi, dAh, carry
+
+
+@kernel
+def _gru_backward_into(dh, h, gates, hn, W_hh, dAi, dAh):
+    """_gru_backward into given arrays dAi, dAh (T, B, 3H); returns ∂L/∂h_0."""
+    T, B, H = dh.shape
     carry = np.zeros((B, H), dtype=dh.dtype)
     direct = np.empty((B, H), dtype=dh.dtype)  # δh ⊙ z: the path that skips the gates
     one = _typed(1.0, dh)
@@ -576,7 +635,7 @@ def _gru_backward(dh, h, gates, hn, W_hh):
                 direct_b[j] = dh_t * z
         _matmul_into(carry, dAh[t], W_hh)
         carry += direct
-    return dAi, dAh, carry
+    return carry
 
 
 # ---------------------------------------------------------------------------------------
@@ -616,6 +675,39 @@ class GatedGradients:
     c0: np.ndarray | None = None  # (B, H), lstm only
 
 
+# Large layers' per-call arrays (states, gate records, dA, ∂L/∂X: 18 MB at T = 100, B = 32,
+# H = 128) are recycled: glibc gives freed blocks that large back to the OS, and touching a
+# fresh block costs a page fault per 4 kB page (~4000 per call there, a third of the time).
+# An array is handed out again only once nothing else refers to it (see _buffer).
+RECYCLE_FROM = PRODUCTS_IN_KERNEL_BELOW  # multiply-adds of T·B·4H·max(D, H)
+_spare: dict[str, np.ndarray] = {}
+
+
+def _spare_and_refs(spare: dict, name: str):
+    """spare[name] (or None) and its reference count as seen from here."""
+    a = spare.get(name)
+    return a, sys.getrefcount(a)
+
+
+# The count of an array that only its dict refers to, measured through the same function
+# rather than assumed: what getrefcount reports for locals and arguments varies between
+# Python versions. Anyone else holding the array or a view of it (views refer to their base)
+# adds to it.
+_UNSHARED_REFS = _spare_and_refs({"probe": np.empty(1)}, "probe")[1]
+
+
+def _buffer(name: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array of shape and dtype: the one last handed out under ``name``
+    if no one holds it or a view of it any more (only _spare refers to it), else a new one,
+    which is kept for next time."""
+    a, refs = _spare_and_refs(_spare, name)
+    if a is not None and refs == _UNSHARED_REFS and a.shape == shape and a.dtype == dtype:
+        return a
+    a = np.empty(shape, dtype)
+    _spare[name] = a
+    return a
+
+
 def _dtype_of(*arrays) -> np.dtype:
     first = arrays[0].dtype
     if all(a.dtype == first for a in arrays) and first in (np.float32, np.float64):
@@ -647,8 +739,9 @@ def _input_projection(X, W_ih, bias, dtype) -> np.ndarray:
     return P.reshape(T, B, -1)
 
 
-def _weight_gradients(X, h, dA_ih, dA_hh, W_ih) -> dict[str, np.ndarray]:
-    """The products after the loop: Σ_t dA_tᵀ x_t, Σ_t dA_tᵀ h_{t−1}, Σ_t dA_t, dA_t W_ih."""
+def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, dX=None) -> dict[str, np.ndarray]:
+    """The products after the loop: Σ_t dA_tᵀ x_t, Σ_t dA_tᵀ h_{t−1}, Σ_t dA_t, dA_t W_ih
+    (the last into dX (T, B, D) if given)."""
     T, B, D = X.shape
     H = h.shape[2]
     dtype = h.dtype
@@ -659,19 +752,33 @@ def _weight_gradients(X, h, dA_ih, dA_hh, W_ih) -> dict[str, np.ndarray]:
         weight_hh=dA_h.T @ h[:-1].reshape(T * B, H),
         bias_ih=dA_i.sum(axis=0),
         bias_hh=dA_h.sum(axis=0),
-        x=(dA_i @ W_ih.astype(dtype, copy=False)).reshape(T, B, D),
+        x=(dA_i @ W_ih.astype(dtype, copy=False)).reshape(T, B, D) if dX is None else
+        _matmul_out(dA_i, W_ih.astype(dtype, copy=False), dX),
     )
+
+
+def _matmul_out(a, b, out):
+    """out (any shape holding a @ b's elements, C-contiguous) = a @ b; returns out."""
+    np.matmul(a, b, out=out.reshape(a.shape[0], b.shape[1]))
+    return out
 
 
 def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None) -> LSTMForward:
     """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros)."""
     dtype = _dtype_of(X, W_ih, W_hh)
-    B, H = X.shape[1], W_hh.shape[1]
+    T, B, D = X.shape
+    H = W_hh.shape[1]
     # b_ih and b_hh add to the same pre-activations: both are added once, to P.
-    h, c, gates = _lstm_forward(
-        _c_array(X, dtype), _c_array(W_ih, dtype), np.add(b_ih, b_hh, dtype=dtype),
-        np.ascontiguousarray(W_hh.T, dtype), _state(h0, B, H, dtype), _state(c0, B, H, dtype),
-    )
+    args = (_c_array(X, dtype), _c_array(W_ih, dtype), np.add(b_ih, b_hh, dtype=dtype),
+            np.ascontiguousarray(W_hh.T, dtype), _state(h0, B, H, dtype),
+            _state(c0, B, H, dtype))
+    if T * B * 4 * H * max(D, H) < RECYCLE_FROM:
+        h, c, gates = _lstm_forward(*args)
+    else:
+        h = _buffer("lstm.h", (T + 1, B, H), dtype)
+        c = _buffer("lstm.c", (T + 1, B, H), dtype)
+        gates = _buffer("lstm.gates", (T, B, 4 * H), dtype)
+        _lstm_forward_into(*args, h, c, gates)
     return LSTMForward(h, c, gates)
 
 
@@ -684,15 +791,22 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None) -> GatedGr
     in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
     X = _c_array(X, dtype)
     W_ih = _c_array(W_ih, dtype)
-    dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
-        X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
-        _c_array(dh, dtype), _state(dc_n, B, H, dtype), in_kernel,
-    )
-    if not in_kernel:
+    if in_kernel:
+        dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
+            X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
+            _c_array(dh, dtype), _state(dc_n, B, H, dtype), True,
+        )
+    else:
+        dA = _buffer("lstm.dA", (T, B, 4 * H), dtype)
+        dh0, dc0, d_bias = _lstm_backward_into(
+            forward.h, forward.c, forward.gates, _c_array(dh, dtype), _state(dc_n, B, H, dtype),
+            _c_array(W_hh, dtype), dA,
+        )
         dA_rows = dA.reshape(T * B, 4 * H)
         d_W_ih = dA_rows.T @ X.reshape(T * B, D)
         d_W_hh = dA_rows.T @ forward.h[:-1].reshape(T * B, H)
-        dX = (dA_rows @ W_ih).reshape(T, B, D)
+        dX = _buffer("lstm.dX", (T, B, D), dtype)
+        np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
     return GatedGradients(weight_ih=d_W_ih, weight_hh=d_W_hh, bias_ih=d_bias,
                           bias_hh=d_bias.copy(), h0=dh0, x=dX, dA_ih=dA, dA_hh=dA, c0=dc0)
@@ -705,20 +819,39 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None) -> GRUForward:
     # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
     bias = np.array(b_ih, dtype=dtype)
     bias[:2 * H] += np.asarray(b_hh, dtype)[:2 * H]
-    P = _input_projection(X, W_ih, bias, dtype)
-    h, gates, hn = _gru_forward(
-        P, np.ascontiguousarray(W_hh.T, dtype), np.ascontiguousarray(b_hh[2 * H:], dtype),
-        _state(h0, B, H, dtype),
-    )
+    T, D = X.shape[0], X.shape[2]
+    W_hh_T = np.ascontiguousarray(W_hh.T, dtype)
+    b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
+    if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
+        P = _input_projection(X, W_ih, bias, dtype)
+        h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype))
+        return GRUForward(h, gates, hn)
+    P = _buffer("gru.P", (T * B, 3 * H), dtype)
+    np.matmul(X.reshape(T * B, D).astype(dtype, copy=False), W_ih.T.astype(dtype, copy=False),
+              out=P)
+    P += bias
+    h = _buffer("gru.h", (T + 1, B, H), dtype)
+    gates = _buffer("gru.gates", (T, B, 3 * H), dtype)
+    hn = _buffer("gru.hn", (T, B, H), dtype)
+    _gru_forward_into(P.reshape(T, B, 3 * H), W_hh_T, b_hn, _state(h0, B, H, dtype), h, gates,
+                      hn)
     return GRUForward(h, gates, hn)
 
 
 def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh) -> GatedGradients:
     """Every gradient of a GRU layer given ∂L/∂h_t (dh, (T, B, H))."""
     dtype = forward.h.dtype
-    dAi, dAh, dh0 = _gru_backward(
-        np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
-        np.ascontiguousarray(W_hh, dtype),
-    )
-    grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih)
+    T, B, H = dh.shape
+    D = X.shape[2]
+    args = (np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
+            np.ascontiguousarray(W_hh, dtype))
+    if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
+        dAi, dAh, dh0 = _gru_backward(*args)
+        grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih)
+        return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)
+    dAi = _buffer("gru.dAi", (T, B, 3 * H), dtype)
+    dAh = _buffer("gru.dAh", (T, B, 3 * H), dtype)
+    dh0 = _gru_backward_into(*args, dAi, dAh)
+    dX = _buffer("gru.dX", (T, B, D), dtype)
+    grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, dX)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)
