@@ -576,6 +576,11 @@ class PredictConfig:
         return _with_run(cls(**coerce_all(cls, mapping, "predict")))
 
 
+def as_any_text(key: str, value: Any) -> str:
+    """Text as given (it may be empty, and its spaces count)."""
+    return "" if value is None else str(value)
+
+
 def as_temperature(key: str, value: Any) -> float:
     number = as_float(key, value)
     if number < 0:
@@ -592,7 +597,7 @@ class SampleConfig:
     temperature: float = param(1.0, "Softmax temperature (0: always the likeliest token).",
                                as_temperature)
     prime: str = param("", "Text to start from (default: the begin marker if the model has "
-                       "one).", str)
+                       "one).", as_any_text)
     seed: int = param(0, "Seed of the draws.", as_int)
 
     @classmethod

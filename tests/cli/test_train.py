@@ -143,6 +143,17 @@ def test_sample_is_seeded_and_greedy_at_temperature_0(cli, runs):
     assert greedy[0] == greedy[1]
 
 
+def test_sample_continues_a_prime(cli, runs):
+    result = cli("sample", str(runs / "dyck"), "--prime", "^([", "--length", "20", "--seed", "2",
+                 "--temperature", "0", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["prime"] == "^([" and data["start"] == "^(["
+    assert set(data["text"]) <= set("()[]$")
+    err = one_line_error(cli("sample", str(runs / "dyck"), "--prime", "(x"))
+    assert "--prime has 'x', which the model's vocabulary lacks" in err
+
+
 def test_evaluate_matches_the_core(cli, runs):
     result = cli("evaluate", str(runs / "parity"), "--data", "parity", "--seed", "7",
                  "--samples", "100")
