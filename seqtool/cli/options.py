@@ -26,3 +26,8 @@ def format_option() -> Any:
 
 def precision_option() -> Any:
     return typer.Option(4, "--precision", min=1, max=17, help="Significant digits in tables.")
+
+
+def given(**flags: Any) -> dict[str, Any]:
+    """The flags the user gave (None means not given), for a Config's from_mapping."""
+    return {key: value for key, value in flags.items() if value is not None}

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Optional
 
 import typer
 
 from seqtool.cli.app import app
-from seqtool.cli.options import precision_option
+from seqtool.cli.options import given, precision_option
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig, help_of
 from seqtool.core.errors import InputError
 
@@ -55,12 +54,19 @@ def predict_command(
     _write_rows(rows, fmt, precision)
 
 
+def _write_result(result: Any, fmt: str) -> None:
+    """json: the whole result, one key per line; jsonl: one line."""
+    from seqtool.io.output import write_json, write_jsonl
+
+    (write_json if fmt == "json" else write_jsonl)(result)
+
+
 def _write_rows(rows: list[dict[str, Any]], fmt: str, precision: int) -> None:
-    from seqtool.io.output import write_csv, write_json
+    from seqtool.io.output import write_csv, write_json, write_jsonl
 
     if fmt == "jsonl":
         for row in rows:
-            sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write_jsonl(row)
     elif fmt == "json":
         write_json(rows)
     elif fmt == "csv":
@@ -109,20 +115,16 @@ def sample_command(
     output_format: Optional[str] = _format_option(),
 ) -> None:
     fmt = _format(output_format, "json")
-    given = {"run": run, "length": length, "temperature": temperature, "prime": prime,
-             "seed": seed}
-    config = SampleConfig.from_mapping({k: v for k, v in given.items() if v is not None})
+    config = SampleConfig.from_mapping(given(run=run, length=length, temperature=temperature,
+                                             prime=prime, seed=seed))
     from seqtool.using_runs import sample_text
 
     result = sample_text(config)
     words, logps = result["tokens"], result.pop("logprobs")
-    from seqtool.io.output import write_csv, write_json
+    from seqtool.io.output import write_csv
 
     if fmt in ("json", "jsonl"):
-        if fmt == "json":
-            write_json(result)
-        else:
-            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        _write_result(result, fmt)
     elif fmt == "csv":
         write_csv(["position", "token", "logprob"],
                   [[i + 1, w, lp] for i, (w, lp) in enumerate(zip(words, logps))])
@@ -155,17 +157,14 @@ def evaluate_command(
     precision: int = precision_option(),
 ) -> None:
     fmt = _format(output_format, "json")
-    given = {"run": run, "data": data, "seed": seed, "samples": samples}
-    config = EvaluateConfig.from_mapping({k: v for k, v in given.items() if v is not None})
+    config = EvaluateConfig.from_mapping(given(run=run, data=data, seed=seed, samples=samples))
     from seqtool.using_runs import evaluate_run
 
     result = evaluate_run(config)
-    from seqtool.io.output import write_csv, write_json
+    from seqtool.io.output import write_csv
 
-    if fmt == "json":
-        write_json(result)
-    elif fmt == "jsonl":
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    if fmt in ("json", "jsonl"):
+        _write_result(result, fmt)
     elif fmt == "csv":
         write_csv(list(result), [list(result.values())])
     else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from typing import Any, Iterable, TextIO
 
@@ -34,6 +35,25 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
         stream.write("{\n" + body + "\n}\n")
     else:
         stream.write(dump(data) + "\n")
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (a metric that could not be computed) as None:
+    JSON has no NaN, and jq refuses it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def write_jsonl(record: Any, stream: TextIO | None = None) -> None:
+    """One JSON object on one line, flushed (a stream a reader can follow as it grows)."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(finite(record), ensure_ascii=False, allow_nan=False) + "\n")
+    stream.flush()
 
 
 def write_csv(header: list[str], rows: Iterable[list[Any]], stream: TextIO | None = None) -> None:

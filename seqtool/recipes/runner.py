@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Callable
 
 from seqtool.core.errors import InputError
 from seqtool.io.checkpoint import write_atomic
+from seqtool.io.output import finite
 from seqtool.recipes.execute import execute_run
 from seqtool.recipes.expand import RunSpec, expand
 from seqtool.recipes.load import Recipe
@@ -32,16 +32,6 @@ from seqtool.recipes.load import Recipe
 
 def _dump(data: Any) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False, default=str) + "\n"
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def previous_result(out: Path, run: RunSpec) -> dict[str, Any] | None:
@@ -67,7 +57,7 @@ def store(out: Path, result: dict[str, Any]) -> None:
                                                  "params": result["params"],
                                                  "hash": result["hash"]}))
     if result["status"] == "done":
-        write_atomic(run_dir / "report.json", _dump(_finite(result["report"])))
+        write_atomic(run_dir / "report.json", _dump(finite(result["report"])))
     status = {"status": result["status"], "hash": result["hash"],
               "seconds": result.get("seconds")}
     if result["status"] == "failed":
@@ -133,7 +123,7 @@ class RecipeReport:
         return [r for r in self.results if r["status"] == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite({
+        return finite({
             "recipe": self.recipe, "out": str(self.out),
             "runs": [{k: v for k, v in r.items() if k != "report"} for r in self.results],
             "summary": self.groups,

@@ -8,15 +8,13 @@ A Rich progress bar with the live loss runs on stderr when stderr is a terminal.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from seqtool.io.output import write_csv, write_json
+from seqtool.io.output import finite, write_csv, write_json, write_jsonl
 from seqtool.render.console import make_console
 from seqtool.render.numbers import fmt, sparkline
 
@@ -34,10 +32,6 @@ def _cell(value: Any, p: int) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else fmt(value, p)
     return str(value)
-
-
-def _json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, allow_nan=True)
 
 
 class TrainView:
@@ -106,8 +100,7 @@ class TrainView:
 
     def on_epoch(self, position: Any, record: dict[str, Any], improved: bool) -> None:
         if self.fmt == "jsonl":
-            sys.stdout.write(_json_line({"event": "epoch", **record}) + "\n")
-            sys.stdout.flush()
+            write_jsonl({"event": "epoch", **record})
         elif self.fmt == "table":
             names = [c.format(m=self.metric) for c in COLUMNS]
             cells = [_cell(record.get(n), self.p) for n in names]
@@ -133,9 +126,9 @@ class TrainView:
         if self.fmt == "json":
             if explain and report.dependency is not None:
                 data["explanation"] = explain_lines(report, self.p)
-            write_json(_finite(data))
+            write_json(finite(data))
         elif self.fmt == "jsonl":
-            sys.stdout.write(_json_line({"event": "summary", **_summary(data)}) + "\n")
+            write_jsonl({"event": "summary", **_summary(data)})
         elif self.fmt == "csv":
             names = [c.format(m=self.metric) for c in COLUMNS]
             write_csv(names, [[row.get(n, "") for n in names] for row in report.history])
@@ -168,17 +161,6 @@ class TrainView:
 
 def _summary(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in ("history", "config", "spec")}
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: a metric that could not be computed is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------------------------
