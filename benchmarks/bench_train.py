@@ -31,15 +31,20 @@ same arrays), so both time only forward + loss + backward + optimiser step.
     torch, one step (nn.Embedding(V, E, padding_idx=0), nn.RNN/GRU/LSTM(E, H),
     batch_first=False, nn.Linear(H, O); torch.optim.Adam(lr=1e-3), its defaults):
         optimizer.zero_grad(set_to_none=True)
-        classify, "gather": out, _ = model.rnn(model.embedding(x))
+        classify, "full":   out, _ = model.rnn(model.embedding(x))
                             logits = model.head(out[lengths - 1, arange(B)])
-        classify, "packed": _, h_n = model.rnn(pack_padded_sequence(emb, lengths,
-                                                enforce_sorted=False)); h_n[-1] (h of LSTM)
-        lm:                 logits = model.head(model.rnn(emb)[0])
+        classify, "packed": _, h_n = model.rnn(pack_padded_sequence(emb, lengths));
+                            h_n[-1] (h of LSTM)
+        lm, "full":         logits = model.head(model.rnn(emb)[0])
                             CrossEntropyLoss(ignore_index=-1)(logits.view(-1, O), y.view(-1))
+        lm, "packed":       out, _ = model.rnn(pack_padded_sequence(emb, lengths))
+                            CrossEntropyLoss()(model.head(out.data),
+                                               pack_padded_sequence(y, lengths).data)
         loss.backward(); optimizer.step(); loss.item()
-    --torch-classify auto (default) probes gather and packed on a throw-away copy of the model
-    for each cell and size and keeps the faster one for torch (the "torch pool" column).
+    "packed" skips the padded steps, as seqtool's layers always do (train-rnn sorts each
+    batch longest first, so both sides see sorted batches and torch needs no re-sorting).
+    --torch-padding auto (default) probes full and packed on a throw-away copy of the model
+    for each task, cell and size and keeps the faster one for torch (the "torch pad" column).
 
 Tokens = Σ lengths over a batch (real tokens, not padding). Timing: every sample is a block of
 k back-to-back steps of one implementation over batches j·k .. j·k + k − 1 (cycling through
@@ -60,7 +65,7 @@ H ≤ 128, ≥ 1.0× at H = 512 (other sizes: ≥ 1.0×).
 
     python benchmarks/bench_train.py [--sizes 32,128,512] [--cells rnn,gru,lstm]
                                      [--tasks classify,lm] [--budget 1.0] [--block-ms 100]
-                                     [--torch-classify auto|gather|packed]
+                                     [--torch-padding auto|full|packed]
                                      [--profile 25] [--profile-steps 200]
 
 --profile N runs cProfile over the seqtool side after each row's timing (--profile-steps
@@ -134,7 +139,8 @@ class Data:
         self.dataset = builtin(name, seq_len=seq_len, seed=SEED)
         n = len(self.dataset)
         order = epoch_order(SEED, 0, n)  # train()'s first epoch
-        self.batches = [make_batch(self.dataset, idx) for idx in batches(n, batch_size, order)]
+        self.batches = [make_batch(self.dataset, idx)
+                        for idx in batches(n, batch_size, order, self.dataset.lengths)]
         self.tokens = [int(b.lengths.sum()) for b in self.batches]
         self.torch_batches = []
         for b in self.batches:
@@ -205,7 +211,7 @@ class TorchModel(torch.nn.Module):
 
 class TorchTrainer:
     def __init__(self, task: str, cell: str, params: dict[str, np.ndarray], data: Data,
-                 hidden: int, lr: float, pool: str = "gather"):
+                 hidden: int, lr: float, pool: str = "full"):
         V, E = params["embedding.weight"].shape
         O = params["head.weight"].shape[0]
         self.task, self.pool, self.data, self.O = task, pool, data, O
@@ -230,8 +236,7 @@ class TorchTrainer:
         emb = model.embedding(b["x"])  # (T, B, E)
         if self.task == "classify":
             if self.pool == "packed":
-                packed = torch.nn.utils.rnn.pack_padded_sequence(emb, b["lengths"],
-                                                                 enforce_sorted=False)
+                packed = torch.nn.utils.rnn.pack_padded_sequence(emb, b["lengths"])
                 _, h_n = model.rnn(packed)
                 if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
                     h_n = h_n[0]
@@ -240,6 +245,10 @@ class TorchTrainer:
                 out, _ = model.rnn(emb)  # (T, B, H)
                 features = out[b["last"], b["arange"]]
             loss = F.cross_entropy(model.head(features), b["y"])
+        elif self.pool == "packed":
+            out, _ = model.rnn(torch.nn.utils.rnn.pack_padded_sequence(emb, b["lengths"]))
+            y = torch.nn.utils.rnn.pack_padded_sequence(b["y"], b["lengths"]).data
+            loss = F.cross_entropy(model.head(out.data), y)
         else:
             out, _ = model.rnn(emb)
             logits = model.head(out)  # (T, B, O)
@@ -280,9 +289,9 @@ def probe(step, tokens: list[int], seconds: float) -> float:
 
 
 def choose_pool(trainer: TorchTrainer, data: Data, seconds: float) -> tuple[str, dict]:
-    """The faster of gather and packed for torch's classify, timed on throw-away copies."""
+    """The faster of full and packed for torch, timed on throw-away copies."""
     times = {pool: probe(trainer.clone(pool).step, data.tokens, seconds)
-             for pool in ("gather", "packed")}
+             for pool in ("full", "packed")}
     return min(times, key=times.get), times
 
 
@@ -386,8 +395,8 @@ def main() -> None:
                         help="seconds per implementation and row (at least 5 blocks)")
     parser.add_argument("--block-ms", type=float, default=100.0,
                         help="length of a block of back-to-back steps on the slower side")
-    parser.add_argument("--torch-classify", default="auto", choices=("auto", "gather", "packed"),
-                        help="torch's last-step pooling for classify (auto: the faster)")
+    parser.add_argument("--torch-padding", default="auto", choices=("auto", "full", "packed"),
+                        help="torch's handling of padded steps (auto: the faster)")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP",
                         help="cProfile seqtool's side of each row; print the top TOP entries")
     parser.add_argument("--profile-steps", type=int, default=None)
@@ -407,7 +416,7 @@ def main() -> None:
         print(line)
     print(f"batch {args.batch_size}, E={args.embedding_dim}, Adam lr {args.lr:g}, float32; "
           f"blocks of ~{args.block_ms:g} ms on the slower side, alternating, ~{args.budget:g} s "
-          f"per side and row; torch classify pooling: {args.torch_classify}")
+          f"per side and row; torch padding: {args.torch_padding}")
     datas = {task: Data(task, args.batch_size) for task in tasks}
     for task in tasks:
         print(datas[task].describe())
@@ -423,13 +432,11 @@ def main() -> None:
                                  embedding_dim=args.embedding_dim, pool="last")
                 params = init_params(spec, seed=SEED, dtype=np.float32)
                 tch = TorchTrainer(task, cell, params, data, H, args.lr)
-                pool, probes = "-", {}
-                if task == "classify":
-                    if args.torch_classify == "auto":
-                        pool, probes = choose_pool(tch, data, min(0.3, args.budget / 3))
-                    else:
-                        pool = args.torch_classify
-                    tch.pool = pool
+                if args.torch_padding == "auto":
+                    pool, probes = choose_pool(tch, data, min(0.3, args.budget / 3))
+                else:
+                    pool, probes = args.torch_padding, {}
+                tch.pool = pool
                 seq = SeqtoolTrainer(spec, params, data, args.lr)  # trains params in place
                 t0 = time.perf_counter()
                 seq.step(0)
@@ -458,7 +465,7 @@ def main() -> None:
 
     header = (f"{'task':<8} {'cell':<4} {'H':>4} {'seqtool tok/s':>13} {'torch tok/s':>11} "
               f"{'seq/torch':>9} {'goal':>5} {'':<7} {'seq ms/step':>11} {'torch ms/step':>13} "
-              f"{'torch pool':>10} {'max rel diff':>12} {'steps':>6}")
+              f"{'torch pad':>10} {'max rel diff':>12} {'steps':>6}")
     print(header)
     print("-" * len(header))
     all_met = True

@@ -10,7 +10,9 @@ Losses are means: cross-entropy per predicted label/token, squared error per pre
 number (as torch's ``CrossEntropyLoss`` and ``MSELoss``). Batches are time-major and
 right-padded; every step at or after a sequence's length is masked out of the pooling and
 the loss, so padding never changes a result: a one-way RNN's states before the padding do
-not see it, and no gradient enters the padded steps.
+not see it, and no gradient enters the padded steps. The recurrent layers skip the padded
+steps altogether (each sequence's state stays at its last real step's), so a batch costs its
+real tokens, not T·B; batches sorted longest first skip the most (seqtool.core.rnn.lengths).
 
 The cell ``bow`` is the bag-of-words baseline: the mean of the embeddings, no recurrence.
 
@@ -145,7 +147,7 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
         return Forward(features @ W.T + b, X, features)
     p = spec.dropout if dropout_rng is not None else 0.0
     stack = stack_forward(spec.cell, X, rnn_state(params), nonlinearity=spec.nonlinearity,
-                          dropout=p, rng=dropout_rng)
+                          dropout=p, rng=dropout_rng, lengths=lengths)
     out = stack.output  # (T, B, H)
     if spec.per_step:
         return Forward(out @ W.T + b, X, out, stack)

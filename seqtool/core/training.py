@@ -21,6 +21,7 @@ import numpy as np
 
 from seqtool.core.models import ModelSpec, backward, forward, loss_of
 from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
+from seqtool.core.rnn.lengths import longest_first
 
 STOP_REASONS = ("completed", "early_stopped", "interrupted", "diverged")
 
@@ -107,11 +108,16 @@ def _metric(spec: ModelSpec, loss_sum: float, correct: int, count: int) -> float
     return correct / count
 
 
-def batches(n: int, batch_size: int, order: np.ndarray | None = None):
-    """Index arrays of consecutive batches of ``order`` (default 0..n−1)."""
+def batches(n: int, batch_size: int, order: np.ndarray | None = None,
+            lengths: np.ndarray | None = None):
+    """Index arrays of consecutive batches of ``order`` (default 0..n−1); with the
+    sequences' ``lengths`` (n,), each batch's indices are sorted longest first, the order in
+    which the recurrent layers skip the most padding (seqtool.core.rnn.lengths). A batch
+    holds the same sequences either way, and its losses are order-blind."""
     order = np.arange(n) if order is None else order
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        chunk = order[start:start + batch_size]
+        yield chunk if lengths is None else chunk[longest_first(lengths[chunk])]
 
 
 def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
@@ -120,7 +126,7 @@ def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
     from seqtool.core.data import make_batch
 
     loss_sum, correct, count = 0.0, 0, 0
-    for idx in batches(len(dataset), batch_size):
+    for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
         batch = make_batch(dataset, idx)
         inputs = _cast(spec, batch.inputs, params)
         fwd = forward(spec, params, inputs, batch.lengths)
@@ -176,7 +182,7 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
     # an epoch interrupted after its last step still owes its record: finish it first
     while pos.global_step < total_steps or pos.step_in_epoch > 0:
         order = epoch_order(settings.seed, pos.epoch, n)
-        chunks = list(batches(n, settings.batch_size, order))
+        chunks = list(batches(n, settings.batch_size, order, train_data.lengths))
         started = time.perf_counter() - pos.running.get("seconds", 0.0)
         while pos.step_in_epoch < len(chunks) and pos.global_step < total_steps:
             batch = make_batch(train_data, chunks[pos.step_in_epoch])

@@ -38,6 +38,7 @@ from numba import types
 from numba.extending import intrinsic, overload
 
 from seqtool.core.rnn.jit import kernel
+from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -385,9 +386,11 @@ def _matmul_into(out, a, w):
 
 
 @kernel
-def _lstm_forward_steps(gates, bias, W_hh_T, h, c):
+def _lstm_forward_steps(gates, bias, W_hh_T, h, c, active):
     """The recurrence of _lstm_forward, in place: gates[t] holds P_t = x_t W_ihᵀ on entry and
-    the activations on exit; h[t+1], c[t+1] are written from h[t], c[t].
+    the activations on exit; h[t+1], c[t+1] are written from h[t], c[t]. Rows 0 ..
+    active[t] − 1 run at step t; the others (sequences that have ended: the rows are sorted
+    longest first) keep their states, and their gates are 0 (seqtool.core.rnn.lengths).
 
     A kernel of its own, called rather than written inline: with the arrays as arguments LLVM
     vectorises the gate loops, while inline, next to their allocations, the same loops ran
@@ -397,8 +400,9 @@ def _lstm_forward_steps(gates, bias, W_hh_T, h, c):
     H = G // 4
     rec = np.empty((B, G), dtype=gates.dtype)
     for t in range(T):
-        _matmul_into(rec, h[t], W_hh_T)
-        for b in range(B):
+        rows = active[t]
+        _matmul_into(rec[:rows], h[t, :rows], W_hh_T)
+        for b in range(rows):
             a = gates[t, b]
             r = rec[b]
             # P + bias is rounded first, as if it had been formed before the loop.
@@ -418,11 +422,22 @@ def _lstm_forward_steps(gates, bias, W_hh_T, h, c):
                 c_j = gate_f[j] * c_prev[j] + gate_i[j] * gate_g[j]
                 c_new[j] = c_j
                 h_new[j] = gate_o[j] * _tanh(c_j)
+        _freeze(t, rows, h, gates)
+        c[t + 1, rows:] = c[t, rows:]
 
 
 @kernel
-def _lstm_forward(X, W_ih, bias, W_hh_T, h0, c0):
-    """The LSTM over X (T, B, D). W_ih (4H, D); bias = b_ih + b_hh; W_hh_T is W_hhᵀ (H, 4H).
+def _freeze(t, rows, h, gates):
+    """The rows from ``rows`` on, whose sequences have ended, keep their states at step t:
+    h[t+1] = h[t] there, and their gates are 0."""
+    h[t + 1, rows:] = h[t, rows:]
+    gates[t, rows:] = _typed(0.0, gates)
+
+
+@kernel
+def _lstm_forward(X, W_ih, bias, W_hh_T, h0, c0, active):
+    """The LSTM over X (T, B, D). W_ih (4H, D); bias = b_ih + b_hh; W_hh_T is W_hhᵀ (H, 4H);
+    active (T,): the rows that run at each step (seqtool.core.rnn.lengths.step_schedule).
 
     The gate record first holds P = X W_ihᵀ (one product for all steps); step t then
     replaces its slice by the activations of P_t + bias + h_{t−1} W_hhᵀ.
@@ -434,31 +449,33 @@ def _lstm_forward(X, W_ih, bias, W_hh_T, h0, c0):
     h = np.empty((T + 1, B, H), dtype=X.dtype)
     c = np.empty((T + 1, B, H), dtype=X.dtype)
     gates = np.empty((T, B, G), dtype=X.dtype)
-    _lstm_forward_into(X, W_ih, bias, W_hh_T, h0, c0, h, c, gates)
+    _lstm_forward_into(X, W_ih, bias, W_hh_T, h0, c0, active, h, c, gates)
     return h, c, gates
 
 
 @kernel
-def _lstm_forward_into(X, W_ih, bias, W_hh_T, h0, c0, h, c, gates):
+def _lstm_forward_into(X, W_ih, bias, W_hh_T, h0, c0, active, h, c, gates):
     """_lstm_forward into given arrays h, c (T+1, B, H) and gates (T, B, 4H)."""
     T, B, D = X.shape
     G = W_ih.shape[0]
     h[0] = h0
     c[0] = c0
     np.dot(X.reshape(T * B, D), W_ih.T, gates.reshape(T * B, G))
-    _lstm_forward_steps(gates, bias, W_hh_T, h, c)
+    _lstm_forward_steps(gates, bias, W_hh_T, h, c, active)
 
 
 @kernel
-def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias):
+def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active):
     """The loop of _lstm_backward, t = T..1: writes dA, accumulates Σ dA_t into d_bias and
     leaves ∂L/∂h_0 in carry and ∂L/∂c_0 in dc (a kernel of its own: see
-    _lstm_forward_steps)."""
+    _lstm_forward_steps). Rows from active[t] on kept their states at step t, so there
+    dA = 0, ∂L/∂h_t = ∂L/∂h_{t+1} + dh_t and ∂L/∂c_t = ∂L/∂c_{t+1}."""
     T, B, H = dh.shape
     G = 4 * H
     one = _typed(1.0, dh)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        rows = active[t]
+        for b in range(rows):
             a = gates[t, b]
             d = dA[t, b]
             gate_i, gate_f, gate_g, gate_o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
@@ -483,11 +500,20 @@ def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias):
                 dc_b[j] = dc_t * f
             for k in range(G):
                 d_bias[k] += d[k]
-        _matmul_into(carry, dA[t], W_hh)
+        _pass_through(t, rows, dh, carry, dA)
+        _matmul_into(carry[:rows], dA[t, :rows], W_hh)
 
 
 @kernel
-def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, products):
+def _pass_through(t, rows, dh, carry, dA):
+    """Backward through the rows from ``rows`` on, which kept their states at step t: all of
+    ∂L/∂h_{t+1} (carry) plus dh_t reaches h_t, and their dA is 0."""
+    carry[rows:] += dh[t, rows:]
+    dA[t, rows:] = _typed(0.0, dA)
+
+
+@kernel
+def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, products):
     """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
 
     With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
@@ -508,7 +534,7 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, products):
     carry = np.zeros((B, H), dtype=dh.dtype)  # dA_{t+1} W_hh: what flows back into h_t
     dc = dc_n.copy()
     d_bias = np.zeros(G, dtype=dh.dtype)
-    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias)
+    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active)
     if not products:  # left to the caller (see PRODUCTS_IN_KERNEL_BELOW)
         nothing = np.empty((0, 0), dtype=dh.dtype)
         return dA, carry, dc, nothing, nothing, d_bias, np.empty((0, 0, 0), dtype=dh.dtype)
@@ -520,7 +546,7 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, products):
 
 
 @kernel
-def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, dA):
+def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA):
     """The loop of _lstm_backward into a given dA (T, B, 4H), for layers whose products
     after the loop are left to NumPy. Returns ∂L/∂h_0, ∂L/∂c_0 (B, H) and ∂L/∂b."""
     T, B, H = dh.shape
@@ -528,7 +554,7 @@ def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, dA):
     carry = np.zeros((B, H), dtype=dh.dtype)
     dc = dc_n.copy()
     d_bias = np.zeros(G, dtype=dh.dtype)
-    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias)
+    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active)
     return carry, dc, d_bias
 
 
@@ -537,9 +563,10 @@ def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, dA):
 
 
 @kernel
-def _gru_forward(P, W_hh_T, b_hn, h0):
+def _gru_forward(P, W_hh_T, b_hn, h0, active):
     """The GRU recurrence. P (T, B, 3H) holds X W_ihᵀ + b_ih + (b_hr, b_hz, 0); W_hh_T is
-    W_hhᵀ (H, 3H); b_hn the last third of b_hh.
+    W_hhᵀ (H, 3H); b_hn the last third of b_hh; active (T,): the rows that run at each step
+    (seqtool.core.rnn.lengths.step_schedule).
 
     Returns h (T+1, B, H), the gates r, z, n (T, B, 3H) and W_hn h_{t−1} + b_hn (T, B, H),
     the part the reset gate multiplies.
@@ -549,40 +576,47 @@ def _gru_forward(P, W_hh_T, b_hn, h0):
     h = np.empty((T + 1, B, H), dtype=P.dtype)
     gates = np.empty((T, B, G), dtype=P.dtype)
     hn = np.empty((T, B, H), dtype=P.dtype)
-    _gru_forward_into(P, W_hh_T, b_hn, h0, h, gates, hn)
+    _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn)
     return h, gates, hn
 
 
 @kernel
-def _gru_forward_into(P, W_hh_T, b_hn, h0, h, gates, hn):
-    """_gru_forward into given arrays h (T+1, B, H), gates (T, B, 3H), hn (T, B, H)."""
+def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
+    """_gru_forward into given arrays h (T+1, B, H), gates (T, B, 3H), hn (T, B, H). Rows
+    from active[t] on keep their states at step t; their gates and hn are 0 there."""
     T, B, G = P.shape
     H = G // 3
     h[0] = h0
     rec = np.empty((B, G), dtype=P.dtype)
     one = _typed(1.0, P)
     for t in range(T):
-        _matmul_into(rec, h[t], W_hh_T)
-        for b in range(B):
+        rows = active[t]
+        _matmul_into(rec[:rows], h[t, :rows], W_hh_T)
+        for b in range(rows):
             a = gates[t, b]
             p = P[t, b]
             rec_b = rec[b]
             for k in range(2 * H):  # r, z
                 a[k] = _sigmoid(p[k] + rec_b[k])
+            # each gate through a view of its own, indexed from 0 (see the LSTM kernels)
+            gate_r, gate_z, gate_n = a[:H], a[H:2 * H], a[2 * H:]
+            p_n, rec_n = p[2 * H:], rec_b[2 * H:]
             h_prev = h[t, b]
             h_new = h[t + 1, b]
             hn_b = hn[t, b]
             for j in range(H):
-                hn_j = rec_b[2 * H + j] + b_hn[j]
-                n = _tanh(p[2 * H + j] + a[j] * hn_j)
-                z = a[H + j]
+                hn_j = rec_n[j] + b_hn[j]
+                n = _tanh(p_n[j] + gate_r[j] * hn_j)
+                z = gate_z[j]
                 h_new[j] = (one - z) * n + z * h_prev[j]
-                a[2 * H + j] = n
+                gate_n[j] = n
                 hn_b[j] = hn_j
+        _freeze(t, rows, h, gates)
+        hn[t, rows:] = _typed(0.0, hn)
 
 
 @kernel
-def _gru_backward(dh, h, gates, hn, W_hh):
+def _gru_backward(dh, h, gates, hn, W_hh, active):
     """BPTT of the GRU, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)).
 
     With δh = dh_t + ∂L/∂h_t through step t+1:
@@ -590,6 +624,7 @@ def _gru_backward(dh, h, gates, hn, W_hh):
         dA_r = dA_n ⊙ (W_hn h_{t−1} + b_hn) ⊙ r(1−r)
         dA_z = δh ⊙ (h_{t−1} − n) ⊙ z(1−z)
         ∂L/∂h_{t−1} = δh ⊙ z + dAh_t W_hh,  dAh_t = (dA_r, dA_z, r ⊙ dA_n)
+    and on the rows from active[t] on, which kept their states, dA = 0 and ∂L/∂h_{t−1} = δh.
     Returns dAi, dAh (T, B, 3H): gradients of the input-side and recurrent-side
     pre-activations, and ∂L/∂h_0 (B, H).
     """
@@ -597,19 +632,20 @@ def _gru_backward(dh, h, gates, hn, W_hh):
     G = 3 * H
     dAi = np.empty((T, B, G), dtype=dh.dtype)
     dAh = np.empty((T, B, G), dtype=dh.dtype)
-    carry = _gru_backward_into(dh, h, gates, hn, W_hh, dAi, dAh)
+    carry = _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh)
     return dAi, dAh, carry
 
 
 @kernel
-def _gru_backward_into(dh, h, gates, hn, W_hh, dAi, dAh):
+def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
     """_gru_backward into given arrays dAi, dAh (T, B, 3H); returns ∂L/∂h_0."""
     T, B, H = dh.shape
     carry = np.zeros((B, H), dtype=dh.dtype)
     direct = np.empty((B, H), dtype=dh.dtype)  # δh ⊙ z: the path that skips the gates
     one = _typed(1.0, dh)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        rows = active[t]
+        for b in range(rows):
             a = gates[t, b]
             di = dAi[t, b]
             dr = dAh[t, b]
@@ -633,8 +669,10 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, dAi, dAh):
                 dr[H + j] = da_z
                 dr[2 * H + j] = da_n * r
                 direct_b[j] = dh_t * z
-        _matmul_into(carry, dAh[t], W_hh)
-        carry += direct
+        _pass_through(t, rows, dh, carry, dAh)
+        dAi[t, rows:] = _typed(0.0, dAi)
+        _matmul_into(carry[:rows], dAh[t, :rows], W_hh)
+        carry[:rows] += direct[:rows]
     return carry
 
 
@@ -649,6 +687,8 @@ class LSTMForward:
     h: np.ndarray  # (T+1, B, H), h[0] = h_0
     c: np.ndarray  # (T+1, B, H), c[0] = c_0
     gates: np.ndarray  # (T, B, 4H): i, f, g, o after their nonlinearities
+    active: np.ndarray  # (T,): the rows that ran at each step (seqtool.core.rnn.lengths)
+    rows: np.ndarray | None  # the real steps' rows of (T·B, ...), None: all of them
 
 
 @dataclass
@@ -658,6 +698,8 @@ class GRUForward:
     h: np.ndarray  # (T+1, B, H), h[0] = h_0
     gates: np.ndarray  # (T, B, 3H): r, z, n after their nonlinearities
     hn: np.ndarray  # (T, B, H): W_hn h_{t−1} + b_hn
+    active: np.ndarray  # (T,): the rows that ran at each step (seqtool.core.rnn.lengths)
+    rows: np.ndarray | None  # the real steps' rows of (T·B, ...), None: all of them
 
 
 @dataclass
@@ -739,39 +781,42 @@ def _input_projection(X, W_ih, bias, dtype) -> np.ndarray:
     return P.reshape(T, B, -1)
 
 
-def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, dX=None) -> dict[str, np.ndarray]:
+def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None) -> dict[str, np.ndarray]:
     """The products after the loop: Σ_t dA_tᵀ x_t, Σ_t dA_tᵀ h_{t−1}, Σ_t dA_t, dA_t W_ih
-    (the last into dX (T, B, D) if given)."""
+    (the last into dX (T, B, D) if given), over the real steps' ``rows`` only if given (dA
+    is 0 on the others)."""
     T, B, D = X.shape
-    H = h.shape[2]
     dtype = h.dtype
-    dA_i = dA_ih.reshape(T * B, -1)
-    dA_h = dA_hh.reshape(T * B, -1)
+    dA_i = gather_rows(dA_ih, rows)
+    dA_h = gather_rows(dA_hh, rows)
+    W_ih = W_ih.astype(dtype, copy=False)
+    if dX is None:
+        dX = np.empty((T, B, D), dtype)
+    if rows is None:
+        np.matmul(dA_i, W_ih, out=dX.reshape(T * B, D))
+    else:
+        scatter_rows(dA_i @ W_ih, rows, dX)
     return dict(
-        weight_ih=dA_i.T @ X.reshape(T * B, D).astype(dtype, copy=False),
-        weight_hh=dA_h.T @ h[:-1].reshape(T * B, H),
+        weight_ih=dA_i.T @ gather_rows(X.astype(dtype, copy=False), rows),
+        weight_hh=dA_h.T @ gather_rows(h[:-1], rows),
         bias_ih=dA_i.sum(axis=0),
         bias_hh=dA_h.sum(axis=0),
-        x=(dA_i @ W_ih.astype(dtype, copy=False)).reshape(T, B, D) if dX is None else
-        _matmul_out(dA_i, W_ih.astype(dtype, copy=False), dX),
+        x=dX,
     )
 
 
-def _matmul_out(a, b, out):
-    """out (any shape holding a @ b's elements, C-contiguous) = a @ b; returns out."""
-    np.matmul(a, b, out=out.reshape(a.shape[0], b.shape[1]))
-    return out
-
-
-def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None) -> LSTMForward:
-    """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros)."""
+def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None) -> LSTMForward:
+    """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros).
+    ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
+    state (None: all T; seqtool.core.rnn.stack sorts any other order)."""
     dtype = _dtype_of(X, W_ih, W_hh)
     T, B, D = X.shape
     H = W_hh.shape[1]
+    active, rows = step_schedule(lengths, T, B)
     # b_ih and b_hh add to the same pre-activations: both are added once, to P.
     args = (_c_array(X, dtype), _c_array(W_ih, dtype), np.add(b_ih, b_hh, dtype=dtype),
             np.ascontiguousarray(W_hh.T, dtype), _state(h0, B, H, dtype),
-            _state(c0, B, H, dtype))
+            _state(c0, B, H, dtype), active)
     if T * B * 4 * H * max(D, H) < RECYCLE_FROM:
         h, c, gates = _lstm_forward(*args)
     else:
@@ -779,7 +824,7 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None) -> LSTMForward:
         c = _buffer("lstm.c", (T + 1, B, H), dtype)
         gates = _buffer("lstm.gates", (T, B, 4 * H), dtype)
         _lstm_forward_into(*args, h, c, gates)
-    return LSTMForward(h, c, gates)
+    return LSTMForward(h, c, gates, active, rows)
 
 
 def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None) -> GatedGradients:
@@ -794,28 +839,36 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None) -> GatedGr
     if in_kernel:
         dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
             X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
-            _c_array(dh, dtype), _state(dc_n, B, H, dtype), True,
+            _c_array(dh, dtype), _state(dc_n, B, H, dtype), forward.active,
+            True,
         )
     else:
         dA = _buffer("lstm.dA", (T, B, 4 * H), dtype)
         dh0, dc0, d_bias = _lstm_backward_into(
             forward.h, forward.c, forward.gates, _c_array(dh, dtype), _state(dc_n, B, H, dtype),
-            _c_array(W_hh, dtype), dA,
+            _c_array(W_hh, dtype), forward.active, dA,
         )
-        dA_rows = dA.reshape(T * B, 4 * H)
-        d_W_ih = dA_rows.T @ X.reshape(T * B, D)
-        d_W_hh = dA_rows.T @ forward.h[:-1].reshape(T * B, H)
+        rows = forward.rows  # dA is 0 on the padded steps: leave them out of the products
+        dA_rows = gather_rows(dA, rows)
+        d_W_ih = dA_rows.T @ gather_rows(X, rows)
+        d_W_hh = dA_rows.T @ gather_rows(forward.h[:-1], rows)
         dX = _buffer("lstm.dX", (T, B, D), dtype)
-        np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
+        if rows is None:
+            np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
+        else:
+            scatter_rows(dA_rows @ W_ih, rows, dX)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
     return GatedGradients(weight_ih=d_W_ih, weight_hh=d_W_hh, bias_ih=d_bias,
                           bias_hh=d_bias.copy(), h0=dh0, x=dX, dA_ih=dA, dA_hh=dA, c0=dc0)
 
 
-def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None) -> GRUForward:
-    """Every state of a GRU layer over X (T, B, D); h0 (B, H) or None (zeros)."""
+def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None) -> GRUForward:
+    """Every state of a GRU layer over X (T, B, D); h0 (B, H) or None (zeros).
+    ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
+    state (None: all T; seqtool.core.rnn.stack sorts any other order)."""
     dtype = _dtype_of(X, W_ih, W_hh)
     B, H = X.shape[1], W_hh.shape[1]
+    active, rows = step_schedule(lengths, X.shape[0], B)
     # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
     bias = np.array(b_ih, dtype=dtype)
     bias[:2 * H] += np.asarray(b_hh, dtype)[:2 * H]
@@ -824,8 +877,8 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None) -> GRUForward:
     b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
     if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
         P = _input_projection(X, W_ih, bias, dtype)
-        h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype))
-        return GRUForward(h, gates, hn)
+        h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active)
+        return GRUForward(h, gates, hn, active, rows)
     P = _buffer("gru.P", (T * B, 3 * H), dtype)
     np.matmul(X.reshape(T * B, D).astype(dtype, copy=False), W_ih.T.astype(dtype, copy=False),
               out=P)
@@ -833,9 +886,9 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None) -> GRUForward:
     h = _buffer("gru.h", (T + 1, B, H), dtype)
     gates = _buffer("gru.gates", (T, B, 3 * H), dtype)
     hn = _buffer("gru.hn", (T, B, H), dtype)
-    _gru_forward_into(P.reshape(T, B, 3 * H), W_hh_T, b_hn, _state(h0, B, H, dtype), h, gates,
-                      hn)
-    return GRUForward(h, gates, hn)
+    _gru_forward_into(P.reshape(T, B, 3 * H), W_hh_T, b_hn, _state(h0, B, H, dtype), active,
+                      h, gates, hn)
+    return GRUForward(h, gates, hn, active, rows)
 
 
 def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh) -> GatedGradients:
@@ -844,14 +897,14 @@ def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh) -> GatedGradients:
     T, B, H = dh.shape
     D = X.shape[2]
     args = (np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
-            np.ascontiguousarray(W_hh, dtype))
+            np.ascontiguousarray(W_hh, dtype), forward.active)
     if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
         dAi, dAh, dh0 = _gru_backward(*args)
-        grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih)
+        grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows)
         return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)
     dAi = _buffer("gru.dAi", (T, B, 3 * H), dtype)
     dAh = _buffer("gru.dAh", (T, B, 3 * H), dtype)
     dh0 = _gru_backward_into(*args, dAi, dAh)
     dX = _buffer("gru.dX", (T, B, D), dtype)
-    grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, dX)
+    grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from seqtool.core.errors import InputError
+from seqtool.core.rnn.lengths import is_longest_first, longest_first
 
 CELLS = ("rnn", "gru", "lstm")
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -66,20 +67,37 @@ class StackForward:
     layers: list[Any]  # per layer: h (T+1, B, H) for rnn, GRUForward, LSTMForward
     inputs: list[np.ndarray]  # per layer: what it read, (T, B, D_l)
     masks: list[np.ndarray | None] = field(default_factory=list)  # per layer: dropout on its input
+    lengths: np.ndarray | None = None  # (B,): steps each sequence ran, in the layers' order
+    # The layers run on the rows sorted longest first (seqtool.core.rnn.lengths): their row i
+    # is the caller's row order[i]. None: the caller's order already was.
+    order: np.ndarray | None = None
 
     @property
-    def output(self) -> np.ndarray:  # (T, B, H)
-        return _hidden(self.cell, self.layers[-1])[1:]
+    def output(self) -> np.ndarray:  # (T, B, H), the caller's order
+        return self._callers(_hidden(self.cell, self.layers[-1])[1:])
 
     @property
     def h_n(self) -> np.ndarray:  # (L, B, H)
-        return np.stack([_hidden(self.cell, f)[-1] for f in self.layers])
+        return self._callers(np.stack([_hidden(self.cell, f)[-1] for f in self.layers]))
 
     @property
     def c_n(self) -> np.ndarray | None:  # (L, B, H), lstm only
         if self.cell != "lstm":
             return None
-        return np.stack([f.c[-1] for f in self.layers])
+        return self._callers(np.stack([f.c[-1] for f in self.layers]))
+
+    def _callers(self, a: np.ndarray) -> np.ndarray:
+        """a (·, B, ...) with its rows back in the caller's order."""
+        return a if self.order is None else _rows_to(a, np.argsort(self.order))
+
+    def _layers(self, a: np.ndarray | None) -> np.ndarray | None:
+        """a (·, B, ...) in the caller's order, with its rows in the layers' order."""
+        return a if a is None or self.order is None else _rows_to(a, self.order)
+
+
+def _rows_to(a: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """a (·, B, ...) with its rows (the second axis) taken in ``order``."""
+    return np.ascontiguousarray(a.take(order, axis=1))
 
 
 def _hidden(cell: str, record: Any) -> np.ndarray:
@@ -97,8 +115,15 @@ def dropout_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator,
 def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                   h0: np.ndarray | None = None, c0: np.ndarray | None = None,
                   nonlinearity: str = "tanh", dropout: float = 0.0,
-                  rng: np.random.Generator | None = None) -> StackForward:
+                  rng: np.random.Generator | None = None,
+                  lengths: np.ndarray | None = None) -> StackForward:
     """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros).
+
+    ``lengths`` (B,) for a right-padded batch: sequence b runs lengths[b] steps, after which
+    every layer keeps its state (torch's packed-sequence semantics: h_n, c_n are the states
+    after the last real step), and the padded steps cost no work (seqtool.core.rnn.lengths).
+    A batch that does not come longest first is sorted for the layers and handed back in
+    its own order.
 
     ``dropout`` p > 0 (with ``rng``) drops the inputs of layers 1..L−1, i.e. the outputs of
     the layers below them, as ``torch.nn.LSTM(dropout=p)`` does in training.
@@ -106,6 +131,13 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     from seqtool.core.rnn import gated, vanilla
 
     check_cell(cell)
+    order = None
+    if lengths is not None:
+        lengths = np.asarray(lengths)
+        if lengths.ndim == 1 and not is_longest_first(lengths):
+            order = longest_first(lengths)
+            lengths = lengths[order]
+            X, h0, c0 = (None if a is None else _rows_to(a, order) for a in (X, h0, c0))
     layers, inputs, masks = [], [], []
     x = X
     for layer in range(num_layers_of(state)):
@@ -117,16 +149,17 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
         masks.append(mask)
         h_init = None if h0 is None else h0[layer]
         if cell == "rnn":
-            record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity)
+            record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity,
+                                         lengths)
         elif cell == "gru":
-            record = gated.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init)
+            record = gated.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init, lengths)
         else:
             record = gated.lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h_init,
-                                       None if c0 is None else c0[layer])
+                                       None if c0 is None else c0[layer], lengths)
         inputs.append(x)
         layers.append(record)
         x = _hidden(cell, record)[1:]
-    return StackForward(cell, layers, inputs, masks)
+    return StackForward(cell, layers, inputs, masks, lengths, order)
 
 
 def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
@@ -142,7 +175,7 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     L = len(forward.layers)
     grads: dict[str, np.ndarray] = {}
     h0_grads, c0_grads = [None] * L, [None] * L
-    upstream = dout
+    upstream, dh_n, dc_n = (forward._layers(a) for a in (dout, dh_n, dc_n))
     for layer in range(L - 1, -1, -1):
         W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
         record, x = forward.layers[layer], forward.inputs[layer]
@@ -150,7 +183,8 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
         if dh_n is not None:
             dh[-1] += dh_n[layer]  # h_n of this layer is its last output
         if cell == "rnn":
-            g = vanilla.rnn_backward(x, W_ih, W_hh, record, dh, nonlinearity)
+            g = vanilla.rnn_backward(x, W_ih, W_hh, record, dh, nonlinearity,
+                                     lengths=forward.lengths)
             layer_grads = [g.W_xh, g.W_hh, g.b_h, g.b_h.copy()]
         elif cell == "gru":
             g = gated.gru_backward(x, W_ih, W_hh, forward=record, dh=dh)
@@ -166,8 +200,8 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
         upstream = g.x
         if forward.masks and forward.masks[layer] is not None:
             upstream = upstream * forward.masks[layer]  # back through this layer's dropout
-    grads["h0"] = np.stack(h0_grads)
+    grads["h0"] = forward._callers(np.stack(h0_grads))
     if cell == "lstm":
-        grads["c0"] = np.stack(c0_grads)
-    grads["x"] = upstream
+        grads["c0"] = forward._callers(np.stack(c0_grads))
+    grads["x"] = forward._callers(upstream)
     return grads

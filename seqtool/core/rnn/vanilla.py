@@ -25,6 +25,7 @@ import numpy as np
 
 from seqtool.core.errors import InputError
 from seqtool.core.rnn.jit import kernel
+from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 TANH, SIGMOID, RELU, IDENTITY = range(4)
@@ -92,23 +93,28 @@ def _step_matmul(out, a, w_t):
 
 
 @kernel
-def _rnn_forward(P, W_hh_T, h0, code):
-    """h_t = f(P_t + h_{t−1} W_hhᵀ). P (T, B, H) holds X W_xhᵀ + b_h; returns h (T+1, B, H)."""
+def _rnn_forward(P, W_hh_T, h0, code, active):
+    """h_t = f(P_t + h_{t−1} W_hhᵀ). P (T, B, H) holds X W_xhᵀ + b_h; returns h (T+1, B, H).
+    Rows 0 .. active[t] − 1 run at step t; the others (sequences that have ended: the rows
+    are sorted longest first) keep their states (see seqtool.core.rnn.lengths)."""
     T, B, H = P.shape
     h = np.empty((T + 1, B, H), dtype=P.dtype)
     h[0] = h0
     rec = np.empty((B, H), dtype=P.dtype)
     for t in range(T):
-        _step_matmul(rec, h[t], W_hh_T)
-        for b in range(B):
+        rows = active[t]
+        _step_matmul(rec[:rows], h[t, :rows], W_hh_T)
+        for b in range(rows):
             for i in range(H):
                 h[t + 1, b, i] = _activate(P[t, b, i] + rec[b, i], code)
+        h[t + 1, rows:] = h[t, rows:]
     return h
 
 
 @kernel
-def _rnn_backward(g, h, W_hh, code):
-    """dz_t = (g_t + dz_{t+1} W_hh) ⊙ f'(z_t), for t = T..1.
+def _rnn_backward(g, h, W_hh, code, active):
+    """dz_t = (g_t + dz_{t+1} W_hh) ⊙ f'(z_t), for t = T..1; on the rows from active[t] on,
+    which kept their states, dz_t = 0 and ∂L/∂h_t passes on whole.
 
     g (T, B, H) is ∂L/∂h_t from the outputs only; h (T+1, B, H) from the forward pass.
     Returns dz (T, B, H) and ∂L/∂h_0 (B, H).
@@ -117,10 +123,13 @@ def _rnn_backward(g, h, W_hh, code):
     dz = np.empty_like(g)
     carry = np.zeros((B, H), dtype=g.dtype)  # dz_{t+1} W_hh: what flows back into h_t
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        rows = active[t]
+        for b in range(rows):
             for i in range(H):
                 dz[t, b, i] = (g[t, b, i] + carry[b, i]) * _derivative(h[t + 1, b, i], code)
-        _step_matmul(carry, dz[t], W_hh)
+        carry[rows:] += g[t, rows:]
+        dz[t, rows:] = 0.0
+        _step_matmul(carry[:rows], dz[t, :rows], W_hh)
     return dz, carry
 
 
@@ -174,8 +183,10 @@ def _common_dtype(*arrays):
     return np.result_type(np.float32, *arrays)
 
 
-def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh"):
-    """All hidden states h (T+1, B, H) of the vanilla RNN for inputs X (T, B, D)."""
+def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None):
+    """All hidden states h (T+1, B, H) of the vanilla RNN for inputs X (T, B, D).
+    ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
+    state (None: all T; seqtool.core.rnn.stack sorts any other order)."""
     dtype = _common_dtype(X, W_xh, W_hh)
     T, B, D = X.shape
     H = W_hh.shape[0]
@@ -187,33 +198,37 @@ def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh"):
     P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
     return _rnn_forward(
         P.reshape(T, B, H), _contiguous(W_hh.T, dtype), _contiguous(h0, dtype),
-        activation_code(activation),
+        activation_code(activation), step_schedule(lengths, T, B)[0],
     )
 
 
-def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None):
+def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths=None):
     """Backpropagation through time: every gradient, given ∂L/∂h_t from the outputs.
 
     X (T, B, D), h (T+1, B, H) from :func:`rnn_forward`, dh (T, B, H) = ∂L/∂h_t for
     t = 1..T through the outputs only. ``truncate`` = k lets each loss term reach back
-    at most k steps (None: full BPTT).
+    at most k steps (None: full BPTT). ``lengths`` as given to :func:`rnn_forward`
+    (full BPTT only).
     """
     dtype = h.dtype
     T, B, D = X.shape
-    H = W_hh.shape[0]
     code = activation_code(activation)
     g, W = _contiguous(dh, dtype), _contiguous(W_hh, dtype)
+    active, rows = step_schedule(lengths, T, B)
     if truncate is None or truncate >= T:
-        dz, dh0 = _rnn_backward(g, h, W, code)
+        dz, dh0 = _rnn_backward(g, h, W, code, active)
+    elif active.min(initial=B) < B:
+        raise InputError("truncate", "truncated BPTT runs on whole sequences (no lengths)")
     else:
         dz, dh0 = _rnn_backward_truncated(g, h, W, code, int(truncate))
-    dz_flat = dz.reshape(T * B, H)
+    dz_rows = gather_rows(dz, rows)  # the real steps' rows only: dz is 0 on the others
     return RNNGradients(
-        W_xh=dz_flat.T @ X.reshape(T * B, D).astype(dtype, copy=False),  # Σ_t dz_tᵀ x_t
-        W_hh=dz_flat.T @ h[:-1].reshape(T * B, H),  # Σ_t dz_tᵀ h_{t−1}
-        b_h=dz_flat.sum(axis=0),
+        W_xh=dz_rows.T @ gather_rows(X.astype(dtype, copy=False), rows),  # Σ_t dz_tᵀ x_t
+        W_hh=dz_rows.T @ gather_rows(h[:-1], rows),  # Σ_t dz_tᵀ h_{t−1}
+        b_h=dz_rows.sum(axis=0),
         h0=dh0,
-        x=(dz_flat @ W_xh.astype(dtype, copy=False)).reshape(T, B, D),
+        x=scatter_rows(dz_rows @ W_xh.astype(dtype, copy=False), rows,
+                       np.empty((T, B, D), dtype)),
         dz=dz,
     )
 

@@ -1,0 +1,92 @@
+"""Which rows of a right-padded batch a recurrent layer still has to compute at each step.
+
+A batch (T, B, ...) holds B sequences of lengths ℓ_b ≤ T, each padded to T. Past its end a
+sequence's state stays as it was (h_{t+1} = h_t, c_{t+1} = c_t for t ≥ ℓ_b), the semantics
+of a packed sequence in torch: the last state is the state after the last real step, and the
+padded steps cost nothing. In the backward pass the frozen steps pass ∂L/∂h_{t+1} (and
+∂L/∂c_{t+1}) on to step t unchanged and contribute no gradient to any weight.
+
+The layers' kernels take the rows sorted longest first, so that the sequences still running
+at step t are the rows 0 .. active[t] − 1: the per-step product runs on a contiguous block
+of rows, and the loops over rows have no branch in them (a branch per row there kept LLVM
+from vectorising the gate loops: 2× slower). The training loop's batches come sorted
+(seqtool.core.training.batches); seqtool.core.rnn.stack sorts any other batch and puts the
+results back in the caller's order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqtool.core.errors import InputError
+
+
+_WHOLE: dict[tuple[int, int], np.ndarray] = {}  # (T, B) → active without padding
+_LAST: list = [None, None]  # the last schedule made, and its key (the arrays are only read)
+
+
+def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(active (T,), rows) for ``lengths`` (B,) sorted longest first: active[t] = #{b : ℓ_b > t},
+    and rows the flat indices t·B + b of the real steps in the batch's (T·B, ...) rows, or
+    None when nearly all steps are real (see GATHER_BELOW). The weight gradients
+    Σ_t dA_tᵀ x_t and ∂L/∂x_t = dA_t W only need these rows: dA is 0 on the others.
+    ``lengths`` None means every sequence runs all T steps (that array is made once per
+    shape and shared: kernels only read it)."""
+    if lengths is None:
+        whole = _WHOLE.get((T, B))
+        if whole is None:
+            whole = _WHOLE[(T, B)] = np.full(T, B, dtype=np.int64)
+        return whole, None
+    lengths = np.asarray(lengths)
+    key = (T, B, lengths.shape, lengths.dtype.str, lengths.tobytes())
+    if _LAST[0] == key:  # a batch's backward pass, and every layer, asks again
+        return _LAST[1]
+    if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
+        raise InputError("lengths", f"must be {B} whole numbers, one per sequence of the batch "
+                         f"(got shape {lengths.shape}, dtype {lengths.dtype})")
+    lengths = lengths.astype(np.int64, copy=False)
+    if not is_longest_first(lengths):
+        raise InputError("lengths", "must come longest first (seqtool.core.rnn.stack sorts "
+                         "a batch in any other order)")
+    if B and (lengths[-1] < 0 or lengths[0] > T):  # the shortest and the longest
+        raise InputError("lengths", f"must lie in 0..{T} (the batch's steps); got "
+                         f"{lengths[-1]}..{lengths[0]}")
+    # #{b : ℓ_b > t} = the first b with ℓ_b ≤ t, found in −ℓ (ascending)
+    active = np.searchsorted(-lengths, -np.arange(T), side="left").astype(np.int64)
+    rows = None
+    if lengths.sum() < GATHER_BELOW * T * B:  # the real steps of step t: rows 0 .. active[t] − 1
+        rows = np.flatnonzero(np.arange(B)[None, :] < active[:, None])
+    _LAST[:] = [key, (active, rows)]
+    return _LAST[1]
+
+
+def is_longest_first(lengths: np.ndarray) -> bool:
+    return not np.any(lengths[1:] > lengths[:-1])
+
+
+def longest_first(lengths: np.ndarray) -> np.ndarray:
+    """The order of a batch's rows by decreasing length (ties keep their order): the order
+    in which the kernels skip the most padding."""
+    return np.argsort(-np.asarray(lengths), kind="stable")
+
+
+# Below this share of real steps the products after the backward loop gather the real rows
+# first: the copy costs far less than the multiply-adds on the padded rows' zeros.
+GATHER_BELOW = 0.9
+
+
+def gather_rows(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """a (T, B, K) as (T·B, K) rows, only ``rows`` of them if given."""
+    flat = a.reshape(-1, a.shape[-1])
+    return flat if rows is None else flat.take(rows, axis=0)
+
+
+def scatter_rows(values: np.ndarray, rows: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+    """out (T, B, K) = values (T·B or len(rows), K) at ``rows``, zeros elsewhere."""
+    flat = out.reshape(-1, out.shape[-1])
+    if rows is None:
+        flat[...] = values
+    else:
+        flat.fill(0)
+        flat[rows] = values
+    return out
