@@ -422,8 +422,9 @@ def _lstm_forward_steps(gates, bias, W_hh_T, h, c, active):
                 c_j = gate_f[j] * c_prev[j] + gate_i[j] * gate_g[j]
                 c_new[j] = c_j
                 h_new[j] = gate_o[j] * _tanh(c_j)
-        _freeze(t, rows, h, gates)
-        c[t + 1, rows:] = c[t, rows:]
+        if rows < B:  # (a slice op costs ~50 ns even when empty: per step, at B = 1)
+            _freeze(t, rows, h, gates)
+            c[t + 1, rows:] = c[t, rows:]
 
 
 @kernel
@@ -500,7 +501,8 @@ def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active):
                 dc_b[j] = dc_t * f
             for k in range(G):
                 d_bias[k] += d[k]
-        _pass_through(t, rows, dh, carry, dA)
+        if rows < B:
+            _pass_through(t, rows, dh, carry, dA)
         _matmul_into(carry[:rows], dA[t, :rows], W_hh)
 
 
@@ -611,8 +613,9 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
                 h_new[j] = (one - z) * n + z * h_prev[j]
                 gate_n[j] = n
                 hn_b[j] = hn_j
-        _freeze(t, rows, h, gates)
-        hn[t, rows:] = _typed(0.0, hn)
+        if rows < B:
+            _freeze(t, rows, h, gates)
+            hn[t, rows:] = _typed(0.0, hn)
 
 
 @kernel
@@ -669,10 +672,14 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
                 dr[H + j] = da_z
                 dr[2 * H + j] = da_n * r
                 direct_b[j] = dh_t * z
-        _pass_through(t, rows, dh, carry, dAh)
-        dAi[t, rows:] = _typed(0.0, dAi)
-        _matmul_into(carry[:rows], dAh[t, :rows], W_hh)
-        carry[:rows] += direct[:rows]
+        if rows < B:
+            _pass_through(t, rows, dh, carry, dAh)
+            dAi[t, rows:] = _typed(0.0, dAi)
+            _matmul_into(carry[:rows], dAh[t, :rows], W_hh)
+            carry[:rows] += direct[:rows]
+        else:
+            _matmul_into(carry, dAh[t], W_hh)
+            carry += direct
     return carry
 
 
