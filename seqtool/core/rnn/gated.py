@@ -410,13 +410,17 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
             h_prev = h[t, b]
             h_new = h[t + 1, b]
             hn_b = hn[t, b]
+            # The pre-activation first, then tanh in place: with tanh applied in the loop
+            # that reads gate_r, a view of the same row as gate_n, LLVM kept it scalar
+            # (the GRU forward kernel was 2× slower).
             for j in range(H):
-                hn_j = rec_n[j] + b_hn[j]
-                n = _tanh(p_n[j] + gate_r[j] * hn_j)
+                hn_b[j] = rec_n[j] + b_hn[j]
+                gate_n[j] = p_n[j] + gate_r[j] * hn_b[j]
+            for j in range(H):
+                gate_n[j] = _tanh(gate_n[j])
+            for j in range(H):
                 z = gate_z[j]
-                h_new[j] = (one - z) * n + z * h_prev[j]
-                gate_n[j] = n
-                hn_b[j] = hn_j
+                h_new[j] = (one - z) * gate_n[j] + z * h_prev[j]
         if rows < B:
             _freeze(t, rows, h, gates)
             hn[t, rows:] = _typed(0.0, hn)
