@@ -22,7 +22,9 @@ from seqtool.core.errors import InputError
 
 
 _WHOLE: dict[tuple[int, int], np.ndarray] = {}  # (T, B) → active without padding
-_LAST: list = [None, None]  # the last schedule made, and its key (the arrays are only read)
+# The last schedule made, as (key, schedule): one tuple, replaced whole, so that threads
+# (the kernels release the GIL) never read one batch's key with another's schedule.
+_last: tuple = (None, None)
 
 
 def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -32,6 +34,7 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     Σ_t dA_tᵀ x_t and ∂L/∂x_t = dA_t W only need these rows: dA is 0 on the others.
     ``lengths`` None means every sequence runs all T steps (that array is made once per
     shape and shared: kernels only read it)."""
+    global _last
     if lengths is None:
         whole = _WHOLE.get((T, B))
         if whole is None:
@@ -39,8 +42,9 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
         return whole, None
     lengths = np.asarray(lengths)
     key = (T, B, lengths.shape, lengths.dtype.str, lengths.tobytes())
-    if _LAST[0] == key:  # a batch's backward pass, and every layer, asks again
-        return _LAST[1]
+    last = _last
+    if last[0] == key:  # a batch's backward pass, and every layer, asks again
+        return last[1]
     if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
         raise InputError("lengths", f"must be {B} whole numbers, one per sequence of the batch "
                          f"(got shape {lengths.shape}, dtype {lengths.dtype})")
@@ -56,8 +60,8 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     rows = None
     if lengths.sum() < GATHER_BELOW * T * B:  # the real steps of step t: rows 0 .. active[t] − 1
         rows = np.flatnonzero(np.arange(B)[None, :] < active[:, None])
-    _LAST[:] = [key, (active, rows)]
-    return _LAST[1]
+    _last = (key, (active, rows))
+    return active, rows
 
 
 def is_longest_first(lengths: np.ndarray) -> bool:
