@@ -118,10 +118,19 @@ class Forward:
     """What the backward pass needs, and the predictions."""
 
     outputs: np.ndarray  # (T, B, O) per step, or (B, O)
-    X: np.ndarray  # (T, B, E or D): what the first layer read
+    X: np.ndarray | None  # (T, B, E or D): what the first layer read; None when folded
     features: np.ndarray  # what the head read: (T, B, F) per step, (B, F) pooled
     stack: Any = None  # StackForward (None for bow)
     pooled_at: np.ndarray | None = None  # classify/last-step: the time index per sequence (B,), or max: (B, F)
+
+
+def _folds(spec: ModelSpec, params: dict[str, np.ndarray], steps: int) -> bool:
+    """Whether the first recurrent layer should read its input projection from the table
+    E W_ih_l0ᵀ (V, G·H) rather than form X W_ih_l0ᵀ over the batch's ``steps`` (T·B) rows:
+    the table costs V·E·G·H multiply-adds against T·B·E·G·H, so it pays when V ≤ T·B. In
+    the backward pass the rows of ∂L/∂(X W_ihᵀ) summed per token, S (V, G·H), give
+    ∂L/∂W_ih = Sᵀ E and ∂L/∂E = S W_ih, again instead of two products over every step."""
+    return spec.cell != "bow" and params["embedding.weight"].shape[0] <= steps
 
 
 def _last_index(lengths: np.ndarray) -> np.ndarray:
@@ -129,16 +138,27 @@ def _last_index(lengths: np.ndarray) -> np.ndarray:
 
 
 def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
-            lengths: np.ndarray, *, dropout_rng: np.random.Generator | None = None) -> Forward:
+            lengths: np.ndarray, *, dropout_rng: np.random.Generator | None = None,
+            fold_embedding: bool = False) -> Forward:
     """Outputs for a right-padded batch: inputs (T, B) ids or (T, B, D) numbers, lengths (B,).
 
     ``dropout_rng`` turns dropout between layers on (training); None is evaluation.
+    ``fold_embedding`` lets the first layer read its input projection from the table
+    E W_ih_l0ᵀ (see :func:`_folds`); :func:`backward` then gives no ∂L/∂x (``Forward.X`` is
+    None), which :func:`backward_with_inputs` needs.
     """
-    if spec.tokens_in:
+    T, B = inputs.shape[:2]
+    projected = None
+    if spec.tokens_in and fold_embedding and _folds(spec, params, T * B):
+        # x_t W_ihᵀ = E[id_t] W_ihᵀ = (E W_ihᵀ)[id_t]: one small product and a gather in
+        # place of a product over every step of the batch
+        table = params["embedding.weight"] @ params[RNN_PREFIX + "weight_ih_l0"].T
+        projected = table[inputs]  # (T, B, G·H)
+        X = None
+    elif spec.tokens_in:
         X = params["embedding.weight"][inputs]  # (T, B, E)
     else:
         X = inputs.astype(params["head.weight"].dtype, copy=False)
-    T, B = X.shape[:2]
     mask = np.arange(T)[:, None] < lengths[None, :]  # (T, B)
     W, b = params["head.weight"], params["head.bias"]
     if spec.cell == "bow":
@@ -147,7 +167,7 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
         return Forward(features @ W.T + b, X, features)
     p = spec.dropout if dropout_rng is not None else 0.0
     stack = stack_forward(spec.cell, X, rnn_state(params), nonlinearity=spec.nonlinearity,
-                          dropout=p, rng=dropout_rng, lengths=lengths)
+                          dropout=p, rng=dropout_rng, lengths=lengths, projected=projected)
     out = stack.output  # (T, B, H)
     if spec.per_step:
         return Forward(out @ W.T + b, X, out, stack)
@@ -241,8 +261,16 @@ def _cross_entropy_rows(logits, labels, scale):
 def backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward, inputs: np.ndarray,
              lengths: np.ndarray, d_outputs: np.ndarray) -> dict[str, np.ndarray]:
     """∂L/∂ every parameter, given ∂L/∂outputs."""
-    grads, dX = backward_with_inputs(spec, params, fwd, lengths, d_outputs)
-    if spec.tokens_in:
+    grads, dX, dA_in = _backward(spec, params, fwd, lengths, d_outputs)
+    if dA_in is not None:  # folded: S[v] = Σ of dA over the steps that read token v
+        E, W_ih = params["embedding.weight"], params[RNN_PREFIX + "weight_ih_l0"]
+        S = np.zeros((E.shape[0], dA_in.shape[-1]), dtype=dA_in.dtype)
+        _scatter_add_rows(S, inputs.ravel(), dA_in.reshape(-1, dA_in.shape[-1]))
+        grads[RNN_PREFIX + "weight_ih_l0"] = S.T @ E
+        dE = S @ W_ih
+        dE[0] = 0.0  # <pad> is never a real input
+        grads["embedding.weight"] = dE
+    elif spec.tokens_in:
         dE = np.zeros_like(params["embedding.weight"])
         _scatter_add_rows(dE, inputs.ravel(), np.ascontiguousarray(dX.reshape(-1, dX.shape[-1])))
         dE[0] = 0.0  # <pad> is never a real input
@@ -263,7 +291,17 @@ def backward_with_inputs(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Fo
                          lengths: np.ndarray,
                          d_outputs: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """∂L/∂ every parameter but the embedding, and ∂L/∂X (T, B, E or D): the gradient that
-    reaches each step's input vector."""
+    reaches each step's input vector (of a forward pass that did not fold the embedding)."""
+    if fwd.X is None:
+        raise ValueError("backward_with_inputs needs ∂L/∂X: run forward without fold_embedding")
+    grads, dX, _ = _backward(spec, params, fwd, lengths, d_outputs)
+    return grads, dX
+
+
+def _backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward,
+              lengths: np.ndarray, d_outputs: np.ndarray):
+    """(∂L/∂ every parameter but the embedding, ∂L/∂X, None), or for a folded forward pass
+    (the same but ∂L/∂W_ih_l0, None, ∂L/∂(X W_ih_l0ᵀ) (T, B, G·H))."""
     W = params["head.weight"]
     F = fwd.features
     grads = {
@@ -271,7 +309,8 @@ def backward_with_inputs(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Fo
         "head.bias": d_outputs.reshape(-1, d_outputs.shape[-1]).sum(axis=0),
     }
     d_features = d_outputs @ W  # (T, B, F) or (B, F)
-    T, B = fwd.X.shape[:2]
+    T, B = fwd.stack.steps_and_batch if fwd.X is None else fwd.X.shape[:2]
+    dA_in = None
     if spec.cell == "bow":
         mask = (np.arange(T)[:, None] < lengths[None, :])[..., None]
         counts = np.maximum(lengths, 1).astype(F.dtype)[:, None]
@@ -289,12 +328,14 @@ def backward_with_inputs(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Fo
             else:
                 np.put_along_axis(d_out, fwd.pooled_at[None], d_features[None], axis=0)
         layer_grads = stack_backward(fwd.stack, rnn_state(params), d_out,
-                                     nonlinearity=spec.nonlinearity)
-        dX = layer_grads.pop("x")
+                                     nonlinearity=spec.nonlinearity,
+                                     input_products=fwd.X is not None)
+        dX = layer_grads.pop("x", None)
+        dA_in = layer_grads.pop("dA_ih_l0", None)
         for key in ("h0", "c0"):
             layer_grads.pop(key, None)
         grads.update({RNN_PREFIX + key: value for key, value in layer_grads.items()})
-    return grads, dX
+    return grads, dX, dA_in
 
 
 def parameter_count(params: dict[str, np.ndarray]) -> int:

@@ -236,7 +236,7 @@ def train_step(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.nd
     Returns the loss and the gradient norm before clipping; when either is not finite the
     update is not applied (the caller stops the run)."""
     inputs = _cast(spec, batch.inputs, params)
-    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng)
+    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng, fold_embedding=True)
     loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
     if not math.isfinite(loss.value):
         return loss, math.nan

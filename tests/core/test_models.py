@@ -8,7 +8,9 @@ import pytest
 
 from naive import numeric_grad
 from seqtool.core.errors import InputError
-from seqtool.core.models import ModelSpec, backward, forward, init_params, loss_of
+from seqtool.core.models import (
+    ModelSpec, backward, backward_with_inputs, forward, init_params, loss_of,
+)
 
 V, C, D = 7, 3, 2  # vocabulary, classes, numeric input size
 
@@ -70,6 +72,40 @@ def test_gradients_match_finite_differences(task, cell, pool, target_at):
             value)
         scale = max(np.abs(numeric).max(), 1e-3)
         assert np.abs(grads[name] - numeric).max() / scale < 1e-6, name
+
+
+def relative(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+@pytest.mark.parametrize("lengths", [(5, 3, 1), (3, 5, 1)], ids=["sorted", "unsorted"])
+@pytest.mark.parametrize("task,cell", [(t, c) for t in ("classify", "lm")
+                                       for c in ("rnn", "gru", "lstm")])
+def test_folded_embedding_gives_the_same_outputs_and_gradients(task, cell, lengths):
+    spec = spec_for(task, cell)
+    params = init_params(spec, seed=2, dtype=np.float64)
+    inputs, lengths, targets = batch_for(spec, lengths=lengths)
+    plain = forward(spec, params, inputs, lengths)
+    folded = forward(spec, params, inputs, lengths, fold_embedding=True)
+    assert folded.X is None  # it folded: V = 7 ≤ T·B = 15
+    assert relative(folded.outputs, plain.outputs) < 1e-12
+    d_outputs = loss_of(spec, plain.outputs, targets, lengths).d_outputs
+    expected = backward(spec, params, plain, inputs, lengths, d_outputs)
+    got = backward(spec, params, folded, inputs, lengths, d_outputs)
+    assert set(got) == set(expected) == set(params)
+    for name in params:
+        assert relative(got[name], expected[name]) < 1e-12, name
+    with pytest.raises(ValueError):
+        backward_with_inputs(spec, params, folded, lengths, d_outputs)
+
+
+def test_embedding_is_not_folded_when_the_table_costs_more_than_the_batch():
+    spec = spec_for("lm", "lstm")
+    params = init_params(spec, seed=2)
+    inputs, lengths, _ = batch_for(spec, T=2, lengths=(2, 1))  # T·B = 4 < V = 7
+    f = forward(spec, params, inputs, lengths, fold_embedding=True)
+    assert f.X is not None
+    assert relative(f.outputs, forward(spec, params, inputs, lengths).outputs) == 0.0
 
 
 @pytest.mark.parametrize("task,cell,pool,target_at", CASES)

@@ -145,8 +145,11 @@ def fit(tmp_path, **flags):
 
 
 def test_parity_8_reaches_full_validation_accuracy(tmp_path):
-    report, last = fit(tmp_path, data="parity", seq_len=8, cell="gru", hidden=32, lr=0.01,
-                       epochs=25, patience=None)
+    # Parity sits on a plateau at chance until the model finds it, and when it escapes
+    # depends on rounding: at hidden 32, lr 0.01, 2 of 4 seeds stayed at chance for 25
+    # epochs. At hidden 64, lr 0.02, seeds 0-5 all reached 100% within 7 epochs.
+    report, last = fit(tmp_path, data="parity", seq_len=8, cell="gru", hidden=64, lr=0.02,
+                       epochs=15, patience=None)
     assert report.best_val["accuracy"] == 1.0
 
 

@@ -596,23 +596,27 @@ def _input_projection(X, W_ih, bias, dtype) -> np.ndarray:
     return P.reshape(T, B, -1)
 
 
-def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None) -> dict[str, np.ndarray]:
+def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
+                      input_products=True) -> dict[str, np.ndarray | None]:
     """The products after the loop: Σ_t dA_tᵀ x_t, Σ_t dA_tᵀ h_{t−1}, Σ_t dA_t, dA_t W_ih
     (the last into dX (T, B, D) if given), over the real steps' ``rows`` only if given (dA
-    is 0 on the others)."""
-    T, B, D = X.shape
+    is 0 on the others); without ``input_products``, the two that read X or W_ih are None."""
     dtype = h.dtype
     dA_i = gather_rows(dA_ih, rows)
     dA_h = gather_rows(dA_hh, rows)
-    W_ih = W_ih.astype(dtype, copy=False)
-    if dX is None:
-        dX = np.empty((T, B, D), dtype)
-    if rows is None:
-        np.matmul(dA_i, W_ih, out=dX.reshape(T * B, D))
-    else:
-        scatter_rows(dA_i @ W_ih, rows, dX)
+    weight_ih = None
+    if input_products:
+        T, B, D = X.shape
+        W_ih = W_ih.astype(dtype, copy=False)
+        if dX is None:
+            dX = np.empty((T, B, D), dtype)
+        if rows is None:
+            np.matmul(dA_i, W_ih, out=dX.reshape(T * B, D))
+        else:
+            scatter_rows(dA_i @ W_ih, rows, dX)
+        weight_ih = dA_i.T @ gather_rows(X.astype(dtype, copy=False), rows)
     return dict(
-        weight_ih=dA_i.T @ gather_rows(X.astype(dtype, copy=False), rows),
+        weight_ih=weight_ih,
         weight_hh=dA_h.T @ gather_rows(h[:-1], rows),
         bias_ih=dA_i.sum(axis=0),
         bias_hh=dA_h.sum(axis=0),
@@ -620,10 +624,15 @@ def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None) -> dict[str, np.n
     )
 
 
-def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None) -> LSTMForward:
+def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
+                 projected=None) -> LSTMForward:
     """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros).
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
-    state (None: all T; seqtool.core.rnn.stack sorts any other order)."""
+    state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
+    (T, B, 4H): X W_ihᵀ formed by the caller (X is then not read and may be None); it is
+    used as the gate record, i.e. overwritten."""
+    if projected is not None:
+        return _lstm_forward_projected(projected, b_ih, b_hh, W_hh, h0, c0, lengths)
     dtype = _dtype_of(X, W_ih, W_hh)
     T, B, D = X.shape
     H = W_hh.shape[1]
@@ -642,16 +651,35 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None) -> L
     return LSTMForward(h, c, gates, active, rows)
 
 
-def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None) -> GatedGradients:
+def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths) -> LSTMForward:
+    """lstm_forward from P = X W_ihᵀ (T, B, 4H), which becomes the gate record."""
+    dtype = _dtype_of(P, W_hh)
+    T, B, G = P.shape
+    H = G // 4
+    active, rows = step_schedule(lengths, T, B)
+    gates = _c_array(P, dtype)
+    h = np.empty((T + 1, B, H), dtype)
+    c = np.empty((T + 1, B, H), dtype)
+    h[0] = _state(h0, B, H, dtype)
+    c[0] = _state(c0, B, H, dtype)
+    _lstm_forward_steps(gates, np.add(b_ih, b_hh, dtype=dtype), np.ascontiguousarray(W_hh.T, dtype),
+                        h, c, active)
+    return LSTMForward(h, c, gates, active, rows)
+
+
+def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
+                  input_products: bool = True) -> GatedGradients:
     """Every gradient of an LSTM layer given ∂L/∂h_t (dh, (T, B, H), through whatever reads
-    h_t) and ∂L/∂c_T (dc_n, (B, H) or None)."""
+    h_t) and ∂L/∂c_T (dc_n, (B, H) or None). ``input_products`` False leaves ∂L/∂W_ih and
+    ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has dA_ih for them."""
     dtype = forward.h.dtype
-    B, H = dh.shape[1], dh.shape[2]
-    T, D = X.shape[0], X.shape[2]
-    in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
-    X = _c_array(X, dtype)
-    W_ih = _c_array(W_ih, dtype)
-    if in_kernel:
+    T, B, H = dh.shape
+    if input_products:
+        D = X.shape[2]
+        X = _c_array(X, dtype)
+        W_ih = _c_array(W_ih, dtype)
+        in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
+    if input_products and in_kernel:
         dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
             X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
             _c_array(dh, dtype), _state(dc_n, B, H, dtype), forward.active,
@@ -665,61 +693,78 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None) -> GatedGr
         )
         rows = forward.rows  # dA is 0 on the padded steps: leave them out of the products
         dA_rows = gather_rows(dA, rows)
-        d_W_ih = dA_rows.T @ gather_rows(X, rows)
         d_W_hh = dA_rows.T @ gather_rows(forward.h[:-1], rows)
-        dX = _buffer("lstm.dX", (T, B, D), dtype)
-        if rows is None:
-            np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
-        else:
-            scatter_rows(dA_rows @ W_ih, rows, dX)
+        d_W_ih = dX = None
+        if input_products:
+            d_W_ih = dA_rows.T @ gather_rows(X, rows)
+            dX = _buffer("lstm.dX", (T, B, D), dtype)
+            if rows is None:
+                np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
+            else:
+                scatter_rows(dA_rows @ W_ih, rows, dX)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
     return GatedGradients(weight_ih=d_W_ih, weight_hh=d_W_hh, bias_ih=d_bias,
                           bias_hh=d_bias.copy(), h0=dh0, x=dX, dA_ih=dA, dA_hh=dA, c0=dc0)
 
 
-def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None) -> GRUForward:
+def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
+                projected=None) -> GRUForward:
     """Every state of a GRU layer over X (T, B, D); h0 (B, H) or None (zeros).
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
-    state (None: all T; seqtool.core.rnn.stack sorts any other order)."""
-    dtype = _dtype_of(X, W_ih, W_hh)
-    B, H = X.shape[1], W_hh.shape[1]
-    active, rows = step_schedule(lengths, X.shape[0], B)
+    state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
+    (T, B, 3H): X W_ihᵀ formed by the caller (X is then not read and may be None); the
+    biases are added to it in place."""
+    dtype = _dtype_of(X, W_ih, W_hh) if projected is None else _dtype_of(projected, W_hh)
+    H = W_hh.shape[1]
     # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
     bias = np.array(b_ih, dtype=dtype)
     bias[:2 * H] += np.asarray(b_hh, dtype)[:2 * H]
-    T, D = X.shape[0], X.shape[2]
     W_hh_T = np.ascontiguousarray(W_hh.T, dtype)
     b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
-    if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
-        P = _input_projection(X, W_ih, bias, dtype)
+    if projected is not None:
+        P = _c_array(projected, dtype)
+        P += bias
+        T, B = P.shape[:2]
+        large = T * B * 3 * H * H >= RECYCLE_FROM
+    else:
+        T, B, D = X.shape
+        large = T * B * 3 * H * max(D, H) >= RECYCLE_FROM
+        if large:
+            P = _buffer("gru.P", (T * B, 3 * H), dtype)
+            np.matmul(X.reshape(T * B, D).astype(dtype, copy=False),
+                      W_ih.T.astype(dtype, copy=False), out=P)
+            P += bias
+        else:
+            P = _input_projection(X, W_ih, bias, dtype)
+        P = P.reshape(T, B, 3 * H)
+    active, rows = step_schedule(lengths, T, B)
+    if not large:
         h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active)
         return GRUForward(h, gates, hn, active, rows)
-    P = _buffer("gru.P", (T * B, 3 * H), dtype)
-    np.matmul(X.reshape(T * B, D).astype(dtype, copy=False), W_ih.T.astype(dtype, copy=False),
-              out=P)
-    P += bias
     h = _buffer("gru.h", (T + 1, B, H), dtype)
     gates = _buffer("gru.gates", (T, B, 3 * H), dtype)
     hn = _buffer("gru.hn", (T, B, H), dtype)
-    _gru_forward_into(P.reshape(T, B, 3 * H), W_hh_T, b_hn, _state(h0, B, H, dtype), active,
-                      h, gates, hn)
+    _gru_forward_into(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active, h, gates, hn)
     return GRUForward(h, gates, hn, active, rows)
 
 
-def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh) -> GatedGradients:
-    """Every gradient of a GRU layer given ∂L/∂h_t (dh, (T, B, H))."""
+def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh,
+                 input_products: bool = True) -> GatedGradients:
+    """Every gradient of a GRU layer given ∂L/∂h_t (dh, (T, B, H)). ``input_products``
+    False leaves ∂L/∂W_ih and ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has
+    dA_ih for them."""
     dtype = forward.h.dtype
     T, B, H = dh.shape
-    D = X.shape[2]
     args = (np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
             np.ascontiguousarray(W_hh, dtype), forward.active)
+    D = X.shape[2] if input_products else 0
     if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
         dAi, dAh, dh0 = _gru_backward(*args)
-        grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows)
-        return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)
-    dAi = _buffer("gru.dAi", (T, B, 3 * H), dtype)
-    dAh = _buffer("gru.dAh", (T, B, 3 * H), dtype)
-    dh0 = _gru_backward_into(*args, dAi, dAh)
-    dX = _buffer("gru.dX", (T, B, D), dtype)
-    grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX)
+        dX = None
+    else:
+        dAi = _buffer("gru.dAi", (T, B, 3 * H), dtype)
+        dAh = _buffer("gru.dAh", (T, B, 3 * H), dtype)
+        dh0 = _gru_backward_into(*args, dAi, dAh)
+        dX = _buffer("gru.dX", (T, B, D), dtype) if input_products else None
+    grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX, input_products)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)

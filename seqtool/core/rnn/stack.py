@@ -73,6 +73,11 @@ class StackForward:
     order: np.ndarray | None = None
 
     @property
+    def steps_and_batch(self) -> tuple[int, int]:  # (T, B)
+        h = _hidden(self.cell, self.layers[0])
+        return h.shape[0] - 1, h.shape[1]
+
+    @property
     def output(self) -> np.ndarray:  # (T, B, H), the caller's order
         return self._callers(_hidden(self.cell, self.layers[-1])[1:])
 
@@ -116,8 +121,14 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                   h0: np.ndarray | None = None, c0: np.ndarray | None = None,
                   nonlinearity: str = "tanh", dropout: float = 0.0,
                   rng: np.random.Generator | None = None,
-                  lengths: np.ndarray | None = None) -> StackForward:
+                  lengths: np.ndarray | None = None,
+                  projected: np.ndarray | None = None) -> StackForward:
     """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros).
+
+    ``projected`` (T, B, G·H): the first layer's input projection X W_ih_l0ᵀ, formed by the
+    caller (X is then not read and may be None; the array is consumed). With it,
+    :func:`stack_backward` with ``input_products=False`` returns ∂L/∂(X W_ih_l0ᵀ) as
+    ``dA_ih_l0`` in place of ``x`` and ``weight_ih_l0``.
 
     ``lengths`` (B,) for a right-padded batch: sequence b runs lengths[b] steps, after which
     every layer keeps its state (torch's packed-sequence semantics: h_n, c_n are the states
@@ -137,11 +148,13 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
         if lengths.ndim == 1 and not is_longest_first(lengths):
             order = longest_first(lengths)
             lengths = lengths[order]
-            X, h0, c0 = (None if a is None else _rows_to(a, order) for a in (X, h0, c0))
+            X, h0, c0, projected = (None if a is None else _rows_to(a, order)
+                                    for a in (X, h0, c0, projected))
     layers, inputs, masks = [], [], []
     x = X
     for layer in range(num_layers_of(state)):
         W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+        P = projected if layer == 0 else None
         mask = None
         if layer > 0 and dropout > 0.0:
             mask = dropout_mask(x.shape, dropout, rng, x.dtype.type)
@@ -150,12 +163,14 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
         h_init = None if h0 is None else h0[layer]
         if cell == "rnn":
             record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity,
-                                         lengths)
+                                         lengths, projected=P)
         elif cell == "gru":
-            record = gated.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init, lengths)
+            record = gated.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init, lengths,
+                                       projected=P)
         else:
             record = gated.lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h_init,
-                                       None if c0 is None else c0[layer], lengths)
+                                       None if c0 is None else c0[layer], lengths,
+                                       projected=P)
         inputs.append(x)
         layers.append(record)
         x = _hidden(cell, record)[1:]
@@ -164,10 +179,14 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
 
 def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
                    dh_n: np.ndarray | None = None, dc_n: np.ndarray | None = None,
-                   nonlinearity: str = "tanh") -> dict[str, np.ndarray]:
+                   nonlinearity: str = "tanh",
+                   input_products: bool = True) -> dict[str, np.ndarray]:
     """Gradients of L given ∂L/∂output (T, B, H) and optional ∂L/∂h_n, ∂L/∂c_n (L, B, H).
 
-    Returns the state dict's keys plus ``h0`` and ``c0`` (L, B, H) and ``x`` (T, B, D).
+    Returns the state dict's keys plus ``h0`` and ``c0`` (L, B, H) and ``x`` (T, B, D);
+    with ``input_products`` False (for a first layer whose input projection the caller
+    formed), ``dA_ih_l0`` = ∂L/∂(X W_ih_l0ᵀ) (T, B, G·H) instead of ``x`` and
+    ``weight_ih_l0``.
     """
     from seqtool.core.rnn import gated, vanilla
 
@@ -182,20 +201,29 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
         dh = np.array(upstream, dtype=_hidden(cell, record).dtype)  # a copy: we add to it
         if dh_n is not None:
             dh[-1] += dh_n[layer]  # h_n of this layer is its last output
+        products = input_products or layer > 0
         if cell == "rnn":
             g = vanilla.rnn_backward(x, W_ih, W_hh, record, dh, nonlinearity,
-                                     lengths=forward.lengths)
+                                     lengths=forward.lengths, input_products=products)
             layer_grads = [g.W_xh, g.W_hh, g.b_h, g.b_h.copy()]
+            dA_ih = g.dz
         elif cell == "gru":
-            g = gated.gru_backward(x, W_ih, W_hh, forward=record, dh=dh)
+            g = gated.gru_backward(x, W_ih, W_hh, forward=record, dh=dh,
+                                   input_products=products)
             layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
+            dA_ih = g.dA_ih
         else:
             g = gated.lstm_backward(x, W_ih, W_hh, forward=record, dh=dh,
-                                   dc_n=None if dc_n is None else dc_n[layer])
+                                   dc_n=None if dc_n is None else dc_n[layer],
+                                   input_products=products)
             layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
+            dA_ih = g.dA_ih
             c0_grads[layer] = g.c0
         for name, value in zip(PARAM_NAMES, layer_grads):
-            grads[param_key(name, layer)] = value
+            if value is not None:  # weight_ih_l0 without input_products
+                grads[param_key(name, layer)] = value
+        if not products:
+            grads["dA_ih_l0"] = forward._callers(dA_ih)
         h0_grads[layer] = g.h0
         upstream = g.x
         if forward.masks and forward.masks[layer] is not None:
@@ -203,5 +231,6 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     grads["h0"] = forward._callers(np.stack(h0_grads))
     if cell == "lstm":
         grads["c0"] = forward._callers(np.stack(c0_grads))
-    grads["x"] = forward._callers(upstream)
+    if input_products:
+        grads["x"] = forward._callers(upstream)
     return grads

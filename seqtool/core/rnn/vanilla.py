@@ -220,35 +220,45 @@ def _common_dtype(*arrays):
     return np.result_type(np.float32, *arrays)
 
 
-def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None):
+def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None,
+                projected=None):
     """All hidden states h (T+1, B, H) of the vanilla RNN for inputs X (T, B, D).
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
-    state (None: all T; seqtool.core.rnn.stack sorts any other order)."""
-    dtype = _common_dtype(X, W_xh, W_hh)
-    T, B, D = X.shape
+    state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
+    (T, B, H): X W_xhᵀ formed by the caller (X is then not read and may be None); b_h is
+    added to it in place."""
     H = W_hh.shape[0]
+    if projected is None:
+        dtype = _common_dtype(X, W_xh, W_hh)
+        T, B, D = X.shape
+        P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_xh.T.astype(dtype, copy=False)
+    else:
+        dtype = _common_dtype(projected, W_hh)
+        T, B = projected.shape[:2]
+        P = _contiguous(projected, dtype)
+    P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
     if h0 is None:
         h0 = np.zeros((B, H), dtype)
     elif h0.shape != (B, H):
         h0 = np.broadcast_to(h0, (B, H))
-    P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_xh.T.astype(dtype, copy=False)
-    P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
     return _rnn_forward(
         P.reshape(T, B, H), _contiguous(W_hh.T, dtype), _contiguous(h0, dtype),
         activation_code(activation), step_schedule(lengths, T, B)[0],
     )
 
 
-def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths=None):
+def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths=None,
+                 input_products=True):
     """Backpropagation through time: every gradient, given ∂L/∂h_t from the outputs.
 
     X (T, B, D), h (T+1, B, H) from :func:`rnn_forward`, dh (T, B, H) = ∂L/∂h_t for
     t = 1..T through the outputs only. ``truncate`` = k lets each loss term reach back
     at most k steps (None: full BPTT). ``lengths`` as given to :func:`rnn_forward`
-    (full BPTT only).
+    (full BPTT only). ``input_products`` False leaves ∂L/∂W_xh and ∂L/∂X (None) to a
+    caller that formed X W_xhᵀ itself: it has dz for them.
     """
     dtype = h.dtype
-    T, B, D = X.shape
+    T, B, H = dh.shape
     code = activation_code(activation)
     g, W = _contiguous(dh, dtype), _contiguous(W_hh, dtype)
     active, rows = step_schedule(lengths, T, B)
@@ -259,13 +269,18 @@ def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths
     else:
         dz, dh0 = _rnn_backward_truncated(g, h, W, code, int(truncate))
     dz_rows = gather_rows(dz, rows)  # the real steps' rows only: dz is 0 on the others
+    W_xh_grad = dX = None
+    if input_products:
+        D = X.shape[2]
+        W_xh_grad = dz_rows.T @ gather_rows(X.astype(dtype, copy=False), rows)  # Σ_t dz_tᵀ x_t
+        dX = scatter_rows(dz_rows @ W_xh.astype(dtype, copy=False), rows,
+                          np.empty((T, B, D), dtype))
     return RNNGradients(
-        W_xh=dz_rows.T @ gather_rows(X.astype(dtype, copy=False), rows),  # Σ_t dz_tᵀ x_t
+        W_xh=W_xh_grad,
         W_hh=dz_rows.T @ gather_rows(h[:-1], rows),  # Σ_t dz_tᵀ h_{t−1}
         b_h=dz_rows.sum(axis=0),
         h0=dh0,
-        x=scatter_rows(dz_rows @ W_xh.astype(dtype, copy=False), rows,
-                       np.empty((T, B, D), dtype)),
+        x=dX,
         dz=dz,
     )
 
