@@ -28,11 +28,11 @@ file too and numba's cache rebuilds these kernels (tests/core/test_kernel_cache.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from seqtool.core.buffers import reusable
 from seqtool.core.rnn.elementwise import _fma, _is_single, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
@@ -54,6 +54,11 @@ LOOP_BELOW = 16 * 1024
 # N short) and from B = 64 on. Float32 only: OpenBLAS's dgemm beats the loop at B = 32.
 BLOCKED_ABOVE = 1024 * 1024
 BLOCKED_MAX_ROWS = 32
+# With w this large (1 MB in float32), OpenBLAS's sgemm on 2 to 8 rows is up to 5× slower
+# than the loop ((2, 512) × (512, 2048): 257 µs against 46; (3, 256) × (256, 1024): 34
+# against 23), and the longest-first batches of training have only a few rows left at
+# their last steps.
+BLOCKED_FEW_ROWS = 256 * 1024
 # The LSTM's products after the backward loop (∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂X) are computed in the
 # kernel below this many multiply-adds each, saving the Python calls, which dominate then;
 # above it NumPy's matmul is used: NumPy's OpenBLAS build ran them 4–20 % faster than the
@@ -109,7 +114,22 @@ def _matmul_rows4(out, a, w):
                 r1[n] = _fma(a1, v, r1[n])
                 r2[n] = _fma(a2, v, r2[n])
                 r3[n] = _fma(a3, v, r3[n])
-    for b in range(B4, B):
+    rest = B4
+    if B - B4 >= 2:  # two rows per pass over w: at most one row streams w alone
+        r0, r1 = out[B4], out[B4 + 1]
+        x0, x1 = a[B4], a[B4 + 1]
+        for n in range(N):
+            r0[n] = zero
+            r1[n] = zero
+        for k in range(K):
+            w_k = w[k]
+            a0, a1 = x0[k], x1[k]
+            for n in range(N):
+                v = w_k[n]
+                r0[n] = _fma(a0, v, r0[n])
+                r1[n] = _fma(a1, v, r1[n])
+        rest = B4 + 2
+    for b in range(rest, B):
         row = out[b]
         x = a[b]
         for n in range(N):
@@ -130,7 +150,8 @@ def _matmul_into(out, a, w):
     N = w.shape[1]
     size = B * K * N
     if size > LOOP_BELOW:
-        if _is_single(out) and 4 <= B <= BLOCKED_MAX_ROWS and size >= BLOCKED_ABOVE:
+        if _is_single(out) and B <= BLOCKED_MAX_ROWS and (
+                (B >= 4 and size >= BLOCKED_ABOVE) or (B >= 2 and K * N >= BLOCKED_FEW_ROWS)):
             _matmul_rows4(out, a, w)
         else:
             np.dot(a, w, out)
@@ -331,7 +352,7 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, products):
     Returns dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (B, H), ∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂b, ∂L/∂X;
     the three products after the loop only if ``products``, else empty arrays in their place.
     (lstm_backward calls it with products for small layers only; larger ones go through
-    _lstm_backward_into, with dA from _buffer.)
+    _lstm_backward_into, with dA from seqtool.core.buffers.)
     """
     T, B, H = dh.shape
     D = X.shape[2]
@@ -532,37 +553,9 @@ class GatedGradients:
     c0: np.ndarray | None = None  # (B, H), lstm only
 
 
-# Large layers' per-call arrays (states, gate records, dA, ∂L/∂X: 18 MB at T = 100, B = 32,
-# H = 128) are recycled: glibc gives freed blocks that large back to the OS, and touching a
-# fresh block costs a page fault per 4 kB page (~4000 per call there, a third of the time).
-# An array is handed out again only once nothing else refers to it (see _buffer).
+# Large layers' per-call arrays (states, gate records, dA, ∂L/∂X) are recycled: see
+# seqtool.core.buffers.
 RECYCLE_FROM = PRODUCTS_IN_KERNEL_BELOW  # multiply-adds of T·B·4H·max(D, H)
-_spare: dict[str, np.ndarray] = {}
-
-
-def _spare_and_refs(spare: dict, name: str):
-    """spare[name] (or None) and its reference count as seen from here."""
-    a = spare.get(name)
-    return a, sys.getrefcount(a)
-
-
-# The count of an array that only its dict refers to, measured through the same function
-# rather than assumed: what getrefcount reports for locals and arguments varies between
-# Python versions. Anyone else holding the array or a view of it (views refer to their base)
-# adds to it.
-_UNSHARED_REFS = _spare_and_refs({"probe": np.empty(1)}, "probe")[1]
-
-
-def _buffer(name: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of shape and dtype: the one last handed out under ``name``
-    if no one holds it or a view of it any more (only _spare refers to it), else a new one,
-    which is kept for next time."""
-    a, refs = _spare_and_refs(_spare, name)
-    if a is not None and refs == _UNSHARED_REFS and a.shape == shape and a.dtype == dtype:
-        return a
-    a = np.empty(shape, dtype)
-    _spare[name] = a
-    return a
 
 
 def _dtype_of(*arrays) -> np.dtype:
@@ -644,9 +637,9 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     if T * B * 4 * H * max(D, H) < RECYCLE_FROM:
         h, c, gates = _lstm_forward(*args)
     else:
-        h = _buffer("lstm.h", (T + 1, B, H), dtype)
-        c = _buffer("lstm.c", (T + 1, B, H), dtype)
-        gates = _buffer("lstm.gates", (T, B, 4 * H), dtype)
+        h = reusable("lstm.h", (T + 1, B, H), dtype)
+        c = reusable("lstm.c", (T + 1, B, H), dtype)
+        gates = reusable("lstm.gates", (T, B, 4 * H), dtype)
         _lstm_forward_into(*args, h, c, gates)
     return LSTMForward(h, c, gates, active, rows)
 
@@ -686,7 +679,7 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
             True,
         )
     else:
-        dA = _buffer("lstm.dA", (T, B, 4 * H), dtype)
+        dA = reusable("lstm.dA", (T, B, 4 * H), dtype)
         dh0, dc0, d_bias = _lstm_backward_into(
             forward.h, forward.c, forward.gates, _c_array(dh, dtype), _state(dc_n, B, H, dtype),
             _c_array(W_hh, dtype), forward.active, dA,
@@ -697,7 +690,7 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
         d_W_ih = dX = None
         if input_products:
             d_W_ih = dA_rows.T @ gather_rows(X, rows)
-            dX = _buffer("lstm.dX", (T, B, D), dtype)
+            dX = reusable("lstm.dX", (T, B, D), dtype)
             if rows is None:
                 np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
             else:
@@ -730,7 +723,7 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
         T, B, D = X.shape
         large = T * B * 3 * H * max(D, H) >= RECYCLE_FROM
         if large:
-            P = _buffer("gru.P", (T * B, 3 * H), dtype)
+            P = reusable("gru.P", (T * B, 3 * H), dtype)
             np.matmul(X.reshape(T * B, D).astype(dtype, copy=False),
                       W_ih.T.astype(dtype, copy=False), out=P)
             P += bias
@@ -741,9 +734,9 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     if not large:
         h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active)
         return GRUForward(h, gates, hn, active, rows)
-    h = _buffer("gru.h", (T + 1, B, H), dtype)
-    gates = _buffer("gru.gates", (T, B, 3 * H), dtype)
-    hn = _buffer("gru.hn", (T, B, H), dtype)
+    h = reusable("gru.h", (T + 1, B, H), dtype)
+    gates = reusable("gru.gates", (T, B, 3 * H), dtype)
+    hn = reusable("gru.hn", (T, B, H), dtype)
     _gru_forward_into(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active, h, gates, hn)
     return GRUForward(h, gates, hn, active, rows)
 
@@ -762,9 +755,9 @@ def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh,
         dAi, dAh, dh0 = _gru_backward(*args)
         dX = None
     else:
-        dAi = _buffer("gru.dAi", (T, B, 3 * H), dtype)
-        dAh = _buffer("gru.dAh", (T, B, 3 * H), dtype)
+        dAi = reusable("gru.dAi", (T, B, 3 * H), dtype)
+        dAh = reusable("gru.dAh", (T, B, 3 * H), dtype)
         dh0 = _gru_backward_into(*args, dAi, dAh)
-        dX = _buffer("gru.dX", (T, B, D), dtype) if input_products else None
+        dX = reusable("gru.dX", (T, B, D), dtype) if input_products else None
     grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX, input_products)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)
