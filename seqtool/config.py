@@ -199,7 +199,7 @@ class AttentionInputs:
         return self if self.values is not None else replace(self, values=self.keys)
 
     def _checked(self):
-        (m, d), (n, d_k), (n_v, d_v) = self.query.shape, self.keys.shape, self.values.shape
+        (_, d), (n, d_k), (n_v, d_v) = self.query.shape, self.keys.shape, self.values.shape
         if d_k != d:
             raise InputError("keys", f"has rows of length {d_k} but the query has {d}")
         if n_v != n:

@@ -637,11 +637,18 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     if T * B * 4 * H * max(D, H) < RECYCLE_FROM:
         h, c, gates = _lstm_forward(*args)
     else:
-        h = reusable("lstm.h", (T + 1, B, H), dtype)
-        c = reusable("lstm.c", (T + 1, B, H), dtype)
+        h, c = _lstm_states(T, B, H, dtype, large=True)
         gates = reusable("lstm.gates", (T, B, 4 * H), dtype)
         _lstm_forward_into(*args, h, c, gates)
     return LSTMForward(h, c, gates, active, rows)
+
+
+def _lstm_states(T: int, B: int, H: int, dtype, large: bool):
+    """Uninitialised h and c (T+1, B, H): recycled arrays for a large layer."""
+    if large:
+        return (reusable("lstm.h", (T + 1, B, H), dtype),
+                reusable("lstm.c", (T + 1, B, H), dtype))
+    return np.empty((T + 1, B, H), dtype), np.empty((T + 1, B, H), dtype)
 
 
 def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths) -> LSTMForward:
@@ -651,12 +658,11 @@ def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths) -> LSTMForward
     H = G // 4
     active, rows = step_schedule(lengths, T, B)
     gates = _c_array(P, dtype)
-    h = np.empty((T + 1, B, H), dtype)
-    c = np.empty((T + 1, B, H), dtype)
+    h, c = _lstm_states(T, B, H, dtype, large=T * B * G * H >= RECYCLE_FROM)
     h[0] = _state(h0, B, H, dtype)
     c[0] = _state(c0, B, H, dtype)
-    _lstm_forward_steps(gates, np.add(b_ih, b_hh, dtype=dtype), np.ascontiguousarray(W_hh.T, dtype),
-                        h, c, active)
+    _lstm_forward_steps(gates, np.add(b_ih, b_hh, dtype=dtype),
+                        np.ascontiguousarray(W_hh.T, dtype), h, c, active)
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -667,12 +673,13 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
     ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has dA_ih for them."""
     dtype = forward.h.dtype
     T, B, H = dh.shape
+    in_kernel = False
     if input_products:
         D = X.shape[2]
         X = _c_array(X, dtype)
         W_ih = _c_array(W_ih, dtype)
         in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
-    if input_products and in_kernel:
+    if in_kernel:
         dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
             X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
             _c_array(dh, dtype), _state(dc_n, B, H, dtype), forward.active,

@@ -20,6 +20,9 @@ import numpy as np
 
 from seqtool.core.errors import InputError
 
+# Below this share of real steps the products after the backward loop gather the real rows
+# first: the copy costs far less than the multiply-adds on the padded rows' zeros.
+GATHER_BELOW = 0.9
 
 _WHOLE: dict[tuple[int, int], np.ndarray] = {}  # (T, B) → active without padding
 # The last schedule made, as (key, schedule): one tuple, replaced whole, so that threads
@@ -72,11 +75,6 @@ def longest_first(lengths: np.ndarray) -> np.ndarray:
     """The order of a batch's rows by decreasing length (ties keep their order): the order
     in which the kernels skip the most padding."""
     return np.argsort(-np.asarray(lengths), kind="stable")
-
-
-# Below this share of real steps the products after the backward loop gather the real rows
-# first: the copy costs far less than the multiply-adds on the padded rows' zeros.
-GATHER_BELOW = 0.9
 
 
 def gather_rows(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:

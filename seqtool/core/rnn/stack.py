@@ -101,8 +101,8 @@ class StackForward:
 
 
 def _rows_to(a: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """a (·, B, ...) with its rows (the second axis) taken in ``order``."""
-    return np.ascontiguousarray(a.take(order, axis=1))
+    """a (·, B, ...) with its rows (the second axis) taken in ``order`` (a new array)."""
+    return a.take(order, axis=1)
 
 
 def _hidden(cell: str, record: Any) -> np.ndarray:
