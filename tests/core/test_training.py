@@ -12,7 +12,7 @@ from seqtool.config import TrainConfig
 from seqtool.core.data import builtin
 from seqtool.core.errors import InputError
 from seqtool.core.models import ModelSpec, init_params
-from seqtool.core.training import Hooks, TrainSettings, train
+from seqtool.core.training import Hooks, TrainSettings, batches, epoch_order, train
 from seqtool.io.checkpoint import CheckpointError
 from seqtool.training_run import load_model, run_train
 
@@ -176,3 +176,17 @@ def test_adding_beats_predicting_the_mean(tmp_path):
     report, _ = fit(tmp_path, data="adding", seq_len=10, cell="lstm", hidden=32, lr=0.01,
                     epochs=10)
     assert report.best_val["mse"] < 0.2 * report.baseline["predict_the_mean_mse"]
+
+
+def test_training_batches_hold_the_same_sequences_sorted_longest_first():
+    lengths = np.array([3, 9, 1, 9, 4, 7, 2, 5, 6, 8])
+    order = epoch_order(0, 0, len(lengths))
+    plain = list(batches(len(lengths), 4, order))
+    sorted_ = list(batches(len(lengths), 4, order, lengths))
+    assert [sorted(p.tolist()) for p in plain] == [sorted(q.tolist()) for q in sorted_]
+    for chunk, original in zip(sorted_, plain):
+        assert np.all(np.diff(lengths[chunk]) <= 0)
+        # ties keep the epoch's order
+        for a, b in zip(chunk[:-1], chunk[1:]):
+            if lengths[a] == lengths[b]:
+                assert list(original).index(a) < list(original).index(b)
