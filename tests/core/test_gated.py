@@ -135,20 +135,3 @@ def test_lstm_bias_gradients_are_equal():
     p = make("lstm", 4, 2, 3, 3, seed=4)
     grads = backward("lstm", p, forward("lstm", p))
     np.testing.assert_array_equal(grads.bias_ih, grads.bias_hh)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("B,K,N", [(1, 16, 64), (3, 16, 64), (2, 512, 512), (3, 512, 512),
-                                   (5, 512, 512), (6, 128, 2048), (7, 64, 4096),
-                                   (32, 128, 512), (30, 512, 128), (40, 128, 512)])
-def test_per_step_product_matches_numpy_on_every_path(B, K, N, dtype):
-    # the shapes cover the plain loop, the 4-, 2- and 1-row passes of the register-blocked
-    # loop (few rows with a large w, and 4 ≤ B ≤ 32) and BLAS
-    rng = np.random.default_rng(B * K + N)
-    a = rng.normal(size=(B, K)).astype(dtype)
-    w = rng.normal(size=(K, N)).astype(dtype)
-    out = np.full((B, N), np.nan, dtype)
-    gated._matmul_into(out, a, w)
-    expected = a.astype(np.float64) @ w.astype(np.float64)
-    tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    assert np.abs(out - expected).max() / np.abs(expected).max() < tolerance

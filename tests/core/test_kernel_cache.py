@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seqtool.core.rnn import gated, vanilla
+from seqtool.core.rnn import gated, products, vanilla
 
 RNN_DIR = Path(gated.__file__).parent
 
@@ -18,7 +18,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-@pytest.mark.parametrize("module", [gated, vanilla], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [gated, vanilla, products], ids=lambda m: m.__name__)
 def test_recorded_digests_match_the_inlined_files(module):
     for name, recorded in module.INLINES.items():
         actual = digest(RNN_DIR / name)
@@ -27,9 +27,10 @@ def test_recorded_digests_match_the_inlined_files(module):
             f'INLINES["{name}"] = "{actual}" there, so that numba rebuilds its cached kernels')
 
 
-@pytest.mark.parametrize("module", [gated, vanilla], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [gated, vanilla, products], ids=lambda m: m.__name__)
 def test_every_kernel_module_importing_helpers_records_them(module):
-    # a kernel module that imports from elementwise.py must say so in INLINES
+    # a kernel module that imports kernels from elementwise.py or products.py must say so
     source = Path(module.__file__).read_text()
-    imports = "from seqtool.core.rnn.elementwise import" in source
-    assert imports == ("elementwise.py" in module.INLINES)
+    for helpers in ("elementwise", "products"):
+        imports = f"from seqtool.core.rnn.{helpers} import" in source
+        assert imports == (f"{helpers}.py" in module.INLINES), helpers

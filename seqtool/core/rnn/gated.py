@@ -21,9 +21,10 @@ produces the gradients of the gate pre-activations (dA, (T, B, G·H)), and
 dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t−1}, the biases and ∂L/∂x are single matrix
 products after it.
 
-The element-wise pieces (σ, tanh, the vectorisable exp, fused multiply-add) come from
-elementwise.py; INLINES records the digest of that file, so that an edit there changes this
-file too and numba's cache rebuilds these kernels (tests/core/test_kernel_cache.py).
+The element-wise pieces (σ, tanh, the vectorisable exp) come from elementwise.py and the
+per-step products h_{t−1} W_hhᵀ and dA_t W_hh from products.py; INLINES records the digests
+of those files, so that an edit there changes this file too and numba's cache rebuilds these
+kernels (tests/core/test_kernel_cache.py).
 """
 
 from __future__ import annotations
@@ -33,164 +34,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqtool.core.buffers import reusable
-from seqtool.core.rnn.elementwise import _fma, _is_single, _sigmoid, _tanh, _typed
+from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
+from seqtool.core.rnn.products import step_product
 
-# sha256 of elementwise.py, whose helpers the kernels below inline (first 16 hex digits)
-INLINES = {"elementwise.py": "8349d232bf1aca53"}
+# sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
+# hex digits)
+INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "e86c9c8a9e556170"}
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
 
-# Up to this many multiply-adds per step a plain loop beats a BLAS call (call overhead;
-# measured on one core for B ≤ 8, where BLAS does poorly on so few rows; at B = 32 BLAS wins
-# from (32, 16) × (16, 64) on).
-LOOP_BELOW = 16 * 1024
-# From this many multiply-adds on, with 4 ≤ B ≤ BLOCKED_MAX_ROWS rows, the register-blocked
-# loop (_matmul_rows4) beats OpenBLAS's sgemm, which is tuned for many more rows: float32 on
-# one Zen 5 core, (32, 128) × (128, 512) 20 µs against 28, (32, 512) × (512, 128) 22 against
-# 30, (16, 128) × (128, 512) 11 against 20; BLAS still wins at (32, 256) × (256, 64) (K large,
-# N short) and from B = 64 on. Float32 only: OpenBLAS's dgemm beats the loop at B = 32.
-BLOCKED_ABOVE = 1024 * 1024
-BLOCKED_MAX_ROWS = 32
-# With w this large (1 MB in float32), OpenBLAS's sgemm on 2 to 8 rows is up to 5× slower
-# than the loop ((2, 512) × (512, 2048): 257 µs against 46; (3, 256) × (256, 1024): 34
-# against 23), and the longest-first batches of training have only a few rows left at
-# their last steps.
-BLOCKED_FEW_ROWS = 256 * 1024
 # The LSTM's products after the backward loop (∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂X) are computed in the
 # kernel below this many multiply-adds each, saving the Python calls, which dominate then;
 # above it NumPy's matmul is used: NumPy's OpenBLAS build ran them 4–20 % faster than the
 # one numba's np.dot calls (SciPy's), e.g. 0.43 ms against 0.53 ms at T = 100, B = H = 32.
 PRODUCTS_IN_KERNEL_BELOW = 1 << 20
-
-
-@kernel
-def _matmul_rows4(out, a, w):
-    """out = a @ w for (B, K) × (K, N), four rows of a and four rows of w per pass.
-
-    Each value of w loaded feeds four output rows, and each output vector loaded and stored
-    takes four multiply-adds: the inner loop does 16 multiply-adds per 8 loads and 4 stores,
-    enough to keep the FP pipes busy. 4 × 4 broadcast factors plus the loaded vectors just
-    fit in the 32 vector registers. The multiply-adds are explicit FMAs (_fma; fastmath stays
-    off, so LLVM would not fuse them itself), as r + a0·v0 + a1·v1 in one chain and a2·v2 +
-    a3·v3 in another: fewer µops than separate multiplies and adds (8 % → 20 % faster per-step
-    products at (32, 128) × (128, 512) and (32, 512) × (512, 128) inside the LSTM on Zen 5),
-    and a shorter dependency chain through r than four chained FMAs, which were slower
-    at K = 512.
-    """
-    B, K = a.shape
-    N = w.shape[1]
-    zero = _typed(0.0, out)
-    K4 = K - K % 4
-    B4 = B - B % 4
-    for b in range(0, B4, 4):
-        r0, r1, r2, r3 = out[b], out[b + 1], out[b + 2], out[b + 3]
-        x0, x1, x2, x3 = a[b], a[b + 1], a[b + 2], a[b + 3]
-        for n in range(N):
-            r0[n] = zero
-            r1[n] = zero
-            r2[n] = zero
-            r3[n] = zero
-        for k in range(0, K4, 4):
-            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-            a00, a01, a02, a03 = x0[k], x0[k + 1], x0[k + 2], x0[k + 3]
-            a10, a11, a12, a13 = x1[k], x1[k + 1], x1[k + 2], x1[k + 3]
-            a20, a21, a22, a23 = x2[k], x2[k + 1], x2[k + 2], x2[k + 3]
-            a30, a31, a32, a33 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
-            for n in range(N):
-                v0, v1, v2, v3 = w0[n], w1[n], w2[n], w3[n]
-                r0[n] = _fma(a01, v1, _fma(a00, v0, r0[n])) + _fma(a03, v3, a02 * v2)
-                r1[n] = _fma(a11, v1, _fma(a10, v0, r1[n])) + _fma(a13, v3, a12 * v2)
-                r2[n] = _fma(a21, v1, _fma(a20, v0, r2[n])) + _fma(a23, v3, a22 * v2)
-                r3[n] = _fma(a31, v1, _fma(a30, v0, r3[n])) + _fma(a33, v3, a32 * v2)
-        for k in range(K4, K):
-            w_k = w[k]
-            a0, a1, a2, a3 = x0[k], x1[k], x2[k], x3[k]
-            for n in range(N):
-                v = w_k[n]
-                r0[n] = _fma(a0, v, r0[n])
-                r1[n] = _fma(a1, v, r1[n])
-                r2[n] = _fma(a2, v, r2[n])
-                r3[n] = _fma(a3, v, r3[n])
-    rest = B4
-    if B - B4 >= 2:  # two rows per pass over w: at most one row streams w alone
-        r0, r1 = out[B4], out[B4 + 1]
-        x0, x1 = a[B4], a[B4 + 1]
-        for n in range(N):
-            r0[n] = zero
-            r1[n] = zero
-        for k in range(K):
-            w_k = w[k]
-            a0, a1 = x0[k], x1[k]
-            for n in range(N):
-                v = w_k[n]
-                r0[n] = _fma(a0, v, r0[n])
-                r1[n] = _fma(a1, v, r1[n])
-        rest = B4 + 2
-    for b in range(rest, B):
-        row = out[b]
-        x = a[b]
-        for n in range(N):
-            row[n] = zero
-        for k in range(K):
-            a_k = x[k]
-            w_k = w[k]
-            for n in range(N):
-                row[n] = _fma(a_k, w_k[n], row[n])
-
-
-@kernel
-def _matmul_into(out, a, w):
-    """out = a @ w for (B, K) × (K, N): a loop for small products (one row at a time) and
-    for large ones on few rows (_matmul_rows4), BLAS otherwise (see LOOP_BELOW and
-    BLOCKED_ABOVE)."""
-    B, K = a.shape
-    N = w.shape[1]
-    size = B * K * N
-    if size > LOOP_BELOW:
-        if _is_single(out) and B <= BLOCKED_MAX_ROWS and (
-                (B >= 4 and size >= BLOCKED_ABOVE) or (B >= 2 and K * N >= BLOCKED_FEW_ROWS)):
-            _matmul_rows4(out, a, w)
-        else:
-            np.dot(a, w, out)
-        return
-    # Written out here rather than called per row: a call per row costs the reference
-    # counting of the row views, ~40 ns, as much as a whole (1, 16) × (16, 64) product.
-    zero = _typed(0.0, out)
-    for b in range(B):
-        row = out[b]
-        x = a[b]
-        for n in range(N):
-            row[n] = zero
-        # Several rows of w per pass, summed as a tree: the chain of dependent updates of
-        # ``row`` (a store and a reload each) is shorter. It is the step's latency when B
-        # is small: the recurrence leaves nothing else to overlap it with. Eight rows per
-        # pass when rows are short (N ≤ 32: one or two vectors, the chain is all there
-        # is), four otherwise.
-        if N <= 32:
-            tail = K - K % 8
-            for k in range(0, tail, 8):
-                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-                a4, a5, a6, a7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
-                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-                w4, w5, w6, w7 = w[k + 4], w[k + 5], w[k + 6], w[k + 7]
-                for n in range(N):
-                    row[n] += (((a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n]))
-                               + ((a4 * w4[n] + a5 * w5[n]) + (a6 * w6[n] + a7 * w7[n])))
-        else:
-            tail = K - K % 4
-            for k in range(0, tail, 4):
-                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-                for n in range(N):
-                    row[n] += (a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n])
-        for k in range(tail, K):
-            a_k = x[k]
-            w_k = w[k]
-            for n in range(N):
-                row[n] += a_k * w_k[n]
 
 
 # ---------------------------------------------------------------------------------------
@@ -226,7 +86,7 @@ def _lstm_forward_steps(gates, bias, W_hh_T, h, c, active):
     rec = np.empty((B, G), dtype=gates.dtype)
     for t in range(T):
         rows = active[t]
-        _matmul_into(rec[:rows], h[t, :rows], W_hh_T)
+        step_product(rec[:rows], h[t, :rows], W_hh_T)
         for b in range(rows):
             a = gates[t, b]
             r = rec[b]
@@ -328,7 +188,7 @@ def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active):
                 d_bias[k] += d[k]
         if rows < B:
             _pass_through(t, rows, dh, carry, dA)
-        _matmul_into(carry[:rows], dA[t, :rows], W_hh)
+        step_product(carry[:rows], dA[t, :rows], W_hh)
 
 
 @kernel
@@ -418,7 +278,7 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
     one = _typed(1.0, P)
     for t in range(T):
         rows = active[t]
-        _matmul_into(rec[:rows], h[t, :rows], W_hh_T)
+        step_product(rec[:rows], h[t, :rows], W_hh_T)
         for b in range(rows):
             a = gates[t, b]
             p = P[t, b]
@@ -504,10 +364,10 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
         if rows < B:
             _pass_through(t, rows, dh, carry, dAh)
             dAi[t, rows:] = _typed(0.0, dAi)
-            _matmul_into(carry[:rows], dAh[t, :rows], W_hh)
+            step_product(carry[:rows], dAh[t, :rows], W_hh)
             carry[:rows] += direct[:rows]
         else:
-            _matmul_into(carry, dAh[t], W_hh)
+            step_product(carry, dAh[t], W_hh)
             carry += direct
     return carry
 

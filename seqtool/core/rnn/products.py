@@ -1,0 +1,445 @@
+"""Matrix products as register tiles: C = A W for the per-step products of the recurrent
+kernels, written in LLVM IR so that the accumulators stay in vector registers.
+
+A tile is MR rows × NV vectors of C (a vector: L = register bytes / item size floats, 16
+float32 with AVX-512). Its loop runs over k = 0 .. K−1:
+
+    acc[m][v] ← fma(A[i0+m, k], W[k, j0+v·L .. j0+(v+1)·L], acc[m][v])
+
+so each element of C is one chain of fused multiply-adds in k order (rounded once per
+step, as with any FMA-based BLAS), and C is written once at the end. Per k the loop loads
+NV vectors of W and MR scalars of A for MR·NV multiply-adds, with no loads or stores of C
+in between: that is what numba loops over rows of C cannot express (their r[n] += a·w[n]
+goes through memory each time, which held _matmul_rows4 at ~75 % of peak).
+
+Measured on one Zen 5 core, float32, against NumPy's OpenBLAS sgemm, µs:
+(32, 128) × (128, 512) 15.5 against 27; (32, 512) × (512, 128) 16 against 25;
+(8, 128) × (128, 512) 4.4 against 5.6; (64, 1024) × (1024, 256) 140 against 164.
+
+The tile shape comes from the host's vector registers (llvmlite's host CPU features, or
+NUMBA_CPU_NAME / NUMBA_CPU_FEATURES when set): with 32 registers (AVX-512, NEON) a tile is
+8 × 3 vectors (24 accumulators, 3 for W, 1 for the broadcast of A); with 16 (AVX2) 4 × 3.
+numba's cache is keyed on the CPU, so a cache built here is not used on another machine.
+
+A may have any strides (it is only read one element at a time, broadcast): Aᵀ of a
+C-contiguous array costs nothing extra. W and C need unit stride along their rows
+(checked).
+Columns beyond the last full vector are handled with masked loads and stores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
+from seqtool.core.rnn.jit import kernel
+
+# sha256 of elementwise.py, whose helpers the kernels below inline (first 16 hex digits; see
+# tests/core/test_kernel_cache.py)
+INLINES = {"elementwise.py": "f34431cb1869748f"}
+
+
+def _host_vector_registers() -> tuple[int, int]:
+    """(bytes per vector register, number of vector registers) of the CPU numba compiles for."""
+    features = config.CPU_FEATURES
+    if not features:
+        if config.CPU_NAME and config.CPU_NAME != "host":
+            return 16, 16  # a portable target (e.g. "generic"): assume only SSE2 / NEON
+        features = llvm_binding.get_host_cpu_features().flatten()
+    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
+    if "avx512f" in enabled:
+        return 64, 32
+    if "avx" in enabled:
+        return 32, 16
+    if "neon" in enabled:
+        return 16, 32
+    return 16, 16
+
+
+REGISTER_BYTES, REGISTERS = _host_vector_registers()
+TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile
+TILE_VECTORS = 3  # NV of the main tile
+
+
+def _element_type(dtype):
+    return {types.float32: ir.FloatType(), types.float64: ir.DoubleType()}.get(dtype)
+
+
+def _splat(builder, value, vector_type):
+    """A vector with every lane ``value``."""
+    lanes = vector_type.count
+    first = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value,
+                                   ir.IntType(32)(0))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    return builder.shuffle_vector(first, first, zeros)
+
+
+def _as_int64(builder, value):
+    if value.type.width < 64:
+        return builder.sext(value, ir.IntType(64))
+    return value
+
+
+def _make_tile(rows: int, vectors: int):
+    """The intrinsic ``tile(C, A, W, i0, j0, ncols, K, accumulate)``:
+    C[i0:i0+rows, j0:j0+ncols] = (C[...] +) A[i0:i0+rows, :K] @ W[:K, j0:j0+ncols],
+    for ncols ≤ vectors·L (see the module docstring)."""
+
+    @intrinsic
+    def tile(typingctx, C, A, W, i0, j0, ncols, K, accumulate):
+        arrays = (C, A, W)
+        if not all(isinstance(a, types.Array) and a.ndim == 2 for a in arrays):
+            return None
+        if not (C.dtype == A.dtype == W.dtype and _element_type(C.dtype) is not None):
+            return None
+        signature = types.void(C, A, W, i0, j0, ncols, K, accumulate)
+
+        def codegen(context, builder, sig, args):
+            c_arg, a_arg, w_arg, i0_v, j0_v, ncols_v, k_count, acc_flag = args
+            c_array, a_array, w_array = (
+                context.make_array(ty)(context, builder, value)
+                for ty, value in zip(sig.args[:3], (c_arg, a_arg, w_arg)))
+            element = _element_type(sig.args[0].dtype)
+            item_bytes = context.get_abi_sizeof(element)
+            lanes = REGISTER_BYTES // item_bytes
+            i64 = ir.IntType(64)
+            i32 = ir.IntType(32)
+            vector = ir.VectorType(element, lanes)
+            mask_type = ir.VectorType(ir.IntType(1), lanes)
+            pointer = vector.as_pointer()
+            suffix = f"v{lanes}{'f32' if item_bytes == 4 else 'f64'}"
+            module = builder.module
+            masked_load = cgutils.get_or_insert_function(
+                module, ir.FunctionType(vector, [pointer, i32, mask_type, vector]),
+                f"llvm.masked.load.{suffix}.p0")
+            masked_store = cgutils.get_or_insert_function(
+                module, ir.FunctionType(ir.VoidType(), [vector, pointer, i32, mask_type]),
+                f"llvm.masked.store.{suffix}.p0")
+            fma = cgutils.get_or_insert_function(
+                module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
+            align = i32(item_bytes)
+            zero = ir.Constant(vector, [element(0.0)] * lanes)
+
+            i0_v, j0_v, ncols_v, k_count = (
+                _as_int64(builder, v) for v in (i0_v, j0_v, ncols_v, k_count))
+            size = i64(item_bytes)
+
+            def strides(array):  # in elements
+                return [builder.sdiv(s, size) for s in cgutils.unpack_tuple(builder, array.strides, 2)]
+
+            c_row_stride = strides(c_array)[0]
+            a_row_stride, a_col_stride = strides(a_array)
+            w_row_stride = strides(w_array)[0]
+
+            # lane l of vector v is live when v·L + l < ncols
+            lane_index = ir.Constant(ir.VectorType(i64, lanes), [i64(n) for n in range(lanes)])
+            masks = [builder.icmp_signed("<", lane_index, _splat(
+                builder, builder.sub(ncols_v, i64(v * lanes)), ir.VectorType(i64, lanes)))
+                for v in range(vectors)]
+
+            a_rows = [builder.gep(a_array.data, [builder.mul(builder.add(i0_v, i64(m)),
+                                                             a_row_stride)])
+                      for m in range(rows)]
+            w_columns = builder.gep(w_array.data, [j0_v])
+
+            entry = builder.block
+            loop = builder.append_basic_block("tile.loop")
+            done = builder.append_basic_block("tile.done")
+            builder.cbranch(builder.icmp_signed(">", k_count, i64(0)), loop, done)
+
+            builder.position_at_end(loop)
+            k = builder.phi(i64)
+            k.add_incoming(i64(0), entry)
+            sums = [[builder.phi(vector) for _ in range(vectors)] for _ in range(rows)]
+            for row in sums:
+                for s in row:
+                    s.add_incoming(zero, entry)
+            w_row = builder.gep(w_columns, [builder.mul(k, w_row_stride)])
+            w_vectors = [
+                builder.call(masked_load, [builder.bitcast(builder.gep(w_row, [i64(v * lanes)]),
+                                                           pointer), align, masks[v], zero])
+                for v in range(vectors)]
+            updated = []
+            for m in range(rows):
+                a_mk = builder.load(builder.gep(a_rows[m], [builder.mul(k, a_col_stride)]))
+                broadcast = _splat(builder, a_mk, vector)
+                updated.append([builder.call(fma, [broadcast, w_vectors[v], sums[m][v]])
+                                for v in range(vectors)])
+            k_next = builder.add(k, i64(1))
+            loop_end = builder.block
+            k.add_incoming(k_next, loop_end)
+            for m in range(rows):
+                for v in range(vectors):
+                    sums[m][v].add_incoming(updated[m][v], loop_end)
+            builder.cbranch(builder.icmp_signed("<", k_next, k_count), loop, done)
+
+            builder.position_at_end(done)
+            results = []
+            for m in range(rows):
+                row = []
+                for v in range(vectors):
+                    value = builder.phi(vector)
+                    value.add_incoming(zero, entry)
+                    value.add_incoming(updated[m][v], loop_end)
+                    row.append(value)
+                results.append(row)
+            c_pointers = []
+            for m in range(rows):
+                c_row = builder.gep(c_array.data, [builder.add(
+                    builder.mul(builder.add(i0_v, i64(m)), c_row_stride), j0_v)])
+                c_pointers.append([builder.bitcast(builder.gep(c_row, [i64(v * lanes)]), pointer)
+                                   for v in range(vectors)])
+            add = builder.icmp_unsigned("!=", acc_flag, ir.Constant(acc_flag.type, 0))
+            with builder.if_then(add):
+                for m in range(rows):
+                    for v in range(vectors):
+                        old = builder.call(masked_load, [c_pointers[m][v], align, masks[v], zero])
+                        builder.call(masked_store, [builder.fadd(old, results[m][v]),
+                                                    c_pointers[m][v], align, masks[v]])
+            with builder.if_then(builder.not_(add)):
+                for m in range(rows):
+                    for v in range(vectors):
+                        builder.call(masked_store, [results[m][v], c_pointers[m][v], align,
+                                                    masks[v]])
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return tile
+
+
+# Tiles of the main shape and of the row and column remainders.
+_tile_main_3 = _make_tile(TILE_ROWS, 3)
+_tile_main_2 = _make_tile(TILE_ROWS, 2)
+_tile_main_1 = _make_tile(TILE_ROWS, 1)
+_tile_4_3, _tile_4_2, _tile_4_1 = (_make_tile(4, v) for v in (3, 2, 1))
+_tile_2_3, _tile_2_2, _tile_2_1 = (_make_tile(2, v) for v in (3, 2, 1))
+_tile_1_3, _tile_1_2, _tile_1_1 = (_make_tile(1, v) for v in (3, 2, 1))
+
+
+@kernel
+def _column_strip(out, a, w, j0, ncols, vectors, accumulate):
+    """Columns j0 .. j0+ncols−1 of out = (out +) a @ w, every row, in tiles of TILE_ROWS
+    rows and then 4, 2 and 1 for the rest (``vectors``: how many vectors ncols spans)."""
+    B, K = a.shape
+    i = 0
+    if vectors == 3:
+        while i + TILE_ROWS <= B:
+            _tile_main_3(out, a, w, i, j0, ncols, K, accumulate)
+            i += TILE_ROWS
+        if i + 4 <= B:
+            _tile_4_3(out, a, w, i, j0, ncols, K, accumulate)
+            i += 4
+        if i + 2 <= B:
+            _tile_2_3(out, a, w, i, j0, ncols, K, accumulate)
+            i += 2
+        if i < B:
+            _tile_1_3(out, a, w, i, j0, ncols, K, accumulate)
+    elif vectors == 2:
+        while i + TILE_ROWS <= B:
+            _tile_main_2(out, a, w, i, j0, ncols, K, accumulate)
+            i += TILE_ROWS
+        if i + 4 <= B:
+            _tile_4_2(out, a, w, i, j0, ncols, K, accumulate)
+            i += 4
+        if i + 2 <= B:
+            _tile_2_2(out, a, w, i, j0, ncols, K, accumulate)
+            i += 2
+        if i < B:
+            _tile_1_2(out, a, w, i, j0, ncols, K, accumulate)
+    else:
+        while i + TILE_ROWS <= B:
+            _tile_main_1(out, a, w, i, j0, ncols, K, accumulate)
+            i += TILE_ROWS
+        if i + 4 <= B:
+            _tile_4_1(out, a, w, i, j0, ncols, K, accumulate)
+            i += 4
+        if i + 2 <= B:
+            _tile_2_1(out, a, w, i, j0, ncols, K, accumulate)
+            i += 2
+        if i < B:
+            _tile_1_1(out, a, w, i, j0, ncols, K, accumulate)
+
+
+@kernel
+def matmul_tiles(out, a, w, accumulate):
+    """out = a @ w (or out += a @ w if ``accumulate``) for a (B, K) of any strides, w (K, N)
+    and out (B, N) C-contiguous, in register tiles. Column strips of three vectors (the
+    last one may be narrower) are the outer loop, so that a strip of w (K × 3L) is reused
+    from cache by every tile of rows."""
+    N = w.shape[1]
+    if N > 1 and ((w.shape[0] > 0 and w.strides[1] != w.itemsize)
+                  or (out.shape[0] > 0 and out.strides[1] != out.itemsize)):
+        raise ValueError("matmul_tiles: out and w must have contiguous rows")
+    lanes = REGISTER_BYTES // out.itemsize
+    j0 = 0
+    while j0 < N:
+        rest = N - j0
+        if rest > 2 * lanes:
+            ncols = min(3 * lanes, rest)
+            _column_strip(out, a, w, j0, ncols, 3, accumulate)
+        elif rest > lanes:
+            ncols = rest
+            _column_strip(out, a, w, j0, ncols, 2, accumulate)
+        else:
+            ncols = rest
+            _column_strip(out, a, w, j0, ncols, 1, accumulate)
+        j0 += ncols
+
+
+# ---------------------------------------------------------------------------------------
+# The per-step product: which method for which shape
+
+# From this many rows on the register tiles beat everything else, at any size: float32 on one
+# Zen 5 core, (8, 16) × (16, 64) 1.5× faster than the plain loop below, (32, 128) × (128, 512)
+# 1.7× faster than OpenBLAS's sgemm, (64, 1024) × (1024, 256) 1.3×.
+TILED_FROM_ROWS = 8
+# Below that, tiles of 4, 2 and 1 rows still win while w (K × N) fits the core's L2 cache:
+# with a larger w, each tile of rows streams the whole of w again, in column strips.
+TILED_W_BELOW = 1 << 20  # bytes
+# Up to this many multiply-adds per step on 1 to 3 rows, the plain loop is faster (it is
+# tuned for the latency of B = 1; a BLAS call costs more than the product).
+LOOP_BELOW = 16 * 1024
+# With w this large (1 MB in float32) and 2 to 7 rows, the register-blocked loop
+# (_matmul_rows4) beats both the tiles and OpenBLAS's sgemm, which is up to 5× slower on so
+# few rows ((2, 512) × (512, 2048): 257 µs against 46; (3, 256) × (256, 1024): 34 against
+# 23). The longest-first batches of training have only a few rows left at their last steps.
+BLOCKED_FEW_ROWS = 256 * 1024
+
+
+@kernel
+def _matmul_rows4(out, a, w):
+    """out = a @ w for (B, K) × (K, N), four rows of a and four rows of w per pass.
+
+    Each value of w loaded feeds four output rows, and each output vector loaded and stored
+    takes four multiply-adds: the inner loop does 16 multiply-adds per 8 loads and 4 stores,
+    enough to keep the FP pipes busy. 4 × 4 broadcast factors plus the loaded vectors just
+    fit in the 32 vector registers. The multiply-adds are explicit FMAs (_fma; fastmath stays
+    off, so LLVM would not fuse them itself), as r + a0·v0 + a1·v1 in one chain and a2·v2 +
+    a3·v3 in another: fewer µops than separate multiplies and adds (8 % → 20 % faster per-step
+    products at (32, 128) × (128, 512) and (32, 512) × (512, 128) inside the LSTM on Zen 5),
+    and a shorter dependency chain through r than four chained FMAs, which were slower
+    at K = 512.
+    """
+    B, K = a.shape
+    N = w.shape[1]
+    zero = _typed(0.0, out)
+    K4 = K - K % 4
+    B4 = B - B % 4
+    for b in range(0, B4, 4):
+        r0, r1, r2, r3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+        x0, x1, x2, x3 = a[b], a[b + 1], a[b + 2], a[b + 3]
+        for n in range(N):
+            r0[n] = zero
+            r1[n] = zero
+            r2[n] = zero
+            r3[n] = zero
+        for k in range(0, K4, 4):
+            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+            a00, a01, a02, a03 = x0[k], x0[k + 1], x0[k + 2], x0[k + 3]
+            a10, a11, a12, a13 = x1[k], x1[k + 1], x1[k + 2], x1[k + 3]
+            a20, a21, a22, a23 = x2[k], x2[k + 1], x2[k + 2], x2[k + 3]
+            a30, a31, a32, a33 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
+            for n in range(N):
+                v0, v1, v2, v3 = w0[n], w1[n], w2[n], w3[n]
+                r0[n] = _fma(a01, v1, _fma(a00, v0, r0[n])) + _fma(a03, v3, a02 * v2)
+                r1[n] = _fma(a11, v1, _fma(a10, v0, r1[n])) + _fma(a13, v3, a12 * v2)
+                r2[n] = _fma(a21, v1, _fma(a20, v0, r2[n])) + _fma(a23, v3, a22 * v2)
+                r3[n] = _fma(a31, v1, _fma(a30, v0, r3[n])) + _fma(a33, v3, a32 * v2)
+        for k in range(K4, K):
+            w_k = w[k]
+            a0, a1, a2, a3 = x0[k], x1[k], x2[k], x3[k]
+            for n in range(N):
+                v = w_k[n]
+                r0[n] = _fma(a0, v, r0[n])
+                r1[n] = _fma(a1, v, r1[n])
+                r2[n] = _fma(a2, v, r2[n])
+                r3[n] = _fma(a3, v, r3[n])
+    rest = B4
+    if B - B4 >= 2:  # two rows per pass over w: at most one row streams w alone
+        r0, r1 = out[B4], out[B4 + 1]
+        x0, x1 = a[B4], a[B4 + 1]
+        for n in range(N):
+            r0[n] = zero
+            r1[n] = zero
+        for k in range(K):
+            w_k = w[k]
+            a0, a1 = x0[k], x1[k]
+            for n in range(N):
+                v = w_k[n]
+                r0[n] = _fma(a0, v, r0[n])
+                r1[n] = _fma(a1, v, r1[n])
+        rest = B4 + 2
+    for b in range(rest, B):
+        row = out[b]
+        x = a[b]
+        for n in range(N):
+            row[n] = zero
+        for k in range(K):
+            a_k = x[k]
+            w_k = w[k]
+            for n in range(N):
+                row[n] = _fma(a_k, w_k[n], row[n])
+
+
+@kernel
+def step_product(out, a, w):
+    """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: register tiles
+    (matmul_tiles) from TILED_FROM_ROWS rows on, or on fewer rows while w fits in cache; a
+    plain loop for small products on 1 to 3 rows; for large ones on few rows the blocked loop
+    (_matmul_rows4, float32) or BLAS. out and w are C-contiguous."""
+    B, K = a.shape
+    N = w.shape[1]
+    size = B * K * N
+    if B >= TILED_FROM_ROWS or (B >= 2 and K * N * w.itemsize < TILED_W_BELOW
+                                and (B >= 4 or size > LOOP_BELOW)):
+        matmul_tiles(out, a, w, False)
+        return
+    if size > LOOP_BELOW:
+        if _is_single(out) and B >= 2 and K * N >= BLOCKED_FEW_ROWS:
+            _matmul_rows4(out, a, w)
+        else:
+            np.dot(a, w, out)
+        return
+    # Written out here rather than called per row: a call per row costs the reference
+    # counting of the row views, ~40 ns, as much as a whole (1, 16) × (16, 64) product.
+    zero = _typed(0.0, out)
+    for b in range(B):
+        row = out[b]
+        x = a[b]
+        for n in range(N):
+            row[n] = zero
+        # Several rows of w per pass, summed as a tree: the chain of dependent updates of
+        # ``row`` (a store and a reload each) is shorter. It is the step's latency when B
+        # is small: the recurrence leaves nothing else to overlap it with. Eight rows per
+        # pass when rows are short (N ≤ 32: one or two vectors, the chain is all there
+        # is), four otherwise.
+        if N <= 32:
+            tail = K - K % 8
+            for k in range(0, tail, 8):
+                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+                a4, a5, a6, a7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
+                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+                w4, w5, w6, w7 = w[k + 4], w[k + 5], w[k + 6], w[k + 7]
+                for n in range(N):
+                    row[n] += (((a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n]))
+                               + ((a4 * w4[n] + a5 * w5[n]) + (a6 * w6[n] + a7 * w7[n])))
+        else:
+            tail = K - K % 4
+            for k in range(0, tail, 4):
+                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+                for n in range(N):
+                    row[n] += (a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n])
+        for k in range(tail, K):
+            a_k = x[k]
+            w_k = w[k]
+            for n in range(N):
+                row[n] += a_k * w_k[n]
+
+

@@ -1,0 +1,112 @@
+"""seqtool.core.rnn.products: the register tiles and the per-step product, against NumPy's
+matmul in float64 on every path (tile shapes, row and column remainders, strided A,
+accumulation) and on non-finite input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seqtool.core.rnn import products
+
+DTYPES = [np.float32, np.float64]
+TOLERANCE = {np.float32: 1e-5, np.float64: 1e-13}
+
+
+def relative_error(out, expected):
+    return np.abs(out - expected).max() / max(np.abs(expected).max(), 1e-300)
+
+
+def operands(B, K, N, dtype, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(B, K)).astype(dtype), rng.normal(size=(K, N)).astype(dtype))
+
+
+def lanes(dtype) -> int:
+    return products.REGISTER_BYTES // np.dtype(dtype).itemsize
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 27])
+def test_tiles_cover_every_row_remainder(B, dtype):
+    # rows go in tiles of TILE_ROWS, then 4, 2 and 1; columns: one full strip plus a part
+    N = 3 * lanes(dtype) + lanes(dtype) // 2 + 1
+    a, w = operands(B, 37, N, dtype, seed=B)
+    out = np.full((B, N), np.nan, dtype)
+    products.matmul_tiles(out, a, w, False)
+    assert relative_error(out, a.astype(np.float64) @ w) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N_in_lanes", [(0, 1), (1, 0), (1, 1), (2, 0), (2, 3), (3, 0), (5, 7),
+                                        (6, 0), (0, 3)])
+def test_tiles_cover_every_column_remainder(N_in_lanes, dtype):
+    # N = whole vectors + a few lanes: strips of 3, 2 and 1 vectors, masked last vectors
+    whole, extra = N_in_lanes
+    N = whole * lanes(dtype) + extra
+    a, w = operands(12, 20, N, dtype, seed=N)
+    out = np.full((12, N + 5), 7.0, dtype)[:, :N]  # the 5 columns after N must stay 7
+    products.matmul_tiles(out, a, w, False)
+    assert relative_error(out, a.astype(np.float64) @ w) < TOLERANCE[dtype]
+    assert (out.base[:, N:] == 7.0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiles_accumulate_into_out(dtype):
+    a, w = operands(10, 33, 50, dtype, seed=5)
+    start = np.random.default_rng(6).normal(size=(10, 50)).astype(dtype)
+    out = start.copy()
+    products.matmul_tiles(out, a, w, True)
+    expected = start.astype(np.float64) + a.astype(np.float64) @ w
+    assert relative_error(out, expected) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiles_read_a_transposed_view_as_is(dtype):
+    # A of any strides: dAᵀ of a C-contiguous dA, as in Σ_t dA_tᵀ x_t
+    dA, x = operands(40, 19, 21, dtype, seed=7)  # dA (40, 19), x used as w (19, 21)
+    a_t = np.ascontiguousarray(dA.T)  # (19, 40)
+    w = np.random.default_rng(8).normal(size=(40, 21)).astype(dtype)
+    out_view, out_copy = np.empty((19, 21), dtype), np.empty((19, 21), dtype)
+    products.matmul_tiles(out_view, dA.T, w, False)
+    products.matmul_tiles(out_copy, a_t, w, False)
+    np.testing.assert_array_equal(out_view, out_copy)
+    assert relative_error(out_view, dA.T.astype(np.float64) @ w) < TOLERANCE[dtype]
+
+
+def test_tiles_with_k_zero_write_zeros():
+    out = np.full((9, 20), np.nan, np.float32)
+    products.matmul_tiles(out, np.empty((9, 0), np.float32), np.empty((0, 20), np.float32), False)
+    assert (out == 0).all()
+
+
+def test_tiles_propagate_nan_and_inf():
+    a, w = operands(9, 8, 20, np.float32, seed=9)
+    a[3, 2] = np.nan
+    w[5, 7] = np.inf
+    out = np.empty((9, 20), np.float32)
+    products.matmul_tiles(out, a, w, False)
+    with np.errstate(invalid="ignore"):
+        expected = a.astype(np.float64) @ w
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+
+
+def test_tiles_refuse_rows_that_are_not_contiguous():
+    a, w = operands(8, 6, 10, np.float64, seed=10)
+    with pytest.raises(ValueError, match="contiguous rows"):
+        products.matmul_tiles(np.empty((8, 10)), a, np.asfortranarray(w), False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,K,N", [(1, 16, 64), (3, 16, 64), (2, 512, 512), (3, 512, 512),
+                                   (5, 512, 512), (6, 128, 2048), (7, 64, 4096), (1, 256, 256),
+                                   (2, 64, 256), (4, 16, 64), (8, 16, 16), (32, 128, 512),
+                                   (30, 512, 128), (40, 128, 512)])
+def test_per_step_product_matches_numpy_on_every_path(B, K, N, dtype):
+    # the shapes cover the plain loop, the 4-, 2- and 1-row passes of the register-blocked
+    # loop (few rows with a large w), BLAS and the tiles (many rows, or few with a small w)
+    a, w = operands(B, K, N, dtype, seed=B * K + N)
+    out = np.full((B, N), np.nan, dtype)
+    products.step_product(out, a, w)
+    assert relative_error(out, a.astype(np.float64) @ w.astype(np.float64)) < TOLERANCE[dtype]
