@@ -18,6 +18,14 @@ def kernel(fn):
     return njit(**KERNEL_OPTIONS)(fn)
 
 
+def inline_kernel(fn):
+    """``@inline_kernel``: a small dispatcher that numba inlines into each kernel calling it
+    (at the level of numba's IR), so that choosing a method per call costs no call of its
+    own: a numba call passes every array as seven values and counts references, ~30 ns per
+    step of a one-row recurrence."""
+    return njit(inline="always", **KERNEL_OPTIONS)(fn)
+
+
 def is_cached(dispatcher) -> bool:
     """True if numba's on-disk cache (wherever NUMBA_CACHE_DIR puts it) has an index for
     this kernel, i.e. a run on this machine has compiled it before."""

@@ -37,7 +37,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
-from seqtool.core.rnn.jit import kernel
+from seqtool.core.rnn.jit import inline_kernel, kernel
 
 # sha256 of elementwise.py, whose helpers the kernels below inline (first 16 hex digits; see
 # tests/core/test_kernel_cache.py)
@@ -85,10 +85,11 @@ def _as_int64(builder, value):
     return value
 
 
-def _make_tile(rows: int, vectors: int):
+def _make_tile(rows: int, vectors: int, split: int = 1):
     """The intrinsic ``tile(C, A, W, i0, j0, ncols, K, accumulate)``:
     C[i0:i0+rows, j0:j0+ncols] = (C[...] +) A[i0:i0+rows, :K] @ W[:K, j0:j0+ncols],
-    for ncols ≤ vectors·L (see the module docstring)."""
+    for (vectors − 1)·L < ncols ≤ vectors·L: only the last vector may be partial (see the
+    module docstring). ``split`` > 1 runs that many independent chains of FMAs over k."""
 
     @intrinsic
     def tile(typingctx, C, A, W, i0, j0, ncols, K, accumulate):
@@ -147,65 +148,122 @@ def _make_tile(rows: int, vectors: int):
                       for m in range(rows)]
             w_columns = builder.gep(w_array.data, [j0_v])
 
+            # The main loop takes `split` values of k per pass, each into its own set of
+            # accumulators (for a single row, one chain of FMAs per vector would wait on
+            # the FMA latency); the sets are summed after it, and the last K mod split
+            # values of k go into that sum one at a time.
+            k_main = builder.sub(k_count, builder.srem(k_count, i64(split)))
             entry = builder.block
-            loop = builder.append_basic_block("tile.loop")
+            main = builder.append_basic_block("tile.main")
+            after_main = builder.append_basic_block("tile.after_main")
+            rest = builder.append_basic_block("tile.rest")
             done = builder.append_basic_block("tile.done")
-            builder.cbranch(builder.icmp_signed(">", k_count, i64(0)), loop, done)
+            builder.cbranch(builder.icmp_signed(">", k_main, i64(0)), main, after_main)
 
-            builder.position_at_end(loop)
+            def update(k, sums):
+                """sums[m][v] + A[i0+m, k] · W[k, j0 + v·L ...] for every m, v."""
+                w_row = builder.gep(w_columns, [builder.mul(k, w_row_stride)])
+                addresses = [builder.bitcast(builder.gep(w_row, [i64(v * lanes)]), pointer)
+                             for v in range(vectors)]
+                # only the last vector of a strip can be partial (see the drivers below)
+                w_vectors = [builder.load(address, align=item_bytes)
+                             for address in addresses[:-1]]
+                w_vectors.append(builder.call(masked_load, [addresses[-1], align,
+                                                            masks[-1], zero]))
+                updated = []
+                for m in range(rows):
+                    a_mk = builder.load(builder.gep(a_rows[m], [builder.mul(k, a_col_stride)]))
+                    broadcast = _splat(builder, a_mk, vector)
+                    updated.append([builder.call(fma, [broadcast, w_vectors[v], sums[m][v]])
+                                    for v in range(vectors)])
+                return updated
+
+            def phis(incoming):
+                """A phi per accumulator, given [(values[m][v], block), ...]."""
+                out = [[builder.phi(vector) for _ in range(vectors)] for _ in range(rows)]
+                for values, block in incoming:
+                    for m in range(rows):
+                        for v in range(vectors):
+                            out[m][v].add_incoming(values[m][v], block)
+                return out
+
+            zeros = [[zero] * vectors for _ in range(rows)]
+            builder.position_at_end(main)
             k = builder.phi(i64)
             k.add_incoming(i64(0), entry)
-            sums = [[builder.phi(vector) for _ in range(vectors)] for _ in range(rows)]
-            for row in sums:
-                for s in row:
-                    s.add_incoming(zero, entry)
-            w_row = builder.gep(w_columns, [builder.mul(k, w_row_stride)])
-            w_vectors = [
-                builder.call(masked_load, [builder.bitcast(builder.gep(w_row, [i64(v * lanes)]),
-                                                           pointer), align, masks[v], zero])
-                for v in range(vectors)]
-            updated = []
-            for m in range(rows):
-                a_mk = builder.load(builder.gep(a_rows[m], [builder.mul(k, a_col_stride)]))
-                broadcast = _splat(builder, a_mk, vector)
-                updated.append([builder.call(fma, [broadcast, w_vectors[v], sums[m][v]])
-                                for v in range(vectors)])
-            k_next = builder.add(k, i64(1))
-            loop_end = builder.block
-            k.add_incoming(k_next, loop_end)
+            sets = [phis([(zeros, entry)]) for _ in range(split)]
+            updated_sets = [update(builder.add(k, i64(j)), sets[j]) for j in range(split)]
+            k_next = builder.add(k, i64(split))
+            main_end = builder.block
+            k.add_incoming(k_next, main_end)
+            for j in range(split):
+                for m in range(rows):
+                    for v in range(vectors):
+                        sets[j][m][v].add_incoming(updated_sets[j][m][v], main_end)
+            builder.cbranch(builder.icmp_signed("<", k_next, k_main), main, after_main)
+
+            builder.position_at_end(after_main)
+            finals = [phis([(zeros, entry), (updated_sets[j], main_end)]) for j in range(split)]
+            while len(finals) > 1:  # a tree: (s0 + s1) + (s2 + s3), ...
+                paired = []
+                for j in range(0, len(finals) - 1, 2):
+                    paired.append([[builder.fadd(finals[j][m][v], finals[j + 1][m][v])
+                                    for v in range(vectors)] for m in range(rows)])
+                if len(finals) % 2:
+                    paired.append(finals[-1])
+                finals = paired
+            summed = finals[0]
+            builder.cbranch(builder.icmp_signed("<", k_main, k_count), rest, done)
+
+            builder.position_at_end(rest)
+            k_rest = builder.phi(i64)
+            k_rest.add_incoming(k_main, after_main)
+            partial = phis([(summed, after_main)])
+            updated_rest = update(k_rest, partial)
+            k_rest_next = builder.add(k_rest, i64(1))
+            rest_end = builder.block
+            k_rest.add_incoming(k_rest_next, rest_end)
             for m in range(rows):
                 for v in range(vectors):
-                    sums[m][v].add_incoming(updated[m][v], loop_end)
-            builder.cbranch(builder.icmp_signed("<", k_next, k_count), loop, done)
+                    partial[m][v].add_incoming(updated_rest[m][v], rest_end)
+            builder.cbranch(builder.icmp_signed("<", k_rest_next, k_count), rest, done)
 
             builder.position_at_end(done)
-            results = []
-            for m in range(rows):
-                row = []
-                for v in range(vectors):
-                    value = builder.phi(vector)
-                    value.add_incoming(zero, entry)
-                    value.add_incoming(updated[m][v], loop_end)
-                    row.append(value)
-                results.append(row)
+            results = phis([(summed, after_main), (updated_rest, rest_end)])
             c_pointers = []
             for m in range(rows):
                 c_row = builder.gep(c_array.data, [builder.add(
                     builder.mul(builder.add(i0_v, i64(m)), c_row_stride), j0_v)])
                 c_pointers.append([builder.bitcast(builder.gep(c_row, [i64(v * lanes)]), pointer)
                                    for v in range(vectors)])
-            add = builder.icmp_unsigned("!=", acc_flag, ir.Constant(acc_flag.type, 0))
-            with builder.if_then(add):
+            # Plain stores (and loads) wherever a vector is whole: a load that reads what a
+            # masked store just wrote cannot take it from the store buffer and waits for
+            # the store to reach the cache, which at one row per step (the recurrence
+            # reads rec right away) cost more than the whole product.
+            full = builder.icmp_signed("==", ncols_v, i64(vectors * lanes))
+
+            def write(masked_last):
+                add = builder.icmp_unsigned("!=", acc_flag, ir.Constant(acc_flag.type, 0))
                 for m in range(rows):
                     for v in range(vectors):
-                        old = builder.call(masked_load, [c_pointers[m][v], align, masks[v], zero])
-                        builder.call(masked_store, [builder.fadd(old, results[m][v]),
-                                                    c_pointers[m][v], align, masks[v]])
-            with builder.if_then(builder.not_(add)):
-                for m in range(rows):
-                    for v in range(vectors):
-                        builder.call(masked_store, [results[m][v], c_pointers[m][v], align,
-                                                    masks[v]])
+                        masked = masked_last and v == vectors - 1
+                        target = c_pointers[m][v]
+                        value = results[m][v]
+                        if masked:
+                            old = builder.call(masked_load, [target, align, masks[v], zero])
+                        else:
+                            old = builder.load(target, align=item_bytes)
+                        value = builder.select(add, builder.fadd(old, value), value)
+                        if masked:
+                            builder.call(masked_store, [value, target, align, masks[v]])
+                        else:
+                            builder.store(value, target, align=item_bytes)
+
+            with builder.if_else(full) as (whole, part):
+                with whole:
+                    write(False)
+                with part:
+                    write(True)
             return context.get_dummy_value()
 
         return signature, codegen
@@ -220,6 +278,36 @@ _tile_main_1 = _make_tile(TILE_ROWS, 1)
 _tile_4_3, _tile_4_2, _tile_4_1 = (_make_tile(4, v) for v in (3, 2, 1))
 _tile_2_3, _tile_2_2, _tile_2_1 = (_make_tile(2, v) for v in (3, 2, 1))
 _tile_1_3, _tile_1_2, _tile_1_1 = (_make_tile(1, v) for v in (3, 2, 1))
+
+
+# A single row: strips of up to 4 vectors, with k split over independent accumulator sets so
+# that each vector has 8 FMAs in flight (2 pipes × 4 cycles of latency).
+_row_4, _row_3, _row_2, _row_1 = (_make_tile(1, v, max(2, 8 // v)) for v in (4, 3, 2, 1))
+
+
+@kernel
+def matmul_row(out, a, w):
+    """out = a @ w for a single row a (1, K), w (K, N) and out (1, N) with contiguous rows: the
+    latency-bound product of a recurrence on one sequence."""
+    K = a.shape[1]
+    N = w.shape[1]
+    lanes = REGISTER_BYTES // out.itemsize
+    j0 = 0
+    while j0 < N:
+        rest = N - j0
+        if rest > 3 * lanes:
+            ncols = min(4 * lanes, rest)
+            _row_4(out, a, w, 0, j0, ncols, K, False)
+        elif rest > 2 * lanes:
+            ncols = rest
+            _row_3(out, a, w, 0, j0, ncols, K, False)
+        elif rest > lanes:
+            ncols = rest
+            _row_2(out, a, w, 0, j0, ncols, K, False)
+        else:
+            ncols = rest
+            _row_1(out, a, w, 0, j0, ncols, K, False)
+        j0 += ncols
 
 
 @kernel
@@ -290,6 +378,18 @@ def matmul_tiles(out, a, w, accumulate):
             ncols = rest
             _column_strip(out, a, w, j0, ncols, 1, accumulate)
         j0 += ncols
+
+
+@kernel
+def project_into(out, a, w):
+    """out = a @ wᵀ for a (M, K) and w (N, K) in torch's layout (an input projection
+    X W_ihᵀ, or ∂L/∂X = dA W_ih with w = W_ihᵀ): register tiles over a contiguous copy of
+    wᵀ while w fits in cache (TILED_W_BELOW), BLAS otherwise (where the tiles, without
+    BLAS's cache blocking, fall behind)."""
+    if w.size * w.itemsize < TILED_W_BELOW:
+        matmul_tiles(out, a, np.ascontiguousarray(w.T), False)
+    else:
+        np.dot(a, w.T, out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -387,25 +487,34 @@ def _matmul_rows4(out, a, w):
                 row[n] = _fma(a_k, w_k[n], row[n])
 
 
-@kernel
+@inline_kernel
 def step_product(out, a, w):
     """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: register tiles
-    (matmul_tiles) from TILED_FROM_ROWS rows on, or on fewer rows while w fits in cache; a
-    plain loop for small products on 1 to 3 rows; for large ones on few rows the blocked loop
-    (_matmul_rows4, float32) or BLAS. out and w are C-contiguous."""
+    (matmul_tiles, or matmul_row for one row) while w fits in cache (TILED_W_BELOW) and from
+    TILED_FROM_ROWS rows on; a plain loop for small products on 2 or 3 rows; for large ones
+    on few rows the blocked loop (_matmul_rows4, float32) or BLAS. out and w are
+    C-contiguous."""
     B, K = a.shape
     N = w.shape[1]
     size = B * K * N
-    if B >= TILED_FROM_ROWS or (B >= 2 and K * N * w.itemsize < TILED_W_BELOW
-                                and (B >= 4 or size > LOOP_BELOW)):
+    fits = K * N * w.itemsize < TILED_W_BELOW
+    if B == 1 and fits:
+        matmul_row(out, a, w)
+    elif B >= TILED_FROM_ROWS or (B >= 2 and fits and (B >= 4 or size > LOOP_BELOW)):
         matmul_tiles(out, a, w, False)
-        return
-    if size > LOOP_BELOW:
-        if _is_single(out) and B >= 2 and K * N >= BLOCKED_FEW_ROWS:
-            _matmul_rows4(out, a, w)
-        else:
-            np.dot(a, w, out)
-        return
+    elif size <= LOOP_BELOW:
+        _matmul_small(out, a, w)
+    elif _is_single(out) and B >= 2 and K * N >= BLOCKED_FEW_ROWS:
+        _matmul_rows4(out, a, w)
+    else:
+        np.dot(a, w, out)
+
+
+@kernel
+def _matmul_small(out, a, w):
+    """out = a @ w one row at a time, for small products on few rows."""
+    B, K = a.shape
+    N = w.shape[1]
     # Written out here rather than called per row: a call per row costs the reference
     # counting of the row views, ~40 ns, as much as a whole (1, 16) × (16, 64) product.
     zero = _typed(0.0, out)
