@@ -94,7 +94,7 @@ def bptt_command(
     from seqtool.core.rnn.bptt import run_bptt
 
     kernels = {"rnn": vanilla._rnn_forward, "gru": gated._gru_forward,
-               "lstm": gated._lstm_forward}
+               "lstm": gated._lstm_forward_into}
     if not all(jit.is_cached(kernels[name]) for name in config.cell):
         sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
     report = run_bptt(config)

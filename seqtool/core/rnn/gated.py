@@ -37,11 +37,11 @@ from seqtool.core.buffers import reusable
 from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
-from seqtool.core.rnn.products import matmul_tiles, project_into, step_product
+from seqtool.core.rnn.products import matmul_tiles, product_into, project_into, step_product
 
 # sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
 # hex digits)
-INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "788e363750d82ad4"}
+INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "ad654049ca923b90"}
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -72,7 +72,7 @@ PRODUCTS_IN_KERNEL_BELOW = 1 << 20
 
 @kernel
 def _lstm_forward_steps(gates, bias, W_hh_T, h, c, active):
-    """The recurrence of _lstm_forward, in place: gates[t] holds P_t = x_t W_ihᵀ on entry and
+    """The recurrence of _lstm_forward_into, in place: gates[t] holds P_t = x_t W_ihᵀ on entry and
     the activations on exit; h[t+1], c[t+1] are written from h[t], c[t]. Rows 0 ..
     active[t] − 1 run at step t; the others (sequences that have ended: the rows are sorted
     longest first) keep their states, and their gates are 0 (seqtool.core.rnn.lengths).
@@ -121,29 +121,17 @@ def _freeze(t, rows, h, gates):
 
 
 @kernel
-def _lstm_forward(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active):
+def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates):
     """The LSTM over X (T, B, D), with torch's W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,);
     active (T,): the rows that run at each step (seqtool.core.rnn.lengths.step_schedule).
 
     The gate record first holds P = X W_ihᵀ (one product for all steps); step t then
     replaces its slice by the activations of P_t + (b_ih + b_hh) + h_{t−1} W_hhᵀ.
-    Returns h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H).
+    Writes h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H), arrays that the
+    caller allocates (see _lstm_backward). The bias sum and W_hhᵀ are formed here rather
+    than by the caller: at (50, 1, 16) the NumPy calls for them took 0.8 of the 25 µs of a
+    forward and backward pass.
     """
-    T, B, D = X.shape
-    G = W_ih.shape[0]
-    H = G // 4
-    h = np.empty((T + 1, B, H), dtype=X.dtype)
-    c = np.empty((T + 1, B, H), dtype=X.dtype)
-    gates = np.empty((T, B, G), dtype=X.dtype)
-    _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates)
-    return h, c, gates
-
-
-@kernel
-def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates):
-    """_lstm_forward into given arrays h, c (T+1, B, H) and gates (T, B, 4H). (The bias sum
-    and W_hhᵀ are formed here rather than by the caller: at (50, 1, 16) the NumPy calls for
-    them were 0.8 of the 25 µs of a forward and backward pass.)"""
     T, B, D = X.shape
     G = W_ih.shape[0]
     h[0] = h0
@@ -203,7 +191,8 @@ def _pass_through(t, rows, dh, carry, dA):
 
 
 @kernel
-def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, products):
+def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d_bias,
+                   d_W_ih, d_W_hh, dX):
     """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
 
     With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
@@ -212,43 +201,30 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, products):
         ∂L/∂c_{t−1} = δc ⊙ f
     then, after the loop, ∂L/∂W_ih = Σ_t dA_tᵀ x_t, ∂L/∂W_hh = Σ_t dA_tᵀ h_{t−1},
     ∂L/∂b = Σ_t Σ_b dA_t (accumulated in the loop) and ∂L/∂x_t = dA_t W_ih.
-    Returns dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (B, H), ∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂b, ∂L/∂X;
-    the three products after the loop only if ``products``, else empty arrays in their place.
-    (lstm_backward calls it with products for small layers only; larger ones go through
-    _lstm_backward_into, with dA from seqtool.core.buffers.)
+    Writes dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (dh0, dc0 (B, H)), ∂L/∂b (d_bias), and the
+    three products (d_W_ih, d_W_hh, dX). The caller allocates them all: a numba kernel that
+    returns seven new arrays spends ~1.9 µs making Python objects of them, a tenth of a
+    whole pass at (50, 1, 16). (lstm_backward calls it for small layers; larger ones go
+    through _lstm_backward_into and NumPy's products.)
     """
     T, B, H = dh.shape
     D = X.shape[2]
     G = 4 * H
-    dA = np.empty((T, B, G), dtype=dh.dtype)
-    carry = np.zeros((B, H), dtype=dh.dtype)  # dA_{t+1} W_hh: what flows back into h_t
-    dc = dc_n.copy()
-    d_bias = np.zeros(G, dtype=dh.dtype)
-    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active)
-    if not products:  # left to the caller (see PRODUCTS_IN_KERNEL_BELOW)
-        nothing = np.empty((0, 0), dtype=dh.dtype)
-        return dA, carry, dc, nothing, nothing, d_bias, np.empty((0, 0, 0), dtype=dh.dtype)
+    _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bias)
     dA_rows = dA.reshape(T * B, G)
-    d_W_ih = np.empty((G, D), dtype=dh.dtype)
-    d_W_hh = np.empty((G, H), dtype=dh.dtype)
-    dX = np.empty((T, B, D), dtype=dh.dtype)
     matmul_tiles(d_W_ih, dA_rows.T, X.reshape(T * B, D), False)
     matmul_tiles(d_W_hh, dA_rows.T, h[:T].reshape(T * B, H), False)
     matmul_tiles(dX.reshape(T * B, D), dA_rows, W_ih, False)
-    return dA, carry, dc, d_W_ih, d_W_hh, d_bias, dX
 
 
 @kernel
-def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA):
-    """The loop of _lstm_backward into a given dA (T, B, 4H), for layers whose products
-    after the loop are left to NumPy. Returns ∂L/∂h_0, ∂L/∂c_0 (B, H) and ∂L/∂b."""
-    T, B, H = dh.shape
-    G = 4 * H
-    carry = np.zeros((B, H), dtype=dh.dtype)
-    dc = dc_n.copy()
-    d_bias = np.zeros(G, dtype=dh.dtype)
-    _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active)
-    return carry, dc, d_bias
+def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bias):
+    """The loop of _lstm_backward: writes dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (dh0, dc0) and
+    ∂L/∂b (d_bias), for layers whose products after the loop are left to NumPy."""
+    dh0[:] = _typed(0.0, dh0)  # carries dA_{t+1} W_hh back into h_t, and ends as ∂L/∂h_0
+    dc0[:] = dc_n
+    d_bias[:] = _typed(0.0, d_bias)
+    _lstm_backward_steps(dh, c, gates, W_hh, dA, dh0, dc0, d_bias, active)
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,10 +428,11 @@ def _c_array(a, dtype) -> np.ndarray:
     return np.ascontiguousarray(a, dtype)
 
 
-def _input_projection(X, W_ih, bias, dtype) -> np.ndarray:
-    """P = X W_ihᵀ + bias for every step at once, (T, B, G·H)."""
+def _input_projection(X, W_ih, bias, dtype, out=None) -> np.ndarray:
+    """P = X W_ihᵀ + bias for every step at once, (T, B, G·H), into ``out`` if given."""
     T, B, D = X.shape
-    P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_ih.T.astype(dtype, copy=False)
+    P = np.empty((T * B, W_ih.shape[0]), dtype) if out is None else out.reshape(T * B, -1)
+    project_into(P, _c_array(X, dtype).reshape(T * B, D), _c_array(W_ih, dtype))
     P += bias
     return P.reshape(T, B, -1)
 
@@ -471,11 +448,11 @@ def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
     weight_ih = None
     if input_products:
         T, B, D = X.shape
-        W_ih = W_ih.astype(dtype, copy=False)
+        W_ih = _c_array(W_ih, dtype)
         if dX is None:
             dX = np.empty((T, B, D), dtype)
         if rows is None:
-            np.matmul(dA_i, W_ih, out=dX.reshape(T * B, D))
+            product_into(dX.reshape(T * B, D), dA_i, W_ih)
         else:
             scatter_rows(dA_i @ W_ih, rows, dX)
         weight_ih = dA_i.T @ gather_rows(X.astype(dtype, copy=False), rows)
@@ -504,12 +481,13 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     args = (_c_array(X, dtype), _c_array(W_ih, dtype), _c_array(b_ih, dtype),
             _c_array(b_hh, dtype), _c_array(W_hh, dtype), _state(h0, B, H, dtype),
             _state(c0, B, H, dtype), active)
-    if T * B * 4 * H * max(D, H) < RECYCLE_FROM:
-        h, c, gates = _lstm_forward(*args)
-    else:
-        h, c = _lstm_states(T, B, H, dtype, large=True)
+    large = T * B * 4 * H * max(D, H) >= RECYCLE_FROM
+    h, c = _lstm_states(T, B, H, dtype, large)
+    if large:
         gates = reusable("lstm.gates", (T, B, 4 * H), dtype)
-        _lstm_forward_into(*args, h, c, gates)
+    else:
+        gates = np.empty((T, B, 4 * H), dtype)
+    _lstm_forward_into(*args, h, c, gates)
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -549,18 +527,23 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
         X = _c_array(X, dtype)
         W_ih = _c_array(W_ih, dtype)
         in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
+    W_hh = _c_array(W_hh, dtype)
+    dh = _c_array(dh, dtype)
+    dc_n = _state(dc_n, B, H, dtype)
+    dh0 = np.empty((B, H), dtype)
+    dc0 = np.empty((B, H), dtype)
+    d_bias = np.empty(4 * H, dtype)
     if in_kernel:
-        dA, dh0, dc0, d_W_ih, d_W_hh, d_bias, dX = _lstm_backward(
-            X, W_ih, _c_array(W_hh, dtype), forward.h, forward.c, forward.gates,
-            _c_array(dh, dtype), _state(dc_n, B, H, dtype), forward.active,
-            True,
-        )
+        dA = np.empty((T, B, 4 * H), dtype)
+        d_W_ih = np.empty((4 * H, D), dtype)
+        d_W_hh = np.empty((4 * H, H), dtype)
+        dX = np.empty((T, B, D), dtype)
+        _lstm_backward(X, W_ih, W_hh, forward.h, forward.c, forward.gates, dh, dc_n,
+                       forward.active, dA, dh0, dc0, d_bias, d_W_ih, d_W_hh, dX)
     else:
         dA = reusable("lstm.dA", (T, B, 4 * H), dtype)
-        dh0, dc0, d_bias = _lstm_backward_into(
-            forward.h, forward.c, forward.gates, _c_array(dh, dtype), _state(dc_n, B, H, dtype),
-            _c_array(W_hh, dtype), forward.active, dA,
-        )
+        _lstm_backward_into(forward.h, forward.c, forward.gates, dh, dc_n, W_hh,
+                            forward.active, dA, dh0, dc0, d_bias)
         rows = forward.rows  # dA is 0 on the padded steps: leave them out of the products
         dA_rows = gather_rows(dA, rows)
         d_W_hh = dA_rows.T @ gather_rows(forward.h[:-1], rows)
@@ -569,7 +552,7 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
             d_W_ih = dA_rows.T @ gather_rows(X, rows)
             dX = reusable("lstm.dX", (T, B, D), dtype)
             if rows is None:
-                np.matmul(dA_rows, W_ih, out=dX.reshape(T * B, D))
+                product_into(dX.reshape(T * B, D), dA_rows, W_ih)
             else:
                 scatter_rows(dA_rows @ W_ih, rows, dX)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
@@ -599,14 +582,8 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     else:
         T, B, D = X.shape
         large = T * B * 3 * H * max(D, H) >= RECYCLE_FROM
-        if large:
-            P = reusable("gru.P", (T * B, 3 * H), dtype)
-            np.matmul(X.reshape(T * B, D).astype(dtype, copy=False),
-                      W_ih.T.astype(dtype, copy=False), out=P)
-            P += bias
-        else:
-            P = _input_projection(X, W_ih, bias, dtype)
-        P = P.reshape(T, B, 3 * H)
+        out = reusable("gru.P", (T, B, 3 * H), dtype) if large else None
+        P = _input_projection(X, W_ih, bias, dtype, out)
     active, rows = step_schedule(lengths, T, B)
     if not large:
         h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active)

@@ -381,11 +381,21 @@ def matmul_tiles(out, a, w, accumulate):
 
 
 @kernel
+def product_into(out, a, w):
+    """out = a @ w for w (K, N) C-contiguous (∂L/∂X = dA W_ih): register tiles while w fits in
+    cache (TILED_W_BELOW), BLAS otherwise."""
+    if w.size * w.itemsize < TILED_W_BELOW:
+        matmul_tiles(out, a, w, False)
+    else:
+        np.dot(a, w, out)
+
+
+@kernel
 def project_into(out, a, w):
     """out = a @ wᵀ for a (M, K) and w (N, K) in torch's layout (an input projection
-    X W_ihᵀ, or ∂L/∂X = dA W_ih with w = W_ihᵀ): register tiles over a contiguous copy of
-    wᵀ while w fits in cache (TILED_W_BELOW), BLAS otherwise (where the tiles, without
-    BLAS's cache blocking, fall behind)."""
+    X W_ihᵀ): register tiles over a contiguous copy of wᵀ while w fits in cache
+    (TILED_W_BELOW), BLAS otherwise (where the tiles, without BLAS's cache blocking, fall
+    behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32)."""
     if w.size * w.itemsize < TILED_W_BELOW:
         matmul_tiles(out, a, np.ascontiguousarray(w.T), False)
     else:
