@@ -26,16 +26,14 @@ from seqtool.core.errors import InputError
 from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
+from seqtool.core.rnn.products import step_product
 
-# sha256 of elementwise.py, whose helpers the kernels below inline (first 16 hex digits;
-# tests/core/test_kernel_cache.py says when it is out of date)
-INLINES = {"elementwise.py": "f34431cb1869748f"}
+# sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
+# hex digits; tests/core/test_kernel_cache.py says when they are out of date)
+INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "ad654049ca923b90"}
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 TANH, SIGMOID, RELU, IDENTITY = range(4)
-
-# Below this many multiply-adds per step a plain loop beats a BLAS call (call overhead).
-SMALL_STEP = 64 * 64
 
 
 def activation_code(name: str) -> int:
@@ -108,23 +106,6 @@ def _backward_row(dz, g, carry, h, code):
             dz[i] = (g[i] + carry[i]) * _derivative(h[i], code)
 
 
-@kernel
-def _step_matmul(out, a, w_t):
-    """out = a @ w_t, (B, H) × (H, H); loops when small, BLAS otherwise."""
-    B, K = a.shape
-    N = w_t.shape[1]
-    if B * K * N <= SMALL_STEP:
-        for b in range(B):
-            for n in range(N):
-                out[b, n] = 0.0
-            for k in range(K):
-                a_bk = a[b, k]
-                for n in range(N):
-                    out[b, n] += a_bk * w_t[k, n]
-    else:
-        np.dot(a, w_t, out)
-
-
 # ---------------------------------------------------------------------------------------
 # Kernels
 
@@ -140,7 +121,7 @@ def _rnn_forward(P, W_hh_T, h0, code, active):
     rec = np.empty((B, H), dtype=P.dtype)
     for t in range(T):
         rows = active[t]
-        _step_matmul(rec[:rows], h[t, :rows], W_hh_T)
+        step_product(rec[:rows], h[t, :rows], W_hh_T)
         for b in range(rows):
             _activate_row(h[t + 1, b], P[t, b], rec[b], code)
         if rows < B:  # (a slice op costs ~50 ns even when empty: per step, at B = 1)
@@ -166,7 +147,7 @@ def _rnn_backward(g, h, W_hh, code, active):
         if rows < B:
             carry[rows:] += g[t, rows:]
             dz[t, rows:] = 0.0
-        _step_matmul(carry[:rows], dz[t, :rows], W_hh)
+        step_product(carry[:rows], dz[t, :rows], W_hh)
     return dz, carry
 
 
@@ -186,7 +167,7 @@ def _rnn_backward_truncated(g, h, W_hh, code, k):
                 for i in range(H):
                     local[b, i] = upstream[b, i] * _derivative(h[j + 1, b, i], code)
                     dz[j, b, i] += local[b, i]
-            _step_matmul(upstream, local, W_hh)
+            step_product(upstream, local, W_hh)
             if j == 0:
                 dh0 += upstream
     return dz, dh0
