@@ -62,6 +62,8 @@ def _host_vector_registers() -> tuple[int, int]:
 
 
 REGISTER_BYTES, REGISTERS = _host_vector_registers()
+# LLVM 17 dropped typed pointers (llvmlite ≥ 0.45, numba ≥ 0.62), which renames intrinsics
+OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
 TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile
 TILE_VECTORS = 3  # NV of the main tile
 
@@ -114,13 +116,15 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
             mask_type = ir.VectorType(ir.IntType(1), lanes)
             pointer = vector.as_pointer()
             suffix = f"v{lanes}{'f32' if item_bytes == 4 else 'f64'}"
+            # the pointer's part of the name: opaque "p0" from LLVM 17 on, typed before
+            pointer_suffix = "p0" if OPAQUE_POINTERS else f"p0{suffix}"
             module = builder.module
             masked_load = cgutils.get_or_insert_function(
                 module, ir.FunctionType(vector, [pointer, i32, mask_type, vector]),
-                f"llvm.masked.load.{suffix}.p0")
+                f"llvm.masked.load.{suffix}.{pointer_suffix}")
             masked_store = cgutils.get_or_insert_function(
                 module, ir.FunctionType(ir.VoidType(), [vector, pointer, i32, mask_type]),
-                f"llvm.masked.store.{suffix}.p0")
+                f"llvm.masked.store.{suffix}.{pointer_suffix}")
             fma = cgutils.get_or_insert_function(
                 module, ir.FunctionType(vector, [vector] * 3), f"llvm.fma.{suffix}")
             align = i32(item_bytes)
