@@ -1,6 +1,6 @@
 """seqtool.core.rnn.products: the register tiles and the per-step product, against NumPy's
 matmul in float64 on every path (tile shapes, row and column remainders, strided A,
-accumulation) and on non-finite input."""
+and on non-finite input."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_tiles_cover_every_row_remainder(B, dtype):
     N = 3 * lanes(dtype) + lanes(dtype) // 2 + 1
     a, w = operands(B, 37, N, dtype, seed=B)
     out = np.full((B, N), np.nan, dtype)
-    products.matmul_tiles(out, a, w, False)
+    products.matmul_tiles(out, a, w)
     assert relative_error(out, a.astype(np.float64) @ w) < TOLERANCE[dtype]
 
 
@@ -46,19 +46,9 @@ def test_tiles_cover_every_column_remainder(N_in_lanes, dtype):
     N = whole * lanes(dtype) + extra
     a, w = operands(12, 20, N, dtype, seed=N)
     out = np.full((12, N + 5), 7.0, dtype)[:, :N]  # the 5 columns after N must stay 7
-    products.matmul_tiles(out, a, w, False)
+    products.matmul_tiles(out, a, w)
     assert relative_error(out, a.astype(np.float64) @ w) < TOLERANCE[dtype]
     assert (out.base[:, N:] == 7.0).all()
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_tiles_accumulate_into_out(dtype):
-    a, w = operands(10, 33, 50, dtype, seed=5)
-    start = np.random.default_rng(6).normal(size=(10, 50)).astype(dtype)
-    out = start.copy()
-    products.matmul_tiles(out, a, w, True)
-    expected = start.astype(np.float64) + a.astype(np.float64) @ w
-    assert relative_error(out, expected) < TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -68,15 +58,15 @@ def test_tiles_read_a_transposed_view_as_is(dtype):
     a_t = np.ascontiguousarray(dA.T)  # (19, 40)
     w = np.random.default_rng(8).normal(size=(40, 21)).astype(dtype)
     out_view, out_copy = np.empty((19, 21), dtype), np.empty((19, 21), dtype)
-    products.matmul_tiles(out_view, dA.T, w, False)
-    products.matmul_tiles(out_copy, a_t, w, False)
+    products.matmul_tiles(out_view, dA.T, w)
+    products.matmul_tiles(out_copy, a_t, w)
     np.testing.assert_array_equal(out_view, out_copy)
     assert relative_error(out_view, dA.T.astype(np.float64) @ w) < TOLERANCE[dtype]
 
 
 def test_tiles_with_k_zero_write_zeros():
     out = np.full((9, 20), np.nan, np.float32)
-    products.matmul_tiles(out, np.empty((9, 0), np.float32), np.empty((0, 20), np.float32), False)
+    products.matmul_tiles(out, np.empty((9, 0), np.float32), np.empty((0, 20), np.float32))
     assert (out == 0).all()
 
 
@@ -85,7 +75,7 @@ def test_tiles_propagate_nan_and_inf():
     a[3, 2] = np.nan
     w[5, 7] = np.inf
     out = np.empty((9, 20), np.float32)
-    products.matmul_tiles(out, a, w, False)
+    products.matmul_tiles(out, a, w)
     with np.errstate(invalid="ignore"):
         expected = a.astype(np.float64) @ w
     np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
@@ -95,7 +85,7 @@ def test_tiles_propagate_nan_and_inf():
 def test_tiles_refuse_rows_that_are_not_contiguous():
     a, w = operands(8, 6, 10, np.float64, seed=10)
     with pytest.raises(ValueError, match="contiguous rows"):
-        products.matmul_tiles(np.empty((8, 10)), a, np.asfortranarray(w), False)
+        products.matmul_tiles(np.empty((8, 10)), a, np.asfortranarray(w))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -41,7 +41,7 @@ from seqtool.core.rnn.products import matmul_tiles, product_into, project_into, 
 
 # sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
 # hex digits)
-INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "e8a7d4242e2dfaa0"}
+INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "80b1c71139675dbe"}
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -212,9 +212,9 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d
     G = 4 * H
     _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bias)
     dA_rows = dA.reshape(T * B, G)
-    matmul_tiles(d_W_ih, dA_rows.T, X.reshape(T * B, D), False)
-    matmul_tiles(d_W_hh, dA_rows.T, h[:T].reshape(T * B, H), False)
-    matmul_tiles(dX.reshape(T * B, D), dA_rows, W_ih, False)
+    matmul_tiles(d_W_ih, dA_rows.T, X.reshape(T * B, D))
+    matmul_tiles(d_W_hh, dA_rows.T, h[:T].reshape(T * B, H))
+    matmul_tiles(dX.reshape(T * B, D), dA_rows, W_ih)
 
 
 @kernel

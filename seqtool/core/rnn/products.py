@@ -88,22 +88,22 @@ def _as_int64(builder, value):
 
 
 def _make_tile(rows: int, vectors: int, split: int = 1):
-    """The intrinsic ``tile(C, A, W, i0, j0, ncols, K, accumulate)``:
-    C[i0:i0+rows, j0:j0+ncols] = (C[...] +) A[i0:i0+rows, :K] @ W[:K, j0:j0+ncols],
+    """The intrinsic ``tile(C, A, W, i0, j0, ncols, K)``:
+    C[i0:i0+rows, j0:j0+ncols] = A[i0:i0+rows, :K] @ W[:K, j0:j0+ncols],
     for (vectors − 1)·L < ncols ≤ vectors·L: only the last vector may be partial (see the
     module docstring). ``split`` > 1 runs that many independent chains of FMAs over k."""
 
     @intrinsic
-    def tile(typingctx, C, A, W, i0, j0, ncols, K, accumulate):
+    def tile(typingctx, C, A, W, i0, j0, ncols, K):
         arrays = (C, A, W)
         if not all(isinstance(a, types.Array) and a.ndim == 2 for a in arrays):
             return None
         if not (C.dtype == A.dtype == W.dtype and _element_type(C.dtype) is not None):
             return None
-        signature = types.void(C, A, W, i0, j0, ncols, K, accumulate)
+        signature = types.void(C, A, W, i0, j0, ncols, K)
 
         def codegen(context, builder, sig, args):
-            c_arg, a_arg, w_arg, i0_v, j0_v, ncols_v, k_count, acc_flag = args
+            c_arg, a_arg, w_arg, i0_v, j0_v, ncols_v, k_count = args
             c_array, a_array, w_array = (
                 context.make_array(ty)(context, builder, value)
                 for ty, value in zip(sig.args[:3], (c_arg, a_arg, w_arg)))
@@ -247,21 +247,13 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
             full = builder.icmp_signed("==", ncols_v, i64(vectors * lanes))
 
             def write(masked_last):
-                add = builder.icmp_unsigned("!=", acc_flag, ir.Constant(acc_flag.type, 0))
                 for m in range(rows):
                     for v in range(vectors):
-                        masked = masked_last and v == vectors - 1
-                        target = c_pointers[m][v]
-                        value = results[m][v]
-                        if masked:
-                            old = builder.call(masked_load, [target, align, masks[v], zero])
+                        if masked_last and v == vectors - 1:
+                            builder.call(masked_store, [results[m][v], c_pointers[m][v], align,
+                                                        masks[v]])
                         else:
-                            old = builder.load(target, align=item_bytes)
-                        value = builder.select(add, builder.fadd(old, value), value)
-                        if masked:
-                            builder.call(masked_store, [value, target, align, masks[v]])
-                        else:
-                            builder.store(value, target, align=item_bytes)
+                            builder.store(results[m][v], c_pointers[m][v], align=item_bytes)
 
             with builder.if_else(full) as (whole, part):
                 with whole:
@@ -301,87 +293,100 @@ def matmul_row(out, a, w):
         rest = N - j0
         if rest > 3 * lanes:
             ncols = min(4 * lanes, rest)
-            _row_4(out, a, w, 0, j0, ncols, K, False)
+            _row_4(out, a, w, 0, j0, ncols, K)
         elif rest > 2 * lanes:
             ncols = rest
-            _row_3(out, a, w, 0, j0, ncols, K, False)
+            _row_3(out, a, w, 0, j0, ncols, K)
         elif rest > lanes:
             ncols = rest
-            _row_2(out, a, w, 0, j0, ncols, K, False)
+            _row_2(out, a, w, 0, j0, ncols, K)
         else:
             ncols = rest
-            _row_1(out, a, w, 0, j0, ncols, K, False)
+            _row_1(out, a, w, 0, j0, ncols, K)
         j0 += ncols
 
 
+# The drivers below never pass a constant to another kernel: numba compiles a kernel again
+# for each constant it is called with (Literal types), and with every tile inlined each copy
+# cost seconds of compile time.
+
+
 @kernel
-def _column_strip(out, a, w, j0, ncols, vectors, accumulate):
-    """Columns j0 .. j0+ncols−1 of out = (out +) a @ w, every row, in tiles of TILE_ROWS
-    rows and then 4, 2 and 1 for the rest (``vectors``: how many vectors ncols spans)."""
+def _strip_3(out, a, w, j0, ncols):
+    """Columns j0 .. j0+ncols−1 of out = a @ w (2L < ncols ≤ 3L), every row: tiles of
+    TILE_ROWS rows, then 4, 2 and 1 for the rest."""
     B, K = a.shape
     i = 0
-    if vectors == 3:
-        while i + TILE_ROWS <= B:
-            _tile_main_3(out, a, w, i, j0, ncols, K, accumulate)
-            i += TILE_ROWS
-        if i + 4 <= B:
-            _tile_4_3(out, a, w, i, j0, ncols, K, accumulate)
-            i += 4
-        if i + 2 <= B:
-            _tile_2_3(out, a, w, i, j0, ncols, K, accumulate)
-            i += 2
-        if i < B:
-            _tile_1_3(out, a, w, i, j0, ncols, K, accumulate)
-    elif vectors == 2:
-        while i + TILE_ROWS <= B:
-            _tile_main_2(out, a, w, i, j0, ncols, K, accumulate)
-            i += TILE_ROWS
-        if i + 4 <= B:
-            _tile_4_2(out, a, w, i, j0, ncols, K, accumulate)
-            i += 4
-        if i + 2 <= B:
-            _tile_2_2(out, a, w, i, j0, ncols, K, accumulate)
-            i += 2
-        if i < B:
-            _tile_1_2(out, a, w, i, j0, ncols, K, accumulate)
-    else:
-        while i + TILE_ROWS <= B:
-            _tile_main_1(out, a, w, i, j0, ncols, K, accumulate)
-            i += TILE_ROWS
-        if i + 4 <= B:
-            _tile_4_1(out, a, w, i, j0, ncols, K, accumulate)
-            i += 4
-        if i + 2 <= B:
-            _tile_2_1(out, a, w, i, j0, ncols, K, accumulate)
-            i += 2
-        if i < B:
-            _tile_1_1(out, a, w, i, j0, ncols, K, accumulate)
+    while i + TILE_ROWS <= B:
+        _tile_main_3(out, a, w, i, j0, ncols, K)
+        i += TILE_ROWS
+    if i + 4 <= B:
+        _tile_4_3(out, a, w, i, j0, ncols, K)
+        i += 4
+    if i + 2 <= B:
+        _tile_2_3(out, a, w, i, j0, ncols, K)
+        i += 2
+    if i < B:
+        _tile_1_3(out, a, w, i, j0, ncols, K)
 
 
 @kernel
-def matmul_tiles(out, a, w, accumulate):
-    """out = a @ w (or out += a @ w if ``accumulate``) for a (B, K) of any strides, w (K, N)
-    and out (B, N) C-contiguous, in register tiles. Column strips of three vectors (the
-    last one may be narrower) are the outer loop, so that a strip of w (K × 3L) is reused
-    from cache by every tile of rows."""
+def _strip_2(out, a, w, j0, ncols):
+    """_strip_3 for L < ncols ≤ 2L."""
+    B, K = a.shape
+    i = 0
+    while i + TILE_ROWS <= B:
+        _tile_main_2(out, a, w, i, j0, ncols, K)
+        i += TILE_ROWS
+    if i + 4 <= B:
+        _tile_4_2(out, a, w, i, j0, ncols, K)
+        i += 4
+    if i + 2 <= B:
+        _tile_2_2(out, a, w, i, j0, ncols, K)
+        i += 2
+    if i < B:
+        _tile_1_2(out, a, w, i, j0, ncols, K)
+
+
+@kernel
+def _strip_1(out, a, w, j0, ncols):
+    """_strip_3 for 0 < ncols ≤ L."""
+    B, K = a.shape
+    i = 0
+    while i + TILE_ROWS <= B:
+        _tile_main_1(out, a, w, i, j0, ncols, K)
+        i += TILE_ROWS
+    if i + 4 <= B:
+        _tile_4_1(out, a, w, i, j0, ncols, K)
+        i += 4
+    if i + 2 <= B:
+        _tile_2_1(out, a, w, i, j0, ncols, K)
+        i += 2
+    if i < B:
+        _tile_1_1(out, a, w, i, j0, ncols, K)
+
+
+@kernel
+def matmul_tiles(out, a, w):
+    """out = a @ w for a (B, K) of any strides, w (K, N) and out (B, N) with contiguous rows,
+    in register tiles. Column strips of three vectors (the last one may be narrower) are the
+    outer loop, so that a strip of w (K × 3L) is reused from cache by every tile of rows."""
     N = w.shape[1]
     if N > 1 and ((w.shape[0] > 0 and w.strides[1] != w.itemsize)
                   or (out.shape[0] > 0 and out.strides[1] != out.itemsize)):
         raise ValueError("matmul_tiles: out and w must have contiguous rows")
-    lanes = REGISTER_BYTES // out.itemsize
-    j0 = 0
-    while j0 < N:
-        rest = N - j0
-        if rest > 2 * lanes:
-            ncols = min(3 * lanes, rest)
-            _column_strip(out, a, w, j0, ncols, 3, accumulate)
-        elif rest > lanes:
-            ncols = rest
-            _column_strip(out, a, w, j0, ncols, 2, accumulate)
-        else:
-            ncols = rest
-            _column_strip(out, a, w, j0, ncols, 1, accumulate)
-        j0 += ncols
+    strip = 3 * (REGISTER_BYTES // out.itemsize)
+    whole = N // strip
+    for s in range(whole):
+        _strip_3(out, a, w, s * strip, strip)
+    j0 = whole * strip
+    rest = N - j0
+    if 3 * rest > 2 * strip:
+        _strip_3(out, a, w, j0, rest)
+    elif 3 * rest > strip:
+        _strip_2(out, a, w, j0, rest)
+    elif rest > 0:
+        _strip_1(out, a, w, j0, rest)
 
 
 @kernel
@@ -389,7 +394,7 @@ def product_into(out, a, w):
     """out = a @ w for w (K, N) C-contiguous (∂L/∂X = dA W_ih): register tiles while w fits in
     cache (TILED_W_BELOW), BLAS otherwise."""
     if w.size * w.itemsize < TILED_W_BELOW:
-        matmul_tiles(out, a, w, False)
+        matmul_tiles(out, a, w)
     else:
         np.dot(a, w, out)
 
@@ -401,7 +406,7 @@ def project_into(out, a, w):
     (TILED_W_BELOW), BLAS otherwise (where the tiles, without BLAS's cache blocking, fall
     behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32)."""
     if w.size * w.itemsize < TILED_W_BELOW:
-        matmul_tiles(out, a, np.ascontiguousarray(w.T), False)
+        matmul_tiles(out, a, np.ascontiguousarray(w.T))
     else:
         np.dot(a, w.T, out)
 
@@ -515,7 +520,7 @@ def step_product(out, a, w):
     if B == 1 and fits:
         matmul_row(out, a, w)
     elif B >= TILED_FROM_ROWS or (B >= 2 and fits and (B >= 4 or size > LOOP_BELOW)):
-        matmul_tiles(out, a, w, False)
+        matmul_tiles(out, a, w)
     elif size <= LOOP_BELOW:
         _matmul_small(out, a, w)
     elif _is_single(out) and B >= 2 and K * N >= BLOCKED_FEW_ROWS:
