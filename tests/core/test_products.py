@@ -4,6 +4,10 @@ and on non-finite input."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -100,3 +104,32 @@ def test_per_step_product_matches_numpy_on_every_path(B, K, N, dtype):
     out = np.full((B, N), np.nan, dtype)
     products.step_product(out, a, w)
     assert relative_error(out, a.astype(np.float64) @ w.astype(np.float64)) < TOLERANCE[dtype]
+
+
+PORTABLE_CHECK = """
+import numpy as np
+from seqtool.core.rnn import products
+assert (products.REGISTER_BYTES, products.TILE_ROWS) == (16, 4), products.REGISTER_BYTES
+rng = np.random.default_rng(0)
+worst = 0.0
+for dtype in (np.float32, np.float64):
+    for B, K, N in [(1, 16, 64), (1, 7, 9), (5, 13, 11), (9, 20, 30), (3, 512, 512)]:
+        a = rng.normal(size=(B, K)).astype(dtype)
+        w = rng.normal(size=(K, N)).astype(dtype)
+        out = np.full((B, N), np.nan, dtype)
+        products.step_product(out, a, w)
+        expected = a.astype(np.float64) @ w
+        worst = max(worst, float(np.abs(out - expected).max() / np.abs(expected).max()))
+print(worst)
+"""
+
+
+def test_tiles_on_a_portable_target_with_16_byte_vectors(tmp_path):
+    # NUMBA_CPU_NAME=generic (SSE2 only): 4-lane float32 vectors and 4-row tiles, the shapes
+    # a machine without AVX gets; a fresh cache, so that nothing built for this CPU is used
+    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CPU_FEATURES", None)
+    result = subprocess.run([sys.executable, "-c", PORTABLE_CHECK], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 1e-5
