@@ -58,7 +58,7 @@ def test_tiles_cover_every_column_remainder(N_in_lanes, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_tiles_read_a_transposed_view_as_is(dtype):
     # A of any strides: dAᵀ of a C-contiguous dA, as in Σ_t dA_tᵀ x_t
-    dA, x = operands(40, 19, 21, dtype, seed=7)  # dA (40, 19), x used as w (19, 21)
+    dA = np.random.default_rng(7).normal(size=(40, 19)).astype(dtype)
     a_t = np.ascontiguousarray(dA.T)  # (19, 40)
     w = np.random.default_rng(8).normal(size=(40, 21)).astype(dtype)
     out_view, out_copy = np.empty((19, 21), dtype), np.empty((19, 21), dtype)
@@ -130,6 +130,6 @@ def test_tiles_on_a_portable_target_with_16_byte_vectors(tmp_path):
     env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
     env.pop("NUMBA_CPU_FEATURES", None)
     result = subprocess.run([sys.executable, "-c", PORTABLE_CHECK], env=env,
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 1e-5
