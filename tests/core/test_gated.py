@@ -11,8 +11,10 @@ from seqtool.core.rnn import gated
 
 GATES = {"gru": 3, "lstm": 4}
 TOLERANCE = {np.float64: TOL, np.float32: 2e-5}
-# (T, B, D, H); the last one multiplies (B, H) × (H, G·H) above the loop/BLAS threshold
-SHAPES = [(1, 1, 1, 1), (6, 1, 3, 4), (5, 3, 2, 3), (3, 4, 20, 40)]
+# (T, B, D, H); (3, 4, 20, 40) multiplies (B, H) × (H, G·H) above the plain loop's
+# threshold; (4, 13, 17, 21) runs the register tiles with rows left over (8 + 4 + 1) and a
+# partial last vector in every product
+SHAPES = [(1, 1, 1, 1), (6, 1, 3, 4), (5, 3, 2, 3), (3, 4, 20, 40), (4, 13, 17, 21)]
 
 
 def relative(a, b):

@@ -73,7 +73,7 @@ TORCH_CLASSES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("L", [1, 2])
-@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("B", [1, 3, 13])  # 13: an 8-row register tile, then 4 and 1
 def test_against_torch(cell, L, B):
     torch = pytest.importorskip("torch")
     T, D, H = 6, 3, 5
