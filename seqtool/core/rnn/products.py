@@ -67,6 +67,25 @@ OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
 TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile
 TILE_VECTORS = 3  # NV of the main tile
 
+# From this many rows on the register tiles beat everything else, at any size: float32 on one
+# Zen 5 core, (8, 16) × (16, 64) 1.5× faster than the plain loop below, (32, 128) × (128, 512)
+# 1.7× faster than OpenBLAS's sgemm, (64, 1024) × (1024, 256) 1.3×.
+TILED_FROM_ROWS = 8
+# ... provided a column strip of w (K × 3 vectors) stays well inside L2: at K = 2048
+# ((128, 2048) × (2048, 512)) the tiles ran at 0.87× OpenBLAS in float32, 0.74× in float64.
+TILED_STRIP_BELOW = 256 * 1024  # bytes
+# Below TILED_FROM_ROWS, tiles of 4, 2 and 1 rows still win while w (K × N) fits the core's
+# L2 cache: with a larger w, each tile of rows streams the whole of w again, in strips.
+TILED_W_BELOW = 1 << 20  # bytes
+# Up to this many multiply-adds per step on 1 to 3 rows, the plain loop is faster (it is
+# tuned for the latency of B = 1; a BLAS call costs more than the product).
+LOOP_BELOW = 16 * 1024
+# With w this large (1 MB in float32) and 2 to 7 rows, the register-blocked loop
+# (_matmul_rows4) beats both the tiles and OpenBLAS's sgemm, which is up to 5× slower on so
+# few rows ((2, 512) × (512, 2048): 257 µs against 46; (3, 256) × (256, 1024): 34 against
+# 23). The longest-first batches of training have only a few rows left at their last steps.
+BLOCKED_FEW_ROWS = 256 * 1024
+
 
 def _element_type(dtype):
     return {types.float32: ir.FloatType(), types.float64: ir.DoubleType()}.get(dtype)
@@ -369,31 +388,45 @@ def _strip_1(out, a, w, j0, ncols):
 @kernel
 def matmul_tiles(out, a, w):
     """out = a @ w for a (B, K) of any strides, w (K, N) and out (B, N) with contiguous rows,
-    in register tiles. Column strips of three vectors (the last one may be narrower) are the
-    outer loop, so that a strip of w (K × 3L) is reused from cache by every tile of rows."""
+    in register tiles. Column strips of up to three vectors are the outer loop, so that a
+    strip of w (K × 3L at most) is reused from cache by every tile of rows."""
     N = w.shape[1]
     if N > 1 and ((w.shape[0] > 0 and w.strides[1] != w.itemsize)
                   or (out.shape[0] > 0 and out.strides[1] != out.itemsize)):
         raise ValueError("matmul_tiles: out and w must have contiguous rows")
-    strip = 3 * (REGISTER_BYTES // out.itemsize)
-    whole = N // strip
-    for s in range(whole):
-        _strip_3(out, a, w, s * strip, strip)
-    j0 = whole * strip
-    rest = N - j0
-    if 3 * rest > 2 * strip:
-        _strip_3(out, a, w, j0, rest)
-    elif 3 * rest > strip:
-        _strip_2(out, a, w, j0, rest)
-    elif rest > 0:
-        _strip_1(out, a, w, j0, rest)
+    # strips of at most three vectors, as even as they can be: 4 vectors as 2 + 2 rather
+    # than 3 + 1 (a one-vector tile loads a broadcast of A per multiply-add; (32, 256) ×
+    # (256, 64) ran at 0.89× OpenBLAS as 3 + 1)
+    lanes = REGISTER_BYTES // out.itemsize
+    vectors_left = (N + lanes - 1) // lanes
+    strips_left = (vectors_left + 2) // 3
+    j0 = 0
+    while strips_left > 0:
+        vectors = (vectors_left + strips_left - 1) // strips_left
+        ncols = min(vectors * lanes, N - j0)
+        if vectors == 3:
+            _strip_3(out, a, w, j0, ncols)
+        elif vectors == 2:
+            _strip_2(out, a, w, j0, ncols)
+        else:
+            _strip_1(out, a, w, j0, ncols)
+        j0 += ncols
+        vectors_left -= vectors
+        strips_left -= 1
+
+
+@inline_kernel
+def _tiles_fit(K, N, itemsize):
+    """Whether a (K, N) w fits in L2 (TILED_W_BELOW) with room for a strip of it
+    (TILED_STRIP_BELOW)."""
+    return K * N * itemsize < TILED_W_BELOW and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW
 
 
 @kernel
 def product_into(out, a, w):
     """out = a @ w for w (K, N) C-contiguous (∂L/∂X = dA W_ih): register tiles while w fits in
-    cache (TILED_W_BELOW), BLAS otherwise."""
-    if w.size * w.itemsize < TILED_W_BELOW:
+    cache (_tiles_fit), BLAS otherwise."""
+    if _tiles_fit(w.shape[0], w.shape[1], w.itemsize):
         matmul_tiles(out, a, w)
     else:
         np.dot(a, w, out)
@@ -402,10 +435,10 @@ def product_into(out, a, w):
 @kernel
 def project_into(out, a, w):
     """out = a @ wᵀ for a (M, K) and w (N, K) in torch's layout (an input projection
-    X W_ihᵀ): register tiles over a contiguous copy of wᵀ while w fits in cache
-    (TILED_W_BELOW), BLAS otherwise (where the tiles, without BLAS's cache blocking, fall
+    X W_ihᵀ): register tiles over a contiguous copy of wᵀ while it fits in cache
+    (_tiles_fit), BLAS otherwise (where the tiles, without BLAS's cache blocking, fall
     behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32)."""
-    if w.size * w.itemsize < TILED_W_BELOW:
+    if _tiles_fit(w.shape[1], w.shape[0], w.itemsize):
         matmul_tiles(out, a, np.ascontiguousarray(w.T))
     else:
         np.dot(a, w.T, out)
@@ -414,21 +447,6 @@ def project_into(out, a, w):
 # ---------------------------------------------------------------------------------------
 # The per-step product: which method for which shape
 
-# From this many rows on the register tiles beat everything else, at any size: float32 on one
-# Zen 5 core, (8, 16) × (16, 64) 1.5× faster than the plain loop below, (32, 128) × (128, 512)
-# 1.7× faster than OpenBLAS's sgemm, (64, 1024) × (1024, 256) 1.3×.
-TILED_FROM_ROWS = 8
-# Below that, tiles of 4, 2 and 1 rows still win while w (K × N) fits the core's L2 cache:
-# with a larger w, each tile of rows streams the whole of w again, in column strips.
-TILED_W_BELOW = 1 << 20  # bytes
-# Up to this many multiply-adds per step on 1 to 3 rows, the plain loop is faster (it is
-# tuned for the latency of B = 1; a BLAS call costs more than the product).
-LOOP_BELOW = 16 * 1024
-# With w this large (1 MB in float32) and 2 to 7 rows, the register-blocked loop
-# (_matmul_rows4) beats both the tiles and OpenBLAS's sgemm, which is up to 5× slower on so
-# few rows ((2, 512) × (512, 2048): 257 µs against 46; (3, 256) × (256, 1024): 34 against
-# 23). The longest-first batches of training have only a few rows left at their last steps.
-BLOCKED_FEW_ROWS = 256 * 1024
 
 
 @kernel
@@ -510,16 +528,21 @@ def _matmul_rows4(out, a, w):
 def step_product(out, a, w):
     """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: register tiles
     (matmul_tiles, or matmul_row for one row) while w fits in cache (TILED_W_BELOW) and from
-    TILED_FROM_ROWS rows on; a plain loop for small products on 2 or 3 rows; for large ones
-    on few rows the blocked loop (_matmul_rows4, float32) or BLAS. out and w are
-    C-contiguous."""
+    TILED_FROM_ROWS rows on while a strip of w does (TILED_STRIP_BELOW); a plain loop for
+    small products on 2 or 3 rows; for large ones on few rows the blocked loop
+    (_matmul_rows4, float32) or BLAS. out and w are C-contiguous."""
     B, K = a.shape
     N = w.shape[1]
     size = B * K * N
     fits = K * N * w.itemsize < TILED_W_BELOW
     if B == 1 and fits:
         matmul_row(out, a, w)
-    elif B >= TILED_FROM_ROWS or (B >= 2 and fits and (B >= 4 or size > LOOP_BELOW)):
+    elif B >= TILED_FROM_ROWS:
+        if K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
+            matmul_tiles(out, a, w)
+        else:
+            np.dot(a, w, out)
+    elif B >= 2 and fits and (B >= 4 or size > LOOP_BELOW):
         matmul_tiles(out, a, w)
     elif size <= LOOP_BELOW:
         _matmul_small(out, a, w)
