@@ -41,7 +41,7 @@ from seqtool.core.rnn.products import matmul_tiles, product_into, project_into, 
 
 # sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
 # hex digits)
-INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "8a5b7c454999a94c"}
+INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "3eeaefc73e249fb1"}
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -437,14 +437,12 @@ def _input_projection(X, W_ih, bias, dtype, out=None) -> np.ndarray:
     return P.reshape(T, B, -1)
 
 
-def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
-                      input_products=True) -> dict[str, np.ndarray | None]:
-    """The products after the loop: Σ_t dA_tᵀ x_t, Σ_t dA_tᵀ h_{t−1}, Σ_t dA_t, dA_t W_ih
-    (the last into dX (T, B, D) if given), over the real steps' ``rows`` only if given (dA
-    is 0 on the others); without ``input_products``, the two that read X or W_ih are None."""
+def _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX=None, input_products=True):
+    """The products after the loop from dA_i, dA_h, the real steps' rows of the gradients
+    of the input-side and recurrent-side pre-activations (gather_rows(dA, rows); dA is 0 on
+    the other steps): Σ_t dA_tᵀ x_t, Σ_t dA_tᵀ h_{t−1} and ∂L/∂x_t = dA_t W_ih (into dX
+    (T, B, D) if given). Without ``input_products`` the two that read X or W_ih are None."""
     dtype = h.dtype
-    dA_i = gather_rows(dA_ih, rows)
-    dA_h = gather_rows(dA_hh, rows)
     weight_ih = None
     if input_products:
         T, B, D = X.shape
@@ -456,13 +454,18 @@ def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
         else:
             scatter_rows(dA_i @ W_ih, rows, dX)
         weight_ih = dA_i.T @ gather_rows(X.astype(dtype, copy=False), rows)
-    return dict(
-        weight_ih=weight_ih,
-        weight_hh=dA_h.T @ gather_rows(h[:-1], rows),
-        bias_ih=dA_i.sum(axis=0),
-        bias_hh=dA_h.sum(axis=0),
-        x=dX,
-    )
+    return weight_ih, dA_h.T @ gather_rows(h[:-1], rows), dX
+
+
+def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
+                      input_products=True) -> dict[str, np.ndarray | None]:
+    """_weight_products over dA_ih, dA_hh (T, B, G·H), and the bias gradients Σ_t dA_t."""
+    dA_i = gather_rows(dA_ih, rows)
+    dA_h = gather_rows(dA_hh, rows)
+    weight_ih, weight_hh, dX = _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX,
+                                                input_products)
+    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": dA_i.sum(axis=0),
+            "bias_hh": dA_h.sum(axis=0), "x": dX}
 
 
 def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
@@ -544,17 +547,10 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
         dA = reusable("lstm.dA", (T, B, 4 * H), dtype)
         _lstm_backward_into(forward.h, forward.c, forward.gates, dh, dc_n, W_hh,
                             forward.active, dA, dh0, dc0, d_bias)
-        rows = forward.rows  # dA is 0 on the padded steps: leave them out of the products
-        dA_rows = gather_rows(dA, rows)
-        d_W_hh = dA_rows.T @ gather_rows(forward.h[:-1], rows)
-        d_W_ih = dX = None
-        if input_products:
-            d_W_ih = dA_rows.T @ gather_rows(X, rows)
-            dX = reusable("lstm.dX", (T, B, D), dtype)
-            if rows is None:
-                product_into(dX.reshape(T * B, D), dA_rows, W_ih)
-            else:
-                scatter_rows(dA_rows @ W_ih, rows, dX)
+        dA_rows = gather_rows(dA, forward.rows)  # dA is 0 on the padded steps
+        dX = reusable("lstm.dX", (T, B, D), dtype) if input_products else None
+        d_W_ih, d_W_hh, dX = _weight_products(X, forward.h, dA_rows, dA_rows, W_ih,
+                                              forward.rows, dX, input_products)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
     return GatedGradients(weight_ih=d_W_ih, weight_hh=d_W_hh, bias_ih=d_bias,
                           bias_hh=d_bias.copy(), h0=dh0, x=dX, dA_ih=dA, dA_hh=dA, c0=dc0)

@@ -64,8 +64,7 @@ def _host_vector_registers() -> tuple[int, int]:
 REGISTER_BYTES, REGISTERS = _host_vector_registers()
 # LLVM 17 dropped typed pointers (llvmlite ≥ 0.45, numba ≥ 0.62), which renames intrinsics
 OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
-TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile
-TILE_VECTORS = 3  # NV of the main tile
+TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile (its NV is 3)
 
 # From this many rows on the register tiles beat everything else, at any size: float32 on one
 # Zen 5 core, (8, 16) × (16, 64) 1.5× faster than the plain loop below, (32, 128) × (128, 512)
@@ -160,11 +159,12 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
             a_row_stride, a_col_stride = strides(a_array)
             w_row_stride = strides(w_array)[0]
 
-            # lane l of vector v is live when v·L + l < ncols
+            # lane l of the last vector is live when (vectors − 1)·L + l < ncols: only that
+            # vector may be partial
             lane_index = ir.Constant(ir.VectorType(i64, lanes), [i64(n) for n in range(lanes)])
-            masks = [builder.icmp_signed("<", lane_index, _splat(
-                builder, builder.sub(ncols_v, i64(v * lanes)), ir.VectorType(i64, lanes)))
-                for v in range(vectors)]
+            last_mask = builder.icmp_signed("<", lane_index, _splat(
+                builder, builder.sub(ncols_v, i64((vectors - 1) * lanes)),
+                ir.VectorType(i64, lanes)))
 
             a_rows = [builder.gep(a_array.data, [builder.mul(builder.add(i0_v, i64(m)),
                                                              a_row_stride)])
@@ -174,12 +174,13 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
             # The main loop takes `split` values of k per pass, each into its own set of
             # accumulators (for a single row, one chain of FMAs per vector would wait on
             # the FMA latency); the sets are summed after it, and the last K mod split
-            # values of k go into that sum one at a time.
-            k_main = builder.sub(k_count, builder.srem(k_count, i64(split)))
+            # values of k go into that sum one at a time (a loop emitted only if split > 1).
+            k_main = k_count if split == 1 else builder.sub(
+                k_count, builder.srem(k_count, i64(split)))
             entry = builder.block
             main = builder.append_basic_block("tile.main")
             after_main = builder.append_basic_block("tile.after_main")
-            rest = builder.append_basic_block("tile.rest")
+            rest = builder.append_basic_block("tile.rest") if split > 1 else None
             done = builder.append_basic_block("tile.done")
             builder.cbranch(builder.icmp_signed(">", k_main, i64(0)), main, after_main)
 
@@ -188,11 +189,10 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
                 w_row = builder.gep(w_columns, [builder.mul(k, w_row_stride)])
                 addresses = [builder.bitcast(builder.gep(w_row, [i64(v * lanes)]), pointer)
                              for v in range(vectors)]
-                # only the last vector of a strip can be partial (see the drivers below)
                 w_vectors = [builder.load(address, align=item_bytes)
                              for address in addresses[:-1]]
                 w_vectors.append(builder.call(masked_load, [addresses[-1], align,
-                                                            masks[-1], zero]))
+                                                            last_mask, zero]))
                 updated = []
                 for m in range(rows):
                     a_mk = builder.load(builder.gep(a_rows[m], [builder.mul(k, a_col_stride)]))
@@ -236,33 +236,36 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
                     paired.append(finals[-1])
                 finals = paired
             summed = finals[0]
-            builder.cbranch(builder.icmp_signed("<", k_main, k_count), rest, done)
-
-            builder.position_at_end(rest)
-            k_rest = builder.phi(i64)
-            k_rest.add_incoming(k_main, after_main)
-            partial = phis([(summed, after_main)])
-            updated_rest = update(k_rest, partial)
-            k_rest_next = builder.add(k_rest, i64(1))
-            rest_end = builder.block
-            k_rest.add_incoming(k_rest_next, rest_end)
-            for m in range(rows):
-                for v in range(vectors):
-                    partial[m][v].add_incoming(updated_rest[m][v], rest_end)
-            builder.cbranch(builder.icmp_signed("<", k_rest_next, k_count), rest, done)
-
-            builder.position_at_end(done)
-            results = phis([(summed, after_main), (updated_rest, rest_end)])
+            if split == 1:
+                builder.branch(done)
+                builder.position_at_end(done)
+                results = phis([(summed, after_main)])
+            else:
+                builder.cbranch(builder.icmp_signed("<", k_main, k_count), rest, done)
+                builder.position_at_end(rest)
+                k_rest = builder.phi(i64)
+                k_rest.add_incoming(k_main, after_main)
+                partial = phis([(summed, after_main)])
+                updated_rest = update(k_rest, partial)
+                k_rest_next = builder.add(k_rest, i64(1))
+                rest_end = builder.block
+                k_rest.add_incoming(k_rest_next, rest_end)
+                for m in range(rows):
+                    for v in range(vectors):
+                        partial[m][v].add_incoming(updated_rest[m][v], rest_end)
+                builder.cbranch(builder.icmp_signed("<", k_rest_next, k_count), rest, done)
+                builder.position_at_end(done)
+                results = phis([(summed, after_main), (updated_rest, rest_end)])
             c_pointers = []
             for m in range(rows):
                 c_row = builder.gep(c_array.data, [builder.add(
                     builder.mul(builder.add(i0_v, i64(m)), c_row_stride), j0_v)])
                 c_pointers.append([builder.bitcast(builder.gep(c_row, [i64(v * lanes)]), pointer)
                                    for v in range(vectors)])
-            # Plain stores (and loads) wherever a vector is whole: a load that reads what a
-            # masked store just wrote cannot take it from the store buffer and waits for
-            # the store to reach the cache, which at one row per step (the recurrence
-            # reads rec right away) cost more than the whole product.
+            # Plain stores wherever a vector is whole: a load that reads what a masked store
+            # just wrote cannot take it from the store buffer and waits for the store to
+            # reach the cache, which at one row per step (the recurrence reads rec right
+            # away) cost more than the whole product.
             full = builder.icmp_signed("==", ncols_v, i64(vectors * lanes))
 
             def write(masked_last):
@@ -270,7 +273,7 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
                     for v in range(vectors):
                         if masked_last and v == vectors - 1:
                             builder.call(masked_store, [results[m][v], c_pointers[m][v], align,
-                                                        masks[v]])
+                                                        last_mask])
                         else:
                             builder.store(results[m][v], c_pointers[m][v], align=item_bytes)
 
