@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,8 @@ class Model:
     params: dict[str, np.ndarray]
     meta: dict[str, Any]
 
-    @property
-    def vocab(self):
+    @cached_property
+    def vocab(self):  # built once: dataset_for_model reads it per sequence
         from seqtool.core.data import Vocab
 
         tokens = self.meta.get("vocab")
@@ -124,6 +125,12 @@ def _model_meta(spec: ModelSpec, data: Any, config: TrainConfig) -> dict[str, An
 def load_model(directory: str | Path, name: str = "model", key: str = "model") -> Model:
     """A checkpoint, checked against its own description: spec, parameter names, shapes."""
     arrays, meta = load_checkpoint(directory, name, key)
+    return _checked_model(arrays, meta, directory, name, key)
+
+
+def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], directory: str | Path,
+                   name: str, key: str) -> Model:
+    """The model in a loaded checkpoint (arrays, meta), checked as load_model says."""
     where = f"{directory}: {name}.json"
     try:
         spec = ModelSpec(**meta["spec"])
@@ -316,7 +323,7 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
     spec = model_spec(config, train_data)
     dtype = np.dtype(config.dtype)
     if resume is not None:
-        model = load_model(directory, "last", "resume")
+        model = _checked_model(arrays, stored["meta"], directory, "last", "resume")
         if model.spec != spec:
             raise CheckpointError("resume", f"{directory}: last.json describes a different model "
                                   "than its config.yaml gives")

@@ -9,10 +9,14 @@ from seqtool.core.errors import InputError
 from seqtool.io.output import FORMATS, choose_format, write_csv, write_json
 
 
-def check_format(requested: str | None) -> None:
+# the commands that stream a record at a time (train-rnn, predict, sample, evaluate) add jsonl
+STREAM_FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def check_format(requested: str | None, formats: tuple[str, ...] = FORMATS) -> None:
     """Refuse an unknown --format before any work is done."""
-    if requested is not None and requested not in FORMATS:
-        raise InputError("format", f"is '{requested}'; choose one of {', '.join(FORMATS)}")
+    if requested is not None and requested not in formats:
+        raise InputError("format", f"is '{requested}'; choose one of {', '.join(formats)}")
 
 
 def emit(

@@ -9,17 +9,14 @@ import typer
 
 from seqtool.cli.app import app
 from seqtool.cli.options import given, precision_option
+from seqtool.cli.output import STREAM_FORMATS, check_format
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig, help_of
-from seqtool.core.errors import InputError
-
-USE_FORMATS = ("table", "json", "jsonl", "csv")
 
 
 def _format(requested: str | None, piped_default: str) -> str:
     from seqtool.io.output import choose_format
 
-    if requested is not None and requested not in USE_FORMATS:
-        raise InputError("format", f"is '{requested}'; choose one of {', '.join(USE_FORMATS)}")
+    check_format(requested, STREAM_FORMATS)
     chosen = choose_format(requested)
     return piped_default if requested is None and chosen == "json" else chosen
 

@@ -67,9 +67,10 @@ def run_command(
         return
     from seqtool.render.recipes import RunProgress, render_summary
 
-    with RunProgress(len(expand(loaded))) as progress:
+    runs = expand(loaded)
+    with RunProgress(len(runs)) as progress:
         report = run_recipe(loaded, target, jobs=jobs, scheduler=scheduler,
-                            on_result=progress.advance)
+                            on_result=progress.advance, runs=runs)
     render_summary(report, fmt, precision)
     if report.failed:
         first = report.failed[0]

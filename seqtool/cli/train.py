@@ -12,12 +12,12 @@ import typer
 
 from seqtool.cli.app import app
 from seqtool.cli.options import config_option, precision_option
+from seqtool.cli.output import STREAM_FORMATS, check_format
 from seqtool.config import TrainConfig
-from seqtool.core.errors import InputError, RunError
+from seqtool.core.errors import RunError
 
 _option = partial(config_option, TrainConfig)
 
-TRAIN_FORMATS = ("table", "json", "jsonl", "csv")
 
 HELP = """Train a vanilla RNN, GRU or LSTM: classify (many-to-one), tag (one-way
 many-to-many), lm (p(y_t | y_<t)) or regress, on a built-in set or your data.
@@ -91,8 +91,7 @@ def train_command(
         False, "--explain", help="The architecture as a diagram, and the measured dependency "
         "map ‖∂y_t/∂x_s‖ of the trained model."),
 ) -> None:
-    if output_format is not None and output_format not in TRAIN_FORMATS:
-        raise InputError("format", f"is '{output_format}'; choose one of {', '.join(TRAIN_FORMATS)}")
+    check_format(output_format, STREAM_FORMATS)
     given = {name: value for name, value in locals().items()
              if name in FLAG_NAMES and value is not None}
     from seqtool.io.output import choose_format

@@ -73,9 +73,3 @@ def sample(spec: ModelSpec, params: dict[str, np.ndarray], prime: np.ndarray, le
         f = stack_forward(spec.cell, E[[token]][:, None, :], state, h0=f.h_n, c0=f.c_n,
                           nonlinearity=spec.nonlinearity)
     return drawn, logps
-
-
-def check_temperature(value: float) -> float:
-    if not np.isfinite(value) or value < 0:
-        raise InputError("temperature", f"must be ≥ 0 (0 is greedy), got {value:g}")
-    return value

@@ -61,17 +61,19 @@ def global_norm(grads: dict[str, np.ndarray]) -> float:
     return math.sqrt(total)
 
 
-def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float,
+                   total: float | None = None) -> float:
     """Scale every gradient in place so that the global norm is at most ``max_norm``.
 
     As torch.nn.utils.clip_grad_norm_: total = √(Σ_k ‖g_k‖²); c = max_norm / (total + 1e-6);
     if c < 1, every g_k ← c·g_k. (c < 1 exactly when total > max_norm − 1e-6, so a total a
     hair under max_norm is scaled by a factor a hair under 1, as in torch.) Returns the total
     norm before clipping. A NaN total leaves the gradients as they are (torch would make them
-    all NaN); check the returned norm.
+    all NaN); check the returned norm. ``total``: the global norm, if the caller has it.
     """
     max_norm = _check_range("max_norm", max_norm, 0.0)
-    total = global_norm(grads)
+    if total is None:
+        total = global_norm(grads)
     coef = max_norm / (total + 1e-6)
     if coef < 1.0:
         for g in grads.values():

@@ -245,7 +245,7 @@ def train_step(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.nd
     if not math.isfinite(norm):
         return loss, norm
     if settings.clip_norm is not None:
-        clip_grad_norm(grads, settings.clip_norm)
+        clip_grad_norm(grads, settings.clip_norm, total=norm)
     optimizer.step(grads)
     return loss, norm
 

@@ -36,6 +36,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from seqtool.core.errors import InputError
+from seqtool.io.output import finite
 
 FORMAT = "seqtool-checkpoint"
 FORMAT_VERSION = 1
@@ -123,7 +124,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
 # --------------------------------------------------------------------------- jsonl
 
 def _plain(value: Any) -> Any:
-    """JSON-ready: NumPy scalars and arrays as Python values; NaN and ±inf as null."""
+    """JSON-ready: NumPy scalars and arrays as Python values; NaN and ±inf as null
+    (seqtool.io.output.finite)."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -132,9 +134,7 @@ def _plain(value: Any) -> Any:
         return _plain(value.tolist())
     if isinstance(value, np.generic):
         return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return finite(value)
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:

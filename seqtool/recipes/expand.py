@@ -44,7 +44,8 @@ def _slug(value: Any) -> str:
 
 
 def expand_step(step: Step) -> list[RunSpec]:
-    """The step's runs in grid order (the last grid key varies fastest), seeds innermost."""
+    """The step's runs in grid order (the last grid key varies fastest), seeds innermost;
+    their index, id and hash are set by expand, once the data paths are resolved."""
     keys = list(step.grid)
     points = [dict(zip(keys, values)) for values in itertools.product(*step.grid.values())]
     seeds = step.seeds if step.seeds is not None else [None]
@@ -54,8 +55,7 @@ def expand_step(step: Step) -> list[RunSpec]:
             params = {**step.params, **point}
             if seed is not None:
                 params["seed"] = seed
-            runs.append(RunSpec(0, "", step.name, step.command, params, point, seed,
-                                run_hash(step.command, params)))
+            runs.append(RunSpec(0, "", step.name, step.command, params, point, seed, ""))
     return runs
 
 

@@ -14,7 +14,6 @@ every run whose status.json says done with the same hash, and reruns the rest.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import statistics
@@ -24,7 +23,7 @@ from typing import Any, Callable
 
 from seqtool.core.errors import InputError
 from seqtool.io.checkpoint import write_atomic
-from seqtool.io.output import finite
+from seqtool.io.output import finite, write_csv
 from seqtool.recipes.execute import execute_run
 from seqtool.recipes.expand import RunSpec, expand
 from seqtool.recipes.load import Recipe
@@ -165,15 +164,15 @@ def summary_csv(groups: list[dict[str, Any]]) -> str:
     header = ["step", *point_keys, "runs", "failed"]
     for m in metric_names:
         header += [f"{m}_mean", f"{m}_std"]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
+    rows = []
     for g in groups:
         row = [g["step"], *[g["point"].get(k, "") for k in point_keys], g["runs"], g["failed"]]
         for m in metric_names:
             stat = g["metrics"].get(m)
-            row += [repr(stat["mean"]), repr(stat["std"])] if stat else ["", ""]
-        writer.writerow(row)
+            row += [stat["mean"], stat["std"]] if stat else ["", ""]
+        rows.append(row)
+    buf = io.StringIO()
+    write_csv(header, rows, buf)
     return buf.getvalue()
 
 
@@ -194,11 +193,13 @@ def default_out(recipe: Recipe) -> Path:
 
 def run_recipe(recipe: Recipe, out: Path | None = None, *, jobs: int | None = None,
                scheduler: str | None = None,
-               on_result: Callable[[dict[str, Any]], None] | None = None) -> RecipeReport:
-    """Run every run of ``recipe`` that is not already done in ``out``; write the files."""
+               on_result: Callable[[dict[str, Any]], None] | None = None,
+               runs: list[RunSpec] | None = None) -> RecipeReport:
+    """Run every run of ``recipe`` that is not already done in ``out``; write the files.
+    ``runs``: expand(recipe), if the caller has it already."""
     out = out or default_out(recipe)
     out.mkdir(parents=True, exist_ok=True)
-    runs = expand(recipe)
+    runs = expand(recipe) if runs is None else runs
     results: dict[str, dict[str, Any]] = {}
     todo = []
     for run in runs:

@@ -97,12 +97,16 @@ def extension(path: str) -> str:
 # ---------------------------------------------------------------------------- tables
 
 
-def _csv_rows(text: str, path: str, key: str) -> tuple[list[str], list[tuple[int, list]]]:
-    """Header (lower-cased names) and (line, fields) of every non-blank row."""
+def _csv_reader(text: str, path: str):
     # strict: an unclosed quote is an error, not a field that swallows the rest of the file
     dialect = (dict(delimiter="\t", quoting=csv.QUOTE_NONE) if extension(path) == ".tsv"
                else dict(strict=True))
-    reader = csv.reader(io.StringIO(text, newline=""), **dialect)
+    return csv.reader(io.StringIO(text, newline=""), **dialect)
+
+
+def _csv_rows(text: str, path: str, key: str) -> tuple[list[str], list[tuple[int, list]]]:
+    """Header (lower-cased names) and (line, fields) of every non-blank row."""
+    reader = _csv_reader(text, path)
     rows, line = [], 1
     try:
         for fields in reader:
@@ -117,6 +121,18 @@ def _csv_rows(text: str, path: str, key: str) -> tuple[list[str], list[tuple[int
     if not body:
         raise InputError(key, f"{path} has a header but no rows")
     return [h.strip().lower() for h in header], body
+
+
+def _csv_header(text: str, path: str) -> set[str] | None:
+    """The lower-cased names of the first non-blank row, without parsing the rest of the file
+    (None if that row is not valid CSV)."""
+    try:
+        for fields in _csv_reader(text, path):
+            if any(f.strip() for f in fields):
+                return {f.strip().lower() for f in fields}
+    except csv.Error:
+        return None
+    return None
 
 
 def _json_value(value, name: str, where: str, key: str):
@@ -358,8 +374,15 @@ def infer_task(path: str, key: str) -> str | None:
         except json.JSONDecodeError:
             return None
         names = {str(k).lower() for k in obj} if isinstance(obj, dict) else set()
-    else:
-        names = set(_csv_rows(text, path, key)[0])
+        return _task_of(names)
+    task = _task_of(_csv_header(text, path) or set())
+    if task is None:  # the file's own faults first, in the words reading it would use
+        _csv_rows(text, path, key)
+    return task  # (when a task fits, its reader parses the file and reports any fault)
+
+
+def _task_of(names: set[str]) -> str | None:
+    """The task whose columns ``names`` (a header, lower-cased) holds, or None."""
     for task, columns in COLUMNS.items():
         if set(columns) <= names:
             return task
