@@ -21,6 +21,7 @@ import numpy as np
 
 from seqtool.core import attention
 from seqtool.core.errors import InputError
+from seqtool.core.optim import OPTIMIZERS
 from seqtool.core.selectors import SELECTORS, check_selector_params
 from seqtool.io.numbers import read_matrix, read_vector
 
@@ -60,13 +61,17 @@ def as_bool(key: str, value: Any) -> bool:
     raise InputError(key, f"is '{value}'; expected true or false")
 
 
-def one_of(choices: tuple[str, ...]) -> Callable[[str, Any], str]:
+def one_of(choices: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[[str, Any], str]:
+    """A coercer to one of ``choices``: a tuple, or a function giving it when a Config is
+    built (for a vocabulary that lives in a module too heavy to import at start-up)."""
+
     def as_choice(key: str, value: Any) -> str:
+        known = choices() if callable(choices) else choices
         text = str(value).strip().lower()
-        if text not in choices:
-            hint = difflib.get_close_matches(text, choices, n=1)
+        if text not in known:
+            hint = difflib.get_close_matches(text, known, n=1)
             maybe = f" (did you mean {hint[0]}?)" if hint else ""
-            raise InputError(key, f"is '{value}'{maybe}; choose one of {', '.join(choices)}")
+            raise InputError(key, f"is '{value}'{maybe}; choose one of {', '.join(known)}")
         return text
 
     return as_choice
@@ -487,8 +492,18 @@ def as_text(key: str, value: Any) -> str:
     return text
 
 
-TRAIN_TASKS = ("classify", "tag", "lm", "regress")
+def _tasks() -> tuple[str, ...]:
+    from seqtool.core.data import TASKS  # the tasks the data readers and the models implement
+
+    return TASKS
+
 TRAIN_CELLS = ("rnn", "gru", "lstm", "bow")
+def _pools() -> tuple[str, ...]:
+    from seqtool.core.models import POOLS  # imports the kernels: only when a Config is built
+
+    return POOLS
+
+
 # What --resume may change: how much longer to train, nothing about what is trained.
 RESUMABLE_CHANGES = ("epochs", "steps", "patience")
 
@@ -501,7 +516,7 @@ class TrainConfig:
                       "or a file: TSV/CSV/JSONL text,label (classify) or tokens,tags (tag), "
                       "plain text (lm), numeric CSV (regress).", as_text)
     task: str | None = param(None, "classify, tag, lm or regress (built-in sets know theirs).",
-                             optional(one_of(TRAIN_TASKS)))
+                             optional(one_of(_tasks)))
     val: str | None = param(None, "A validation file (else --val-fraction of the data).",
                             optional(as_text))
     val_fraction: float = param(0.1, "Share of the data held out for validation.", as_fraction)
@@ -521,11 +536,11 @@ class TrainConfig:
     embedding_dim: int = param(32, "Token embedding size.", as_positive_int)
     dropout: float = param(0.0, "Dropout between stacked layers (training only).", as_dropout)
     pool: str = param("last", "classify: last, mean or max over the real steps.",
-                      one_of(("last", "mean", "max")))
+                      one_of(_pools))
     nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(("tanh", "relu")))
     dtype: str = param("float32", "float32 or float64.", one_of(("float32", "float64")))
     optimizer: str = param("adam", "sgd, momentum, adam or adagrad.",
-                           one_of(("sgd", "momentum", "adam", "adagrad")))
+                           one_of(OPTIMIZERS))
     lr: float = param(0.003, "Learning rate.", as_positive_float)
     weight_decay: float = param(0.0, "L2 penalty added to the gradients.", as_nonnegative_float)
     clip_norm: float | None = param(None, "Clip the global gradient norm to this.",
@@ -539,10 +554,12 @@ class TrainConfig:
     seed: int = param(0, "Seed of the data, initialisation, order and dropout.", as_int)
     out: str | None = param(None, "Run directory (default runs/<task>-<cell>-<time>).",
                             optional(as_text))
+    # which parameters were given (not defaulted): --resume changes only those
+    given: frozenset = field(default=frozenset(), compare=False)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
-        return cls(**coerce_all(cls, mapping, "train-rnn"))
+        return cls(**coerce_all(cls, mapping, "train-rnn"), given=frozenset(mapping))
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in parameter_names(type(self))}
@@ -619,3 +636,29 @@ class EvaluateConfig:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "EvaluateConfig":
         return _with_run(cls(**coerce_all(cls, mapping, "evaluate")))
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool run (a recipe)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Parameters of ``seqtool run``."""
+
+    recipe: str = param("", "The recipe file (YAML).", as_text)
+    out: str | None = param(None, "Where the runs go (default runs/<name>/).", optional(as_text))
+    jobs: int | None = param(None, "Run on a local Dask cluster of N processes.",
+                             optional(as_positive_int))
+    scheduler: str | None = param(None, "Run on an existing Dask cluster, e.g. "
+                                  "tcp://127.0.0.1:8786.", optional(as_text))
+    sets: tuple[str, ...] = param((), "Override a recipe key, e.g. --set params.hidden=128 "
+                                  "(repeatable).", as_text_list)
+    dry_run: bool = param(False, "Print the expanded runs and exit.", as_bool)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "RunConfig":
+        config = cls(**coerce_all(cls, mapping, "run"))
+        if config.jobs is not None and config.scheduler is not None:
+            raise InputError("jobs", "and --scheduler both choose where to run; give one")
+        return config

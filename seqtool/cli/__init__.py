@@ -1,4 +1,4 @@
-"""The command-line face of seqtool: one thin module per subcommand.
+"""The command-line face of seqtool: a Typer app built from the command registry.
 
 Only what a command needs is imported when it runs: ``seqtool --help`` and
 ``seqtool attend`` never import numba (the recurrent commands do).
@@ -12,13 +12,7 @@ import os
 # numpy is imported; importing seqtool.cli is the console script's first step.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from seqtool.cli import attend as _attend  # noqa: F401  (registers `seqtool attend`)
-from seqtool.cli import bptt as _bptt  # noqa: F401  (registers `seqtool bptt`)
-from seqtool.cli import compare as _compare  # noqa: F401  (registers `seqtool compare-selectors`)
-from seqtool.cli import train as _train  # noqa: F401  (registers `seqtool train-rnn`)
-from seqtool.cli import predict as _predict  # noqa: F401  (predict, sample, evaluate)
-from seqtool.cli import run as _run  # noqa: F401  (registers `seqtool run`)
-from seqtool.cli.app import app
+from seqtool.cli.app import app  # noqa: E402
 
 
 def main() -> None:

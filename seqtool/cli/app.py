@@ -115,3 +115,8 @@ def root(
     debug: bool = typer.Option(False, "--debug", help="Show a traceback on errors."),
 ) -> None:
     """Hands-on sequence-model experiments, with exact numbers and output you can pipe."""
+
+
+from seqtool.cli.commands import add_commands  # noqa: E402  (the app must exist first)
+
+add_commands(app)

@@ -1,18 +1,26 @@
-"""Writing results to stdout: JSON (full float precision), CSV, and the format default.
+"""The one output path: every command's Report written as json, jsonl or csv.
 
-stdout carries data only; the default format is a Rich table on a terminal and JSON when
-stdout is a pipe or a file, so ``seqtool ... | jq`` always works.
+stdout carries data only; the default format is a Rich table on a terminal (drawn by
+``seqtool.render``) and JSON when stdout is a pipe or a file, so ``seqtool ... | jq`` always
+works. A machine format is one entry of :data:`WRITERS`: a function that writes a Report
+(see :mod:`seqtool.core.report`) to a stream. Adding a format is one entry here and its
+test; every command offers it (``streams=True`` marks a format that only commands which
+emit records as they go, such as train-rnn and predict, offer).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import sys
-from typing import Any, Iterable, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, TextIO
 
-FORMATS = ("table", "json", "csv")
+from seqtool.core.report import finite
+
+__all__ = ["FORMATS", "STREAM_FORMATS", "WRITERS", "Writer", "choose_format", "finite",
+           "formats_for", "register_writer", "unregister_writer", "write_csv", "write_json",
+           "write_jsonl", "write_report"]
 
 
 def choose_format(requested: str | None, stream: TextIO | None = None) -> str:
@@ -37,18 +45,6 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
         stream.write(dump(data) + "\n")
 
 
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float (a metric that could not be computed) as None:
-    JSON has no NaN, and jq refuses it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
-
-
 def write_jsonl(record: Any, stream: TextIO | None = None) -> None:
     """One JSON object on one line, flushed (a stream a reader can follow as it grows)."""
     stream = stream or sys.stdout
@@ -63,3 +59,72 @@ def write_csv(header: list[str], rows: Iterable[list[Any]], stream: TextIO | Non
     for row in rows:
         writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
 
+
+# ---------------------------------------------------------------------------------------
+# One writer per machine format
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A machine format: how a Report (with any --explain lines) goes to a stream."""
+
+    name: str
+    write: Callable[[Any, TextIO, "list[str] | None"], None]
+    streams: bool = False  # offered only by commands that emit records as they go
+
+
+def _as_json(report: Any) -> Any:
+    """A Report's JSON document (any object with ``to_dict()`` will do)."""
+    return report.to_json() if hasattr(report, "to_json") else report.to_dict()
+
+
+def _json(report: Any, stream: TextIO, explanation: list[str] | None) -> None:
+    data = _as_json(report)
+    if explanation is not None and isinstance(data, dict):
+        data = {**data, "explanation": explanation}
+    write_json(data, stream)
+
+
+def _jsonl(report: Any, stream: TextIO, explanation: list[str] | None) -> None:
+    records = report.records() if hasattr(report, "records") else [_as_json(report)]
+    for record in records:
+        write_jsonl(record, stream)
+
+
+def _csv(report: Any, stream: TextIO, explanation: list[str] | None) -> None:
+    rows = report.rows()
+    columns = report.columns() if hasattr(report, "columns") else list(rows[0]) if rows else []
+    write_csv(columns, ([row.get(c, "") for c in columns] for row in rows), stream)
+
+
+WRITERS: dict[str, Writer] = {w.name: w for w in (
+    Writer("json", _json),
+    Writer("jsonl", _jsonl, streams=True),
+    Writer("csv", _csv),
+)}
+
+
+
+def register_writer(writer: Writer) -> Writer:
+    """Add a machine format: every command offers it from then on."""
+    WRITERS[writer.name] = writer
+    return writer
+
+
+def unregister_writer(name: str) -> None:
+    WRITERS.pop(name, None)
+
+
+def formats_for(streams: bool) -> tuple[str, ...]:
+    """The --format choices of a command: table, then the machine formats it offers."""
+    return ("table",) + tuple(name for name, w in WRITERS.items() if streams or not w.streams)
+
+
+FORMATS = formats_for(streams=False)  # the built-in choices (table, json, csv)
+STREAM_FORMATS = formats_for(streams=True)  # and jsonl
+
+
+def write_report(report: Any, fmt: str, explanation: list[str] | None = None,
+                 stream: TextIO | None = None) -> None:
+    """Write ``report`` in the machine format ``fmt`` (json, jsonl, csv, ...)."""
+    WRITERS[fmt].write(report, stream or sys.stdout, explanation)

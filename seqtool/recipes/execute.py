@@ -17,44 +17,17 @@ from seqtool.core.errors import SeqtoolError
 
 
 def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    from seqtool.recipes.load import config_classes
+    """The command's report as data: its Config from ``params``, its run function, and its
+    failure check, all from the command registry (as the CLI calls them)."""
+    from seqtool.commands import Events, get_command
 
-    config_cls = config_classes()[command]
-    if command == "train-rnn":
-        from dataclasses import replace
-
-        from seqtool.training_run import run_train
-
-        config = replace(config_cls.from_mapping(params), out=str(run_dir))
-        report = run_train(config, replace_run=True)  # the recipe owns this directory
-        if report.stop_reason == "diverged":
-            raise SeqtoolError(f"training diverged: {report.message}")
-        return report.to_dict()
-    config = config_cls.from_mapping(params)
-    if command in ("predict", "sample", "evaluate"):
-        from seqtool import using_runs
-
-        if command == "predict":
-            return {"rows": using_runs.predict_texts(config, list(config.text))}
-        if command == "sample":
-            return using_runs.sample_text(config)
-        return using_runs.evaluate_run(config)
-    if command == "attend":
-        from seqtool.core.attention import run_attend
-
-        return run_attend(config).to_dict()
-    if command == "compare-selectors":
-        from seqtool.core.compare import run_compare
-
-        return run_compare(config).to_dict()
-    from seqtool.core.rnn.bptt import run_bptt
-
-    report = run_bptt(config)
-    data = report.to_dict()
-    if report.check is not None and not report.check["passed"]:
-        raise SeqtoolError(f"finite-difference check failed: max relative error "
-                           f"{report.check['max_relative_error']:.3g}")
-    return data
+    cmd = get_command(command)
+    config = cmd.config.from_mapping(params)
+    report = cmd.call("run", config, Events(), run_dir)
+    failed = cmd.call("failure", report) if cmd.failure else None
+    if failed:
+        raise SeqtoolError(failed)
+    return report.to_dict()
 
 
 def _number(value: Any) -> float | None:
@@ -64,43 +37,11 @@ def _number(value: Any) -> float | None:
 
 
 def metrics_of(command: str, report: dict[str, Any]) -> dict[str, float]:
-    """The scalar results a sweep summary averages over seeds."""
-    out: dict[str, Any] = {}
-    if command == "train-rnn":
-        for key, value in (report.get("best_val") or {}).items():
-            out[f"val_{key}"] = value
-        out["epochs"] = report.get("epochs_run")
-        for key, value in (report.get("baseline") or {}).items():
-            out[f"baseline_{key}"] = value
-    elif command == "bptt":
-        parts = report.get("reports") or [report]
-        for part in parts:
-            prefix = f"{part['cell']}." if "reports" in report else ""
-            out[prefix + "loss"] = part["loss"]
-            out[prefix + "rate_per_step"] = part["jacobian_norms"]["rate_per_step"]
-            out[prefix + "dh_T/dh_0"] = part["jacobian_norms"]["norms"][0]
-            if "check" in part:
-                out[prefix + "check_max_error"] = part["check"]["max_relative_error"]
-    elif command == "evaluate":
-        out.update({k: v for k, v in report.items() if k not in ("run", "data", "task")})
-    elif command == "sample":
-        out["logprob"] = report["logprob"]
-        out["tokens"] = len(report["tokens"])
-    elif command == "predict":
-        rows = report["rows"]
-        out["texts"] = len(rows)
-        if rows and "probabilities" in rows[0]:
-            out["mean_confidence"] = sum(max(r["probabilities"].values()) for r in rows) / len(rows)
-    elif command == "attend":
-        for j, value in enumerate(report["outputs"][0]):
-            out[f"output[{j}]"] = value
-        out["max_weight"] = max(report["weights"][0])
-    else:  # compare-selectors
-        for row in report["rows"]:
-            out[f"{row['selector']}.grad_norm_query"] = row["grad_norm_query"][0] \
-                if isinstance(row["grad_norm_query"], list) else row["grad_norm_query"]
-        for row in report.get("learning", []):
-            out[f"{row['selector']}.accuracy"] = row["accuracy"]
+    """The scalar results a sweep summary averages over seeds (the command says which)."""
+    from seqtool.commands import get_command
+
+    cmd = get_command(command)
+    out = cmd.call("metrics", report) if cmd.metrics else {}
     return {k: v for k, v in ((k, _number(v)) for k, v in out.items()) if v is not None}
 
 

@@ -39,14 +39,9 @@ PATH_PARAMS = ("data", "val")
 
 def config_classes() -> dict[str, type]:
     """The commands a recipe can run, and the Config each one's params must fit."""
-    from seqtool.config import (
-        AttendConfig, BpttConfig, CompareConfig, EvaluateConfig, PredictConfig, SampleConfig,
-        TrainConfig,
-    )
+    from seqtool.commands import recipe_commands
 
-    return {"attend": AttendConfig, "compare-selectors": CompareConfig, "bptt": BpttConfig,
-            "train-rnn": TrainConfig, "predict": PredictConfig, "sample": SampleConfig,
-            "evaluate": EvaluateConfig}
+    return {name: command.config for name, command in recipe_commands().items()}
 
 
 # A later step can use an earlier one's run directory: run: "{run:train}".

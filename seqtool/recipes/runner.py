@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from seqtool.core.errors import InputError
+from seqtool.core.report import Report
 from seqtool.io.checkpoint import write_atomic
 from seqtool.io.output import finite, write_csv
 from seqtool.recipes.execute import execute_run
@@ -109,8 +110,9 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
 
 
 @dataclass
-class RecipeReport:
-    """Every run's result and the summary over seeds; ``to_dict`` is summary.json."""
+class RecipeReport(Report):
+    """Every run's result and the summary over seeds; ``to_dict`` is summary.json and
+    ``rows`` summary.csv."""
 
     recipe: str
     out: Path
@@ -130,6 +132,13 @@ class RecipeReport:
             "skipped": sum(bool(r.get("skipped")) for r in self.results),
             "failed": len(self.failed),
         })
+
+    def columns(self) -> list[str]:
+        return summary_table(self.groups)[0]
+
+    def rows(self) -> list[dict[str, Any]]:
+        header, rows = summary_table(self.groups)
+        return [dict(zip(header, row)) for row in rows]
 
 
 def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,7 +166,7 @@ def summarise(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def summary_csv(groups: list[dict[str, Any]]) -> str:
+def summary_table(groups: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """One row per group: its grid values, run counts, and metric_mean, metric_std."""
     point_keys = sorted({k for g in groups for k in g["point"]})
     metric_names = sorted({m for g in groups for m in g["metrics"]})
@@ -171,8 +180,13 @@ def summary_csv(groups: list[dict[str, Any]]) -> str:
             stat = g["metrics"].get(m)
             row += [stat["mean"], stat["std"]] if stat else ["", ""]
         rows.append(row)
+    return header, rows
+
+
+def summary_csv(groups: list[dict[str, Any]]) -> str:
+    """summary.csv: :func:`summary_table` as CSV."""
     buf = io.StringIO()
-    write_csv(header, rows, buf)
+    write_csv(*summary_table(groups), buf)
     return buf.getvalue()
 
 

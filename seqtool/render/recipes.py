@@ -3,51 +3,49 @@ the summary across runs (mean ± std over seeds for each grid point)."""
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from seqtool.io.output import write_json
 from seqtool.render.console import make_console
 from seqtool.render.numbers import fmt
 
 
-def render_dry_run(recipe: Any, runs: list[Any], out: Path, fmt_name: str) -> None:
-    rows = [{"id": r.id, "step": r.step, "command": r.command, "params": r.params,
-             "hash": r.hash, "dir": str(out / r.id)} for r in runs]
-    if fmt_name == "json":
-        write_json({"recipe": recipe.name, "out": str(out), "runs": rows})
-        return
-    if fmt_name == "csv":
-        from seqtool.io.output import write_csv
-
-        write_csv(["id", "step", "command", "params", "hash"],
-                  [[r["id"], r["step"], r["command"], json.dumps(r["params"], sort_keys=True),
-                    r["hash"]] for r in rows])
-        return
+def render_dry_run(report: Any) -> None:
+    """The runs a recipe expands to, one row each."""
     console = make_console()
-    table = Table(title=f"{recipe.name}: {len(rows)} runs into {out}", title_justify="left",
-                  header_style="bold")
+    table = Table(title=f"{report.recipe}: {len(report.runs)} runs into {report.out}",
+                  title_justify="left", header_style="bold")
     for col in ("run", "command", "params"):
         table.add_column(col)
-    for r in rows:
-        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
-        table.add_row(r["id"], r["command"], params)
+    for r in report.runs:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        table.add_row(r.id, r.command, params)
     console.print(table)
+
+
+def render_run(report: Any, *, precision: int = 4, explain: bool = False) -> None:
+    """`seqtool run`'s table: the summary, or the expanded runs of --dry-run."""
+    if hasattr(report, "groups"):
+        render_summary(report, precision)
+    else:
+        render_dry_run(report)
 
 
 class RunProgress:
     """A Rich progress bar over runs on stderr, drawn only on a terminal."""
 
-    def __init__(self, total: int):
-        self.total = total
+    def __init__(self, config: Any = None, fmt_name: str = "table", precision: int = 4):
         self.progress = None
 
+    def attach(self, events: Any) -> None:
+        events.on_start, events.on_result = self.start, self.advance
+
     def __enter__(self):
+        return self
+
+    def start(self, total: int) -> None:
         err = Console(stderr=True)
         if err.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -56,8 +54,7 @@ class RunProgress:
                                      TextColumn("{task.fields[last]}"), console=err,
                                      transient=True)
             self.progress.start()
-            self.task = self.progress.add_task("runs", total=self.total, last="")
-        return self
+            self.task = self.progress.add_task("runs", total=total, last="")
 
     def advance(self, result: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -78,16 +75,10 @@ def _mean_std(stat: dict[str, float] | None, p: int) -> str:
     return f"{fmt(stat['mean'], p)} ± {fmt(stat['std'], p)}"
 
 
-def render_summary(report: Any, fmt_name: str, precision: int = 4) -> None:
+def render_summary(report: Any, precision: int = 4) -> None:
+    """Mean ± std over seeds per grid point: a column per metric, or a row per metric when
+    there are many."""
     data = report.to_dict()
-    if fmt_name == "json":
-        write_json(data)
-        return
-    if fmt_name == "csv":
-        from seqtool.recipes.runner import summary_csv
-
-        sys.stdout.write(summary_csv(report.groups))
-        return
     console = make_console()
     p = precision
     groups = report.groups

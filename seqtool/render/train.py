@@ -1,9 +1,8 @@
-"""What `seqtool train-rnn` shows while it trains and when it is done, in every format.
+"""What `seqtool train-rnn` shows people while it trains and when it is done.
 
-table: a header, one aligned row per epoch as it ends, then a summary (and --explain);
-jsonl: one JSON object per epoch as it ends, then a summary object;
-json:  the summary only; csv: one row per epoch.
-A Rich progress bar with the live loss runs on stderr when stderr is a terminal.
+table: a header, one aligned row per epoch as it ends, then a summary (and --explain).
+A Rich progress bar with the live loss runs on stderr when stderr is a terminal, whatever
+the format. (The machine formats are written by ``seqtool.io.output`` from the report.)
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from seqtool.io.output import finite, write_csv, write_json, write_jsonl
+from seqtool.commands.train import COLUMNS
 from seqtool.render.console import make_console
 from seqtool.render.numbers import fmt, sparkline
 
-COLUMNS = ("epoch", "train_loss", "train_{m}", "val_loss", "val_{m}", "grad_norm",
-           "tokens_per_s", "seconds")
 SHORT = {"epoch": "epoch", "train_loss": "train loss", "val_loss": "val loss",
          "grad_norm": "‖grad‖", "tokens_per_s": "tokens/s", "seconds": "s",
          "train_accuracy": "train acc", "val_accuracy": "val acc", "train_perplexity": "train ppl",
@@ -35,13 +32,27 @@ def _cell(value: Any, p: int) -> str:
 
 
 class TrainView:
-    def __init__(self, fmt_name: str, precision: int = 4):
+    """The live view of a training run: the header and a row per epoch (table format), and
+    a progress bar on a terminal's stderr (any format)."""
+
+    def __init__(self, config: Any, fmt_name: str, precision: int = 4):
         self.fmt, self.p = fmt_name, precision
         self.console = make_console()
         self.progress = None
         self.task = None
         self.metric = "metric"
         self.widths: list[int] = []
+
+    def attach(self, events: Any) -> None:
+        events.on_start, events.on_step, events.on_epoch = (
+            self.on_start, self.on_step, self.on_epoch)
+
+    def __enter__(self) -> "TrainView":
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        self.close()
+        return False
 
     # -- during the run --------------------------------------------------------------
 
@@ -99,9 +110,7 @@ class TrainView:
         return f"mse {mean:.4g}"
 
     def on_epoch(self, position: Any, record: dict[str, Any], improved: bool) -> None:
-        if self.fmt == "jsonl":
-            write_jsonl({"event": "epoch", **record})
-        elif self.fmt == "table":
+        if self.fmt == "table":
             names = [c.format(m=self.metric) for c in COLUMNS]
             cells = [_cell(record.get(n), self.p) for n in names]
             line = " ".join(c.rjust(w) for c, w in zip(cells, self.widths))
@@ -119,48 +128,36 @@ class TrainView:
             self.progress.stop()
             self.progress = None
 
-    # -- at the end -------------------------------------------------------------------
 
-    def finish(self, report: Any, explain: bool) -> None:
-        data = report.to_dict()
-        if self.fmt == "json":
-            if explain and report.dependency is not None:
-                data["explanation"] = explain_lines(report, self.p)
-            write_json(finite(data))
-        elif self.fmt == "jsonl":
-            write_jsonl({"event": "summary", **_summary(data)})
-        elif self.fmt == "csv":
-            names = [c.format(m=self.metric) for c in COLUMNS]
-            write_csv(names, [[row.get(n, "") for n in names] for row in report.history])
-        else:
-            self._summary_table(report)
-            if explain and report.dependency is not None:
-                self.console.print()
-                for line in explain_lines(report, self.p):
-                    self.console.print(line, markup=False)
-
-    def _summary_table(self, report: Any) -> None:
-        p = self.p
-        table = Table(title="summary", title_justify="left", header_style="bold",
-                      show_header=False)
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("stopped", report.stop_reason + (f": {report.message}" if report.message else ""))
-        table.add_row("epochs", str(len(report.history)))
-        if report.best_val:
-            best = ", ".join(f"{k} {_cell(v, p)}" for k, v in report.best_val.items())
-            table.add_row("best", f"epoch {report.best_epoch}: {best}")
-        if report.history:
-            curve = [row["val_loss"] for row in report.history]
-            table.add_row("val loss", f"{sparkline(curve)}  {_cell(curve[0], p)} → {_cell(curve[-1], p)}")
-        for name, value in report.baseline.items():
-            table.add_row("baseline", f"{name.replace('_', ' ')} {_cell(value, p)}")
-        table.add_row("files", f"{report.out}/model.npz (best), last.npz, metrics.jsonl, config.yaml")
-        self.console.print(table)
+def render_summary(report: Any, *, precision: int = 4, explain: bool = False) -> None:
+    """The summary table after the epochs' rows, then the --explain walk-through."""
+    console = make_console()
+    p = precision
+    table = Table(title="summary", title_justify="left", header_style="bold",
+                  show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("stopped", report.stop_reason + (f": {report.message}" if report.message else ""))
+    table.add_row("epochs", str(len(report.history)))
+    if report.best_val:
+        best = ", ".join(f"{k} {_cell(v, p)}" for k, v in report.best_val.items())
+        table.add_row("best", f"epoch {report.best_epoch}: {best}")
+    if report.history:
+        curve = [row["val_loss"] for row in report.history]
+        table.add_row("val loss", f"{sparkline(curve)}  {_cell(curve[0], p)} → {_cell(curve[-1], p)}")
+    for name, value in report.baseline.items():
+        table.add_row("baseline", f"{name.replace('_', ' ')} {_cell(value, p)}")
+    table.add_row("files", f"{report.out}/model.npz (best), last.npz, metrics.jsonl, config.yaml")
+    console.print(table)
+    if explain and report.dependency is not None:
+        console.print()
+        for line in explain_lines(report, p):
+            console.print(line, markup=False)
 
 
-def _summary(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if k not in ("history", "config", "spec")}
+def explanation(report: Any, precision: int = 4) -> list[str] | None:
+    """The --explain lines for JSON (None when there is no dependency map to explain)."""
+    return explain_lines(report, precision) if report.dependency is not None else None
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""A whole `seqtool train-rnn` run: data, model, the training loop, and the run directory.
+"""`seqtool train-rnn`: data, model, the training loop, and the run directory.
 
-This is the layer between the faces (the CLI, recipes) and the parts (``seqtool.core`` for
-the numerics, ``seqtool.io.checkpoint`` for files): it is what both faces call, so that a
-flag and a recipe train the same way.
+The command's run function: the CLI and recipes both call :func:`run` (through the command
+registry), so that a flag and a recipe train the same way; ``seqtool.core`` does the
+numerics and ``seqtool.io.checkpoint`` writes the files.
 
 The run directory:
     config.yaml      the fully resolved TrainConfig
@@ -19,23 +19,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqtool import __version__
+from seqtool.commands.registry import Events
 from seqtool.config import RESUMABLE_CHANGES, TrainConfig
 from seqtool.core.errors import InputError
+from seqtool.core.report import Report, finite
 from seqtool.core.models import ModelSpec, init_params, parameter_count
 from seqtool.core.optim import make_optimizer
 from seqtool.core.training import Hooks, Position, TrainSettings, metric_name, train
+from seqtool.commands.trained import OPTIM_PREFIX, _checked_model, load_model
 from seqtool.io.checkpoint import (
     CheckpointError, append_jsonl, load_checkpoint, save_checkpoint, write_atomic,
 )
-
-OPTIM_PREFIX = "optim."
 
 
 # ---------------------------------------------------------------------------------------
@@ -85,31 +85,7 @@ def default_out(config: TrainConfig, task: str) -> Path:
 
 
 # ---------------------------------------------------------------------------------------
-# Checkpoints
-
-
-@dataclass
-class Model:
-    """A trained model and what it needs to be used."""
-
-    spec: ModelSpec
-    params: dict[str, np.ndarray]
-    meta: dict[str, Any]
-
-    @cached_property
-    def vocab(self):  # built once: dataset_for_model reads it per sequence
-        from seqtool.core.data import Vocab
-
-        tokens = self.meta.get("vocab")
-        return None if tokens is None else Vocab.from_list(tokens)
-
-    @property
-    def labels(self) -> list[str] | None:
-        return self.meta.get("labels")
-
-    @property
-    def tokenizer(self) -> str | None:
-        return self.meta.get("tokenizer")
+# The model's description in its checkpoint
 
 
 def _model_meta(spec: ModelSpec, data: Any, config: TrainConfig) -> dict[str, Any]:
@@ -122,72 +98,19 @@ def _model_meta(spec: ModelSpec, data: Any, config: TrainConfig) -> dict[str, An
     }
 
 
-def load_model(directory: str | Path, name: str = "model", key: str = "model") -> Model:
-    """A checkpoint, checked against its own description: spec, parameter names, shapes."""
-    arrays, meta = load_checkpoint(directory, name, key)
-    return _checked_model(arrays, meta, directory, name, key)
-
-
-def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], directory: str | Path,
-                   name: str, key: str) -> Model:
-    """The model in a loaded checkpoint (arrays, meta), checked as load_model says."""
-    where = f"{directory}: {name}.json"
-    try:
-        spec = ModelSpec(**meta["spec"])
-    except (KeyError, TypeError, InputError) as err:
-        raise CheckpointError(key, f"{where} does not describe a seqtool model ({err})") from None
-    params = {k: v for k, v in arrays.items() if not k.startswith(OPTIM_PREFIX)}
-    expected = init_params(spec, dtype=np.dtype(meta.get("dtype", "float32")))
-    if set(params) != set(expected):
-        missing = sorted(set(expected) - set(params)) or sorted(set(params) - set(expected))
-        raise CheckpointError(key, f"{where} and {name}.npz disagree: parameter "
-                              f"{missing[0]} does not fit a {spec.cell} model")
-    for k, v in expected.items():
-        if params[k].shape != v.shape:
-            raise CheckpointError(key, f"{directory}: {name}.npz has {k} of shape "
-                                  f"{params[k].shape}; the model needs {v.shape}")
-    return Model(spec, params, meta)
-
-
-def dataset_for_model(model: Model, source: str, *, seed: int = 0,
-                      samples: int | None = None) -> Any:
-    """``source`` (a file in the training format, or a built-in set's name) encoded with
-    the model's own vocabulary and label names."""
-    from seqtool.core.data import BUILTIN_TASKS, builtin, read_data
-
-    spec = model.spec
-    if source not in BUILTIN_TASKS:
-        return read_data(source, spec.task, vocab=model.vocab, labels=model.labels,
-                         tokenizer=model.tokenizer or "word", max_len=model.meta.get("max_len"))
-    if BUILTIN_TASKS[source] != spec.task:
-        raise InputError("data", f"is the built-in {source} ({BUILTIN_TASKS[source]}); the "
-                         f"model does {spec.task}")
-    settings = model.meta.get("builtin") or {}
-    data = builtin(source, samples=samples, seq_len=settings.get("seq_len"),
-                   delay=settings.get("delay"), seed=seed)
-    if data.vocab is not None and model.vocab is not None and data.vocab.tokens != model.vocab.tokens:
-        data.inputs = [model.vocab.encode(data.vocab.decode(x)) for x in data.inputs]
-        if spec.task == "lm":
-            data.targets = [model.vocab.encode(data.vocab.decode(y)) for y in data.targets]
-        data.vocab = model.vocab
-    if data.labels is not None and model.labels is not None and data.labels != model.labels:
-        unseen = [name for name in data.labels if name not in model.labels]
-        if unseen:
-            raise InputError("data", f"has the label '{unseen[0]}', which the model never saw")
-        index = np.array([model.labels.index(name) for name in data.labels])
-        data.targets = [np.where(np.asarray(y) >= 0, index[np.maximum(y, 0)], y)
-                        for y in data.targets]
-        data.labels = model.labels
-    return data
-
-
 # ---------------------------------------------------------------------------------------
 # The run
 
 
+# The columns of an epoch's row (--format csv, and the table); {m} is the task's metric.
+COLUMNS = ("epoch", "train_loss", "train_{m}", "val_loss", "val_{m}", "grad_norm",
+           "tokens_per_s", "seconds")
+
+
 @dataclass
-class TrainReport:
-    """What `seqtool train-rnn` did; ``to_dict`` is its JSON summary."""
+class TrainReport(Report):
+    """What `seqtool train-rnn` did: ``to_dict`` is its JSON summary, ``rows`` its epochs,
+    ``records`` the closing line of its JSON-lines stream (the epochs stream as they end)."""
 
     config: TrainConfig
     out: Path
@@ -211,6 +134,20 @@ class TrainReport:
     @property
     def metric(self) -> str:
         return metric_name(self.spec)
+
+    def columns(self) -> list[str]:
+        return [c.format(m=self.metric) for c in COLUMNS]
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{name: row.get(name, "") for name in self.columns()} for row in self.history]
+
+    def to_json(self) -> dict[str, Any]:
+        return finite(self.to_dict())
+
+    def records(self) -> list[dict[str, Any]]:
+        data = self.to_dict()
+        return [{"event": "summary",
+                 **{k: v for k, v in data.items() if k not in ("history", "config", "spec")}}]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -387,3 +324,55 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         use = best_model.params if best_model else params
         report.dependency = dependency_map(spec, use, val_data)
     return report
+
+
+# ---------------------------------------------------------------------------------------
+# The command
+
+
+def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
+        resume: str | None = None, explain: bool = False) -> TrainReport:
+    """train-rnn as the CLI and recipes run it: a new run (into ``run_dir`` for a recipe,
+    which owns that directory and may replace a run there), or ``resume`` the one in a
+    directory with the parameters given in ``config`` changed (--epochs, --steps,
+    --patience)."""
+    from seqtool.core.rnn import jit, vanilla
+
+    if not jit.is_cached(vanilla._rnn_forward):
+        events.say("compiling the RNN kernels (once per machine)...")
+    def on_epoch(position: Any, record: dict[str, Any], improved: bool) -> None:
+        if events.on_record is not None:
+            events.on_record({"event": "epoch", **record})
+        if events.on_epoch is not None:
+            events.on_epoch(position, record, improved)
+
+    hooks = Hooks(on_step=events.on_step, on_epoch=on_epoch, should_stop=events.should_stop)
+    if resume is not None:
+        changes = {name: getattr(config, name) for name in config.given}
+        return run_train(None, hooks=hooks, resume=resume, changes=changes, explain=explain,
+                         on_start=events.on_start)
+    if run_dir is not None:
+        config = replace(config, out=str(run_dir))
+    return run_train(config, hooks=hooks, explain=explain, on_start=events.on_start,
+                     replace_run=run_dir is not None)
+
+
+def failure(report: TrainReport) -> str | None:
+    """An interrupted or diverged run fails (exit 1) after its output, saying what to do."""
+    if report.stop_reason == "interrupted":
+        pos = report.position
+        return (f"interrupted in epoch {pos['epoch'] + 1} after step {pos['global_step']}; "
+                f"checkpoint saved in {report.out}; resume with: seqtool train-rnn --resume "
+                f"{report.out}")
+    if report.stop_reason == "diverged":
+        return (f"training diverged: {report.message}; the last good checkpoint is in "
+                f"{report.out}")
+    return None
+
+
+def metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """The best epoch's validation numbers, the epochs run, and the order-blind baseline."""
+    out: dict[str, Any] = {f"val_{k}": v for k, v in (report.get("best_val") or {}).items()}
+    out["epochs"] = report.get("epochs_run")
+    out.update({f"baseline_{k}": v for k, v in (report.get("baseline") or {}).items()})
+    return out

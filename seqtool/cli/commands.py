@@ -1,0 +1,264 @@
+"""Every Typer command, built from the command registry, and the one way a command runs.
+
+For each registered :class:`~seqtool.commands.Command` this module makes a Typer command
+whose options are the command's flags (help texts and defaults from its Config), and runs
+it the same way for all: check ``--format``, gather the flags (and an ``--input`` /
+``--problem`` mapping, or stdin lines) into the Config, run the command with live views
+on stderr, then draw the table or write the machine format, and exit 1 if the command
+says its run failed. cli does no numerics and draws nothing itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import signal
+import sys
+from contextlib import nullcontext
+from dataclasses import MISSING, fields
+from typing import Any, Optional
+
+import typer
+
+from seqtool.commands import Command, Events, Flag, commands, load
+from seqtool.core.errors import InputError, RunError
+
+FORMAT = "output_format"
+PRECISION = "precision"
+EXPLAIN = "explain"
+
+
+# ---------------------------------------------------------------------------------------
+# Building the Typer commands
+
+
+def _default_text(config_cls: type, name: str) -> str:
+    """' (default: X)' for a Config field with a default worth showing."""
+    for f in fields(config_cls):
+        if f.name == name and f.default is not MISSING:
+            value = f.default
+            if value is None or value == "" or value == () or value is False:
+                return ""
+            if isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            return f" (default: {value})"
+    return ""
+
+
+def _help(command: Command, flag: Flag) -> str:
+    if flag.help is not None:
+        return flag.help
+    field = next(f for f in fields(command.config) if f.name == flag.name)
+    return field.metadata["help"] + _default_text(command.config, flag.name)
+
+
+def _parameter(command: Command, flag: Flag) -> inspect.Parameter:
+    """A Typer parameter for one flag; a value left out arrives as None (not given)."""
+    help_text = _help(command, flag)
+    if flag.kind == "argument":
+        default: Any = typer.Argument(..., metavar=flag.metavar, help=help_text)
+        annotation: Any = str
+    elif flag.kind == "switch":
+        default, annotation = typer.Option(False, *flag.decls, help=help_text), bool
+    elif flag.kind == "many":
+        default = typer.Option(None, *flag.decls, metavar=flag.metavar, help=help_text)
+        annotation = Optional[list[str]]
+    elif flag.kind == "int":
+        default = typer.Option(None, *flag.decls, metavar=flag.metavar, min=flag.minimum,
+                               help=help_text)
+        annotation = Optional[int]
+    else:
+        default = typer.Option(... if flag.required else None, *flag.decls,
+                               metavar=flag.metavar, help=help_text)
+        annotation = str if flag.required else Optional[str]
+    return inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)
+
+
+def _format_help(command: Command) -> str:
+    from seqtool.io.output import formats_for
+
+    piped = "jsonl (predict) or json" if command.piped_default == "jsonl" else "json"
+    if command.name == "train-rnn":
+        return ("table: a row per epoch and a summary; jsonl: one JSON object per epoch as it "
+                "ends; json: the summary; csv: the epochs. Default: table on a terminal, json "
+                "piped.")
+    if command.streams:
+        return f"Default: table on a terminal, {piped} when piped."
+    del formats_for
+    return "Output format. Default: table on a terminal, json when piped."
+
+
+def _output_parameters(command: Command) -> list[inspect.Parameter]:
+    from seqtool.io.output import formats_for
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    formats = formats_for(command.streams)
+    out = [inspect.Parameter(FORMAT, keyword, annotation=Optional[str], default=typer.Option(
+        None, "--format", "-f", metavar="|".join(formats), help=_format_help(command)))]
+    if command.precision:
+        out.append(inspect.Parameter(PRECISION, keyword, annotation=int, default=typer.Option(
+            4, "--precision", min=1, max=17, metavar="1..17",
+            help="Significant digits in tables.")))
+    if command.explain:
+        out.append(inspect.Parameter(EXPLAIN, keyword, annotation=bool, default=typer.Option(
+            False, "--explain", help=command.explain_help)))
+    return out
+
+
+def _source_name(command: Command) -> str:
+    return f"{command.source.name}_source" if command.source else ""
+
+
+def signature(command: Command) -> inspect.Signature:
+    """The Typer signature of ``command``: its flags, its source, its options, the outputs."""
+    params = [_parameter(command, flag) for flag in command.flags]
+    if command.source is not None:
+        src = command.source
+        params.append(inspect.Parameter(
+            _source_name(command), inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+            default=typer.Option(None, *src.decls, metavar=src.metavar, help=src.help)))
+    params += [_parameter(command, flag) for flag in command.options]
+    params += _output_parameters(command)
+    # Typer lists positional arguments by their order in the signature: keep them first
+    params.sort(key=lambda p: 0 if isinstance(p.default, typer.models.ArgumentInfo) else 1)
+    return inspect.Signature(params)
+
+
+def help_text(command: Command) -> str:
+    if not command.examples:
+        return command.help
+    # "\b" keeps click from rewrapping the examples into one paragraph
+    return command.help + "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in command.examples)
+
+
+def add_commands(app: typer.Typer) -> None:
+    """One Typer command per registered command, in registration order."""
+    for command in commands():
+        def callback(__command: Command = command, **values: Any) -> None:
+            invoke(__command, values)
+
+        callback.__signature__ = signature(command)  # type: ignore[attr-defined]
+        callback.__annotations__ = {}  # Typer reads types from the signature alone
+        callback.__name__ = command.name.replace("-", "_") + "_command"
+        app.command(command.name, help=help_text(command),
+                    short_help=command.short_help)(callback)
+
+
+# ---------------------------------------------------------------------------------------
+# Running one
+
+
+def check_format(requested: str | None, formats: tuple[str, ...]) -> None:
+    """Refuse an unknown --format before any work is done."""
+    if requested is not None and requested not in formats:
+        raise InputError("format", f"is '{requested}'; choose one of {', '.join(formats)}")
+
+
+def gather(command: Command, values: dict[str, Any]) -> dict[str, Any]:
+    """The Config's parameters: the source mapping's (--input, --problem), overridden by
+    the flags that were given; stdin's lines for a ``stdin_lines`` field not given."""
+    from seqtool.io.numbers import read_mapping
+
+    flags = {}
+    for flag in command.flags:
+        value = values.get(flag.name)
+        if flag.kind == "switch":
+            value = True if value else None
+        elif flag.kind == "many":
+            value = value or None
+        if value is not None:
+            flags[flag.name] = value
+    source = values.get(_source_name(command)) if command.source else None
+    stdin_readers = [k for k, v in flags.items() if isinstance(v, str) and v.strip() == "-"]
+    if source is not None and source.strip() == "-":
+        stdin_readers.append(command.source.name)
+    if len(stdin_readers) > 1:
+        names = " and ".join(f"--{k}" for k in stdin_readers)
+        raise InputError(None, f"{names} both read stdin ('-'); only one of them can")
+    mapping: dict[str, Any] = {}
+    if source is not None:
+        mapping = read_mapping(source, command.source.name)
+        if command.source_keys_checked:
+            from seqtool.config import check_known
+
+            try:
+                check_known(command.config, mapping, command.name)
+            except InputError as err:
+                raise InputError(command.source.name,
+                                 f"has a key that is not known: {err.message}") from None
+    mapping.update(flags)
+    if command.stdin_lines and command.stdin_lines not in mapping:
+        mapping[command.stdin_lines] = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    return mapping
+
+
+class StopFlag:
+    """Ctrl-C sets a flag that a long run reads after each whole step; a second one
+    stops at once."""
+
+    def __init__(self):
+        self.set = False
+        self._previous = None
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.set:
+                raise KeyboardInterrupt
+            self.set = True
+            sys.stderr.write("\nseqtool: stopping after this step (Ctrl-C again to abort)...\n")
+
+        try:
+            self._previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread (e.g. a test runner): no handler
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _notice(text: str) -> None:
+    sys.stderr.write(f"seqtool: {text}\n")
+    sys.stderr.flush()
+
+
+def invoke(command: Command, values: dict[str, Any]) -> None:
+    """Run ``command`` with the values Typer parsed, and write what it reports."""
+    from seqtool.io.output import choose_format, formats_for, write_jsonl, write_report
+
+    requested = values.get(FORMAT)
+    check_format(requested, formats_for(command.streams))
+    fmt = choose_format(requested)
+    if requested is None and fmt == "json":
+        fmt = command.piped_default
+    precision = values.get(PRECISION, 4)
+    explain = bool(values.get(EXPLAIN))
+    config = command.config.from_mapping(gather(command, values))
+    if explain and command.check_explain:
+        command.call("check_explain", config)
+    options = {flag.name: values.get(flag.name) for flag in command.options}
+    if command.explain_runs:
+        options[EXPLAIN] = explain
+    events = Events(notice=_notice, on_record=write_jsonl if fmt == "jsonl" else None)
+    live = load(command.live)(config, fmt, precision) if command.live else nullcontext()
+    with StopFlag() if command.interruptible else nullcontext() as flag, live as view:
+        if view is not None:
+            view.attach(events)
+        if flag is not None:
+            events.should_stop = lambda: flag.set
+        report = command.call("run", config, events, None, **options)
+    if fmt == "table":
+        command.call("render", report, precision=precision, explain=explain)
+    else:
+        explanation = None
+        if explain and command.explain:
+            if fmt == "csv":
+                _notice("note: --explain is shown in the table and json formats")
+            else:
+                explanation = command.call("explain", report, precision)
+        write_report(report, fmt, explanation)
+    failed = command.call("failure", report) if command.failure else None
+    if failed:
+        raise RunError(failed)

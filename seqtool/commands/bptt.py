@@ -1,0 +1,62 @@
+"""`seqtool bptt`: the Config's problem (or one per cell) analysed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seqtool.commands.registry import Events
+from seqtool.config import BpttConfig
+from seqtool.core.errors import InputError
+
+EXPLAIN_MAX_STEPS = 6
+
+
+def _steps(config: BpttConfig) -> int:
+    first = config.problem_data
+    return (first[0] if isinstance(first, list) else first).x.shape[0]
+
+
+def check_explain(config: BpttConfig) -> None:
+    """--explain writes the vanilla chain rule out, which is readable for a few steps only."""
+    if config.cell != ("rnn",):
+        raise InputError("explain", "writes the vanilla RNN's chain rule; it needs --cell rnn "
+                         f"(got --cell {','.join(config.cell)})")
+    T = _steps(config)
+    if T > EXPLAIN_MAX_STEPS:
+        raise InputError("explain", f"writes the chain rule for T ≤ {EXPLAIN_MAX_STEPS}; this "
+                         f"problem has T = {T} (use --steps {EXPLAIN_MAX_STEPS} or fewer)")
+
+
+def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
+    from seqtool.core.rnn import gated, jit, vanilla  # numba loads here, for this command only
+    from seqtool.core.rnn.bptt import run_bptt
+
+    kernels = {"rnn": vanilla._rnn_forward, "gru": gated._gru_forward,
+               "lstm": gated._lstm_forward_into}
+    if not all(jit.is_cached(kernels[name]) for name in config.cell):
+        events.say("compiling the RNN kernels (once per machine)...")
+    return run_bptt(config)
+
+
+def failure(report: Any) -> str | None:
+    """A finite-difference check that did not pass fails the run (after its output)."""
+    check = report.check
+    if check is None or check["passed"]:
+        return None
+    return (f"finite-difference check failed: max relative error "
+            f"{check['max_relative_error']:.3g} > {check['tolerance']:g}")
+
+
+def metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """Per cell: the loss, the Jacobian norms' rate per step, ‖∂h_T/∂h_0‖, the check."""
+    out = {}
+    parts = report.get("reports") or [report]
+    for part in parts:
+        prefix = f"{part['cell']}." if "reports" in report else ""
+        out[prefix + "loss"] = part["loss"]
+        out[prefix + "rate_per_step"] = part["jacobian_norms"]["rate_per_step"]
+        out[prefix + "dh_T/dh_0"] = part["jacobian_norms"]["norms"][0]
+        if "check" in part:
+            out[prefix + "check_max_error"] = part["check"]["max_relative_error"]
+    return out

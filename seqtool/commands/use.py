@@ -1,0 +1,190 @@
+"""`seqtool predict`, `sample` and `evaluate`: using a trained run directory.
+
+Each returns a Report (see :mod:`seqtool.core.report`), the same for the CLI and recipes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from seqtool.commands.registry import Events
+from seqtool.commands.trained import Model, dataset_for_model, load_model
+from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig
+from seqtool.core.errors import InputError
+from seqtool.core.report import Report, finite
+
+BEGIN, END = "^", "$"  # the markers of built-in language-model data (dyck)
+
+
+def load_run(run: str) -> Model:
+    return load_model(run, "model", "run")
+
+
+# ---------------------------------------------------------------------------------------
+# predict
+
+
+CSV_KEYS = ("text", "label", "tokens", "tags")
+
+
+@dataclass
+class PredictReport(Report):
+    """One prediction per text: the label and every label's probability (classify), or each
+    token's tag and its confidence (tag)."""
+
+    task: str
+    predictions: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.predictions}
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return self.predictions
+
+    def records(self) -> list[dict[str, Any]]:
+        return self.predictions
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The text and its label, or its tokens and tags as space-separated text."""
+        return [{k: " ".join(r[k]) if isinstance(r[k], list) else r[k]
+                 for k in CSV_KEYS if k in r} for r in self.predictions]
+
+
+def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) -> PredictReport:
+    """Label ``config.text`` with the classify or tag model in ``config.run``."""
+    from seqtool.core import inference
+    from seqtool.core.data import encode_texts
+
+    texts = list(config.text)
+    if not texts:
+        raise InputError("text", "is missing: give --text or lines on stdin")
+    model = load_run(config.run)
+    spec = model.spec
+    if spec.task not in ("classify", "tag"):
+        raise InputError("run", f"holds a {spec.task} model; predict labels texts with a "
+                         "classify or tag model (sample draws from an lm, evaluate scores any)")
+    vocab, labels = model.vocab, model.labels
+    ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
+    if spec.task == "classify":
+        rows = [{"text": t, "label": labels[int(p.argmax())],
+                 "probabilities": {name: float(v) for name, v in zip(labels, p)}}
+                for t, p in zip(texts, inference.classify(spec, model.params, ids))]
+    else:
+        rows = [{"text": t, "tokens": vocab.decode(seq),
+                 "tags": [labels[int(k)] for k in p.argmax(axis=1)],
+                 "confidence": [float(v) for v in p.max(axis=1)]}
+                for t, seq, p in zip(texts, ids, inference.tag(spec, model.params, ids))]
+    return PredictReport(spec.task, rows)
+
+
+def predict_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    rows = report["rows"]
+    out: dict[str, Any] = {"texts": len(rows)}
+    if rows and "probabilities" in rows[0]:
+        out["mean_confidence"] = sum(max(r["probabilities"].values()) for r in rows) / len(rows)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# sample
+
+
+@dataclass
+class SampleReport(Report):
+    """Tokens drawn from a language model after the prime, with each one's log-probability."""
+
+    prime: str
+    start: str
+    tokens: list[str]
+    text: str
+    logprobs: list[float]
+    logprob: float
+    temperature: float
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """Without the per-token log-probabilities (the CSV has them)."""
+        return {k: v for k, v in self.to_dict().items() if k != "logprobs"}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"position": i + 1, "token": w, "logprob": lp}
+                for i, (w, lp) in enumerate(zip(self.tokens, self.logprobs))]
+
+    def columns(self) -> list[str]:
+        return ["position", "token", "logprob"]
+
+
+def sample(config: SampleConfig, events: Events, run_dir: Path | None = None) -> SampleReport:
+    """Draw ``config.length`` tokens after the prime (or the model's begin marker)."""
+    from seqtool.core import inference
+    from seqtool.core.data import tokenize
+
+    model = load_run(config.run)
+    if model.spec.task != "lm":
+        raise InputError("run", f"holds a {model.spec.task} model; sample needs a language "
+                         "model (train-rnn --task lm, or --data dyck)")
+    vocab = model.vocab
+    tokens = tokenize(config.prime, model.tokenizer) if config.prime else []
+    if not tokens:
+        if BEGIN not in vocab:
+            raise InputError("prime", "is needed: this model has no begin marker to start from")
+        tokens = [BEGIN]
+    unknown = [t for t in tokens if t not in vocab]
+    if unknown:
+        raise InputError("prime", f"has '{unknown[0]}', which the model's vocabulary lacks")
+    end = int(vocab.encode([END])[0]) if END in vocab else None
+    drawn, logps = inference.sample(model.spec, model.params, vocab.encode(tokens),
+                                    config.length, config.temperature, config.seed, end)
+    words = vocab.decode(drawn)
+    joiner = "" if model.tokenizer == "char" else " "
+    return SampleReport(prime=config.prime, start=joiner.join(tokens), tokens=words,
+                        text=joiner.join(words), logprobs=logps, logprob=float(sum(logps)),
+                        temperature=config.temperature, seed=config.seed)
+
+
+def sample_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    return {"logprob": report["logprob"], "tokens": len(report["tokens"])}
+
+
+# ---------------------------------------------------------------------------------------
+# evaluate
+
+
+@dataclass
+class EvaluateReport(Report):
+    """A trained model's loss and metric on a file or a fresh draw of a built-in set."""
+
+    run: str
+    data: str
+    task: str
+    sequences: int
+    scores: dict[str, Any]  # loss and accuracy / perplexity / mse
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run, "data": self.data, "task": self.task,
+                "sequences": self.sequences, **self.scores}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [self.to_dict()]
+
+
+def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None) -> EvaluateReport:
+    from seqtool.core.training import evaluate as evaluate_model
+
+    model = load_run(config.run)
+    dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
+    scores = evaluate_model(model.spec, model.params, dataset).to_dict()
+    return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores)
+
+
+def evaluate_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k not in ("run", "data", "task")}
+
+
+__all__ = ["EvaluateReport", "PredictReport", "SampleReport", "evaluate", "finite", "predict",
+           "sample"]
