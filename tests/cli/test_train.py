@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from seqtool.core.training import evaluate
-from seqtool.training_run import dataset_for_model, load_model
+from seqtool.commands.trained import dataset_for_model, load_model
 
 PARITY = ["--data", "parity", "--seq-len", "6", "--samples", "200", "--hidden", "8",
           "--embedding-dim", "4", "--epochs", "2", "--batch-size", "16"]

@@ -14,7 +14,8 @@ from seqtool.core.errors import InputError
 from seqtool.core.models import ModelSpec, init_params
 from seqtool.core.training import Hooks, TrainSettings, batches, epoch_order, train
 from seqtool.io.checkpoint import CheckpointError
-from seqtool.training_run import load_model, run_train
+from seqtool.commands.train import run_train
+from seqtool.commands.trained import load_model
 
 SMALL = {"data": "parity", "seq_len": "6", "samples": "160", "hidden": "8", "epochs": "3",
          "batch_size": "16", "embedding_dim": "4"}
