@@ -34,12 +34,12 @@ TEXTS = ["0 1 1 0 1", "1 1", "0", "1 0 0 1 1 1 0"]  # lengths 5, 2, 1, 7: padded
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The three tiny runs' directory (one folder per name in RUNS)."""
-    from conftest import _runner
+    from typer.testing import CliRunner
 
     from seqtool.cli import app
 
     base = tmp_path_factory.mktemp("predict-runs")
-    runner = _runner()
+    runner = CliRunner()
     for name, args in RUNS.items():
         result = runner.invoke(app, ["train-rnn", *args, *COMMON, "--out", str(base / name)])
         assert result.exit_code == 0, result.output

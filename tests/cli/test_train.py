@@ -112,6 +112,28 @@ def test_explain_shows_a_one_way_dependency_map(cli, runs):
     assert np.all(np.diag(norms) > 0) and np.all(np.tril(norms, -1)[1:, :-1].diagonal() > 0)
 
 
+def test_dependency_map_is_torchs_jacobian_norms(runs, torch_model):
+    """‖∂y_t/∂x_s‖_F (x_s the embedding row) from torch's autograd on the same weights."""
+    import torch
+
+    from seqtool.core.dependency import dependency_map
+
+    model = load_model(runs / "echo")
+    data = dataset_for_model(model, "echo", seed=3, samples=20)
+    dep = dependency_map(model.spec, model.params, data)
+    net = torch_model("lstm", model.params)
+    ids = torch.as_tensor(np.asarray(data.inputs[dep["sequence"]])[:dep["steps"]])
+    X = net.embedding(ids).detach()  # (T, E)
+
+    def outputs(X):
+        out, _ = net.rnn(X)
+        return net.head(out)  # (T, O)
+
+    J = torch.autograd.functional.jacobian(outputs, X).numpy()  # (T, O, T, E)
+    expected = np.sqrt((J.astype(np.float64) ** 2).sum(axis=(1, 3)))  # (t, s)
+    assert_close(np.array(dep["norms"]), expected, dtype=np.float32, kind="exact")
+
+
 def test_explain_in_the_output(cli, tmp_path):
     result = cli("train-rnn", "--data", "echo", "--samples", "100", "--hidden", "8",
                  "--epochs", "1", "--out", str(tmp_path / "e"), "--explain", "-f", "json")
