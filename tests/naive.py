@@ -1,7 +1,7 @@
 """Slow, loop-only references, written to be obviously right rather than fast.
 
 Tests compare the library (``comp_``) against these (``ref_``) within the one shared
-tolerance :data:`TOL`. Nothing here imports seqtool: every reference is computed from the
+tolerance :data:`TOL` (``harness.TOLERANCE``). Nothing here imports seqtool: every reference is computed from the
 definition, with plain Python loops over plain floats, so that it cannot share a bug with
 the code under test.
 
@@ -13,8 +13,10 @@ Selectors (one row of scores ``z`` of length n in, weights of length n out):
     ref_entmax       w_i = [(α−1) z_i − τ]₊^{1/(α−1)}, τ by bisection so that Σ w = 1
     ref_topk         softmax(z/T) over the k largest z_i (lowest index on a tie), 0 elsewhere
 
-Attention (Q (m, d), K (n, d), V (n, d_v)) and the vanilla RNN, with explicit loops; and
-:func:`numeric_grad`, a central finite difference.
+Attention (Q (m, d), K (n, d), V (n, d_v)) and the vanilla RNN, with explicit loops;
+:func:`numeric_grad`, a central finite difference; the LSTM's and GRU's states over plain
+scalars; and :func:`ref_model_logits`, a whole trained model (embedding, stacked cells, head)
+from its checkpoint's arrays.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ import math
 
 import numpy as np
 
-TOL = 1e-10  # the one tolerance of every ref_ vs comp_ comparison (float64)
+from harness import TOLERANCE  # tests/harness.py: the one tolerance table
+
+# The one tolerance of every ref_ vs comp_ comparison (float64), from harness.TOLERANCE.
+TOL = TOLERANCE["reference"][np.dtype(np.float64)]
 # Analytic gradients vs numeric_grad (ε = 1e-6): truncation ~ε² and rounding ~1e-16/ε are
 # both near 1e-10, so 1e-7 (relative to the largest entry, at least 1) has a wide margin.
-FD_TOL = 1e-7
+FD_TOL = TOLERANCE["finite-difference"][np.dtype(np.float64)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,3 +396,59 @@ def ref_gated_gradients(cell: str, args: dict, G, A=None) -> dict:
             grad[index] = ref_gated_loss(cell, {**base, name: moved}, G, A).imag / COMPLEX_STEP
         grads[name] = grad
     return grads
+
+
+# ---------------------------------------------------------------------------------------
+# A whole model, from a checkpoint's arrays (torch's names and layouts)
+
+
+def ref_layer_states(cell: str, x, W_ih, W_hh, b_ih, b_hh, nonlinearity: str = "tanh"):
+    """h_1..h_T (T, H) of one layer over x (T, D) from zero initial state, as float64.
+
+    rnn: h_t = f(W_ih x_t + b_ih + W_hh h_{t−1} + b_hh); gru and lstm as torch.nn.GRU/LSTM
+    (gates r,z,n and i,f,g,o), through :func:`ref_gru_states` / :func:`ref_lstm_states`.
+    """
+    x, W_ih, W_hh, b_ih, b_hh = _float64(x, W_ih, W_hh, b_ih, b_hh)
+    H = W_hh.shape[1]
+    if cell == "rnn":
+        return ref_rnn_forward(x, W_ih, W_hh, b_ih + b_hh, np.zeros(H), nonlinearity)[1:]
+    args = (x.tolist(), W_ih.tolist(), W_hh.tolist(), b_ih.tolist(), b_hh.tolist(), [0.0] * H)
+    if cell == "gru":
+        h = ref_gru_states(*args)
+    elif cell == "lstm":
+        h, _ = ref_lstm_states(*args, [0.0] * H)
+    else:
+        raise ValueError(f"no reference for the cell {cell!r}")
+    return np.array(h[1:], dtype=np.complex128).real
+
+
+def ref_model_logits(cell: str, params: dict, ids, nonlinearity: str = "tanh") -> np.ndarray:
+    """y_t = W h^L_t + b at every step t (T, O) for one sequence of token ids (T,):
+    x_t = E[id_t], then each layer's states feed the next; float64 throughout."""
+    x = np.asarray(params["embedding.weight"], dtype=np.float64)[np.asarray(ids)]
+    layer = 0
+    while f"rnn.weight_ih_l{layer}" in params:
+        x = ref_layer_states(cell, x, *(params[f"rnn.{name}_l{layer}"] for name in
+                                        ("weight_ih", "weight_hh", "bias_ih", "bias_hh")),
+                             nonlinearity=nonlinearity)
+        layer += 1
+    W, b = _float64(params["head.weight"], params["head.bias"])
+    T, O = x.shape[0], W.shape[0]
+    y = np.zeros((T, O))
+    for t in range(T):
+        for o in range(O):
+            total = float(b[o])
+            for j in range(W.shape[1]):
+                total += W[o, j] * x[t, j]
+            y[t, o] = total
+    return y
+
+
+def ref_log_softmax(row) -> np.ndarray:
+    """log w_i = z_i − max z − log Σ_j exp(z_j − max z), as plain floats."""
+    z = _floats(row)
+    top = max(z)
+    total = 0.0
+    for v in z:
+        total += math.exp(v - top)
+    return np.array([v - top - math.log(total) for v in z])

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 import seqtool
 
 
@@ -70,7 +72,10 @@ def test_installed_entry_point_in_a_subprocess():
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["outputs"] == [[6.0, 1.0, 2.0]]  # piped: json by default
+    report = json.loads(done.stdout)  # piped: json by default
+    # argmax attention outputs the value of the key with the largest score q·k
+    winner = int(np.argmax(np.array(report["keys"]) @ np.array([3.0, -1.0])))
+    assert report["outputs"] == [report["values"][winner]] == [[6.0, 1.0, 2.0]]
     bad = subprocess.run([*command, "attend", "-q", "3,x"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stdout == ""

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from harness import assert_close
 
 from seqtool.config import TrainConfig
 from seqtool.core.data import builtin
@@ -115,24 +116,43 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_weights():
         np.testing.assert_array_equal(params[key], before[key])
 
 
-def test_checkpoint_loads_into_torch_with_the_same_predictions(tmp_path):
-    torch = pytest.importorskip("torch")
+def test_checkpoint_loads_into_torch_with_the_same_predictions(tmp_path, torch_model):
     run_train(config(tmp_path, "run", cell="gru", layers="2", dtype="float64"))
     model = load_model(tmp_path / "run")
     data = builtin("parity", samples=20, seq_len=6, seed=9)
     x = np.stack(data.inputs, axis=1)  # (T, B): every sequence has length 6
-    emb = torch.nn.Embedding(*model.params["embedding.weight"].shape).double()
-    rnn = torch.nn.GRU(emb.embedding_dim, 8, num_layers=2).double()
-    head = torch.nn.Linear(8, 2).double()
-    for prefix, module in (("embedding.", emb), ("rnn.", rnn), ("head.", head)):
-        module.load_state_dict({k[len(prefix):]: torch.tensor(v)
-                                for k, v in model.params.items() if k.startswith(prefix)})
-    out, _ = rnn(emb(torch.tensor(x)))
-    torch_logits = head(out[-1]).detach().numpy()
+    torch_logits = torch_model("gru", model.params).step_logits(x)[-1]  # (B, 2)
     from seqtool.core.models import forward
 
     ours = forward(model.spec, model.params, x, np.full(x.shape[1], x.shape[0])).outputs
-    np.testing.assert_allclose(ours, torch_logits, rtol=1e-11, atol=1e-12)
+    assert_close(ours, torch_logits, kind="exact", what="logits")
+
+
+def test_training_steps_match_torch(torch_model):
+    """Three epochs of one full batch each (Adam, float64): train()'s weights are those of
+    the same model trained by torch (autograd, cross_entropy, torch.optim.Adam)."""
+    import torch
+
+    data = builtin("parity", samples=24, seq_len=5, seed=2)
+    spec = ModelSpec("classify", "lstm", data.input_size, data.output_size, hidden=5,
+                     embedding_dim=3)
+    params = init_params(spec, seed=4, dtype=np.float64)
+    net = torch_model("lstm", params)
+    settings = TrainSettings(optimizer="adam", lr=0.05, epochs=3, batch_size=len(data))
+    result = train(spec, settings, params, data, data)
+    assert result.stop_reason == "completed" and result.position.global_step == 3
+    names = ["embedding.weight", *(f"rnn.{k}" for k, _ in net.rnn.named_parameters()),
+             "head.weight", "head.bias"]
+    t_opt = torch.optim.Adam(net.parameters(), lr=0.05, foreach=False)
+    x = np.stack(data.inputs, axis=1)  # (T, B)
+    y = torch.as_tensor(np.array([int(t) for t in data.targets]))
+    for _ in range(3):
+        t_opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net.head(net.states(x)[-1]), y)
+        loss.backward()
+        t_opt.step()
+    for key, tensor in zip(names, net.parameters()):
+        assert_close(result.params[key], tensor.detach().numpy(), kind="exact", what=key)
 
 
 # ---------------------------------------------------------------------------------------

@@ -40,16 +40,38 @@ def test_json_round_trips_exactly(matrix):
     np.testing.assert_array_equal(read_matrix(matrix.tolist(), "keys"), matrix)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.text(alphabet="0123456789,;.-e xn", max_size=20))
-def test_anything_typed_parses_or_raises_input_error(text):
+def reference_parse(text: str):
+    """The matrix the module docstring describes, or None where it says error: rows split
+    at ';' or a new line, items at commas and blanks (empty ones dropped, as the parser
+    does), each item a finite float(), every row as long as the first, at least one."""
+    rows = []
+    for line in text.replace(";", "\n").splitlines():
+        items = line.replace(",", " ").split()
+        if items:
+            rows.append(items)
+    try:
+        values = [[float(item) for item in row] for row in rows]
+    except ValueError:
+        return None
+    if not values or len({len(row) for row in values}) > 1:
+        return None
+    matrix = np.array(values, dtype=np.float64)
+    return matrix if np.all(np.isfinite(matrix)) else None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789,;.-e xn\n", max_size=20))
+def test_anything_typed_parses_as_the_reference_or_raises_input_error(text):
+    expected = reference_parse(text)
     try:
         result = parse_text(text, "query")
     except InputError as err:
+        assert expected is None, (text, expected)
         assert err.key == "query"
         assert "\n" not in err.message
     else:
-        assert result.ndim == 2 and result.size > 0 and np.all(np.isfinite(result))
+        assert expected is not None, (text, result)
+        np.testing.assert_array_equal(result, expected)
 
 
 def test_vector_and_matrix_spellings():
