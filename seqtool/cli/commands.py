@@ -75,16 +75,11 @@ def _parameter(command: Command, flag: Flag) -> inspect.Parameter:
 
 
 def _format_help(command: Command) -> str:
-    from seqtool.io.output import formats_for
-
-    piped = "jsonl (predict) or json" if command.piped_default == "jsonl" else "json"
-    if command.name == "train-rnn":
-        return ("table: a row per epoch and a summary; jsonl: one JSON object per epoch as it "
-                "ends; json: the summary; csv: the epochs. Default: table on a terminal, json "
-                "piped.")
+    if command.format_help:
+        return command.format_help
     if command.streams:
+        piped = "jsonl (predict) or json" if command.piped_default == "jsonl" else "json"
         return f"Default: table on a terminal, {piped} when piped."
-    del formats_for
     return "Output format. Default: table on a terminal, json when piped."
 
 

@@ -168,6 +168,8 @@ register_command(Command(
     explain_runs=True,
     interruptible=True,
     streams=True,
+    format_help="table: a row per epoch and a summary; jsonl: one JSON object per epoch as it "
+    "ends; json: the summary; csv: the epochs. Default: table on a terminal, json piped.",
     short_help="Train RNN/GRU/LSTM. e.g. seqtool train-rnn --data parity",
     help="""Train a vanilla RNN, GRU or LSTM: classify (many-to-one), tag (one-way
 many-to-many), lm (p(y_t | y_<t)) or regress, on a built-in set or your data.

@@ -95,6 +95,7 @@ class Command:
     interruptible: bool = False
     streams: bool = False
     piped_default: str = "json"
+    format_help: str = ""
     precision: bool = True
     recipes: bool = True
     examples: tuple[str, ...] = field(default=())
