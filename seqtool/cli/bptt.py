@@ -6,7 +6,6 @@ from functools import partial
 import sys
 from typing import Any, Optional
 
-import numpy as np
 import typer
 
 from seqtool.cli.app import app
@@ -81,8 +80,7 @@ def bptt_command(
     mapping = {} if problem is None else read_mapping(problem, "problem")
     mapping.update({key: value for key, value in flags.items() if value is not None})
     config = BpttConfig.from_mapping(mapping)
-    first = config.problem_data
-    T = (first[0] if isinstance(first, list) else first).x.shape[0]
+    T = config.steps if config.generated else config.x.shape[0]
     if explain and config.cell != ("rnn",):
         raise InputError("explain", "writes the vanilla RNN's chain rule; it needs --cell rnn "
                          f"(got --cell {','.join(config.cell)})")
@@ -90,14 +88,18 @@ def bptt_command(
         raise InputError("explain", f"writes the chain rule for T ≤ {EXPLAIN_MAX_STEPS}; this "
                          f"problem has T = {T} (use --steps {EXPLAIN_MAX_STEPS} or fewer)")
 
-    from seqtool.core.rnn import gated, jit, vanilla  # numba loads here, for this command only
-    from seqtool.core.rnn.bptt import run_bptt
+    from seqtool.core.rnn.bptt import bptt_problems, run_bptt  # numba loads here
+    from seqtool.core.rnn.cells import get_cell
 
-    kernels = {"rnn": vanilla._rnn_forward, "gru": gated._gru_forward,
-               "lstm": gated._lstm_forward_into}
-    if not all(jit.is_cached(kernels[name]) for name in config.cell):
+    if not all(get_cell(name).kernels_cached() for name in config.cell):
         sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
-    report = run_bptt(config)
+    problems = bptt_problems(
+        config.cell, config.given(), steps=config.steps, input_size=config.input_size,
+        hidden=config.hidden, output_size=config.output_size, seed=config.seed,
+        radius=config.radius, activation=config.activation, loss=config.loss,
+        target_at=config.target_at, forget_bias=config.forget_bias)
+    report = run_bptt(problems, truncate=config.truncate, check=config.check,
+                      generated=config.generated)
 
     emit(
         report, output_format, precision=precision, explain=explain,
@@ -125,20 +127,6 @@ def _render(report: Any, **options: Any) -> None:
 
 
 def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
-    """One row per time step t = 0..T (t = 0 is h_0: no loss, no share); side by side, the
-    norms of every cell in columns named after it."""
-    if hasattr(report, "reports"):
-        header = ["t"] + [f"{cell}_{column}" for cell in report.cells
-                          for column in ("dL_dh_norm", "jacobian_norm")]
-        T = len(report.reports[0].dL_dh) - 1
-        return header, [
-            [t] + [float(v) for r in report.reports for v in (r.dL_dh[t], r.jacobian_norms[t])]
-            for t in range(T + 1)
-        ]
-    losses = dict(zip(report.loss_steps, report.losses.tolist()))
-    shares = [""] + [float(np.linalg.norm(share)) for share in report.per_step]
-    header = ["t", "loss", "dL_dh_norm", "jacobian_norm", "share_norm"]
-    return header, [
-        [t, losses.get(t, ""), float(report.dL_dh[t]), float(report.jacobian_norms[t]), shares[t]]
-        for t in range(len(report.dL_dh))
-    ]
+    """The report's rows (one per time step t = 0..T), their keys as the header."""
+    rows = report.rows()
+    return list(rows[0]), [list(row.values()) for row in rows]

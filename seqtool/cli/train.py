@@ -136,12 +136,14 @@ class _StopFlag:
 def run_and_report(config: TrainConfig | None, fmt: str, precision: int, explain: bool,
                    resume: str | None, changes: dict[str, Any] | None,
                    should_stop: Any = None) -> Any:
-    from seqtool.core.rnn import jit, vanilla
+    from seqtool.core.rnn.cells import cell_names, get_cell
     from seqtool.core.training import Hooks
     from seqtool.render.train import TrainView
     from seqtool.training_run import run_train
 
-    if not jit.is_cached(vanilla._rnn_forward):
+    # the configured cell's kernels (the rnn's, as a stand-in, for bow or a resumed run)
+    cell = config.cell if config is not None and config.cell in cell_names() else "rnn"
+    if not get_cell(cell).kernels_cached():
         sys.stderr.write("seqtool: compiling the RNN kernels (once per machine)...\n")
     view = TrainView(fmt, precision)
     with _StopFlag() as flag:

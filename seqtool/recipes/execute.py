@@ -47,9 +47,15 @@ def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[st
         from seqtool.core.compare import run_compare
 
         return run_compare(config).to_dict()
-    from seqtool.core.rnn.bptt import run_bptt
+    from seqtool.core.rnn.bptt import bptt_problems, run_bptt
 
-    report = run_bptt(config)
+    problems = bptt_problems(
+        config.cell, config.given(), steps=config.steps, input_size=config.input_size,
+        hidden=config.hidden, output_size=config.output_size, seed=config.seed,
+        radius=config.radius, activation=config.activation, loss=config.loss,
+        target_at=config.target_at, forget_bias=config.forget_bias)
+    report = run_bptt(problems, truncate=config.truncate, check=config.check,
+                      generated=config.generated)
     data = report.to_dict()
     if report.check is not None and not report.check["passed"]:
         raise SeqtoolError(f"finite-difference check failed: max relative error "
