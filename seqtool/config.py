@@ -327,6 +327,14 @@ def _vector_param(key: str, value: Any) -> np.ndarray:
     return read_vector(value, key)
 
 
+def _cell_names() -> tuple[str, ...]:
+    """The registered recurrent cells, read when a value is checked (not frozen at import:
+    a cell registered at run time is a choice too)."""
+    from seqtool.core.rnn.cells import cell_names
+
+    return cell_names()
+
+
 @dataclass(frozen=True)
 class BpttConfig:
     """Parameters of ``seqtool bptt``: a problem (given or generated) and what to report."""
@@ -369,6 +377,7 @@ class BpttConfig:
         "GRU z); larger keeps gradients alive longer.", as_float)
 
     GIVEN = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0", "x", "y")
+    REQUIRED = ("W_xh", "W_hh", "W_hy", "x", "y")  # any of them given: a problem file
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "BpttConfig":
@@ -383,7 +392,7 @@ class BpttConfig:
     @property
     def generated(self) -> bool:
         """No problem given: each cell's problem is generated from the sizes and the seed."""
-        return all(getattr(self, name) is None for name in ("W_xh", "W_hh", "W_hy", "x", "y"))
+        return all(getattr(self, name) is None for name in self.REQUIRED)
 
     def _checked(self) -> None:
         """The given arrays against each other and the settings (the same checks that
@@ -426,14 +435,6 @@ def as_text(key: str, value: Any) -> str:
 
 
 TRAIN_TASKS = ("classify", "tag", "lm", "regress")
-
-
-def _cell_names() -> tuple[str, ...]:
-    """The registered recurrent cells, read when a value is checked (not frozen at import:
-    a cell registered at run time is a choice too)."""
-    from seqtool.core.rnn.cells import cell_names
-
-    return cell_names()
 
 
 def train_cells() -> tuple[str, ...]:
