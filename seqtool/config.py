@@ -328,12 +328,16 @@ def as_positive_float(key: str, value: Any) -> float:
     return number
 
 
-def _shape(array: np.ndarray) -> str:
-    return "×".join(str(n) for n in array.shape)
-
-
 def _vector_param(key: str, value: Any) -> np.ndarray:
     return read_vector(value, key)
+
+
+def _cell_names() -> tuple[str, ...]:
+    """The registered recurrent cells, read when a value is checked (not frozen at import:
+    a cell registered at run time is a choice too)."""
+    from seqtool.core.rnn.cells import cell_names
+
+    return cell_names()
 
 
 @dataclass(frozen=True)
@@ -372,92 +376,35 @@ class BpttConfig:
     cell: tuple[str, ...] = param(
         ("rnn",), "rnn, gru or lstm (gated cells: generated problems); a comma list such as "
         "rnn,gru,lstm shows the cells side by side on the same sequence.",
-        name_list(("rnn", "gru", "lstm")))
+        lambda key, value: name_list(_cell_names())(key, value))
     forget_bias: float = param(
         1.0, "Generated gru/lstm problems: bias of the gate that keeps the old state (LSTM f, "
         "GRU z); larger keeps gradients alive longer.", as_float)
-    problem_data: Any = None  # the resolved RNNProblem
-    generated: bool = False
 
-    WEIGHTS = ("W_xh", "W_hh", "W_hy", "x", "y")
+    GIVEN = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0", "x", "y")
+    REQUIRED = ("W_xh", "W_hh", "W_hy", "x", "y")  # any of them given: a problem file
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "BpttConfig":
         config = cls(**coerce_all(cls, mapping, "bptt"))
-        return replace(config, **config._resolve())
+        config._checked()
+        return config
 
-    def _resolve(self) -> dict[str, Any]:
-        from seqtool.core.rnn.bptt import RNNProblem, scale_to_radius
+    def given(self) -> dict[str, np.ndarray | None]:
+        """The problem's arrays by name (None where not given; all None: generated)."""
+        return {name: getattr(self, name) for name in self.GIVEN}
 
-        given = [name for name in self.WEIGHTS if getattr(self, name) is not None]
-        if not given:
-            problems = [self._generated(cell) for cell in self.cell]
-            return {"problem_data": problems[0] if len(problems) == 1 else problems,
-                    "generated": True}
-        if self.cell != ("rnn",):
-            raise InputError("cell", f"is {','.join(self.cell)}, but a problem file holds a "
-                             "vanilla RNN (W_xh, W_hh, ...); gru and lstm run on generated "
-                             "problems (--steps, --hidden, ...)")
-        missing = [name for name in self.WEIGHTS if getattr(self, name) is None]
-        if missing:
-            raise InputError(missing[0], "is missing from the problem (it needs W_xh, W_hh, W_hy, "
-                             "x and y; b_h, b_y and h0 default to zeros)")
-        H, D = self.W_xh.shape
-        O, T = self.W_hy.shape[0], self.x.shape[0]
-        expected = {"W_hh": (H, H), "W_hy": (O, H), "x": (T, D)}
-        why = {"W_hh": "H×H", "W_hy": "O×H", "x": "T×D"}
-        for name, shape in expected.items():
-            array = getattr(self, name)
-            if array.shape != shape:
-                raise InputError(name, f"has shape {_shape(array)}; expected "
-                                 f"{shape[0]}×{shape[1]} ({why[name]}, with H = {H} and D = {D} "
-                                 f"from W_xh, O = {O} from W_hy, T = {T} from x)")
-        for name, size, label in (("b_h", H, "H"), ("b_y", O, "O"), ("h0", H, "H")):
-            array = getattr(self, name)
-            if array is not None and array.shape != (size,):
-                raise InputError(name, f"has length {array.shape[0]}; expected {label} = {size}")
-        W_hh = self.W_hh if self.radius is None else scale_to_radius(self.W_hh, self.radius)
-        problem = RNNProblem(
-            W_xh=self.W_xh, W_hh=W_hh, W_hy=self.W_hy,
-            b_h=np.zeros(H) if self.b_h is None else self.b_h,
-            b_y=np.zeros(O) if self.b_y is None else self.b_y,
-            h0=np.zeros(H) if self.h0 is None else self.h0,
-            x=self.x, y=self._targets(T, O), activation=self.activation, loss=self.loss,
-            target_at=self.target_at,
-        )
-        return {"problem_data": problem, "generated": False}
+    @property
+    def generated(self) -> bool:
+        """No problem given: each cell's problem is generated from the sizes and the seed."""
+        return all(getattr(self, name) is None for name in self.REQUIRED)
 
-    def _generated(self, cell: str) -> Any:
-        """The generated problem of one cell; every cell gets the same x, y and W_hy."""
-        sizes = (self.steps, self.input_size, self.hidden, self.output_size, self.seed,
-                 self.radius)
-        if cell == "rnn":
-            from seqtool.core.rnn.bptt import generate_problem
+    def _checked(self) -> None:
+        """The given arrays against each other and the settings (the same checks that
+        seqtool.core.rnn.bptt.bptt_problems makes)."""
+        from seqtool.core.rnn.bptt import check_given_problem
 
-            return generate_problem(*sizes, self.activation, self.loss, self.target_at)
-        from seqtool.core.rnn.gated_bptt import generate_gated_problem
-
-        return generate_gated_problem(cell, *sizes, self.loss, self.target_at,
-                                      self.forget_bias)
-
-    def _targets(self, T: int, O: int) -> np.ndarray:
-        """y as (S, O) reals for mse or (S,) labels for cross_entropy, S = T or 1."""
-        S = T if self.target_at == "all" else 1
-        y = self.y
-        if self.loss == "mse":
-            if y.size == S * O and (y.shape == (S, O) or 1 in y.shape and S == 1):
-                return y.reshape(S, O)
-            raise InputError("y", f"has shape {_shape(y)}; expected {S}×{O} real targets "
-                             f"(mse, target_at={self.target_at})")
-        if y.size != S or (S > 1 and 1 not in y.shape):
-            raise InputError("y", f"has shape {_shape(y)}; expected {S} label(s) "
-                             f"(cross_entropy, target_at={self.target_at})")
-        labels = y.ravel()
-        bad = [v for v in labels if v != int(v) or not 0 <= v < O]
-        if bad:
-            raise InputError("y", f"has the label {bad[0]:g}; expected whole numbers in 0..{O - 1}"
-                             " (one per output unit)")
-        return labels
+        check_given_problem(self.cell, self.given(), self.loss, self.target_at)
 
 
 # ---------------------------------------------------------------------------------------
@@ -497,11 +444,18 @@ def _tasks() -> tuple[str, ...]:
 
     return TASKS
 
-TRAIN_CELLS = ("rnn", "gru", "lstm", "bow")
+
 def _pools() -> tuple[str, ...]:
     from seqtool.core.models import POOLS  # imports the kernels: only when a Config is built
 
     return POOLS
+
+
+def train_cells() -> tuple[str, ...]:
+    """What --cell of train-rnn takes: every registered cell and the bag-of-words baseline."""
+    from seqtool.core.models import model_cells
+
+    return model_cells()
 
 
 # What --resume may change: how much longer to train, nothing about what is trained.
@@ -530,7 +484,7 @@ class TrainConfig:
     delay: int | None = param(None, "echo: the tag at t is the token at t − delay.",
                               optional(as_positive_int))
     cell: str = param("lstm", "rnn, gru, lstm, or bow (the bag-of-words baseline).",
-                      one_of(TRAIN_CELLS))
+                      one_of(train_cells))
     hidden: int = param(64, "Hidden size H.", as_positive_int)
     layers: int = param(1, "Stacked recurrent layers.", as_positive_int)
     embedding_dim: int = param(32, "Token embedding size.", as_positive_int)
@@ -555,11 +509,11 @@ class TrainConfig:
     out: str | None = param(None, "Run directory (default runs/<task>-<cell>-<time>).",
                             optional(as_text))
     # which parameters were given (not defaulted): --resume changes only those
-    given: frozenset = field(default=frozenset(), compare=False)
+    given_names: frozenset = field(default=frozenset(), compare=False)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
-        return cls(**coerce_all(cls, mapping, "train-rnn"), given=frozenset(mapping))
+        return cls(**coerce_all(cls, mapping, "train-rnn"), given_names=frozenset(mapping))
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in parameter_names(type(self))}

@@ -13,8 +13,7 @@ EXPLAIN_MAX_STEPS = 6
 
 
 def _steps(config: BpttConfig) -> int:
-    first = config.problem_data
-    return (first[0] if isinstance(first, list) else first).x.shape[0]
+    return config.steps if config.generated else config.x.shape[0]
 
 
 def check_explain(config: BpttConfig) -> None:
@@ -29,14 +28,20 @@ def check_explain(config: BpttConfig) -> None:
 
 
 def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
-    from seqtool.core.rnn import gated, jit, vanilla  # numba loads here, for this command only
-    from seqtool.core.rnn.bptt import run_bptt
+    """The config's problem (given, or generated per cell) analysed; several cells side by
+    side."""
+    from seqtool.core.rnn.bptt import bptt_problems, run_bptt  # numba loads here
+    from seqtool.core.rnn.cells import get_cell
 
-    kernels = {"rnn": vanilla._rnn_forward, "gru": gated._gru_forward,
-               "lstm": gated._lstm_forward_into}
-    if not all(jit.is_cached(kernels[name]) for name in config.cell):
+    if not all(get_cell(name).kernels_cached() for name in config.cell):
         events.say("compiling the RNN kernels (once per machine)...")
-    return run_bptt(config)
+    problems = bptt_problems(
+        config.cell, config.given(), steps=config.steps, input_size=config.input_size,
+        hidden=config.hidden, output_size=config.output_size, seed=config.seed,
+        radius=config.radius, activation=config.activation, loss=config.loss,
+        target_at=config.target_at, forget_bias=config.forget_bias)
+    return run_bptt(problems, truncate=config.truncate, check=config.check,
+                    generated=config.generated)
 
 
 def failure(report: Any) -> str | None:

@@ -336,9 +336,11 @@ def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
     which owns that directory and may replace a run there), or ``resume`` the one in a
     directory with the parameters given in ``config`` changed (--epochs, --steps,
     --patience)."""
-    from seqtool.core.rnn import jit, vanilla
+    from seqtool.core.rnn.cells import cell_names, get_cell
 
-    if not jit.is_cached(vanilla._rnn_forward):
+    # the configured cell's kernels (the rnn's, as a stand-in, for bow or a resumed run)
+    cell = config.cell if resume is None and config.cell in cell_names() else "rnn"
+    if not get_cell(cell).kernels_cached():
         events.say("compiling the RNN kernels (once per machine)...")
     def on_epoch(position: Any, record: dict[str, Any], improved: bool) -> None:
         if events.on_record is not None:
@@ -348,7 +350,7 @@ def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
 
     hooks = Hooks(on_step=events.on_step, on_epoch=on_epoch, should_stop=events.should_stop)
     if resume is not None:
-        changes = {name: getattr(config, name) for name in config.given}
+        changes = {name: getattr(config, name) for name in config.given_names}
         return run_train(None, hooks=hooks, resume=resume, changes=changes, explain=explain,
                          on_start=events.on_start)
     if run_dir is not None:

@@ -1,7 +1,7 @@
 """The sequence models that `seqtool train-rnn` trains: input → stacked RNN → head → loss.
 
     x_t = E[token_t] (an embedding row) or the numeric input x_t
-    h^l_t = cell(h^l_{t−1}, h^{l−1}_t)                (rnn, gru or lstm; l = 1..L)
+    h^l_t = cell(h^l_{t−1}, h^{l−1}_t)                (any registered cell; l = 1..L)
     classify:  y = W pool(h^L_1..h^L_n) + b,  pool ∈ {last, mean, max} over the n real steps
     tag, lm:   y_t = W h^L_t + b at every real step  (y_t depends on x_1..x_t only)
     regress:   y_t = W h^L_t + b at every step, or at the last real step only
@@ -29,13 +29,20 @@ from typing import Any
 import numpy as np
 
 from seqtool.core.errors import InputError
+from seqtool.core.rnn.cells import cell_names
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
 
 TASKS = ("classify", "tag", "lm", "regress")
-MODEL_CELLS = ("rnn", "gru", "lstm", "bow")
+BASELINES = ("bow",)  # models without a recurrent cell
 POOLS = ("last", "mean", "max")
 RNN_PREFIX = "rnn."
+
+
+def model_cells() -> tuple[str, ...]:
+    """What a model's ``cell`` may be: every registered recurrent cell (rnn, gru, lstm, any
+    registered at run time) and the bag-of-words baseline."""
+    return cell_names() + BASELINES
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,8 @@ class ModelSpec:
     def __post_init__(self):
         if self.task not in TASKS:
             raise InputError("task", f"is '{self.task}'; choose one of {', '.join(TASKS)}")
-        if self.cell not in MODEL_CELLS:
-            raise InputError("cell", f"is '{self.cell}'; choose one of {', '.join(MODEL_CELLS)}")
+        if self.cell not in model_cells():
+            raise InputError("cell", f"is '{self.cell}'; choose one of {', '.join(model_cells())}")
         if self.pool not in POOLS:
             raise InputError("pool", f"is '{self.pool}'; choose one of {', '.join(POOLS)}")
         if self.cell == "bow" and self.task != "classify":

@@ -11,6 +11,10 @@ import pytest
 
 from seqtool.core.rnn import bptt
 from seqtool.core.rnn.bptt import analyse, generate_problem
+from seqtool.core.rnn.cells import cell_names, get_cell
+
+# The cells whose report is in torch's layouts (rnn keeps its own, in math names).
+TORCH_LAYOUT_CELLS = [cell for cell in cell_names() if cell != "rnn"]
 
 SMALL = {
     "W_xh": [[0.5, -0.2], [0.1, 0.3]],
@@ -137,6 +141,7 @@ BAD = [
     (["--problem", "/no/such.json"], "--problem names the file '/no/such.json', which does not exist"),
     (["-f", "xml"], "--format is 'xml'"),
     (["--cell", "transformer"], "--cell is 'transformer'; choose one of rnn, gru, lstm"),
+    (["--cell", "rnn,lstn"], "--cell is 'lstn' (did you mean lstm?); choose one of rnn, gru, lstm"),
     (["--cell", "gru,gru"], "--cell names gru twice"),
     (["--cell", ""], "--cell is empty"),
     (["--cell", "lstm", "--steps", "3", "--explain"], "--explain writes the vanilla RNN's "
@@ -212,7 +217,7 @@ def test_first_run_says_it_is_compiling(tmp_path):
 # --cell gru | lstm | a side-by-side list
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", TORCH_LAYOUT_CELLS)
 def test_gated_cell_json_matches_core(cli, cell):
     from seqtool.core.rnn.gated_bptt import analyse_gated, generate_gated_problem
 
@@ -229,7 +234,8 @@ def test_gated_cell_json_matches_core(cli, cell):
     assert data["check"]["passed"] is True
     assert data["truncated"]["gradients"]["weight_ih"] == report.truncated["weight_ih"].tolist()
     assert len(data["per_step"]) == 5 and data["dL_dh"] == report.dL_dh.tolist()
-    assert ("cell_norms" in data["jacobian_norms"]) == (cell == "lstm")
+    assert ("cell_norms" in data["jacobian_norms"]) == get_cell(cell).has_cell_state
+    assert data["gates"] == list(get_cell(cell).gates)
 
 
 def test_gated_cell_table(cli):
@@ -278,3 +284,41 @@ def test_gated_cell_with_a_problem_file_is_refused(cli, tmp_path):
     assert result.exit_code == 2 and result.stdout == ""
     assert "--cell is gru, but a problem file holds a vanilla RNN" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# The core API the command calls, and the CSV from the reports' rows
+
+
+@pytest.mark.parametrize("cells", [("rnn",), ("lstm",), ("rnn", "gru", "lstm")])
+def test_csv_is_the_reports_rows(cli, cells):
+    """`--format csv` writes report.rows(): the header is the first row's keys; the report
+    is the one bptt_problems + run_bptt give for the same settings."""
+    result = cli("bptt", "--cell", ",".join(cells), "--steps", "4", "--seed", "1", "-f", "csv")
+    assert result.exit_code == 0, result.stderr
+    problems = bptt.bptt_problems(cells, None, steps=4, input_size=3, hidden=4,
+                                  output_size=2, seed=1)
+    report = bptt.run_bptt(problems, generated=True)
+    rows = report.rows()
+    lines = list(csv.reader(io.StringIO(result.stdout)))
+    assert lines[0] == list(rows[0])
+    assert len(lines) == len(rows) + 1 == 6
+    for line, row in zip(lines[1:], rows):
+        assert [float(v) if v else v for v in line] == [
+            v if v == "" else float(v) for v in row.values()]
+    assert rows[0]["t"] == 0 and (len(cells) > 1 or rows[0]["loss"] == "")
+
+
+def test_problems_given_as_arrays_run_through_the_core(cli, tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(SMALL))
+    data = cli("bptt", "--problem", str(tmp_path / "p.json"), "--truncate", "2",
+               "-f", "json").json()
+    given = {name: np.array(value, dtype=float) for name, value in SMALL.items()
+             if name in bptt.GIVEN_ARRAYS}
+    (problem,) = bptt.bptt_problems(["rnn"], given, activation="sigmoid")
+    report = bptt.run_bptt([problem], truncate=2)
+    assert report.to_dict() == data
+    with pytest.raises(bptt.InputError, match="cell is gru, but a problem file"):
+        bptt.bptt_problems(["gru"], given)
+    with pytest.raises(bptt.InputError, match="cell is 'grv' \\(did you mean gru\\?\\)"):
+        bptt.bptt_problems(["grv"], None)

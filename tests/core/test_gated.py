@@ -6,25 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from naive import TOL, ref_gated_gradients, ref_gru_states, ref_lstm_states
+from harness import assert_close
+from naive import ref_gated_gradients, ref_gru_states, ref_lstm_states
 from seqtool.core.rnn import gated
-
-GATES = {"gru": 3, "lstm": 4}
-TOLERANCE = {np.float64: TOL, np.float32: 2e-5}
+from seqtool.core.rnn.cells import get_cell
 # (T, B, D, H); (3, 4, 20, 40) multiplies (B, H) × (H, G·H) above the plain loop's
 # threshold; (4, 13, 17, 21) runs the register tiles with rows left over (8 + 4 + 1) and a
 # partial last vector in every product
 SHAPES = [(1, 1, 1, 1), (6, 1, 3, 4), (5, 3, 2, 3), (3, 4, 20, 40), (4, 13, 17, 21)]
 
 
-def relative(a, b):
-    b = np.asarray(b, dtype=np.float64)
-    return float(np.abs(np.asarray(a, np.float64) - b).max() / max(np.abs(b).max(), 1e-30))
-
-
 def make(cell, T, B, D, H, dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
-    G = GATES[cell] * H
+    G = len(get_cell(cell).gates) * H
     p = dict(
         x=rng.normal(size=(T, B, D)), weight_ih=rng.normal(size=(G, D)) * 0.7,
         weight_hh=rng.normal(size=(G, H)) * 0.7 / np.sqrt(H),
@@ -77,12 +71,12 @@ def test_forward_matches_loop_reference(cell, dtype, shape):
                                            a["weight_hh"].tolist(), a["bias_ih"].tolist(),
                                            a["bias_hh"].tolist(), a["h0"].tolist(),
                                            a["c0"].tolist())
-            assert relative(record.c[:, b], np.real(ref_c)) <= TOLERANCE[dtype]
+            assert_close(record.c[:, b], np.real(ref_c), dtype=dtype, kind="reference")
         else:
             ref_h = ref_gru_states(a["x"].tolist(), a["weight_ih"].tolist(),
                                    a["weight_hh"].tolist(), a["bias_ih"].tolist(),
                                    a["bias_hh"].tolist(), a["h0"].tolist())
-        assert relative(record.h[:, b], np.real(ref_h)) <= TOLERANCE[dtype]
+        assert_close(record.h[:, b], np.real(ref_h), dtype=dtype, kind="reference")
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -97,13 +91,13 @@ def test_backward_matches_complex_step(cell, dtype, shape):
                                   p["dc_n"][b] if cell == "lstm" else None)
         for name in weights:
             weights[name] = weights[name] + ref[name]
-        assert relative(grads.x[:, b], ref["x"]) <= 10 * TOLERANCE[dtype]
-        assert relative(grads.h0[b], ref["h0"]) <= 10 * TOLERANCE[dtype]
+        assert_close(grads.x[:, b], ref["x"], dtype=dtype, kind="reference", scale=10)
+        assert_close(grads.h0[b], ref["h0"], dtype=dtype, kind="reference", scale=10)
         if cell == "lstm":
-            assert relative(grads.c0[b], ref["c0"]) <= 10 * TOLERANCE[dtype]
+            assert_close(grads.c0[b], ref["c0"], dtype=dtype, kind="reference", scale=10)
     for name, value in weights.items():
         assert getattr(grads, name).dtype == dtype
-        assert relative(getattr(grads, name), value) <= 10 * TOLERANCE[dtype], name
+        assert_close(getattr(grads, name), value, dtype=dtype, kind="reference", scale=10, what=name)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

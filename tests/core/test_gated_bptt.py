@@ -1,5 +1,6 @@
-"""The gated BPTT analysis (GRU, LSTM): gradients, shares, ‖∂L/∂h_t‖, step Jacobians and
-their products, truncation, against finite differences, sub-problems and torch."""
+"""The BPTT analysis in torch's layouts, for every registered cell (rnn, GRU, LSTM):
+gradients, shares, ‖∂L/∂h_t‖, step Jacobians and their products, truncation, against finite
+differences, sub-problems and torch."""
 
 from __future__ import annotations
 
@@ -8,20 +9,23 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from naive import FD_TOL, numeric_grad
+from harness import assert_close
+from naive import numeric_grad
 from seqtool.core.rnn import gated_bptt
 from seqtool.core.rnn.bptt import generate_problem
+from seqtool.core.rnn.cells import cell_names, get_cell
 from seqtool.core.rnn.gated_bptt import (
     analyse_gated, forward_backward, forward_loss, generate_gated_problem, step_jacobian,
 )
 
-CELLS = ("gru", "lstm")
+CELLS = cell_names()
+TORCH = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}  # the built-in cells' torch twins
 SETTINGS = [("mse", "all"), ("mse", "last"), ("cross_entropy", "all"),
             ("cross_entropy", "last")]
 
 
-def relative(a, b):
-    return float(np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1.0))
+def with_c(cell):
+    return get_cell(cell).has_cell_state
 
 
 def small(cell, loss="mse", target_at="all", T=5, seed=0, **kw):
@@ -30,7 +34,7 @@ def small(cell, loss="mse", target_at="all", T=5, seed=0, **kw):
     rng = np.random.default_rng(seed + 7)  # non-zero biases and states, to test them too
     p.bias_hh = rng.normal(size=p.bias_hh.shape) * 0.3
     p.h0 = rng.normal(size=p.h0.shape) * 0.5
-    if cell == "lstm":
+    if with_c(cell):
         p.c0 = rng.normal(size=p.c0.shape) * 0.5
     return p
 
@@ -44,7 +48,7 @@ def test_every_gradient_matches_finite_differences(cell, loss, target_at):
     for name, value in p.params.items():
         numeric = numeric_grad(lambda v, name=name: forward_loss(p, {**p.params, name: v}),
                                value)
-        assert relative(grads[name], numeric) < FD_TOL, name
+        assert_close(grads[name], numeric, kind="finite-difference", what=name)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -66,7 +70,7 @@ def test_hidden_gradient_norms_match_sub_problems(cell):
     assert report.dL_dh[0] == pytest.approx(np.linalg.norm(run.gradients["h0"]), rel=1e-12)
     for t in range(1, T):
         rest = replace(p, x=p.x[t:], y=p.y[t:], h0=run.record.h[t, 0],
-                       c0=run.record.c[t, 0] if cell == "lstm" else None)
+                       c0=run.record.c[t, 0] if with_c(cell) else None)
         through_rest = forward_backward(rest).gradients["h0"]
         expected = np.linalg.norm(run.dh_out[t - 1] + through_rest)
         assert report.dL_dh[t] == pytest.approx(expected, rel=1e-12)
@@ -76,10 +80,10 @@ def test_hidden_gradient_norms_match_sub_problems(cell):
 def one_step_state(p, record, t, state):
     """s_{t+1} as a function of s_t (h, or h and c stacked), everything else fixed."""
     H = p.hidden_size
-    h, c = state[:H], state[H:] if p.cell == "lstm" else None
+    h, c = state[:H], state[H:] if with_c(p.cell) else None
     x = p.x[t:t + 1, None, :]
     r = gated_bptt._layer_forward(p, p.params, x, h[None], None if c is None else c[None])
-    return np.concatenate([r.h[1, 0], r.c[1, 0]]) if p.cell == "lstm" else r.h[1, 0]
+    return np.concatenate([r.h[1, 0], r.c[1, 0]]) if with_c(p.cell) else r.h[1, 0]
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -87,7 +91,7 @@ def test_step_jacobians_match_finite_differences(cell):
     p = small(cell, T=4, seed=3)
     record = forward_backward(p).record
     for t in range(4):
-        state = (np.concatenate([record.h[t, 0], record.c[t, 0]]) if cell == "lstm"
+        state = (np.concatenate([record.h[t, 0], record.c[t, 0]]) if with_c(cell)
                  else record.h[t, 0])
         numeric = np.stack([numeric_grad(lambda s, i=i: one_step_state(p, record, t, s)[i],
                                          state) for i in range(len(state))])
@@ -104,7 +108,7 @@ def test_jacobian_norms_are_those_of_the_whole_map(cell):
     T, H = 4, p.hidden_size
     for k in range(T):
         def h_T(h_k, k=k):
-            c_k = record.c[k, 0][None] if cell == "lstm" else None
+            c_k = record.c[k, 0][None] if with_c(cell) else None
             r = gated_bptt._layer_forward(p, p.params, p.x[k:, None, :], h_k[None], c_k)
             return r.h[-1, 0]
 
@@ -129,16 +133,16 @@ def test_truncated_gradients_match_windowed_finite_differences(cell, k):
             start = max(0, t - k + 1)
             h_start = params["h0"] if start == 0 else record.h[start, 0]
             c_start = None
-            if cell == "lstm":
+            if with_c(cell):
                 c_start = params["c0"] if start == 0 else record.c[start, 0]
             window = replace(p, x=p.x[start:t + 1], y=p.y[t:t + 1], target_at="last")
             total += forward_loss(window, {**params, "h0": h_start,
-                                           **({"c0": c_start} if cell == "lstm" else {})})
+                                           **({"c0": c_start} if with_c(cell) else {})})
         return total
 
     for name, value in p.params.items():
         numeric = numeric_grad(lambda v, name=name: windowed_loss({**p.params, name: v}), value)
-        assert relative(cut[name], numeric) < FD_TOL, name
+        assert_close(cut[name], numeric, kind="finite-difference", what=name)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -155,7 +159,8 @@ def test_truncate_at_or_beyond_T_equals_full(cell):
 
 def test_generated_cells_share_the_sequence_and_radius_scales_each_gate():
     rnn = generate_problem(6, 3, 4, 2, seed=2, radius=0.7)
-    for cell, G in (("gru", 3), ("lstm", 4)):
+    for cell in cell_names():
+        G, keep = len(get_cell(cell).gates), get_cell(cell).keep_gate
         p = generate_gated_problem(cell, 6, 3, 4, 2, seed=2, radius=0.7)
         np.testing.assert_array_equal(p.x, rnn.x)
         np.testing.assert_array_equal(p.y, rnn.y)
@@ -163,7 +168,9 @@ def test_generated_cells_share_the_sequence_and_radius_scales_each_gate():
         assert p.weight_hh.shape == (G * 4, 4) and p.weight_ih.shape == (G * 4, 3)
         radii = analyse_gated(p).spectral_radii
         assert list(radii.values()) == pytest.approx([0.7] * G, rel=1e-12)
-        assert p.bias_ih[4:8].tolist() == [1.0] * 4  # the keep gate's bias
+        if keep is not None:  # the keep gate's bias
+            assert p.bias_ih[4 * keep:4 * keep + 4].tolist() == [1.0] * 4
+        assert np.count_nonzero(p.bias_ih) == (0 if keep is None else 4)
 
 
 def test_a_larger_forget_bias_keeps_gradients_alive_longer():
@@ -172,13 +179,13 @@ def test_a_larger_forget_bias_keeps_gradients_alive_longer():
     assert norms[0] < norms[1] < norms[2]
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", TORCH)
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_against_torch_autograd(cell, loss):
     torch = pytest.importorskip("torch")
     p = small(cell, loss=loss, T=6, seed=6)
     grads = forward_backward(p).gradients
-    module = getattr(torch.nn, cell.upper())(2, 3).double()
+    module = getattr(torch.nn, TORCH[cell])(2, 3).double()
     with torch.no_grad():
         for name in gated_bptt.WEIGHT_NAMES:
             getattr(module, name + "_l0").copy_(torch.tensor(getattr(p, name)))
@@ -186,7 +193,7 @@ def test_against_torch_autograd(cell, loss):
     b_y = torch.tensor(p.b_y, requires_grad=True)
     h0 = torch.tensor(p.h0[None, None], requires_grad=True)
     x = torch.tensor(p.x[:, None, :])
-    if cell == "lstm":
+    if with_c(cell):
         c0 = torch.tensor(p.c0[None, None], requires_grad=True)
         out, _ = module(x, (h0, c0))
     else:
@@ -200,9 +207,9 @@ def test_against_torch_autograd(cell, loss):
     assert forward_loss(p) == pytest.approx(L.item(), rel=1e-12)
     for name in gated_bptt.WEIGHT_NAMES:
         torch_grad = getattr(module, name + "_l0").grad.numpy()
-        assert relative(grads[name], torch_grad) <= 1e-10, name
-    assert relative(grads["W_hy"], W_hy.grad.numpy()) <= 1e-10
-    assert relative(grads["b_y"], b_y.grad.numpy()) <= 1e-10
-    assert relative(grads["h0"], h0.grad.numpy()[0, 0]) <= 1e-10
-    if cell == "lstm":
-        assert relative(grads["c0"], c0.grad.numpy()[0, 0]) <= 1e-10
+        assert_close(grads[name], torch_grad, kind="reference", what=name)
+    assert_close(grads["W_hy"], W_hy.grad.numpy(), kind="reference")
+    assert_close(grads["b_y"], b_y.grad.numpy(), kind="reference")
+    assert_close(grads["h0"], h0.grad.numpy()[0, 0], kind="reference")
+    if with_c(cell):
+        assert_close(grads["c0"], c0.grad.numpy()[0, 0], kind="reference")

@@ -9,7 +9,10 @@ import pytest
 from seqtool.core.errors import InputError
 from seqtool.core.rnn import vanilla
 from seqtool.core.rnn.lengths import longest_first, step_schedule
-from seqtool.core.rnn.stack import CELLS, init_state_dict, stack_backward, stack_forward
+from seqtool.core.rnn.cells import cell_names
+from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
+
+CELLS = cell_names()
 
 LENGTHS = [3, 7, 0, 5, 7, 1]  # unsorted, with an empty sequence and a full one
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness import assert_close
 from naive import numeric_grad
 from seqtool.core.errors import InputError
 from seqtool.core.models import (
-    ModelSpec, backward, backward_with_inputs, forward, init_params, loss_of,
+    ModelSpec, backward, backward_with_inputs, forward, init_params, loss_of, model_cells,
 )
+from seqtool.core.rnn.cells import cell_names
 
 V, C, D = 7, 3, 2  # vocabulary, classes, numeric input size
 
@@ -74,13 +76,9 @@ def test_gradients_match_finite_differences(task, cell, pool, target_at):
         assert np.abs(grads[name] - numeric).max() / scale < 1e-6, name
 
 
-def relative(a, b):
-    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
-
-
 @pytest.mark.parametrize("lengths", [(5, 3, 1), (3, 5, 1)], ids=["sorted", "unsorted"])
 @pytest.mark.parametrize("task,cell", [(t, c) for t in ("classify", "lm")
-                                       for c in ("rnn", "gru", "lstm")])
+                                       for c in cell_names()])
 def test_folded_embedding_gives_the_same_outputs_and_gradients(task, cell, lengths):
     spec = spec_for(task, cell)
     params = init_params(spec, seed=2, dtype=np.float64)
@@ -88,13 +86,13 @@ def test_folded_embedding_gives_the_same_outputs_and_gradients(task, cell, lengt
     plain = forward(spec, params, inputs, lengths)
     folded = forward(spec, params, inputs, lengths, fold_embedding=True)
     assert folded.X is None  # it folded: V = 7 ≤ T·B = 15
-    assert relative(folded.outputs, plain.outputs) < 1e-12
+    assert_close(folded.outputs, plain.outputs)
     d_outputs = loss_of(spec, plain.outputs, targets, lengths).d_outputs
     expected = backward(spec, params, plain, inputs, lengths, d_outputs)
     got = backward(spec, params, folded, inputs, lengths, d_outputs)
     assert set(got) == set(expected) == set(params)
     for name in params:
-        assert relative(got[name], expected[name]) < 1e-12, name
+        assert_close(got[name], expected[name], what=name)
     with pytest.raises(ValueError):
         backward_with_inputs(spec, params, folded, lengths, d_outputs)
 
@@ -105,7 +103,7 @@ def test_embedding_is_not_folded_when_the_table_costs_more_than_the_batch():
     inputs, lengths, _ = batch_for(spec, T=2, lengths=(2, 1))  # T·B = 4 < V = 7
     f = forward(spec, params, inputs, lengths, fold_embedding=True)
     assert f.X is not None
-    assert relative(f.outputs, forward(spec, params, inputs, lengths).outputs) == 0.0
+    np.testing.assert_array_equal(f.outputs, forward(spec, params, inputs, lengths).outputs)
 
 
 @pytest.mark.parametrize("task,cell,pool,target_at", CASES)
@@ -180,16 +178,18 @@ def test_float32_models_stay_float32():
 
 
 def test_bad_spec_values_are_refused():
-    with pytest.raises(InputError, match="cell"):
+    assert model_cells() == cell_names() + ("bow",) == ("rnn", "gru", "lstm", "bow")
+    with pytest.raises(InputError, match="cell is 'transformer'; choose one of rnn, gru, "
+                       "lstm, bow"):
         ModelSpec("classify", "transformer", 5, 2)
     with pytest.raises(InputError, match="pool"):
         ModelSpec("classify", "gru", 5, 2, pool="median")
 
 
-TORCH = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+TORCH = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}  # the built-in cells' torch twins
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", TORCH)
 def test_whole_model_matches_torch(cell):
     """Embedding → 2-layer cell → linear head, loaded into torch.nn modules from the state
     dict as it is: same logits, same loss, same gradients."""

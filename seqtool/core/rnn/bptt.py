@@ -15,16 +15,15 @@ Analysis runs in float64.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from seqtool.core.errors import InputError
 from seqtool.core.losses import LOSSES, sequence_loss
-from seqtool.core.rnn.vanilla import ACTIVATIONS, derivative_from_h, rnn_backward, rnn_forward
-
-if TYPE_CHECKING:
-    from seqtool.config import BpttConfig
+from seqtool.core.rnn.cells import get_cell
+from seqtool.core.rnn.cells.rnn import RNN, RNNForward
+from seqtool.core.rnn.vanilla import ACTIVATIONS, rnn_backward, rnn_forward
 
 PARAMETERS = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0")
 TARGETS_AT = ("all", "last")
@@ -151,14 +150,15 @@ def hidden_gradient_norms(problem: RNNProblem, run: Pass) -> np.ndarray:
 
 
 def jacobian_norms(problem: RNNProblem, h: np.ndarray) -> np.ndarray:
-    """‖∂h_T/∂h_k‖₂ for k = 0..T, with ∂h_j/∂h_{j−1} = diag(f'(z_j)) W_hh."""
+    """‖∂h_T/∂h_k‖₂ for k = 0..T, with the rnn cell's step Jacobian
+    ∂h_j/∂h_{j−1} = diag(f'(z_j)) W_hh."""
     T, H = h.shape[0] - 1, h.shape[1]
-    fprime = derivative_from_h(h[1:], problem.activation)  # (T, H): f'(z_j), j = 1..T
+    record = RNNForward(h[:, None, :])  # (T+1, 1, H)
     norms = np.empty(T + 1)
     J = np.eye(H)
     norms[T] = 1.0
     for k in range(T - 1, -1, -1):
-        J = J @ (fprime[k][:, None] * problem.W_hh)  # · diag(f'(z_{k+1})) W_hh
+        J = J @ RNN.step_jacobian(problem.W_hh, record, k, problem.activation)
         norms[k] = np.linalg.norm(J, 2)
     return norms
 
@@ -221,7 +221,7 @@ def _tolist(value: Any) -> Any:
 
 @dataclass
 class BpttReport:
-    """Everything `seqtool bptt` computed; ``to_dict`` is its JSON form."""
+    """Everything `seqtool bptt` computed; ``to_dict`` is its JSON form, ``rows`` its CSV."""
 
     problem: RNNProblem
     generated: bool
@@ -254,6 +254,19 @@ class BpttReport:
         }
         out.update(optional_parts(self))
         return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        return step_rows(self)
+
+
+def step_rows(report: Any) -> list[dict[str, Any]]:
+    """The CSV of one cell's report: one row per time step t = 0..T (t = 0 is h_0: no loss,
+    no share, so those fields are empty)."""
+    losses = dict(zip(report.loss_steps, report.losses.tolist()))
+    shares = [""] + [float(np.linalg.norm(share)) for share in report.per_step]
+    return [{"t": t, "loss": losses.get(t, ""), "dL_dh_norm": float(report.dL_dh[t]),
+             "jacobian_norm": float(report.jacobian_norms[t]), "share_norm": shares[t]}
+            for t in range(len(report.dL_dh))]
 
 
 def trace_parts(report: Any, share_name: str) -> dict[str, Any]:
@@ -339,14 +352,118 @@ def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = F
     return report
 
 
-def run_bptt(config: "BpttConfig") -> Any:
-    """The `seqtool bptt` run: the config's problem analysed, or with several cells
-    (``--cell rnn,gru,lstm``) each cell's problem, side by side."""
+# ---------------------------------------------------------------------------------------
+# Problems: given as arrays (a vanilla RNN in math names) or generated per cell
+
+GIVEN_ARRAYS = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0", "x", "y")
+REQUIRED_ARRAYS = ("W_xh", "W_hh", "W_hy", "x", "y")
+
+
+def _shape(array: np.ndarray) -> str:
+    return "×".join(str(n) for n in array.shape)
+
+
+def _is_given(given: dict[str, Any] | None) -> bool:
+    return given is not None and any(given.get(name) is not None for name in REQUIRED_ARRAYS)
+
+
+def checked_targets(y: np.ndarray, T: int, O: int, loss: str, target_at: str) -> np.ndarray:
+    """y as (S, O) reals for mse or (S,) labels for cross_entropy, S = T or 1."""
+    S = T if target_at == "all" else 1
+    if loss == "mse":
+        if y.size == S * O and (y.shape == (S, O) or 1 in y.shape and S == 1):
+            return y.reshape(S, O)
+        raise InputError("y", f"has shape {_shape(y)}; expected {S}×{O} real targets "
+                         f"(mse, target_at={target_at})")
+    if y.size != S or (S > 1 and 1 not in y.shape):
+        raise InputError("y", f"has shape {_shape(y)}; expected {S} label(s) "
+                         f"(cross_entropy, target_at={target_at})")
+    labels = y.ravel()
+    bad = [v for v in labels if v != int(v) or not 0 <= v < O]
+    if bad:
+        raise InputError("y", f"has the label {bad[0]:g}; expected whole numbers in 0..{O - 1}"
+                         " (one per output unit)")
+    return labels
+
+
+def check_given_problem(cells: Sequence[str], given: dict[str, Any] | None, loss: str = "mse",
+                        target_at: str = "all") -> np.ndarray | None:
+    """Check a given problem (``given``: the arrays of :data:`GIVEN_ARRAYS`, None where not
+    given) against each other and the settings; return its targets (None when nothing is
+    given: the problems are generated). A problem file holds a vanilla RNN in math names,
+    so it runs with ``cells`` = (rnn,) only."""
+    for cell in cells:
+        get_cell(cell)
+    if not _is_given(given):
+        return None
+    if tuple(cells) != ("rnn",):
+        raise InputError("cell", f"is {','.join(cells)}, but a problem file holds a "
+                         "vanilla RNN (W_xh, W_hh, ...); gru and lstm run on generated "
+                         "problems (--steps, --hidden, ...)")
+    missing = [name for name in REQUIRED_ARRAYS if given.get(name) is None]
+    if missing:
+        raise InputError(missing[0], "is missing from the problem (it needs W_xh, W_hh, W_hy, "
+                         "x and y; b_h, b_y and h0 default to zeros)")
+    H, D = given["W_xh"].shape
+    O, T = given["W_hy"].shape[0], given["x"].shape[0]
+    expected = {"W_hh": (H, H), "W_hy": (O, H), "x": (T, D)}
+    why = {"W_hh": "H×H", "W_hy": "O×H", "x": "T×D"}
+    for name, shape in expected.items():
+        array = given[name]
+        if array.shape != shape:
+            raise InputError(name, f"has shape {_shape(array)}; expected "
+                             f"{shape[0]}×{shape[1]} ({why[name]}, with H = {H} and D = {D} "
+                             f"from W_xh, O = {O} from W_hy, T = {T} from x)")
+    for name, size, label in (("b_h", H, "H"), ("b_y", O, "O"), ("h0", H, "H")):
+        array = given.get(name)
+        if array is not None and array.shape != (size,):
+            raise InputError(name, f"has length {array.shape[0]}; expected {label} = {size}")
+    return checked_targets(given["y"], T, O, loss, target_at)
+
+
+def bptt_problems(cells: Sequence[str], given: dict[str, Any] | None = None, *,
+                  steps: int = 10, input_size: int = 3, hidden: int = 4, output_size: int = 2,
+                  seed: int = 0, radius: float | None = None, activation: str = "tanh",
+                  loss: str = "mse", target_at: str = "all",
+                  forget_bias: float = 1.0) -> list[Any]:
+    """The problem of each cell in ``cells`` (registered names, in order).
+
+    With ``given`` arrays (see :func:`check_given_problem`): that vanilla RNN problem, W_hh
+    rescaled to spectral radius ``radius`` if given and b_h, b_y, h0 zero where not given.
+    Otherwise each cell's generated problem (:meth:`Cell.bptt_problem`), all on the same
+    sequence, targets and output layer (from ``seed``).
+    """
+    y = check_given_problem(cells, given, loss, target_at)
+    if y is None:
+        return [get_cell(cell).bptt_problem(
+            steps=steps, input_size=input_size, hidden=hidden, output_size=output_size,
+            seed=seed, radius=radius, activation=activation, loss=loss, target_at=target_at,
+            forget_bias=forget_bias) for cell in cells]
+    H, O = given["W_xh"].shape[0], given["W_hy"].shape[0]
+    W_hh = given["W_hh"] if radius is None else scale_to_radius(given["W_hh"], radius)
+
+    def or_zeros(name: str, size: int) -> np.ndarray:
+        return np.zeros(size) if given.get(name) is None else given[name]
+
+    return [RNNProblem(
+        W_xh=given["W_xh"], W_hh=W_hh, W_hy=given["W_hy"], b_h=or_zeros("b_h", H),
+        b_y=or_zeros("b_y", O), h0=or_zeros("h0", H), x=given["x"], y=y,
+        activation=activation, loss=loss, target_at=target_at,
+    )]
+
+
+def run_bptt(problems: Sequence[Any], *, truncate: int | None = None, check: bool = False,
+             generated: bool = False) -> Any:
+    """The `seqtool bptt` run: one problem analysed (a :class:`BpttReport` or a
+    :class:`~seqtool.core.rnn.gated_bptt.GatedBpttReport`), or several (one per cell, from
+    :func:`bptt_problems`) side by side in a
+    :class:`~seqtool.core.rnn.gated_bptt.CellComparison`."""
     from seqtool.core.rnn import gated_bptt
 
-    return gated_bptt.analyse_any(config.problem_data, truncate=config.truncate,
-                                  check=config.check, generated=config.generated)
+    problems = list(problems)
+    return gated_bptt.analyse_any(problems[0] if len(problems) == 1 else problems,
+                                  truncate=truncate, check=check, generated=generated)
 
 
-__all__ = ["ACTIVATIONS", "LOSSES", "TARGETS_AT", "RNNProblem", "analyse", "generate_problem",
-           "run_bptt"]
+__all__ = ["ACTIVATIONS", "LOSSES", "TARGETS_AT", "RNNProblem", "analyse", "bptt_problems",
+           "check_given_problem", "generate_problem", "run_bptt"]

@@ -1,8 +1,10 @@
-"""Backpropagation through time laid open for the gated cells (GRU, LSTM), and the cells
-side by side on one sequence.
+"""Backpropagation through time laid open for any registered cell in torch's layouts (the
+GRU, the LSTM, and cells registered at run time), and the cells side by side on one sequence.
 
-The gated cells follow PyTorch's equations (see :mod:`seqtool.core.rnn.gated`); the output
-layer and the losses are the vanilla analysis's: ŷ_t = W_hy h_t + b_y, L = Σ_t L_t.
+Each cell (:mod:`seqtool.core.rnn.cells`) brings its forward and backward passes and its
+step Jacobian; the output layer and the losses are the vanilla analysis's:
+ŷ_t = W_hy h_t + b_y, L = Σ_t L_t. (``--cell rnn`` keeps its own report in math names,
+:mod:`seqtool.core.rnn.bptt`.)
 
 What the report keeps, as for the vanilla cell:
 - every gradient (``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` in torch layouts,
@@ -11,8 +13,9 @@ What the report keeps, as for the vanilla cell:
   the recurrent-side gate pre-activations (they sum to ∂L/∂weight_hh);
 - ‖∂L/∂h_t‖ for t = 0..T;
 - ‖∂h_T/∂h_k‖₂ for k = 0..T through the gates: the product of the step Jacobians of the
-  state (h for the GRU, (h, c) for the LSTM, whose h→h block is reported, and whose c→c
-  block ‖∂c_T/∂c_k‖₂, the cell path that lets LSTM gradients survive, is reported too);
+  state (h, or (h, c) for a cell with a cell state such as the LSTM, whose h→h block is
+  reported, and whose c→c block ‖∂c_T/∂c_k‖₂, the cell path that lets LSTM gradients
+  survive, is reported too);
 - truncated BPTT and a finite-difference check.
 Analysis runs in float64 with batch size 1.
 """
@@ -24,24 +27,21 @@ from typing import Any
 
 import numpy as np
 
-from seqtool.core.errors import InputError
 from seqtool.core.losses import sequence_loss
-from seqtool.core.rnn import gated
 from seqtool.core.rnn.bptt import (
     RNNProblem, analyse, check_summary, check_truncate, finite_difference_check,
-    generate_problem, optional_parts, scale_to_radius, trace_parts, verdict,
+    generate_problem, optional_parts, scale_to_radius, step_rows, trace_parts, verdict,
 )
+from seqtool.core.rnn.cells import PARAM_NAMES as WEIGHT_NAMES
+from seqtool.core.rnn.cells import Cell, CellGradients, get_cell
 
-GATED_CELLS = ("gru", "lstm")
-CELL_NAMES = ("rnn",) + GATED_CELLS
-GATE_NAMES = {"gru": gated.GRU_GATES, "lstm": gated.LSTM_GATES}
-WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 FORGET_BIAS = 1.0
 
 
 @dataclass
 class GatedProblem:
-    """One sequence and the weights of a one-layer GRU or LSTM with a linear output layer."""
+    """One sequence and the weights of a one-layer cell in torch's layouts (a GRU, an LSTM,
+    any registered cell) with a linear output layer."""
 
     cell: str
     weight_ih: np.ndarray  # (G·H, D)
@@ -51,15 +51,20 @@ class GatedProblem:
     W_hy: np.ndarray  # (O, H)
     b_y: np.ndarray  # (O,)
     h0: np.ndarray  # (H,)
-    c0: np.ndarray | None  # (H,), lstm only
+    c0: np.ndarray | None  # (H,), cells with a cell state only
     x: np.ndarray  # (T, D)
     y: np.ndarray  # (S, O) reals for mse, (S,) labels for cross_entropy; S = T or 1
     loss: str = "mse"
     target_at: str = "all"
 
     @property
+    def spec(self) -> Cell:
+        return get_cell(self.cell)
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
-        return WEIGHT_NAMES + ("W_hy", "b_y", "h0") + (("c0",) if self.cell == "lstm" else ())
+        return WEIGHT_NAMES + ("W_hy", "b_y", "h0") + (("c0",) if self.spec.has_cell_state
+                                                       else ())
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -79,29 +84,32 @@ def generate_gated_problem(cell: str, steps: int, input_size: int, hidden: int,
                            output_size: int, seed: int = 0, radius: float | None = None,
                            loss: str = "mse", target_at: str = "all",
                            forget_bias: float = FORGET_BIAS) -> GatedProblem:
-    """A random gated problem on the same sequence, targets and output layer as
-    :func:`generate_problem` with the same seed, so that cells can be compared on it.
+    """A random problem of the registered ``cell`` on the same sequence, targets and output
+    layer as :func:`generate_problem` with the same seed, so that cells can be compared on it.
 
     Gate weights: input blocks N(0, 1/D), recurrent blocks N(0, 1/H), each recurrent gate
     block rescaled to spectral radius ``radius`` if given; initial states zero; biases zero
-    except ``forget_bias`` on the gate that keeps the old state (the LSTM's f, the GRU's z,
-    both block 1 of bias_ih), as Jozefowicz et al. (2015) initialise the LSTM's forget gate.
+    except ``forget_bias`` on the gate that keeps the old state (the cell's ``keep_gate``:
+    the LSTM's f, the GRU's z, both block 1 of bias_ih), as Jozefowicz et al. (2015)
+    initialise the LSTM's forget gate.
     """
+    spec = get_cell(cell)
     base = generate_problem(steps, input_size, hidden, output_size, seed, None, "tanh", loss,
                             target_at)
-    G = len(GATE_NAMES[cell])
+    G = len(spec.gates)
     rng = np.random.default_rng([seed, G])  # a stream of its own: the sequence stays shared
     D, H = input_size, hidden
     blocks = [rng.normal(0.0, 1.0 / np.sqrt(H), (H, H)) for _ in range(G)]
     if radius is not None:
         blocks = [scale_to_radius(block, radius) for block in blocks]
     bias_ih = np.zeros(G * H)
-    bias_ih[H:2 * H] = forget_bias
+    if spec.keep_gate is not None:
+        bias_ih[spec.keep_gate * H:(spec.keep_gate + 1) * H] = forget_bias
     return GatedProblem(
         cell=cell, weight_ih=rng.normal(0.0, 1.0 / np.sqrt(D), (G * H, D)),
         weight_hh=np.vstack(blocks), bias_ih=bias_ih, bias_hh=np.zeros(G * H),
         W_hy=base.W_hy, b_y=base.b_y, h0=np.zeros(H),
-        c0=np.zeros(H) if cell == "lstm" else None, x=base.x, y=base.y, loss=loss,
+        c0=np.zeros(H) if spec.has_cell_state else None, x=base.x, y=base.y, loss=loss,
         target_at=target_at,
     )
 
@@ -117,23 +125,23 @@ def _targets(problem: GatedProblem) -> np.ndarray:
 def _layer_forward(problem: GatedProblem, p: dict[str, np.ndarray], x: np.ndarray,
                    h0: np.ndarray, c0: np.ndarray | None) -> Any:
     """The cell's forward record over x (T, 1, D) from the states h0, c0 (1, H)."""
-    if problem.cell == "lstm":
-        return gated.lstm_forward(x, p["weight_ih"], p["weight_hh"], p["bias_ih"],
-                                  p["bias_hh"], h0, c0)
-    return gated.gru_forward(x, p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"], h0)
+    return problem.spec.forward(x, p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"],
+                                h0, c0)
 
 
 def _layer_backward(problem: GatedProblem, p: dict[str, np.ndarray], x: np.ndarray,
-                    record: Any, dh: np.ndarray) -> gated.GatedGradients:
-    if problem.cell == "lstm":
-        return gated.lstm_backward(x, p["weight_ih"], p["weight_hh"], record, dh)
-    return gated.gru_backward(x, p["weight_ih"], p["weight_hh"], record, dh)
+                    record: Any, dh: np.ndarray) -> CellGradients:
+    return problem.spec.backward(x, p["weight_ih"], p["weight_hh"], record, dh)
+
+
+def _initial_c(problem: GatedProblem, p: dict[str, np.ndarray]) -> np.ndarray | None:
+    return p["c0"][None, :] if problem.spec.has_cell_state else None
 
 
 def forward_loss(problem: GatedProblem, params: dict[str, np.ndarray] | None = None) -> float:
     """L for the problem's data with ``params`` (default: the problem's)."""
     p = params or problem.params
-    c0 = p["c0"][None, :] if problem.cell == "lstm" else None
+    c0 = _initial_c(problem, p)
     record = _layer_forward(problem, p, problem.x[:, None, :], p["h0"][None, :], c0)
     outputs = record.h[1:] @ p["W_hy"].T + p["b_y"]
     losses, _ = sequence_loss(problem.loss, outputs, _targets(problem), problem.steps)
@@ -144,11 +152,11 @@ def forward_loss(problem: GatedProblem, params: dict[str, np.ndarray] | None = N
 class GatedPass:
     """Forward and backward of one problem; arrays are time-major with the batch dropped."""
 
-    record: Any  # GRUForward or LSTMForward, batch of one
+    record: Any  # the cell's forward record (GRUForward, LSTMForward, ...), batch of one
     outputs: np.ndarray  # (T, O)
     losses: np.ndarray  # (S,)
     dh_out: np.ndarray  # (T, H) ∂L/∂h_t through the outputs only
-    layer: gated.GatedGradients  # the kernel's gradients, batch of one
+    layer: CellGradients  # the cell's gradients (same fields), batch of one
     gradients: dict[str, np.ndarray]
 
 
@@ -165,13 +173,14 @@ def _truncated_layer(problem: GatedProblem, record: Any, dh_out: np.ndarray,
     T = X.shape[0]
     sums = {name: np.zeros_like(p[name]) for name in WEIGHT_NAMES}
     sums["h0"] = np.zeros_like(p["h0"])
-    if problem.cell == "lstm":
+    with_c = problem.spec.has_cell_state
+    if with_c:
         sums["c0"] = np.zeros_like(p["c0"])
     for t in range(T):
         if not dh_out[t].any():
             continue
         start = max(0, t - k + 1)
-        c_start = record.c[start] if problem.cell == "lstm" else None
+        c_start = record.c[start] if with_c else None
         window = _layer_forward(problem, p, X[start:t + 1], record.h[start], c_start)
         dh = np.zeros((t + 1 - start, 1, problem.hidden_size))
         dh[-1, 0] = dh_out[t]
@@ -180,7 +189,7 @@ def _truncated_layer(problem: GatedProblem, record: Any, dh_out: np.ndarray,
             sums[name] += getattr(g, name)
         if start == 0:  # the window reaches back to the initial state
             sums["h0"] += g.h0[0]
-            if problem.cell == "lstm":
+            if with_c:
                 sums["c0"] += g.c0[0]
     return sums
 
@@ -189,8 +198,7 @@ def forward_backward(problem: GatedProblem, truncate: int | None = None) -> Gate
     """Every gradient of L by BPTT (each L_t reaching back at most ``truncate`` steps)."""
     p = problem.params
     X = problem.x[:, None, :]
-    c0 = p["c0"][None, :] if problem.cell == "lstm" else None
-    record = _layer_forward(problem, p, X, p["h0"][None, :], c0)
+    record = _layer_forward(problem, p, X, p["h0"][None, :], _initial_c(problem, p))
     outputs = record.h[1:] @ problem.W_hy.T + problem.b_y  # (T, 1, O)
     losses, dy = sequence_loss(problem.loss, outputs, _targets(problem), problem.steps)
     dh_out = dy @ problem.W_hy  # (T, 1, H)
@@ -198,7 +206,7 @@ def forward_backward(problem: GatedProblem, truncate: int | None = None) -> Gate
     gradients = {name: getattr(layer, name) for name in WEIGHT_NAMES}
     gradients.update(W_hy=dy[:, 0].T @ record.h[1:, 0], b_y=dy[:, 0].sum(axis=0),
                      h0=layer.h0[0])
-    if problem.cell == "lstm":
+    if problem.spec.has_cell_state:
         gradients["c0"] = layer.c0[0]
     if truncate is not None and truncate < X.shape[0]:
         gradients.update(_truncated_layer(problem, record, dh_out[:, 0], truncate))
@@ -212,8 +220,9 @@ def forward_backward(problem: GatedProblem, truncate: int | None = None) -> Gate
 def hidden_gradient_norms(problem: GatedProblem, run: GatedPass) -> np.ndarray:
     """‖∂L/∂h_t‖ for t = 0..T: through the output at t plus through step t+1.
 
-    Step t+1 reads h_t through the recurrent pre-activations (dAh_{t+1} W_hh) and, in the
-    GRU, directly through h_{t+1} = ... + z ⊙ h_t.
+    Step t+1 reads h_t through the recurrent pre-activations (dAh_{t+1} W_hh) and, where
+    the cell has one (:meth:`Cell.direct_path`, the GRU's h_{t+1} = ... + z ⊙ h_t),
+    elementwise past them.
     """
     T, H = run.dh_out.shape
     dAh = run.layer.dA_hh[:, 0]  # (T, G·H); row t is step t+1
@@ -222,58 +231,30 @@ def hidden_gradient_norms(problem: GatedProblem, run: GatedPass) -> np.ndarray:
     total[T] = run.dh_out[T - 1]
     for t in range(T - 1, -1, -1):
         total[t] = through_gates[t] + (run.dh_out[t - 1] if t > 0 else 0.0)
-        if problem.cell == "gru":
-            z = run.record.gates[t, 0, H:2 * H]
-            total[t] += total[t + 1] * z
+        direct = problem.spec.direct_path(run.record, t)
+        if direct is not None:
+            total[t] += total[t + 1] * direct
     return np.linalg.norm(total, axis=1)
 
 
 def step_jacobian(problem: GatedProblem, record: Any, t: int) -> np.ndarray:
-    """∂s_{t+1}/∂s_t of step t+1 (0-based t), with the state s = h (GRU) or (h, c) (LSTM).
-
-    LSTM, with the gates' derivatives ∂i/∂h = diag(i(1−i)) W_hi (likewise f, o) and
-    ∂g/∂h = diag(1−g²) W_hg:
-        ∂c'/∂h = diag(c) ∂f/∂h + diag(g) ∂i/∂h + diag(i) ∂g/∂h     ∂c'/∂c = diag(f)
-        ∂h'/∂h = diag(tanh c') ∂o/∂h + diag(o(1−tanh²c')) ∂c'/∂h  ∂h'/∂c = diag(o(1−tanh²c') f)
-    GRU, with hn = W_hn h + b_hn:
-        ∂h'/∂h = diag(z) + diag(h − n) ∂z/∂h + diag((1−z)(1−n²)) (diag(hn) ∂r/∂h + diag(r) W_hn)
-    """
-    W = problem.weight_hh
-    H = problem.hidden_size
-    gates = record.gates[t, 0]
-    block = [W[q * H:(q + 1) * H] for q in range(W.shape[0] // H)]
-    if problem.cell == "lstm":
-        i, f, g, o = (gates[q * H:(q + 1) * H] for q in range(4))
-        c_prev, c_new = record.c[t, 0], record.c[t + 1, 0]
-        di = (i * (1 - i))[:, None] * block[0]
-        df = (f * (1 - f))[:, None] * block[1]
-        dg = (1 - g * g)[:, None] * block[2]
-        do = (o * (1 - o))[:, None] * block[3]
-        dc_dh = c_prev[:, None] * df + g[:, None] * di + i[:, None] * dg
-        tc = np.tanh(c_new)
-        through_c = o * (1 - tc * tc)
-        dh_dh = tc[:, None] * do + through_c[:, None] * dc_dh
-        return np.block([[dh_dh, np.diag(through_c * f)], [dc_dh, np.diag(f)]])
-    r, z, n = (gates[q * H:(q + 1) * H] for q in range(3))
-    hn, h_prev = record.hn[t, 0], record.h[t, 0]
-    dr = (r * (1 - r))[:, None] * block[0]
-    dz = (z * (1 - z))[:, None] * block[1]
-    dn = ((1 - z) * (1 - n * n))[:, None] * (hn[:, None] * dr + r[:, None] * block[2])
-    return np.diag(z) + (h_prev - n)[:, None] * dz + dn
+    """∂s_{t+1}/∂s_t of step t+1 (0-based t): the problem's cell's (:meth:`Cell.step_jacobian`)."""
+    return problem.spec.step_jacobian(problem.weight_hh, record, t)
 
 
 def jacobian_norms(problem: GatedProblem, record: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """‖∂h_T/∂h_k‖₂ for k = 0..T, and for the LSTM ‖∂c_T/∂c_k‖₂ (else None)."""
+    """‖∂h_T/∂h_k‖₂ for k = 0..T, and for a cell with a cell state ‖∂c_T/∂c_k‖₂ (else None)."""
     T, H = record.h.shape[0] - 1, problem.hidden_size
-    S = 2 * H if problem.cell == "lstm" else H
+    with_c = problem.spec.has_cell_state
+    S = problem.spec.state_size(H)
     h_norms, c_norms = np.empty(T + 1), np.empty(T + 1)
     M = np.eye(S)
     h_norms[T] = c_norms[T] = 1.0
     for k in range(T - 1, -1, -1):
         M = M @ step_jacobian(problem, record, k)
         h_norms[k] = np.linalg.norm(M[:H, :H], 2)
-        c_norms[k] = np.linalg.norm(M[H:, H:], 2) if problem.cell == "lstm" else 0.0
-    return h_norms, (c_norms if problem.cell == "lstm" else None)
+        c_norms[k] = np.linalg.norm(M[H:, H:], 2) if with_c else 0.0
+    return h_norms, (c_norms if with_c else None)
 
 
 def gate_radii(problem: GatedProblem) -> dict[str, float]:
@@ -281,7 +262,7 @@ def gate_radii(problem: GatedProblem) -> dict[str, float]:
     H = problem.hidden_size
     W = problem.weight_hh
     return {name: float(np.max(np.abs(np.linalg.eigvals(W[q * H:(q + 1) * H]))))
-            for q, name in enumerate(GATE_NAMES[problem.cell])}
+            for q, name in enumerate(problem.spec.gates)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,7 +271,8 @@ def gate_radii(problem: GatedProblem) -> dict[str, float]:
 
 @dataclass
 class GatedBpttReport:
-    """Everything `seqtool bptt --cell gru|lstm` computed; ``to_dict`` is its JSON form."""
+    """Everything `seqtool bptt --cell gru|lstm|...` computed; ``to_dict`` is its JSON form,
+    ``rows`` its CSV."""
 
     problem: GatedProblem
     generated: bool
@@ -298,13 +280,13 @@ class GatedBpttReport:
     losses: np.ndarray
     loss_steps: list[int]
     hidden: np.ndarray  # (T, H)
-    cells: np.ndarray | None  # (T, H) c_1..c_T, lstm only
+    cells: np.ndarray | None  # (T, H) c_1..c_T, cells with a cell state only
     outputs: np.ndarray  # (T, O)
     gradients: dict[str, np.ndarray]
     per_step: np.ndarray  # (T, G·H, H): dAh_tᵀ h_{t−1}
     dL_dh: np.ndarray  # (T+1,)
     jacobian_norms: np.ndarray  # (T+1,) ‖∂h_T/∂h_k‖₂
-    cell_norms: np.ndarray | None  # (T+1,) ‖∂c_T/∂c_k‖₂, lstm only
+    cell_norms: np.ndarray | None  # (T+1,) ‖∂c_T/∂c_k‖₂, cells with a cell state only
     spectral_radii: dict[str, float]
     verdict: str
     rate: float
@@ -326,7 +308,7 @@ class GatedBpttReport:
         p = self.problem
         T, D = p.x.shape
         out: dict[str, Any] = {
-            "cell": p.cell, "gates": list(GATE_NAMES[p.cell]), "loss_name": p.loss,
+            "cell": p.cell, "gates": list(p.spec.gates), "loss_name": p.loss,
             "target_at": p.target_at, "generated": self.generated,
             "shapes": {"T": T, "D": D, "H": p.hidden_size, "O": p.W_hy.shape[0]},
             "problem": {name: value.tolist() for name, value in
@@ -340,6 +322,10 @@ class GatedBpttReport:
         out.update(optional_parts(self))
         return out
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The CSV: one row per t = 0..T (see :func:`seqtool.core.rnn.bptt.step_rows`)."""
+        return step_rows(self)
+
 
 def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: bool = False,
                   generated: bool = False) -> GatedBpttReport:
@@ -352,7 +338,8 @@ def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: 
     report = GatedBpttReport(
         problem=problem, generated=generated, loss=float(run.losses.sum()), losses=run.losses,
         loss_steps=[int(t) + 1 for t in problem.steps], hidden=h[1:],
-        cells=run.record.c[1:, 0] if problem.cell == "lstm" else None, outputs=run.outputs,
+        cells=run.record.c[1:, 0] if problem.spec.has_cell_state else None,
+        outputs=run.outputs,
         gradients=run.gradients,
         per_step=run.layer.dA_hh[:, 0, :, None] * h[:-1, None, :],  # dAh_t h_{t−1}ᵀ
         dL_dh=hidden_gradient_norms(problem, run), jacobian_norms=h_norms, cell_norms=c_norms,
@@ -400,6 +387,17 @@ class CellComparison:
             "reports": [r.to_dict() for r in self.reports],
         }
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The CSV: one row per t = 0..T with each cell's ‖∂L/∂h_t‖ and ‖∂h_T/∂h_t‖ in
+        columns named after it."""
+        T = len(self.reports[0].dL_dh) - 1
+        return [
+            {"t": t, **{f"{cell}_{column}": float(value) for cell, r in zip(self.cells, self.reports)
+                        for column, value in (("dL_dh_norm", r.dL_dh[t]),
+                                              ("jacobian_norm", r.jacobian_norms[t]))}}
+            for t in range(T + 1)
+        ]
+
 
 def analyse_any(problem: Any, *, truncate: int | None = None, check: bool = False,
                 generated: bool = False) -> Any:
@@ -407,13 +405,8 @@ def analyse_any(problem: Any, *, truncate: int | None = None, check: bool = Fals
     if isinstance(problem, list):
         return CellComparison([analyse_any(p, truncate=truncate, check=check,
                                            generated=generated) for p in problem])
+    if isinstance(problem, GatedProblem):
+        return analyse_gated(problem, truncate=truncate, check=check, generated=generated)
     if isinstance(problem, RNNProblem):
         return analyse(problem, truncate=truncate, check=check, generated=generated)
-    return analyse_gated(problem, truncate=truncate, check=check, generated=generated)
-
-
-def check_cells(cells: tuple[str, ...]) -> None:
-    for cell in cells:
-        if cell not in CELL_NAMES:
-            raise InputError("cell", f"has '{cell}'; choose from {', '.join(CELL_NAMES)} "
-                             "(a comma list such as rnn,gru,lstm compares them)")
+    raise TypeError(f"not a BPTT problem: {type(problem).__name__}")

@@ -1,10 +1,11 @@
-"""Stacked recurrent layers (vanilla RNN, GRU, LSTM) with PyTorch's state-dict names.
+"""Stacked recurrent layers of any registered cell with PyTorch's state-dict names.
 
 Layer l reads the outputs of layer l − 1 (layer 0 reads x). Parameters are stored as
 ``torch.nn.RNN/GRU/LSTM(input_size, hidden, num_layers).state_dict()`` stores them:
 ``weight_ih_l{l}`` (G·H, D_l), ``weight_hh_l{l}`` (G·H, H), ``bias_ih_l{l}``, ``bias_hh_l{l}``
-(G·H) with G = 1 (rnn), 3 (gru: r, z, n) or 4 (lstm: i, f, g, o), so weights move between
-seqtool and torch without reshaping. Initial and final states are (L, B, H) as in torch.
+(G·H) with G the cell's gate blocks (seqtool.core.rnn.cells: 1 for rnn, 3 for gru: r, z, n,
+4 for lstm: i, f, g, o), so weights move between seqtool and torch without reshaping.
+Initial and final states are (L, B, H) as in torch.
 
 The backward pass runs the layers top-down: ∂L/∂x of layer l is the ∂L/∂output of layer
 l − 1; a gradient on a final state (h_n, c_n) enters that layer's last step.
@@ -17,12 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from seqtool.core.errors import InputError
+from seqtool.core.rnn.cells import PARAM_NAMES, get_cell
 from seqtool.core.rnn.lengths import is_longest_first, longest_first
-
-CELLS = ("rnn", "gru", "lstm")
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def param_key(name: str, layer: int) -> str:
@@ -31,24 +28,17 @@ def param_key(name: str, layer: int) -> str:
 
 def init_state_dict(cell: str, input_size: int, hidden: int, num_layers: int = 1,
                     seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
-    """PyTorch's default initialisation: every entry ~ U(−1/√H, 1/√H)."""
-    check_cell(cell)
+    """Every layer initialised by the cell (:meth:`Cell.init_layer`: PyTorch's default,
+    every entry ~ U(−1/√H, 1/√H)), from one random stream."""
+    spec = get_cell(cell)
     rng = np.random.default_rng(seed)
-    bound = 1.0 / np.sqrt(hidden)
-    G = GATES[cell]
     state = {}
     for layer in range(num_layers):
         D = input_size if layer == 0 else hidden
-        shapes = {"weight_ih": (G * hidden, D), "weight_hh": (G * hidden, hidden),
-                  "bias_ih": (G * hidden,), "bias_hh": (G * hidden,)}
+        params = spec.init_layer(rng, D, hidden, dtype)
         for name in PARAM_NAMES:
-            state[param_key(name, layer)] = rng.uniform(-bound, bound, shapes[name]).astype(dtype)
+            state[param_key(name, layer)] = params[name]
     return state
-
-
-def check_cell(cell: str) -> None:
-    if cell not in CELLS:
-        raise InputError("cell", f"is '{cell}'; choose one of {', '.join(CELLS)}")
 
 
 def num_layers_of(state: dict[str, np.ndarray]) -> int:
@@ -64,7 +54,7 @@ class StackForward:
     """Every layer's forward record, the top layer's outputs and the final states."""
 
     cell: str
-    layers: list[Any]  # per layer: h (T+1, B, H) for rnn, GRUForward, LSTMForward
+    layers: list[Any]  # per layer: the cell's forward record (RNNForward, GRUForward, ...)
     inputs: list[np.ndarray]  # per layer: what it read, (T, B, D_l)
     masks: list[np.ndarray | None] = field(default_factory=list)  # per layer: dropout on its input
     lengths: np.ndarray | None = None  # (B,): steps each sequence ran, in the layers' order
@@ -74,20 +64,20 @@ class StackForward:
 
     @property
     def steps_and_batch(self) -> tuple[int, int]:  # (T, B)
-        h = _hidden(self.cell, self.layers[0])
+        h = self.layers[0].h
         return h.shape[0] - 1, h.shape[1]
 
     @property
     def output(self) -> np.ndarray:  # (T, B, H), the caller's order
-        return self._callers(_hidden(self.cell, self.layers[-1])[1:])
+        return self._callers(self.layers[-1].h[1:])
 
     @property
     def h_n(self) -> np.ndarray:  # (L, B, H)
-        return self._callers(np.stack([_hidden(self.cell, f)[-1] for f in self.layers]))
+        return self._callers(np.stack([f.h[-1] for f in self.layers]))
 
     @property
-    def c_n(self) -> np.ndarray | None:  # (L, B, H), lstm only
-        if self.cell != "lstm":
+    def c_n(self) -> np.ndarray | None:  # (L, B, H), cells with a cell state only
+        if not get_cell(self.cell).has_cell_state:
             return None
         return self._callers(np.stack([f.c[-1] for f in self.layers]))
 
@@ -103,10 +93,6 @@ class StackForward:
 def _rows_to(a: np.ndarray, order: np.ndarray) -> np.ndarray:
     """a (·, B, ...) with its rows (the second axis) taken in ``order`` (a new array)."""
     return a.take(order, axis=1)
-
-
-def _hidden(cell: str, record: Any) -> np.ndarray:
-    return record if cell == "rnn" else record.h
 
 
 def dropout_mask(shape: tuple[int, ...], p: float, rng: np.random.Generator,
@@ -139,9 +125,7 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     ``dropout`` p > 0 (with ``rng``) drops the inputs of layers 1..L−1, i.e. the outputs of
     the layers below them, as ``torch.nn.LSTM(dropout=p)`` does in training.
     """
-    from seqtool.core.rnn import gated, vanilla
-
-    check_cell(cell)
+    spec = get_cell(cell)
     order = None
     if lengths is not None:
         lengths = np.asarray(lengths)
@@ -160,20 +144,12 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
             mask = dropout_mask(x.shape, dropout, rng, x.dtype.type)
             x = x * mask
         masks.append(mask)
-        h_init = None if h0 is None else h0[layer]
-        if cell == "rnn":
-            record = vanilla.rnn_forward(x, W_ih, W_hh, b_ih + b_hh, h_init, nonlinearity,
-                                         lengths, projected=P)
-        elif cell == "gru":
-            record = gated.gru_forward(x, W_ih, W_hh, b_ih, b_hh, h_init, lengths,
-                                       projected=P)
-        else:
-            record = gated.lstm_forward(x, W_ih, W_hh, b_ih, b_hh, h_init,
-                                       None if c0 is None else c0[layer], lengths,
-                                       projected=P)
+        record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, None if h0 is None else h0[layer],
+                              None if c0 is None else c0[layer], lengths, projected=P,
+                              activation=nonlinearity)
         inputs.append(x)
         layers.append(record)
-        x = _hidden(cell, record)[1:]
+        x = record.h[1:]
     return StackForward(cell, layers, inputs, masks, lengths, order)
 
 
@@ -188,9 +164,7 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     formed), ``dA_ih_l0`` = ∂L/∂(X W_ih_l0ᵀ) (T, B, G·H) instead of ``x`` and
     ``weight_ih_l0``.
     """
-    from seqtool.core.rnn import gated, vanilla
-
-    cell = forward.cell
+    spec = get_cell(forward.cell)
     L = len(forward.layers)
     grads: dict[str, np.ndarray] = {}
     h0_grads, c0_grads = [None] * L, [None] * L
@@ -198,38 +172,26 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     for layer in range(L - 1, -1, -1):
         W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
         record, x = forward.layers[layer], forward.inputs[layer]
-        dh = np.array(upstream, dtype=_hidden(cell, record).dtype)  # a copy: we add to it
+        dh = np.array(upstream, dtype=record.h.dtype)  # a copy: we add to it
         if dh_n is not None:
             dh[-1] += dh_n[layer]  # h_n of this layer is its last output
         products = input_products or layer > 0
-        if cell == "rnn":
-            g = vanilla.rnn_backward(x, W_ih, W_hh, record, dh, nonlinearity,
-                                     lengths=forward.lengths, input_products=products)
-            layer_grads = [g.W_xh, g.W_hh, g.b_h, g.b_h.copy()]
-            dA_ih = g.dz
-        elif cell == "gru":
-            g = gated.gru_backward(x, W_ih, W_hh, forward=record, dh=dh,
-                                   input_products=products)
-            layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
-            dA_ih = g.dA_ih
-        else:
-            g = gated.lstm_backward(x, W_ih, W_hh, forward=record, dh=dh,
-                                   dc_n=None if dc_n is None else dc_n[layer],
-                                   input_products=products)
-            layer_grads = [g.weight_ih, g.weight_hh, g.bias_ih, g.bias_hh]
-            dA_ih = g.dA_ih
-            c0_grads[layer] = g.c0
-        for name, value in zip(PARAM_NAMES, layer_grads):
+        g = spec.backward(x, W_ih, W_hh, record, dh, None if dc_n is None else dc_n[layer],
+                          lengths=forward.lengths, activation=nonlinearity,
+                          input_products=products)
+        c0_grads[layer] = g.c0
+        for name in PARAM_NAMES:
+            value = getattr(g, name)
             if value is not None:  # weight_ih_l0 without input_products
                 grads[param_key(name, layer)] = value
         if not products:
-            grads["dA_ih_l0"] = forward._callers(dA_ih)
+            grads["dA_ih_l0"] = forward._callers(g.dA_ih)
         h0_grads[layer] = g.h0
         upstream = g.x
         if forward.masks and forward.masks[layer] is not None:
             upstream = upstream * forward.masks[layer]  # back through this layer's dropout
     grads["h0"] = forward._callers(np.stack(h0_grads))
-    if cell == "lstm":
+    if spec.has_cell_state:
         grads["c0"] = forward._callers(np.stack(c0_grads))
     if input_products:
         grads["x"] = forward._callers(upstream)

@@ -1,0 +1,70 @@
+"""The vanilla (Elman) cell, as ``torch.nn.RNN``:
+
+    h_t = f(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh),   f ∈ {tanh, relu, sigmoid, identity}
+
+One gate block (G = 1). The kernels are :mod:`seqtool.core.rnn.vanilla`'s, which take one
+bias b_h = b_ih + b_hh; ∂L/∂b_ih = ∂L/∂b_hh = Σ_t dz_t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seqtool.core.rnn.cells import Cell, CellGradients, register_cell
+
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
+
+
+@dataclass
+class RNNForward:
+    """The vanilla layer's record: its states."""
+
+    h: np.ndarray  # (T+1, B, H), h[0] = h_0
+
+
+class RNNCell(Cell):
+    name = "rnn"
+    gates = ("h",)
+    activations = ACTIVATIONS
+    description = "vanilla RNN, h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"
+
+    def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
+                lengths=None, *, projected=None, activation="tanh") -> RNNForward:
+        from seqtool.core.rnn.vanilla import rnn_forward
+
+        return RNNForward(rnn_forward(X, weight_ih, weight_hh, bias_ih + bias_hh, h0,
+                                      activation, lengths, projected=projected))
+
+    def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
+                 activation="tanh", input_products=True) -> CellGradients:
+        from seqtool.core.rnn.vanilla import rnn_backward
+
+        g = rnn_backward(X, weight_ih, weight_hh, record.h, dh, activation, lengths=lengths,
+                         input_products=input_products)
+        # one bias in the kernels: both of torch's get its gradient
+        return CellGradients(weight_ih=g.W_xh, weight_hh=g.W_hh, bias_ih=g.b_h,
+                             bias_hh=g.b_h.copy(), h0=g.h0, x=g.x, dA_ih=g.dz, dA_hh=g.dz)
+
+    def step_jacobian(self, weight_hh, record, t, activation="tanh") -> np.ndarray:
+        """∂h_{t+1}/∂h_t = diag(f'(z_{t+1})) W_hh, with f'(z) read off h = f(z)."""
+        from seqtool.core.rnn.vanilla import derivative_from_h
+
+        return derivative_from_h(record.h[t + 1, 0], activation)[:, None] * weight_hh
+
+    def bptt_problem(self, *, steps, input_size, hidden, output_size, seed=0, radius=None,
+                     activation="tanh", loss="mse", target_at="all", forget_bias=1.0):
+        """The vanilla analysis's own problem, in math names (W_xh, W_hh, ..., with f)."""
+        from seqtool.core.rnn.bptt import generate_problem
+
+        return generate_problem(steps, input_size, hidden, output_size, seed, radius,
+                                activation, loss, target_at)
+
+    def kernels_cached(self) -> bool:
+        from seqtool.core.rnn import jit, vanilla
+
+        return jit.is_cached(vanilla._rnn_forward)
+
+
+RNN = register_cell(RNNCell())
