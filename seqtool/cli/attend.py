@@ -1,7 +1,7 @@
 """`seqtool attend`: attention of queries over keys and values with a chosen selector.
 
 Thin on purpose: flags (and an optional ``--input`` JSON object) become an AttendConfig,
-``run_attend`` does the work, and the report is written as a table, JSON or CSV.
+``attend_report`` does the work, and the report is written as a table, JSON or CSV.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from seqtool.cli.options import (
 )
 from seqtool.cli.output import check_format, emit
 from seqtool.config import AttendConfig
-from seqtool.core.attention import run_attend
+from seqtool.core.attention import attend_report
 
 _option = partial(config_option, AttendConfig)
 _flag = partial(config_flag, AttendConfig)
@@ -73,9 +73,8 @@ def attend_command(
     check_format(output_format)
     config = AttendConfig.from_mapping(gather(flags, input_source, AttendConfig))
     emit(
-        run_attend(config), output_format, precision=precision, explain=explain,
-        explanation=_explanation, render=_render,
-        csv_table=csv_table,
+        attend_report(**config.report_arguments()), output_format, precision=precision,
+        explain=explain, explanation=_explanation, render=_render, csv_table=csv_table,
     )
 
 
@@ -93,9 +92,5 @@ def _render(report: Any, **options: Any) -> None:
 
 def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
     """One row per (query, key): indices, score and weight at full precision."""
-    m, n = report.scores.shape
-    return ["query", "key", "score", "weight"], [
-        [j, i, float(report.scores[j, i]), float(report.weights[j, i])]
-        for j in range(m)
-        for i in range(n)
-    ]
+    rows = report.rows()
+    return list(rows[0]), [list(row.values()) for row in rows]

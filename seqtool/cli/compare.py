@@ -77,12 +77,15 @@ def compare_command(
     }
     config = CompareConfig.from_mapping(gather(flags, input_source, CompareConfig))
 
-    from seqtool.core.compare import run_compare
+    from seqtool.core.compare import compare_report
+
+    def run(**options: Any) -> Any:
+        return compare_report(**config.report_arguments(), **options)
 
     if config.learn:
-        report = _run_with_progress(config, run_compare)
+        report = _run_with_progress(config, run)
     else:
-        report = run_compare(config)
+        report = run()
     emit(
         report, output_format, precision=precision, explain=explain,
         explanation=_explanation, render=_render, csv_table=csv_table,
@@ -96,7 +99,7 @@ def _run_with_progress(config: CompareConfig, run: Any) -> Any:
 
     console = Console(stderr=True)
     if not console.is_terminal:
-        return run(config)
+        return run()
     columns = (TextColumn("learning {task.fields[selector]:<10}"), BarColumn(),
                TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -108,7 +111,7 @@ def _run_with_progress(config: CompareConfig, run: Any) -> Any:
                 done = config.selectors.index(selector) * config.steps + step + 1
                 progress.update(task, completed=done, selector=selector, loss=loss)
 
-        return run(config, on_learn_step=on_step)
+        return run(on_learn_step=on_step)
 
 
 def _explanation(report: Any, precision: int) -> list[str]:
@@ -123,33 +126,8 @@ def _render(report: Any, **options: Any) -> None:
     render_compare(report, **options)
 
 
-CSV_HEADER = [
-    "selector", "query", "entropy", "support", "max_weight", "grad_norm_query",
-    "grad_norm_keys", "gradient", "cost_us", "cost_p25_us", "cost_p75_us",
-]
-LEARN_COLUMNS = ["loss_start", "loss_end", "accuracy", "accuracy_at_init", "grad_norm_Wq",
-                 "grad_norm_Wk"]
-
-
 def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
     """One row per (selector, query); with --cost a select_us_n<N> column per size, with
     --learn the learning run's numbers (they are per selector, repeated per query)."""
-    sizes = sorted({c.n for c in report.cost})
-    header = CSV_HEADER + [f"select_us_n{n}" for n in sizes]
-    header += LEARN_COLUMNS if report.learning else []
-    cost = {(c.selector, c.n): c.select_us for c in report.cost}
-    learned = {r.selector: r for r in report.learning}
-    rows = []
-    for row in report.rows:
-        extra = [cost[(row.selector, n)] for n in sizes]
-        if report.learning:
-            r = learned[row.selector]
-            extra += [r.loss_start, r.loss_end, r.accuracy, r.accuracy_at_init,
-                      r.grad_norm_Wq, r.grad_norm_Wk]
-        for j in range(len(row.entropy)):
-            rows.append([
-                row.selector, j, float(row.entropy[j]), int(row.support[j]),
-                float(row.max_weight[j]), row.grad_norm_query, row.grad_norm_keys, row.gradient,
-                row.cost_us, *row.cost_spread_us, *extra,
-            ])
-    return header, rows
+    rows = report.rows()
+    return list(rows[0]), [list(row.values()) for row in rows]

@@ -40,13 +40,13 @@ def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[st
             return using_runs.sample_text(config)
         return using_runs.evaluate_run(config)
     if command == "attend":
-        from seqtool.core.attention import run_attend
+        from seqtool.core.attention import attend_report
 
-        return run_attend(config).to_dict()
+        return attend_report(**config.report_arguments()).to_dict()
     if command == "compare-selectors":
-        from seqtool.core.compare import run_compare
+        from seqtool.core.compare import compare_report
 
-        return run_compare(config).to_dict()
+        return compare_report(**config.report_arguments()).to_dict()
     from seqtool.core.rnn.bptt import run_bptt
 
     report = run_bptt(config)
