@@ -85,10 +85,12 @@ def render_compare(report: CompareReport, *, precision: int = 4, explain: bool =
                    console: Console | None = None) -> None:
     console = console or make_console()
     source = "the built-in worked example" if report.example else "your keys and values"
-    console.print(f"{len(report.selector_rows)} selectors on {source}; scale = {fmt(report.scale, precision)}"
+    console.print(f"{len(report.selector_rows)} selectors on {source}; "
+                  f"scale = {fmt(report.scale, precision)}"
                   f", upstream u = {vec(report.upstream, precision)}")
     console.print(rows_table(report, precision))
-    settings = "; ".join(f"{r.selector}: {_params(r.params)}" for r in report.selector_rows if r.params)
+    settings = "; ".join(f"{r.selector}: {_params(r.params)}" for r in report.selector_rows
+                         if r.params)
     console.print(f"H(w) entropy in nats, |S| support size, µs median per call "
                   f"(p25–p75 in --format json); {settings}", style="dim")
     if report.cost:
