@@ -92,5 +92,5 @@ def _render(report: Any, **options: Any) -> None:
 
 def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
     """One row per (query, key): indices, score and weight at full precision."""
-    rows = report.rows()
-    return list(rows[0]), [list(row.values()) for row in rows]
+    columns = report.columns()
+    return columns, [[row[c] for c in columns] for row in report.rows()]

@@ -129,5 +129,5 @@ def _render(report: Any, **options: Any) -> None:
 def csv_table(report: Any) -> tuple[list[str], list[list[Any]]]:
     """One row per (selector, query); with --cost a select_us_n<N> column per size, with
     --learn the learning run's numbers (they are per selector, repeated per query)."""
-    rows = report.rows()
-    return list(rows[0]), [list(row.values()) for row in rows]
+    columns = report.columns()
+    return columns, [[row[c] for c in columns] for row in report.rows()]

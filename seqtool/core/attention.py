@@ -160,6 +160,10 @@ class AttendReport:
         out["notes"] = self.notes
         return out
 
+    def columns(self) -> list[str]:
+        """The CSV header: the keys of every row of :meth:`rows`, in order."""
+        return ["query", "key", "score", "weight"]
+
     def rows(self) -> list[dict[str, Any]]:
         """The CSV form: one row per (query j, key i) with the score and the weight."""
         m, n = self.scores.shape

@@ -144,6 +144,12 @@ def measure_cost(selectors: Sequence[str], sizes: Sequence[int], dim: int,
     return rows
 
 
+ROW_COLUMNS = ("selector", "query", "entropy", "support", "max_weight", "grad_norm_query",
+               "grad_norm_keys", "gradient", "cost_us", "cost_p25_us", "cost_p75_us")
+LEARN_COLUMNS = ("loss_start", "loss_end", "accuracy", "accuracy_at_init", "grad_norm_Wq",
+                 "grad_norm_Wk")
+
+
 @dataclass
 class CompareReport:
     """Everything `seqtool compare-selectors` measured; ``to_dict`` is its JSON form."""
@@ -177,6 +183,12 @@ class CompareReport:
             out["learning_setup"] = dict(vars(self.learning_setup))
         return out
 
+    def columns(self) -> list[str]:
+        """The CSV header: the keys of every row of :meth:`rows`, in order."""
+        sizes = sorted({c.n for c in self.cost})
+        learned = list(LEARN_COLUMNS) if self.learning else []
+        return [*ROW_COLUMNS, *(f"select_us_n{n}" for n in sizes), *learned]
+
     def rows(self) -> list[dict[str, Any]]:
         """The CSV form: one row per (selector, query); with a cost table a select_us_n<N>
         column per size, with a learning run its numbers (per selector, repeated per query)."""
@@ -187,10 +199,7 @@ class CompareReport:
         for row in self.selector_rows:
             extra = {f"select_us_n{n}": cost[(row.selector, n)] for n in sizes}
             if self.learning:
-                r = learned[row.selector]
-                extra.update(loss_start=r.loss_start, loss_end=r.loss_end, accuracy=r.accuracy,
-                             accuracy_at_init=r.accuracy_at_init, grad_norm_Wq=r.grad_norm_Wq,
-                             grad_norm_Wk=r.grad_norm_Wk)
+                extra.update({c: getattr(learned[row.selector], c) for c in LEARN_COLUMNS})
             for j in range(len(row.entropy)):
                 out.append({
                     "selector": row.selector, "query": j, "entropy": float(row.entropy[j]),

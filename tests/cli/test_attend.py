@@ -257,8 +257,14 @@ SELECTION_STEP = {
 }
 
 
-def test_explain_covers_every_selector():
-    assert {args[0] for args in SELECTION_STEP} == set(selector_names())
+@pytest.mark.parametrize("selector", selector_names())
+def test_explain_has_a_selection_step_for_every_selector(cli, selector):
+    lines = cli("attend", "-q", "3,-1", "-s", selector, "--explain", "-f", "json").json()[
+        "explanation"]
+    steps = [line[:2] for line in lines if line[:1].isdigit()]
+    assert steps == ["1.", "2.", "3."]
+    assert next(line for line in lines if line.startswith("2. ")).startswith(
+        f"2. Selection with {selector}")
 
 
 @pytest.mark.parametrize("args", list(SELECTION_STEP), ids=" ".join)

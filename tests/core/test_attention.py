@@ -291,7 +291,8 @@ def test_report_rows_are_one_per_query_and_key():
     report = report_for(query=[[3.0, -1.0], [1.0, 2.0]], selector="sparsemax")
     rows = report.rows()
     assert len(rows) == 2 * 4
-    assert [list(row) for row in rows] == [["query", "key", "score", "weight"]] * 8
+    assert [list(row) for row in rows] == [report.columns()] * 8
+    assert report.columns() == ["query", "key", "score", "weight"]
     assert [(row["query"], row["key"]) for row in rows] == [(j, i) for j in range(2)
                                                             for i in range(4)]
     assert all(type(row["query"]) is int and type(row["score"]) is float for row in rows)

@@ -221,7 +221,7 @@ def test_compare_report_csv_rows(monkeypatch):
                "grad_norm_keys", "gradient", "cost_us", "cost_p25_us", "cost_p75_us",
                "select_us_n8", "select_us_n16", "loss_start", "loss_end", "accuracy",
                "accuracy_at_init", "grad_norm_Wq", "grad_norm_Wk"]
-    assert all(list(row) == columns for row in rows)
+    assert report.columns() == columns and all(list(row) == columns for row in rows)
     assert [(r["selector"], r["query"]) for r in rows] == [
         ("softmax", 0), ("softmax", 1), ("argmax", 0), ("argmax", 1)]
     for r in rows:
