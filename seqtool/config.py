@@ -20,9 +20,9 @@ from typing import Any, Callable
 import numpy as np
 
 from seqtool.core import attention
+from seqtool.core import selectors as selector_registry
 from seqtool.core.errors import InputError
 from seqtool.core.optim import OPTIMIZERS
-from seqtool.core.selectors import SELECTORS, check_selector_params
 from seqtool.io.numbers import read_matrix, read_vector
 
 # ---------------------------------------------------------------------------------------
@@ -143,6 +143,9 @@ def coerce_all(config_cls: type, mapping: dict[str, Any], command: str) -> dict[
 # seqtool attend
 
 
+_SELECTOR_PARAMS = selector_registry.selector_parameters()
+
+
 @dataclass(frozen=True)
 class AttentionInputs:
     """Queries, keys, values and selector settings: what attend and compare-selectors share."""
@@ -162,13 +165,15 @@ class AttentionInputs:
     values: np.ndarray | None = param(
         None, "Value matrix, one row per key. Default: the keys.", optional(as_matrix)
     )
-    temperature: float = param(
-        1.0, "Temperature T > 0 of softmax, topk, gumbel and st-argmax's backward.", as_float
-    )
-    alpha: float = param(1.5, "entmax alpha > 1 (1.5 exact; 2 = sparsemax; near 1 ≈ softmax).", as_float)
-    k: int | None = param(None, "topk: how many scores to keep, 1..n (default 2).", optional(as_int))
+    # the selector parameters: help and bounds from the registry's Param; the check runs in
+    # _checked, once the number of keys is known
+    temperature: float = param(_SELECTOR_PARAMS["temperature"].default,
+                               _SELECTOR_PARAMS["temperature"].help, as_float)
+    alpha: float = param(_SELECTOR_PARAMS["alpha"].default, _SELECTOR_PARAMS["alpha"].help,
+                         as_float)
+    k: int | None = param(None, _SELECTOR_PARAMS["k"].help, optional(as_int))  # None: min(2, n)
     seed: int = param(0, "Seed of the Gumbel noise (and of compare-selectors' learning run).", as_int)
-    hard: bool = param(False, "gumbel: one-hot forward, soft backward (straight-through).", as_bool)
+    hard: bool = param(_SELECTOR_PARAMS["hard"].default, _SELECTOR_PARAMS["hard"].help, as_bool)
     scale: float | str = param(1.0, "Score scale: 1, sqrt (1/sqrt(d)) or a number.", as_scale)
     upstream: np.ndarray | None = param(
         None, "Upstream gradient ∂L/∂output (default ones), e.g. 1,0,0.", optional(as_vector)
@@ -214,15 +219,30 @@ class AttentionInputs:
                 "upstream", f"has length {self.upstream.shape[0]} but the values have {d_v} columns"
             )
         for name in self.selector_names():
-            check_selector_params(name, n, temperature=self.temperature, alpha=self.alpha, k=self.k)
+            selector_registry.resolve_params(name, n, self.selector_params())
         return self
+
+    def selector_params(self) -> dict[str, Any]:
+        """The selector parameters by name (None: the selector's default), for every selector.
+
+        A parameter that a selector registered at run time adds, and no field holds here,
+        takes its default.
+        """
+        return {"temperature": self.temperature, "alpha": self.alpha, "k": self.k,
+                "seed": self.seed, "hard": self.hard}
+
+
+def as_selector(key: str, value: Any) -> str:
+    """A registered selector's name (the registry as it is now, not at import)."""
+    return one_of(selector_registry.selector_names())(key, value)
 
 
 @dataclass(frozen=True)
 class AttendConfig(AttentionInputs):
     """Parameters of ``seqtool attend``; build it with :meth:`from_mapping`."""
 
-    selector: str = param("softmax", f"One of: {', '.join(SELECTORS)}.", one_of(SELECTORS))
+    selector: str = param("softmax", f"One of: {', '.join(selector_registry.selector_names())}.",
+                          as_selector)
     grad: bool = param(False, "Also the gradients of upstream·output w.r.t. query, keys, values.", as_bool)
 
     @staticmethod
@@ -233,6 +253,12 @@ class AttendConfig(AttentionInputs):
 
     def selector_names(self) -> list[str]:
         return [self.selector]
+
+    def report_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`seqtool.core.attention.attend_report`."""
+        return {"Q": self.query, "K": self.keys, "V": self.values, "selector": self.selector,
+                "params": self.selector_params(), "scale": self.scale, "grad": self.grad,
+                "upstream": self.upstream, "example": self.example}
 
 
 def name_list(choices: tuple[str, ...]) -> Callable[[str, Any], tuple[str, ...]]:
@@ -254,7 +280,9 @@ def name_list(choices: tuple[str, ...]) -> Callable[[str, Any], tuple[str, ...]]
     return as_name_list
 
 
-as_selector_list = name_list(SELECTORS)
+def as_selector_list(key: str, value: Any) -> tuple[str, ...]:
+    """A comma list of distinct registered selectors (the registry as it is now)."""
+    return name_list(selector_registry.selector_names())(key, value)
 
 
 def as_size_list(key: str, value: Any) -> tuple[int, ...]:
@@ -273,8 +301,11 @@ MAX_COST_SIZE = 1 << 22  # 4M keys: beyond that one timing needs more memory tha
 class CompareConfig(AttentionInputs):
     """Parameters of ``seqtool compare-selectors``."""
 
-    selectors: tuple[str, ...] = param(SELECTORS, "Comma-separated selectors to compare.",
-                                       as_selector_list)
+    # default: every selector registered when the config is built
+    selectors: tuple[str, ...] = field(
+        default_factory=selector_registry.selector_names,
+        metadata={"help": "Comma-separated selectors to compare.",
+                  "coerce": as_selector_list})
     repeats: int = param(15, "Timing repeats per measurement (the median is reported).",
                          lambda key, v: as_positive_int(key, v))
     cost: bool = param(False, "Also time scores and selection for n keys in --sizes.", as_bool)
@@ -297,6 +328,18 @@ class CompareConfig(AttentionInputs):
     def selector_names(self) -> list[str]:
         return list(self.selectors)
 
+    def report_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`seqtool.core.compare.compare_report`."""
+        from seqtool.core.recall import RecallSetup
+
+        learning = RecallSetup(pairs=self.pairs, dim=self.dim, vocab=self.vocab, steps=self.steps,
+                               lr=self.lr, seed=self.seed) if self.learn else None
+        return {"Q": self.query, "K": self.keys, "V": self.values, "selectors": self.selectors,
+                "params": self.selector_params(), "scale": self.scale, "upstream": self.upstream,
+                "repeats": self.repeats, "cost_sizes": self.sizes if self.cost else None,
+                "cost_dim": self.dim, "cost_seed": self.seed, "learning": learning,
+                "example": self.example}
+
     def _checked(self):
         super()._checked()
         too_big = [n for n in self.sizes if n > MAX_COST_SIZE]
@@ -305,8 +348,14 @@ class CompareConfig(AttentionInputs):
         if self.vocab < self.pairs:
             raise InputError("vocab", f"is {self.vocab} but there are {self.pairs} pairs; "
                              "the keys of a sequence must be distinct tokens")
-        if self.learn and "topk" in self.selectors and self.k is not None and self.k > self.pairs:
-            raise InputError("k", f"is {self.k} but --learn has only {self.pairs} pairs")
+        if self.learn:  # the learning run attends over `pairs` keys, not n
+            given = self.selector_params()
+            for name in self.selectors:
+                try:
+                    selector_registry.resolve_params(name, self.pairs, given)
+                except InputError as err:
+                    raise InputError(err.key, f"is {given.get(err.key)} but --learn has only "
+                                     f"{self.pairs} pairs") from None
         return self
 
 

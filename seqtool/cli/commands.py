@@ -34,8 +34,8 @@ EXPLAIN = "explain"
 def _default_text(config_cls: type, name: str) -> str:
     """' (default: X)' for a Config field with a default worth showing."""
     for f in fields(config_cls):
-        if f.name == name and f.default is not MISSING:
-            value = f.default
+        if f.name == name and (f.default is not MISSING or f.default_factory is not MISSING):
+            value = f.default if f.default is not MISSING else f.default_factory()
             if value is None or value == "" or value == () or value is False:
                 return ""
             if isinstance(value, tuple):

@@ -7,11 +7,11 @@ from typing import Any
 
 from seqtool.commands.registry import Events
 from seqtool.config import AttendConfig
-from seqtool.core.attention import AttendReport, run_attend
+from seqtool.core.attention import AttendReport, attend_report
 
 
 def run(config: AttendConfig, events: Events, run_dir: Path | None = None) -> AttendReport:
-    return run_attend(config)
+    return attend_report(**config.report_arguments())
 
 
 def metrics(report: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,11 @@ from typing import Any
 
 from seqtool.commands.registry import Events
 from seqtool.config import CompareConfig
-from seqtool.core.compare import CompareReport, run_compare
+from seqtool.core.compare import CompareReport, compare_report
 
 
 def run(config: CompareConfig, events: Events, run_dir: Path | None = None) -> CompareReport:
-    return run_compare(config, on_learn_step=events.on_learn_step)
+    return compare_report(**config.report_arguments(), on_learn_step=events.on_learn_step)
 
 
 def metrics(report: dict[str, Any]) -> dict[str, Any]:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from seqtool.core.errors import InputError
-from seqtool.core.selectors import DEFAULT_TOPK, PARAMS_USED, Selection, select
-
-if TYPE_CHECKING:  # the config layer sits above core; only its shape is used here
-    from seqtool.config import AttendConfig
+from seqtool.core.selectors import Selection, get_selector, resolve_params, select
 
 # The worked example: with q = (3, −1) the scores are −2, 3, 0, 6, so argmax picks key 3.
 EXAMPLE_QUERY = np.array([[3.0, -1.0]])
@@ -103,7 +100,7 @@ def attend_backward(
 
 
 # ---------------------------------------------------------------------------------------
-# The `seqtool attend` run: config in, report out
+# The `seqtool attend` run: arrays and plain values in, report out
 
 
 def _rows(array: np.ndarray) -> list:
@@ -163,6 +160,17 @@ class AttendReport:
         out["notes"] = self.notes
         return out
 
+    def columns(self) -> list[str]:
+        """The CSV header: the keys of every row of :meth:`rows`, in order."""
+        return ["query", "key", "score", "weight"]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The CSV form: one row per (query j, key i) with the score and the weight."""
+        m, n = self.scores.shape
+        return [{"query": j, "key": i, "score": float(self.scores[j, i]),
+                 "weight": float(self.weights[j, i])}
+                for j in range(m) for i in range(n)]
+
 
 GRADIENT_NOTES = {
     "zero": (
@@ -176,20 +184,39 @@ GRADIENT_NOTES = {
 }
 
 
-def run_attend(config: "AttendConfig") -> AttendReport:
-    """Attention of ``config.query`` over the keys and values, with every detail kept."""
-    Q, K, V = config.query, config.keys, config.values
-    scale = resolve_scale(config.scale, Q.shape[1])
-    params = selector_params(config, K.shape[0])
-    forward = attend(Q, K, V, config.selector, scale, **params)
+def attend_report(
+    Q: np.ndarray,
+    K: np.ndarray,
+    V: np.ndarray,
+    *,
+    selector: str = "softmax",
+    params: Mapping[str, Any] | None = None,
+    scale: float | str = 1.0,
+    grad: bool = False,
+    upstream: np.ndarray | None = None,
+    example: bool = False,
+) -> AttendReport:
+    """Attention of queries Q (m, d) over keys K (n, d) and values V (n, d_v), every detail kept.
+
+    ``params`` holds selector parameters by name (None or missing: the default; parameters
+    the selector does not read are checked as :func:`resolve_params` says, then left out of
+    the report). ``scale`` is a number or ``"sqrt"`` (1/sqrt(d)). With ``grad`` (or an
+    ``upstream`` gradient ∂L/∂O, (d_v,) or (m, d_v), ones by default) the report also holds
+    the gradients of L = Σ upstream ⊙ O. ``example`` marks the built-in worked example.
+    """
+    Q, K, V = (np.asarray(a, dtype=np.float64) for a in (Q, K, V))
+    entry = get_selector(selector)
+    scale_value = resolve_scale(scale, Q.shape[1])
+    used = resolve_params(selector, K.shape[0], params)
+    forward = attend(Q, K, V, selector, scale_value, **used)
     weights = forward.weights
     selection = forward.selection
     report = AttendReport(
-        selector=config.selector,
-        params=params_used(config.selector, params),
-        scale=scale,
-        scale_rule="sqrt" if config.scale == "sqrt" else "number",
-        example=config.example,
+        selector=selector,
+        params=used,
+        scale=scale_value,
+        scale_rule="sqrt" if isinstance(scale, str) else "number",
+        example=example,
         queries=Q,
         keys=K,
         values=V,
@@ -202,34 +229,14 @@ def run_attend(config: "AttendConfig") -> AttendReport:
         noise=selection.noise,
     )
     if selection.gradient in GRADIENT_NOTES:
-        report.notes.append(GRADIENT_NOTES[selection.gradient].format(name=config.selector))
+        report.notes.append(GRADIENT_NOTES[selection.gradient].format(name=selector))
     if any(report.ties):
         which = ", ".join(str(j) for j, t in enumerate(report.ties) if t)
-        what = "k-th largest score" if config.selector == "topk" else "largest score"
         report.notes.append(
-            f"tie: the {what} is shared in query {which}; the lowest index was chosen."
+            f"tie: the {entry.tie_score} is shared in query {which}; the lowest index was chosen."
         )
-    if config.grad:
-        upstream = np.ones(V.shape[1]) if config.upstream is None else config.upstream
-        report.upstream = np.broadcast_to(upstream, forward.outputs.shape).copy()
-        report.gradients = attend_backward(Q, K, V, forward, report.upstream, scale)
+    if grad or upstream is not None:
+        u = np.ones(V.shape[1]) if upstream is None else upstream
+        report.upstream = np.broadcast_to(u, forward.outputs.shape).copy()
+        report.gradients = attend_backward(Q, K, V, forward, report.upstream, scale_value)
     return report
-
-
-def selector_params(config: "AttendConfig", n: int) -> dict[str, Any]:
-    """The keyword arguments of :func:`select` taken from the config."""
-    k = config.k
-    if config.selector == "topk" and k is None:
-        k = min(DEFAULT_TOPK, n)
-    return {
-        "temperature": config.temperature,
-        "alpha": config.alpha,
-        "k": k,
-        "seed": config.seed,
-        "hard": config.hard,
-    }
-
-
-def params_used(selector: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Only the parameters this selector reads (so the report does not mislead)."""
-    return {name: params[name] for name in PARAMS_USED[selector]}

@@ -5,23 +5,21 @@ the entropy H(w) = −Σ w_i log w_i (nats), the support size |{i : w_i > 0}|, t
 weight, the gradient norms ‖∂(u·o)/∂Q‖ and ‖∂(u·o)/∂K‖ that reach the queries and keys,
 whether that gradient is true, zero or a surrogate, and the measured cost of one forward
 call. ``measure_cost`` times scores and selection separately as the number of keys grows;
-``seqtool.core.recall`` shows what the gradients mean for learning.
+``seqtool.core.recall`` shows what the gradients mean for learning. :func:`compare_report`
+puts it all together from arrays and plain values.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from seqtool.core.attention import attend, attend_backward, attention_scores, resolve_scale
 from seqtool.core.recall import LearningResult, RecallSetup, learn
-from seqtool.core.selectors import DEFAULT_TOPK, PARAMS_USED, select
-
-if TYPE_CHECKING:
-    from seqtool.config import CompareConfig
+from seqtool.core.selectors import resolve_params, select
 
 COST_REPEATS = 15
 
@@ -84,19 +82,14 @@ class SelectorRow:
         }
 
 
-def selector_params_for(name: str, params: dict[str, Any], n: int) -> dict[str, Any]:
-    """The parameters ``name`` reads, with top-k's default k resolved for n keys."""
-    used = {key: params[key] for key in PARAMS_USED[name]}
-    if name == "topk" and used.get("k") is None:
-        used["k"] = min(DEFAULT_TOPK, n)
-    return used
-
-
 def compare_row(name: str, Q: np.ndarray, K: np.ndarray, V: np.ndarray, scale: float,
-                params: dict[str, Any], upstream: np.ndarray,
+                params: Mapping[str, Any], upstream: np.ndarray,
                 repeats: int = COST_REPEATS) -> SelectorRow:
-    """Everything about selector ``name`` on these inputs, as ``seqtool attend`` computes it."""
-    used = selector_params_for(name, params, K.shape[0])
+    """Everything about selector ``name`` on these inputs, as ``seqtool attend`` computes it.
+
+    ``params`` may hold parameters for every selector; ``name`` gets the ones it reads.
+    """
+    used = resolve_params(name, K.shape[0], params)
     forward = attend(Q, K, V, name, scale, **used)
     grads = attend_backward(Q, K, V, forward, np.broadcast_to(upstream, forward.outputs.shape),
                             scale)
@@ -128,8 +121,9 @@ class CostRow:
                 "ratio_to_argmax": self.ratio_to_argmax}
 
 
-def measure_cost(selectors: list[str], sizes: list[int], dim: int, params: dict[str, Any],
-                 seed: int = 0, repeats: int = COST_REPEATS) -> list[CostRow]:
+def measure_cost(selectors: Sequence[str], sizes: Sequence[int], dim: int,
+                 params: Mapping[str, Any] | None = None, seed: int = 0,
+                 repeats: int = COST_REPEATS) -> list[CostRow]:
     """Time scores and selection separately for one query over n random keys, per size."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -141,13 +135,19 @@ def measure_cost(selectors: list[str], sizes: list[int], dim: int, params: dict[
         S = attention_scores(q, K, scale)
         timed = {}
         for name in dict.fromkeys(["argmax", *selectors]):
-            used = selector_params_for(name, params, n)
+            used = resolve_params(name, n, params)
             timed[name] = time_call(lambda: select(name, S, **used), repeats)
         for name in selectors:
             median, p25, p75 = timed[name]
             rows.append(CostRow(name, n, scores_us, median, (p25, p75),
                                 median / timed["argmax"][0]))
     return rows
+
+
+ROW_COLUMNS = ("selector", "query", "entropy", "support", "max_weight", "grad_norm_query",
+               "grad_norm_keys", "gradient", "cost_us", "cost_p25_us", "cost_p75_us")
+LEARN_COLUMNS = ("loss_start", "loss_end", "accuracy", "accuracy_at_init", "grad_norm_Wq",
+                 "grad_norm_Wk")
 
 
 @dataclass
@@ -160,20 +160,20 @@ class CompareReport:
     keys: np.ndarray
     values: np.ndarray
     upstream: np.ndarray
-    rows: list[SelectorRow]
+    selector_rows: list[SelectorRow]
     cost: list[CostRow] = field(default_factory=list)
     cost_dim: int | None = None
     learning: list[LearningResult] = field(default_factory=list)
     learning_setup: RecallSetup | None = None
 
     def row(self, name: str) -> SelectorRow | None:
-        return next((r for r in self.rows if r.selector == name), None)
+        return next((r for r in self.selector_rows if r.selector == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "example": self.example, "scale": self.scale, "queries": self.queries.tolist(),
             "keys": self.keys.tolist(), "values": self.values.tolist(),
-            "upstream": self.upstream.tolist(), "rows": [r.to_dict() for r in self.rows],
+            "upstream": self.upstream.tolist(), "rows": [r.to_dict() for r in self.selector_rows],
             "cost": [c.to_dict() for c in self.cost],
             "learning": [r.to_dict() for r in self.learning],
         }
@@ -183,32 +183,78 @@ class CompareReport:
             out["learning_setup"] = dict(vars(self.learning_setup))
         return out
 
+    def columns(self) -> list[str]:
+        """The CSV header: the keys of every row of :meth:`rows`, in order."""
+        sizes = sorted({c.n for c in self.cost})
+        learned = list(LEARN_COLUMNS) if self.learning else []
+        return [*ROW_COLUMNS, *(f"select_us_n{n}" for n in sizes), *learned]
 
-def run_compare(config: "CompareConfig",
-                on_learn_step: Callable[[str, int, float], None] | None = None) -> CompareReport:
-    """The side-by-side rows, then the cost table and the learning run if asked for."""
-    Q, K, V = config.query, config.keys, config.values
-    scale = resolve_scale(config.scale, Q.shape[1])
-    upstream = np.ones(V.shape[1]) if config.upstream is None else config.upstream
-    params = {"temperature": config.temperature, "alpha": config.alpha, "k": config.k,
-              "seed": config.seed, "hard": config.hard}
+    def rows(self) -> list[dict[str, Any]]:
+        """The CSV form: one row per (selector, query); with a cost table a select_us_n<N>
+        column per size, with a learning run its numbers (per selector, repeated per query)."""
+        sizes = sorted({c.n for c in self.cost})
+        cost = {(c.selector, c.n): c.select_us for c in self.cost}
+        learned = {r.selector: r for r in self.learning}
+        out = []
+        for row in self.selector_rows:
+            extra = {f"select_us_n{n}": cost[(row.selector, n)] for n in sizes}
+            if self.learning:
+                extra.update({c: getattr(learned[row.selector], c) for c in LEARN_COLUMNS})
+            for j in range(len(row.entropy)):
+                out.append({
+                    "selector": row.selector, "query": j, "entropy": float(row.entropy[j]),
+                    "support": int(row.support[j]), "max_weight": float(row.max_weight[j]),
+                    "grad_norm_query": row.grad_norm_query, "grad_norm_keys": row.grad_norm_keys,
+                    "gradient": row.gradient, "cost_us": row.cost_us,
+                    "cost_p25_us": row.cost_spread_us[0], "cost_p75_us": row.cost_spread_us[1],
+                    **extra,
+                })
+        return out
+
+
+def compare_report(
+    Q: np.ndarray,
+    K: np.ndarray,
+    V: np.ndarray,
+    *,
+    selectors: Sequence[str],
+    params: Mapping[str, Any] | None = None,
+    scale: float | str = 1.0,
+    upstream: np.ndarray | None = None,
+    repeats: int = COST_REPEATS,
+    cost_sizes: Sequence[int] | None = None,
+    cost_dim: int = 64,
+    cost_seed: int = 0,
+    learning: RecallSetup | None = None,
+    example: bool = False,
+    on_learn_step: Callable[[str, int, float], None] | None = None,
+) -> CompareReport:
+    """Every selector in ``selectors`` on Q (m, d), K (n, d), V (n, d_v), side by side.
+
+    ``params``: selector parameters by name, shared by every selector (each reads its own;
+    None or missing: the default). ``upstream``: ∂L/∂O for the gradient norms, (d_v,), ones
+    by default. ``repeats``: timing repeats per measurement. ``cost_sizes``: numbers of keys
+    for the cost table (None: no table), with ``cost_dim``-dimensional random keys drawn from
+    ``cost_seed``. ``learning``: the associative-recall run, if wanted; ``on_learn_step(name,
+    step, loss)`` follows it. ``example`` marks the built-in worked example.
+    """
+    Q, K, V = (np.asarray(a, dtype=np.float64) for a in (Q, K, V))
+    scale_value = resolve_scale(scale, Q.shape[1])
+    u = np.ones(V.shape[1]) if upstream is None else upstream
     report = CompareReport(
-        example=config.example, scale=scale, queries=Q, keys=K, values=V, upstream=upstream,
-        rows=[compare_row(name, Q, K, V, scale, params, upstream, config.repeats)
-              for name in config.selectors],
+        example=example, scale=scale_value, queries=Q, keys=K, values=V, upstream=u,
+        selector_rows=[compare_row(name, Q, K, V, scale_value, params or {}, u, repeats)
+                       for name in selectors],
     )
-    if config.cost:
-        report.cost = measure_cost(config.selectors, config.sizes, config.dim, params,
-                                   config.seed, config.repeats)
-        report.cost_dim = config.dim
-    if config.learn:
-        setup = RecallSetup(pairs=config.pairs, dim=config.dim, vocab=config.vocab,
-                            steps=config.steps, lr=config.lr, seed=config.seed)
-        report.learning_setup = setup
-        for name in config.selectors:
+    if cost_sizes is not None:
+        report.cost = measure_cost(selectors, cost_sizes, cost_dim, params, cost_seed, repeats)
+        report.cost_dim = cost_dim
+    if learning is not None:
+        report.learning_setup = learning
+        for name in selectors:
             callback = None
             if on_learn_step is not None:
                 callback = (lambda step, loss, name=name: on_learn_step(name, step, loss))
-            used = selector_params_for(name, params, setup.pairs)
-            report.learning.append(learn(name, setup, used, callback))
+            used = resolve_params(name, learning.pairs, params)
+            report.learning.append(learn(name, learning, used, callback))
     return report

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from seqtool.core.optim import Adam
-from seqtool.core.selectors import select
+from seqtool.core.selectors import get_selector, select
 
 LOGIT_SCALE = 8.0
 EVAL_SEQUENCES = 2000
@@ -138,16 +138,18 @@ def learn(selector: str, setup: RecallSetup, selector_params: dict | None = None
           on_step: Callable[[int, float], None] | None = None) -> LearningResult:
     """Train W_q, W_k through ``selector`` from the seed's initialisation; evaluate held out.
 
-    Every selector sees the same embeddings, initial weights and batches (same seed); Gumbel
-    noise is drawn anew at every step (seed + step).
+    Every selector sees the same embeddings, initial weights and batches (same seed); a
+    selector that reads a ``seed`` (gumbel's noise) gets a new one at every step (seed + step)
+    and seed + steps for the evaluation.
     """
     selector_params = dict(selector_params or {})
+    reseeded = "seed" in get_selector(selector).param_names
     rng = np.random.default_rng(setup.seed)
     E = embeddings(rng, setup)
     init = rng.normal(0.0, 1.0 / np.sqrt(setup.dim), size=(2, setup.dim, setup.dim))
     params = {"W_q": init[0].copy(), "W_k": init[1].copy()}
     held_out = sample_batch(np.random.default_rng([setup.seed, 2]), setup, EVAL_SEQUENCES)
-    eval_params = dict(selector_params, seed=setup.seed + setup.steps) if selector == "gumbel" \
+    eval_params = dict(selector_params, seed=setup.seed + setup.steps) if reseeded \
         else selector_params
     before = forward_backward(params, E, held_out, selector, eval_params, need_grads=False)
     optimiser = Adam(params, lr=setup.lr)
@@ -155,7 +157,7 @@ def learn(selector: str, setup: RecallSetup, selector_params: dict | None = None
     losses, norm_q, norm_k = [], 0.0, 0.0
     for step in range(setup.steps):
         batch = sample_batch(data_rng, setup, setup.batch)
-        if selector == "gumbel":
+        if reseeded:
             selector_params["seed"] = setup.seed + step
         result = forward_backward(params, E, batch, selector, selector_params)
         norm_q += float(np.linalg.norm(result.grads["W_q"]))

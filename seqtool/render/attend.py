@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from seqtool.core.attention import AttendReport
+from seqtool.core.selectors import get_selector
 from seqtool.render.console import make_console, print_closing
 from seqtool.render.explain import explain_attend
 from seqtool.render.numbers import fmt, vec
@@ -69,7 +70,7 @@ def render_attend(
         f"[bold]{report.selector}[/bold]({params}) attention over {source}; "
         f"scale = {fmt(report.scale, p)}" + (" = 1/sqrt(d)" if report.scale_rule == "sqrt" else "")
     )
-    hard = report.selector in ("argmax", "st-argmax") or report.params.get("hard")
+    hard = get_selector(report.selector).is_one_hot(report.params)
     for j in range(report.queries.shape[0]):
         console.print(query_table(report, j, p))
         console.print(f"output o = Σ w_i v_i = [bold]{vec(report.outputs[j], p)}[/bold]")

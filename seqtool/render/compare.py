@@ -27,7 +27,7 @@ def rows_table(report: CompareReport, p: int) -> Table:
         wraps = name in ("weights", "output")
         table.add_column(name, justify="left" if wraps or name in ("selector", "grad") else "right",
                          no_wrap=not wraps, min_width=6 if wraps else None)
-    for row in report.rows:
+    for row in report.selector_rows:
         label = row.selector
         for j in range(len(row.entropy)):
             style = GRADIENT_STYLE[row.gradient]
@@ -85,10 +85,12 @@ def render_compare(report: CompareReport, *, precision: int = 4, explain: bool =
                    console: Console | None = None) -> None:
     console = console or make_console()
     source = "the built-in worked example" if report.example else "your keys and values"
-    console.print(f"{len(report.rows)} selectors on {source}; scale = {fmt(report.scale, precision)}"
+    console.print(f"{len(report.selector_rows)} selectors on {source}; "
+                  f"scale = {fmt(report.scale, precision)}"
                   f", upstream u = {vec(report.upstream, precision)}")
     console.print(rows_table(report, precision))
-    settings = "; ".join(f"{r.selector}: {_params(r.params)}" for r in report.rows if r.params)
+    settings = "; ".join(f"{r.selector}: {_params(r.params)}" for r in report.selector_rows
+                         if r.params)
     console.print(f"H(w) entropy in nats, |S| support size, µs median per call "
                   f"(p25–p75 in --format json); {settings}", style="dim")
     if report.cost:

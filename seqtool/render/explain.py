@@ -1,13 +1,13 @@
 """`seqtool attend --explain`: the worked answer, written out with this run's numbers.
 
-Plain text lines (no Rich), so the same walk-through goes into tables and into JSON.
+Plain text lines (no Rich), so the same walk-through goes into tables and into JSON. The
+selection step comes from the selector's registry entry (its ``explain``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from seqtool.core.attention import AttendReport
+from seqtool.core.selectors import get_selector
 from seqtool.render.numbers import fmt, vec
 
 
@@ -27,71 +27,12 @@ def _dot_products(report: AttendReport, j: int, p: int) -> list[str]:
     return lines
 
 
-def _winner(s: np.ndarray, p: int) -> str:
-    best = int(np.argmax(s))
-    tied = np.flatnonzero(s == s[best])
-    if len(tied) > 1:
-        names = ", ".join(f"s_{i}" for i in tied)
-        return (f"{names} tie at {fmt(s[best], p)}; the lowest index wins, so the choice is "
-                f"index {best}")
-    rest = np.delete(s, best)
-    runner = f" (the next largest is {fmt(rest.max(), p)})" if len(rest) else ""
-    return f"the largest is s_{best} = {fmt(s[best], p)}{runner}, so the choice is index {best}"
-
-
-def _softmax_lines(s: np.ndarray, T: float, w: np.ndarray, p: int, label: str = "s") -> list[str]:
-    shift = s.max()
-    e = np.exp((s - shift) / T)
-    return [
-        f"   exp(({label}_i − {fmt(shift, p)})/T) = {vec(e, p)}   (shifted by the max: same "
-        "weights, no overflow)",
-        f"   normaliser Z = Σ = {fmt(e.sum(), p)}",
-        f"   w_i = exp(...)/Z = {vec(w, p)}",
-    ]
-
-
 def _selection(report: AttendReport, j: int, p: int) -> list[str]:
-    s, w, name = report.scores[j], report.weights[j], report.selector
-    T = report.params.get("temperature", 1.0)
-    head = f"2. Selection with {name}"
-    if name == "softmax":
-        return [f"{head}, T = {fmt(T, p)}: w_i = exp(s_i/T) / Σ_j exp(s_j/T)",
-                *_softmax_lines(s, T, w, p)]
-    if name in ("argmax", "st-argmax"):
-        lines = [f"{head}: {_winner(s, p)}; w = {vec(w, p)}"]
-        if name == "st-argmax":
-            soft = np.exp((s - s.max()) / T)
-            lines.append(f"   backward pass uses softmax(s/T), T = {fmt(T, p)}: "
-                         f"{vec(soft / soft.sum(), p)}")
-        return lines
-    if name == "sparsemax":
-        support = np.flatnonzero(w > 0)
-        tau = float(np.mean(s[support]) - 1.0 / len(support))
-        return [f"{head}: w_i = max(s_i − τ, 0), the projection of s onto the simplex",
-                f"   sorted scores {vec(np.sort(s)[::-1], p)}; support {support.tolist()} "
-                f"(size {len(support)})",
-                f"   τ = (Σ_support s_i − 1)/{len(support)} = {fmt(tau, p)}; w = {vec(w, p)}"]
-    if name == "entmax":
-        a = report.params["alpha"]
-        best = int(np.argmax(w))
-        tau = (a - 1.0) * s[best] - w[best] ** (a - 1.0)
-        return [f"{head}, α = {fmt(a, p)}: w_i = [(α−1)s_i − τ]₊^(1/(α−1))",
-                f"   τ = {fmt(tau, p)} makes Σ w = 1; support {np.flatnonzero(w > 0).tolist()}; "
-                f"w = {vec(w, p)}"]
-    if name == "topk":
-        kept = np.flatnonzero(w > 0).tolist()
-        return [f"{head}, k = {report.params['k']}, T = {fmt(T, p)}: keep the k largest scores "
-                f"(indices {kept}), softmax over them, 0 elsewhere",
-                f"   w = {vec(w, p)}"]
-    # gumbel
-    g = report.noise[j]
-    lines = [f"{head}, T = {fmt(T, p)}, seed {report.params['seed']}: "
-             "w = softmax((s + G)/T), G_i = −log(−log U_i)",
-             f"   noise G = {vec(g, p)}; s + G = {vec(s + g, p)}"]
-    if report.params.get("hard"):
-        return lines + [f"   hard: {_winner(s + g, p)}; w = {vec(w, p)} "
-                        "(the backward pass uses the soft weights)"]
-    return lines + _softmax_lines(s + g, T, w, p, label="(s+G)")
+    """Step 2, written by the selector's registry entry in this precision."""
+    noise = None if report.noise is None else report.noise[j]
+    lines = get_selector(report.selector).explain_lines(
+        report.scores[j], report.weights[j], noise, report.params, lambda x: fmt(x, p))
+    return [f"2. Selection with {report.selector}{lines[0]}", *lines[1:]]
 
 
 def _weighted_sum(report: AttendReport, j: int, p: int) -> list[str]:

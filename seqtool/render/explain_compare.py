@@ -50,7 +50,7 @@ def _gradients(report: CompareReport, p: int) -> list[str]:
         f"defined), against {fmt(soft.grad_norm_query, p)} and {fmt(soft.grad_norm_keys, p)} "
         "for softmax.",
     ]
-    flat = [r.selector for r in report.rows
+    flat = [r.selector for r in report.selector_rows
             if r.gradient == "exact" and r.grad_norm_query == 0 and r.grad_norm_keys == 0]
     if flat:
         lines.append(
@@ -90,7 +90,7 @@ def _learning(report: CompareReport, p: int) -> list[str]:
 
 def explain_compare(report: CompareReport, precision: int = 4) -> list[str]:
     """The trade-off in prose; claims about selectors not in the run are left out."""
-    have = {r.selector for r in report.rows}
+    have = {r.selector for r in report.selector_rows}
     if not {"argmax", "softmax"} <= have:
         return ["The argmax-versus-softmax trade-off needs both in --selectors."]
     lines = ["Argmax instead of softmax in attention, claim by claim, on this run's numbers:"]

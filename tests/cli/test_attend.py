@@ -9,7 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from naive import TOL, numeric_grad, ref_softmax
+from harness import assert_close
+from naive import numeric_grad, ref_softmax
+from seqtool.core.selectors import selector_names
 
 EXAMPLE_SCORES = [-2.0, 3.0, 0.0, 6.0]
 EXAMPLE_KEYS = [[1, 5], [1, 0], [1, 3], [2, 0]]
@@ -43,8 +45,8 @@ def test_default_is_json_when_piped_and_softmax(cli):
     w = ref_softmax(np.array(EXAMPLE_SCORES), 1.0)
     assert data["selector"] == "softmax"
     assert data["params"] == {"temperature": 1.0}
-    np.testing.assert_allclose(data["weights"][0], w, rtol=0, atol=TOL)
-    np.testing.assert_allclose(data["outputs"][0], w @ np.array(EXAMPLE_VALUES), atol=TOL)
+    assert_close(data["weights"][0], w, kind="reference")
+    assert_close(data["outputs"][0], w @ np.array(EXAMPLE_VALUES), kind="reference")
     assert data["support"] == [[0, 1, 2, 3]]
 
 
@@ -100,24 +102,24 @@ def test_several_queries_and_values_default_to_keys(cli):
 
 def test_scale_sqrt_and_number(cli):
     data = cli("attend", "-q", "3,-1", "--scale", "sqrt").json()
-    assert data["scale"] == pytest.approx(1 / np.sqrt(2), abs=1e-15)
+    assert_close(data["scale"], 1 / np.sqrt(2))
     assert data["scale_rule"] == "sqrt"
-    np.testing.assert_allclose(data["scores"][0], np.array(EXAMPLE_SCORES) / np.sqrt(2), atol=TOL)
+    assert_close(data["scores"][0], np.array(EXAMPLE_SCORES) / np.sqrt(2), kind="reference")
     data = cli("attend", "-q", "3,-1", "--scale", "0.5").json()
     assert data["scores"] == [[-1.0, 1.5, 0.0, 3.0]]
 
 
 def test_temperature_topk_entmax_params(cli):
     data = cli("attend", "-q", "3,-1", "-s", "softmax", "-t", "2").json()
-    np.testing.assert_allclose(data["weights"][0], ref_softmax(np.array(EXAMPLE_SCORES), 2.0), atol=TOL)
+    assert_close(data["weights"][0], ref_softmax(np.array(EXAMPLE_SCORES), 2.0), kind="reference")
     data = cli("attend", "-q", "3,-1", "-s", "topk", "--k", "2").json()
     assert data["support"] == [[1, 3]]
     assert data["params"] == {"k": 2, "temperature": 1.0}
     e = np.exp(np.array([3.0, 6.0]) - 6)
-    np.testing.assert_allclose(np.array(data["weights"][0])[[1, 3]], e / e.sum(), atol=TOL)
+    assert_close(np.array(data["weights"][0])[[1, 3]], e / e.sum(), kind="reference")
     data = cli("attend", "-q", "3,-1", "--scale", "0.1", "-s", "entmax", "--alpha", "2").json()
     sparse = cli("attend", "-q", "3,-1", "--scale", "0.1", "-s", "sparsemax").json()
-    np.testing.assert_allclose(data["weights"], sparse["weights"], atol=1e-12)
+    assert_close(data["weights"], sparse["weights"])
 
 
 def test_gumbel_is_reproducible_by_seed(cli):
@@ -127,7 +129,7 @@ def test_gumbel_is_reproducible_by_seed(cli):
     assert a["weights"] == b["weights"] and a["noise"] == b["noise"]
     assert a["noise"] != c["noise"]
     noisy = np.array(EXAMPLE_SCORES) + np.array(a["noise"][0])
-    np.testing.assert_allclose(a["weights"][0], ref_softmax(noisy, 1.0), atol=TOL)
+    assert_close(a["weights"][0], ref_softmax(noisy, 1.0), kind="reference")
     hard = cli("attend", "-q", "3,-1", "-s", "gumbel", "--seed", "7", "--hard").json()
     assert hard["weights"][0] == list(np.eye(4)[int(np.argmax(noisy))])
     assert hard["gradient"] == "surrogate"
@@ -159,9 +161,12 @@ def test_grad_matches_finite_differences(cli, selector):
     u = np.array([1.0, -2.0])
     assert data["upstream"] == [[1.0, -2.0]]
     g = data["gradients"]
-    np.testing.assert_allclose(g["query"], numeric_grad(lambda x: _loss(x, Km, Vm, u, selector), Q), atol=1e-7)
-    np.testing.assert_allclose(g["keys"], numeric_grad(lambda x: _loss(Q, x, Vm, u, selector), Km), atol=1e-7)
-    np.testing.assert_allclose(g["values"], numeric_grad(lambda x: _loss(Q, Km, x, u, selector), Vm), atol=1e-7)
+    assert_close(g["query"], numeric_grad(lambda x: _loss(x, Km, Vm, u, selector), Q),
+                 kind="finite-difference")
+    assert_close(g["keys"], numeric_grad(lambda x: _loss(Q, x, Vm, u, selector), Km),
+                 kind="finite-difference")
+    assert_close(g["values"], numeric_grad(lambda x: _loss(Q, Km, x, u, selector), Vm),
+                 kind="finite-difference")
 
 
 def test_argmax_grad_is_exactly_zero_for_query_and_keys(cli):
@@ -197,14 +202,81 @@ def test_explain_writes_the_worked_answer(cli):
     assert f"Z = Σ = {z:.4g}" in text
 
 
-@pytest.mark.parametrize("selector", ["softmax", "sparsemax", "entmax", "topk", "gumbel", "st-argmax"])
-def test_explain_every_selector(cli, selector):
-    result = cli("attend", "-q", "3,-1", "--scale", "0.3", "-s", selector, "--explain", "-f", "json")
+# --explain's selection step for q = (3, -1) over the worked example at scale 0.3 (scores
+# -0.6, 0.9, 0, 1.8), as written before the selectors became a registry.
+SELECTION_STEP = {
+    ("softmax",): [
+        "2. Selection with softmax, T = 1: w_i = exp(s_i/T) / Σ_j exp(s_j/T)",
+        "   exp((s_i − 1.8)/T) = (0.09072, 0.4066, 0.1653, 1)   (shifted by the max: same "
+        "weights, no overflow)",
+        "   normaliser Z = Σ = 1.663",
+        "   w_i = exp(...)/Z = (0.05456, 0.2445, 0.09942, 0.6015)",
+    ],
+    ("argmax",): [
+        "2. Selection with argmax: the largest is s_3 = 1.8 (the next largest is 0.9), so "
+        "the choice is index 3; w = (0, 0, 0, 1)",
+    ],
+    ("sparsemax",): [
+        "2. Selection with sparsemax: w_i = max(s_i − τ, 0), the projection of s onto the "
+        "simplex",
+        "   sorted scores (1.8, 0.9, 0, -0.6); support [1, 3] (size 2)",
+        "   τ = (Σ_support s_i − 1)/2 = 0.85; w = (0, 0.05, 0, 0.95)",
+    ],
+    ("entmax",): [
+        "2. Selection with entmax, α = 1.5: w_i = [(α−1)s_i − τ]₊^(1/(α−1))",
+        "   τ = 0.004646 makes Σ w = 1; support [1, 3]; w = (0, 0.1983, 0, 0.8017)",
+    ],
+    ("topk",): [
+        "2. Selection with topk, k = 2, T = 1: keep the k largest scores (indices [1, 3]), "
+        "softmax over them, 0 elsewhere",
+        "   w = (0, 0.2891, 0, 0.7109)",
+    ],
+    ("gumbel",): [
+        "2. Selection with gumbel, T = 1, seed 0: w = softmax((s + G)/T), G_i = −log(−log "
+        "U_i)",
+        "   noise G = (0.7962, -0.2701, -1.162, -1.412); s + G = (0.1962, 0.6299, -1.162, "
+        "0.3883)",
+        "   exp(((s+G)_i − 0.6299)/T) = (0.6481, 1, 0.1667, 0.7854)   (shifted by the max: "
+        "same weights, no overflow)",
+        "   normaliser Z = Σ = 2.6",
+        "   w_i = exp(...)/Z = (0.2492, 0.3846, 0.06412, 0.3021)",
+    ],
+    ("st-argmax",): [
+        "2. Selection with st-argmax: the largest is s_3 = 1.8 (the next largest is 0.9), so "
+        "the choice is index 3; w = (0, 0, 0, 1)",
+        "   backward pass uses softmax(s/T), T = 1: (0.05456, 0.2445, 0.09942, 0.6015)",
+    ],
+    ("gumbel", "--hard", "--seed", "2"): [
+        "2. Selection with gumbel, T = 1, seed 2: w = softmax((s + G)/T), G_i = −log(−log "
+        "U_i)",
+        "   noise G = (-0.2933, -0.1898, 1.582, -0.87); s + G = (-0.8933, 0.7102, 1.582, "
+        "0.93)",
+        "   hard: the largest is s_2 = 1.582 (the next largest is 0.93), so the choice is "
+        "index 2; w = (0, 0, 1, 0) (the backward pass uses the soft weights)",
+    ],
+}
+
+
+@pytest.mark.parametrize("selector", selector_names())
+def test_explain_has_a_selection_step_for_every_selector(cli, selector):
+    lines = cli("attend", "-q", "3,-1", "-s", selector, "--explain", "-f", "json").json()[
+        "explanation"]
+    steps = [line[:2] for line in lines if line[:1].isdigit()]
+    assert steps == ["1.", "2.", "3."]
+    assert next(line for line in lines if line.startswith("2. ")).startswith(
+        f"2. Selection with {selector}")
+
+
+@pytest.mark.parametrize("args", list(SELECTION_STEP), ids=" ".join)
+def test_explain_every_selector(cli, args):
+    result = cli("attend", "-q", "3,-1", "--scale", "0.3", "-s", *args, "--explain", "-f", "json")
     assert result.exit_code == 0, result.stderr
     lines = result.json()["explanation"]
     assert lines[0] == "Query 0: q = (3, -1)"
     assert lines[2] == "   s_0 = 0.3·(3·1 + (-1)·5) = -0.6"
-    assert any(line.startswith("2. Selection with " + selector) for line in lines)
+    start = next(i for i, line in enumerate(lines) if line.startswith("2. "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("3. "))
+    assert lines[start:end] == SELECTION_STEP[args]
     assert lines[-1].startswith("3. Output o = Σ_i w_i v_i =")
 
 

@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from seqtool.core.selectors import SELECTORS
+from harness import assert_close
+from seqtool.core.selectors import selector_names
 
 FAST = ("--repeats", "2")
 
@@ -27,16 +28,16 @@ def worked():
 
 
 def test_default_selectors_and_keys(worked):
-    assert [row["selector"] for row in worked["rows"]] == list(SELECTORS)
+    assert [row["selector"] for row in worked["rows"]] == list(selector_names())
     assert worked["example"] is True
     assert worked["cost"] == [] and worked["learning"] == []
     for row in worked["rows"]:
-        assert set(row) >= {"selector", "weights", "entropy", "support", "grad_norm_query",
-                            "grad_norm_keys", "gradient", "cost_us"}
-        assert row["cost_us"] > 0
+        assert list(row) == ["selector", "params", "weights", "outputs", "entropy", "support",
+                             "max_weight", "grad_norm_query", "grad_norm_keys", "gradient",
+                             "cost_us", "cost_spread_us"]
 
 
-@pytest.mark.parametrize("selector", SELECTORS)
+@pytest.mark.parametrize("selector", selector_names())
 def test_each_row_agrees_with_attend(cli, worked, selector):
     row = next(r for r in worked["rows"] if r["selector"] == selector)
     attend = cli("attend", "-q", "3,-1;1,2", "-s", selector, "--grad", "-f", "json").json()
@@ -44,11 +45,11 @@ def test_each_row_agrees_with_attend(cli, worked, selector):
     assert row["outputs"] == attend["outputs"]
     assert row["gradient"] == attend["gradient"]
     assert row["support"] == [len(s) for s in attend["support"]]
-    assert row["grad_norm_query"] == pytest.approx(np.linalg.norm(attend["gradients"]["query"]), rel=1e-15)
-    assert row["grad_norm_keys"] == pytest.approx(np.linalg.norm(attend["gradients"]["keys"]), rel=1e-15)
+    assert_close(row["grad_norm_query"], np.linalg.norm(attend["gradients"]["query"]))
+    assert_close(row["grad_norm_keys"], np.linalg.norm(attend["gradients"]["keys"]))
     w = np.array(attend["weights"])
     expected = -(w * np.log(np.where(w > 0, w, 1))).sum(axis=1)
-    np.testing.assert_allclose(row["entropy"], expected, atol=1e-15)
+    assert_close(row["entropy"], expected)
     assert row["max_weight"] == w.max(axis=1).tolist()
 
 
@@ -66,8 +67,7 @@ def test_parameters_and_upstream_apply(cli):
     assert rows["topk"]["params"] == {"k": 3, "temperature": 2.0}
     assert rows["topk"]["support"] == [3]
     attend = cli("attend", "-q", "3,-1", "-s", "softmax", "-t", "2", "--upstream", "1,0,0").json()
-    assert rows["softmax"]["grad_norm_query"] == pytest.approx(
-        np.linalg.norm(attend["gradients"]["query"]), rel=1e-15)
+    assert_close(rows["softmax"]["grad_norm_query"], np.linalg.norm(attend["gradients"]["query"]))
     assert data["upstream"] == [1.0, 0.0, 0.0]
 
 
@@ -77,9 +77,10 @@ def test_cost_table(cli):
     assert [(c["selector"], c["n"]) for c in data["cost"]] == [
         ("softmax", 8), ("argmax", 8), ("softmax", 32), ("argmax", 32)]
     assert data["cost_dim"] == 4
-    for c in data["cost"]:
-        assert c["select_us"] > 0 and c["scores_us"] > 0
-    assert [c["ratio_to_argmax"] for c in data["cost"] if c["selector"] == "argmax"] == [1.0, 1.0]
+    by = {(c["selector"], c["n"]): c for c in data["cost"]}
+    for (name, n), c in by.items():  # one scores timing per n; ratios of this run's times
+        assert c["scores_us"] == by[("argmax", n)]["scores_us"]
+        assert c["ratio_to_argmax"] == c["select_us"] / by[("argmax", n)]["select_us"]
 
 
 def test_learning_run_small(cli):

@@ -7,25 +7,18 @@ import math
 import numpy as np
 import pytest
 
+from harness import assert_close
 from naive import (
-    FD_TOL, TOL, numeric_grad, ref_argmax, ref_attention, ref_entmax, ref_entmax_threshold,
-    ref_softmax, ref_sparsemax, ref_sparsemax_threshold, ref_topk,
+    numeric_grad, ref_argmax, ref_attention, ref_entmax, ref_entmax_threshold, ref_softmax,
+    ref_sparsemax, ref_sparsemax_threshold, ref_topk,
 )
-from seqtool.config import AttendConfig
 from seqtool.core.attention import (
-    EXAMPLE_KEYS, EXAMPLE_QUERY, EXAMPLE_VALUES, attend, attend_backward, resolve_scale,
-    run_attend,
+    EXAMPLE_KEYS, EXAMPLE_QUERY, EXAMPLE_VALUES, attend, attend_backward, attend_report,
+    resolve_scale,
 )
 from seqtool.core.errors import InputError
 
 m, n, d, d_v = 3, 5, 4, 3
-
-
-def close(comp, ref, tol=TOL):
-    """max |comp − ref| ≤ tol · max(1, max |ref|)."""
-    comp, ref = np.asarray(comp, float), np.asarray(ref, float)
-    assert comp.shape == ref.shape
-    return float(np.abs(comp - ref).max()) <= tol * max(1.0, float(np.abs(ref).max()))
 
 
 def problem(seed, size=0.6):
@@ -38,7 +31,7 @@ def problem(seed, size=0.6):
 
 
 # selector, its parameters, the one-row reference of its forward pass
-SELECTORS = [
+CASES = [
     ("softmax", dict(temperature=0.7), lambda r: ref_softmax(r, 0.7)),
     ("sparsemax", {}, ref_sparsemax),
     ("entmax", dict(alpha=1.5), lambda r: ref_entmax(r, 1.5)),
@@ -47,7 +40,7 @@ SELECTORS = [
     ("argmax", {}, ref_argmax),
     ("st-argmax", dict(temperature=0.5), ref_argmax),
 ]
-IDS = [f"{name}-{params}" for name, params, _ in SELECTORS]
+IDS = [f"{name}-{params}" for name, params, _ in CASES]
 
 
 def ref_values_gradient(W, U):
@@ -62,25 +55,25 @@ def ref_values_gradient(W, U):
 
 @pytest.mark.parametrize("scale", [1.0, "sqrt", 0.3])
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("name, params, ref_fn", SELECTORS, ids=IDS)
+@pytest.mark.parametrize("name, params, ref_fn", CASES, ids=IDS)
 def test_forward_matches_loops(name, params, ref_fn, seed, scale):
     Q, K, V, _ = problem(seed)
     c = resolve_scale(scale, d)
     comp = attend(Q, K, V, name, c, **params)
     ref_S, ref_W, ref_O = ref_attention(Q, K, V, ref_fn, c)
-    assert close(comp.scores, ref_S)
-    assert close(comp.weights, ref_W)
-    assert close(comp.outputs, ref_O)
+    assert_close(comp.scores, ref_S, kind="reference")
+    assert_close(comp.weights, ref_W, kind="reference")
+    assert_close(comp.outputs, ref_O, kind="reference")
     assert comp.outputs.shape == (m, d_v)
 
 
-@pytest.mark.parametrize("name, params, ref_fn", SELECTORS, ids=IDS)
+@pytest.mark.parametrize("name, params, ref_fn", CASES, ids=IDS)
 def test_values_gradient_matches_loops(name, params, ref_fn):
     Q, K, V, U = problem(2)
     fwd = attend(Q, K, V, name, 0.8, **params)
     grads = attend_backward(Q, K, V, fwd, U, 0.8)
     _, ref_W, _ = ref_attention(Q, K, V, ref_fn, 0.8)
-    assert close(grads.values, ref_values_gradient(ref_W, U))
+    assert_close(grads.values, ref_values_gradient(ref_W, U), kind="reference")
 
 
 def well_separated(name, params, S):
@@ -99,7 +92,7 @@ def well_separated(name, params, S):
     return min(margins)
 
 
-SMOOTH = [case for case in SELECTORS if case[0] in ("softmax", "sparsemax", "entmax", "topk")]
+SMOOTH = [case for case in CASES if case[0] in ("softmax", "sparsemax", "entmax", "topk")]
 SMOOTH += [("entmax", dict(alpha=1.3), lambda r: ref_entmax(r, 1.3))]
 
 
@@ -118,9 +111,9 @@ def test_gradients_match_finite_differences_of_the_loops(name, params, ref_fn, s
     def loss(Q, K, V):
         return float(np.sum(U * ref_attention(Q, K, V, ref_fn, scale)[2]))
 
-    assert close(comp.query, numeric_grad(lambda x: loss(x, K, V), Q), FD_TOL)
-    assert close(comp.keys, numeric_grad(lambda x: loss(Q, x, V), K), FD_TOL)
-    assert close(comp.values, numeric_grad(lambda x: loss(Q, K, x), V), FD_TOL)
+    assert_close(comp.query, numeric_grad(lambda x: loss(x, K, V), Q), kind="finite-difference")
+    assert_close(comp.keys, numeric_grad(lambda x: loss(Q, x, V), K), kind="finite-difference")
+    assert_close(comp.values, numeric_grad(lambda x: loss(Q, K, x), V), kind="finite-difference")
     assert np.abs(comp.query).max() > 1e-3 and np.abs(comp.keys).max() > 1e-3
 
 
@@ -173,14 +166,11 @@ def test_worked_example():
     ref_S, ref_W, ref_O = ref_attention(EXAMPLE_QUERY, EXAMPLE_KEYS, EXAMPLE_VALUES,
                                         ref_softmax, 1.0)
     np.testing.assert_array_equal(ref_S, [[-2.0, 3.0, 0.0, 6.0]])
-    assert close(soft.weights, ref_W) and close(soft.outputs, ref_O)
+    assert_close(soft.weights, ref_W, kind="reference")
+    assert_close(soft.outputs, ref_O, kind="reference")
     # sparsemax of (-2, 3, 0, 6): τ = 5 puts all the weight on key 3
     sparse = attend(EXAMPLE_QUERY, EXAMPLE_KEYS, EXAMPLE_VALUES, "sparsemax", 1.0)
     np.testing.assert_array_equal(sparse.outputs, [[6.0, 1.0, 2.0]])
-
-
-def relative(a, b):
-    return float(np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1e-30))
 
 
 @pytest.mark.parametrize("seed", [0, 7])
@@ -194,18 +184,20 @@ def test_softmax_attention_against_torch(seed):
     out = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # scale 1/sqrt(d)
     out.backward(torch.tensor(U[None]))
     assert out.dtype == torch.float64
-    assert relative(fwd.outputs, out.detach().numpy()[0]) <= 1e-12
-    assert relative(grads.query, q.grad.numpy()[0]) <= 1e-12
-    assert relative(grads.keys, k.grad.numpy()[0]) <= 1e-12
-    assert relative(grads.values, v.grad.numpy()[0]) <= 1e-12
+    assert_close(fwd.outputs, out.detach().numpy()[0])
+    assert_close(grads.query, q.grad.numpy()[0])
+    assert_close(grads.keys, k.grad.numpy()[0])
+    assert_close(grads.values, v.grad.numpy()[0])
 
 
 # ---------------------------------------------------------------------------------------
-# run_attend: the report of `seqtool attend`
+# attend_report: the report of `seqtool attend`
 
 
-def report_for(**mapping):
-    return run_attend(AttendConfig.from_mapping(mapping))
+def report_for(query=EXAMPLE_QUERY, keys=EXAMPLE_KEYS, values=None, **options):
+    Q, K = np.atleast_2d(np.asarray(query, float)), np.asarray(keys, float)
+    V = K if values is None else np.asarray(values, float)
+    return attend_report(Q, K, V, example=keys is EXAMPLE_KEYS, **options)
 
 
 def assert_support_and_ties_consistent(report):
@@ -230,8 +222,9 @@ def test_report_argmax_ties():
 
 def test_report_topk_boundary_tie():
     # scores: query 0 → (3, 1, 1): the 2nd and 3rd tie at the boundary; query 1 → (−3, −1, −1)
-    report = report_for(query=[[1.0], [-1.0]], keys=[[3.0], [1.0], [1.0]], selector="topk", k=2)
-    assert close(report.weights, [ref_topk(r, 2) for r in report.scores])
+    report = report_for(query=[[1.0], [-1.0]], keys=[[3.0], [1.0], [1.0]], selector="topk",
+                        params={"k": 2})
+    assert_close(report.weights, [ref_topk(r, 2) for r in report.scores], kind="reference")
     assert report.support == [[0, 1], [1, 2]]
     assert report.ties == [True, False]
     assert report.params == {"k": 2, "temperature": 1.0}
@@ -244,7 +237,8 @@ def test_report_sparsemax_support():
     report = report_for(query=Q, keys=K, values=V, selector="sparsemax", scale="sqrt")
     assert report.scale == 0.5 and report.scale_rule == "sqrt"
     _, ref_W, ref_O = ref_attention(Q, K, V, ref_sparsemax, 0.5)
-    assert close(report.weights, ref_W) and close(report.outputs, ref_O)
+    assert_close(report.weights, ref_W, kind="reference")
+    assert_close(report.outputs, ref_O, kind="reference")
     assert report.support == [np.flatnonzero(row > 0).tolist() for row in ref_W]
     assert any(len(s) < n for s in report.support)  # really sparse
     assert report.ties == [False] * m
@@ -252,7 +246,7 @@ def test_report_sparsemax_support():
 
 
 def test_report_worked_example_with_gradients():
-    report = report_for(selector="argmax", upstream=[1.0, 0.0, 0.0])
+    report = report_for(values=EXAMPLE_VALUES, selector="argmax", upstream=np.array([1.0, 0, 0]))
     assert report.example
     np.testing.assert_array_equal(report.scores, [[-2.0, 3.0, 0.0, 6.0]])
     np.testing.assert_array_equal(report.outputs, [[6.0, 1.0, 2.0]])
@@ -263,3 +257,45 @@ def test_report_worked_example_with_gradients():
     np.testing.assert_array_equal(report.gradients.values,
                                   [[0, 0, 0], [0, 0, 0], [0, 0, 0], [1, 0, 0]])
     assert_support_and_ties_consistent(report)
+
+
+def test_report_reads_only_its_selectors_params():
+    Q, K, V, _ = problem(9)
+    report = attend_report(Q, K, V, selector="entmax", scale="sqrt",
+                           params={"temperature": 3.0, "alpha": 2.0, "k": 99, "seed": 4})
+    assert report.params == {"alpha": 2.0}
+    assert report.scale == 0.5 and report.scale_rule == "sqrt"
+    _, ref_W, ref_O = ref_attention(Q, K, V, ref_sparsemax, 0.5)  # α = 2 is sparsemax
+    assert_close(report.weights, ref_W, kind="reference")
+    assert_close(report.outputs, ref_O, kind="reference")
+    assert report.gradients is None and report.upstream is None
+    with pytest.raises(InputError) as info:  # no selector can use T = 0
+        attend_report(Q, K, V, selector="entmax", params={"temperature": 0.0})
+    assert info.value.key == "temperature"
+    with pytest.raises(InputError) as info:
+        attend_report(Q, K, V, selector="entmx")
+    assert info.value.key == "selector"
+
+
+def test_report_gradients_default_to_ones_upstream():
+    Q, K, V, _ = problem(10)
+    report = attend_report(Q, K, V, selector="softmax", grad=True)
+    np.testing.assert_array_equal(report.upstream, np.ones((m, d_v)))
+    fwd = attend(Q, K, V, "softmax", 1.0)
+    ref = attend_backward(Q, K, V, fwd, np.ones((m, d_v)), 1.0)
+    for name in ("query", "keys", "values", "scores"):
+        np.testing.assert_array_equal(getattr(report.gradients, name), getattr(ref, name))
+
+
+def test_report_rows_are_one_per_query_and_key():
+    report = report_for(query=[[3.0, -1.0], [1.0, 2.0]], selector="sparsemax")
+    rows = report.rows()
+    assert len(rows) == 2 * 4
+    assert [list(row) for row in rows] == [report.columns()] * 8
+    assert report.columns() == ["query", "key", "score", "weight"]
+    assert [(row["query"], row["key"]) for row in rows] == [(j, i) for j in range(2)
+                                                            for i in range(4)]
+    assert all(type(row["query"]) is int and type(row["score"]) is float for row in rows)
+    np.testing.assert_array_equal([row["score"] for row in rows], report.scores.ravel())
+    np.testing.assert_array_equal([row["weight"] for row in rows], report.weights.ravel())
+    assert [row["weight"] for row in rows[4:]] == [1.0, 0.0, 0.0, 0.0]  # scores 11, 1, 7, 2

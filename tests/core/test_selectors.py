@@ -1,4 +1,5 @@
-"""The selectors against loop-only references, finite differences and their own identities."""
+"""The selectors against loop-only references, finite differences and their own identities;
+the registry: every entry's backward pass against finite differences, unknown names, params."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from harness import assert_close
 from naive import (
-    FD_TOL, TOL, numeric_grad, ref_argmax, ref_entmax, ref_entmax_threshold, ref_softmax,
-    ref_sparsemax, ref_sparsemax_threshold, ref_topk,
+    numeric_grad, ref_argmax, ref_entmax, ref_entmax_threshold, ref_softmax, ref_sparsemax,
+    ref_sparsemax_threshold, ref_topk,
 )
 from seqtool.core import selectors
 from seqtool.core.errors import InputError
-from seqtool.core.selectors import SELECTORS, entmax, entmax_bisect, gumbel_noise, select
+from seqtool.core.selectors import (
+    entmax, entmax_bisect, get_selector, gumbel_noise, resolve_params, select, selector_names,
+)
 
 # ---------------------------------------------------------------------------------------
 # Strategies and helpers
@@ -69,13 +73,6 @@ def resolvable(scores, alpha):
     return True
 
 
-def close(comp, ref, tol=TOL):
-    """max |comp − ref| ≤ tol · max(1, max |ref|)."""
-    comp, ref = np.asarray(comp, float), np.asarray(ref, float)
-    assert comp.shape == ref.shape
-    return float(np.abs(comp - ref).max()) <= tol * max(1.0, float(np.abs(ref).max()))
-
-
 # Sensible parameters for every selector (and a few more alphas of entmax).
 CASES = [
     ("softmax", dict(temperature=0.7)),
@@ -93,7 +90,9 @@ CASES = [
 
 
 def test_cases_cover_every_selector():
-    assert {name for name, _ in CASES} == set(SELECTORS)
+    assert {name for name, _ in CASES} == set(selector_names())
+    assert selector_names() == ("softmax", "argmax", "sparsemax", "entmax", "topk", "gumbel",
+                                "st-argmax")
 
 
 # ---------------------------------------------------------------------------------------
@@ -123,11 +122,12 @@ def test_weights_are_a_distribution(name, params, scores, k):
 @with_huge_examples_and_k
 def test_selectors_equal_loop_references(scores, k):
     k = min(k, scores.shape[-1])
-    assert close(select("softmax", scores, temperature=0.7).weights,
-                 per_row(ref_softmax, scores, 0.7))
-    assert close(select("sparsemax", scores).weights, per_row(ref_sparsemax, scores))
-    assert close(select("topk", scores, k=k, temperature=2.0).weights,
-                 per_row(ref_topk, scores, k, 2.0))
+    assert_close(select("softmax", scores, temperature=0.7).weights,
+                 per_row(ref_softmax, scores, 0.7), kind="reference")
+    assert_close(select("sparsemax", scores).weights, per_row(ref_sparsemax, scores),
+                 kind="reference")
+    assert_close(select("topk", scores, k=k, temperature=2.0).weights,
+                 per_row(ref_topk, scores, k, 2.0), kind="reference")
     np.testing.assert_array_equal(select("argmax", scores).weights, per_row(ref_argmax, scores))
     np.testing.assert_array_equal(select("st-argmax", scores).weights,
                                   per_row(ref_argmax, scores))
@@ -141,18 +141,19 @@ def test_sparsemax_is_the_projection_onto_the_simplex(scores):
     w_i = max(z_i − τ, 0) with one τ per row."""
     comp = selectors.sparsemax(scores)
     ref = per_row(ref_sparsemax, scores)
-    assert close(comp, ref)
+    assert_close(comp, ref, kind="reference")
     for row, w in zip(scores, comp):
         tau, x = ref_sparsemax_threshold(row)
-        assert close(w, np.maximum(np.array(x) - tau, 0.0))
+        assert_close(w, np.maximum(np.array(x) - tau, 0.0), kind="reference")
 
 
 @settings(max_examples=100, deadline=None)
 @given(scores=score_matrices)
 @with_huge_examples
 def test_entmax_alpha_2_is_sparsemax(scores):
-    assert close(entmax(scores, 2.0), selectors.sparsemax(scores))
-    assert close(select("entmax", scores, alpha=2.0).weights, per_row(ref_sparsemax, scores))
+    assert_close(entmax(scores, 2.0), selectors.sparsemax(scores), kind="reference")
+    assert_close(select("entmax", scores, alpha=2.0).weights, per_row(ref_sparsemax, scores),
+                 kind="reference")
 
 
 @settings(max_examples=100, deadline=None)
@@ -160,8 +161,8 @@ def test_entmax_alpha_2_is_sparsemax(scores):
 @with_huge_examples
 def test_entmax15_exact_equals_reference_and_bisection(scores):
     comp = entmax(scores, 1.5)  # the sort-based exact path
-    assert close(comp, per_row(ref_entmax, scores, 1.5))
-    assert close(comp, entmax_bisect(scores, 1.5))
+    assert_close(comp, per_row(ref_entmax, scores, 1.5), kind="reference")
+    assert_close(comp, entmax_bisect(scores, 1.5), kind="reference")
 
 
 @pytest.mark.parametrize("alpha", [1.2, 1.7, 2.0, 3.0])
@@ -176,7 +177,7 @@ def test_entmax_bisection_sums_to_one_before_normalising(alpha, scores):
     for row in scores:
         raw = ref_entmax(row, alpha, normalise=False)
         assert abs(raw.sum() - 1.0) <= 1e-12
-    assert close(comp, per_row(ref_entmax, scores, alpha))
+    assert_close(comp, per_row(ref_entmax, scores, alpha), kind="reference")
 
 
 # Rows where float64 cannot bring |Σw − 1| to 1e-12 before normalisation although the answer
@@ -197,8 +198,9 @@ ENTMAX_UNREACHABLE = [
 def test_entmax_bisection_answers_every_valid_alpha(alpha, row, expected):
     if expected is None:
         expected = ref_entmax(row, alpha)
-    assert close(ref_entmax(row, alpha), expected)  # the reference is right here
-    assert close(select("entmax", np.array(row), alpha=alpha).weights, expected)
+    assert_close(ref_entmax(row, alpha), expected, kind="reference")  # the reference is right here
+    assert_close(select("entmax", np.array(row), alpha=alpha).weights, expected,
+                 kind="reference")
 
 
 def test_entmax_near_one_approaches_softmax():
@@ -218,8 +220,8 @@ def test_topk_with_k_n_is_softmax(scores):
     n = scores.shape[-1]
     for T in (0.5, 1.0, 3.0):
         comp = select("topk", scores, k=n, temperature=T).weights
-        assert close(comp, per_row(ref_softmax, scores, T))
-        assert close(comp, select("softmax", scores, temperature=T).weights)
+        assert_close(comp, per_row(ref_softmax, scores, T), kind="reference")
+        assert_close(comp, select("softmax", scores, temperature=T).weights, kind="reference")
 
 
 @settings(max_examples=100, deadline=None)
@@ -281,7 +283,7 @@ def test_vjp_matches_finite_differences(name, params, seed):
     sel = select(name, scores, **params)
     comp = sel.vjp(g)
     numeric = numeric_grad(lambda s: np.sum(g * select(name, s, **params).weights), scores)
-    assert close(comp, numeric, FD_TOL)
+    assert_close(comp, numeric, kind="finite-difference")
     assert np.abs(numeric).max() > 1e-3  # a real gradient, not 0 = 0
     if name != "gumbel":  # every row of Jᵀg sums to 0: the weights' sum does not move
         np.testing.assert_allclose(comp.sum(axis=-1), 0.0, rtol=0, atol=1e-12)
@@ -322,7 +324,7 @@ def test_gumbel_hard_and_soft(seed):
     np.testing.assert_array_equal(soft.noise, noise)
     np.testing.assert_array_equal(hard.noise, noise)
     np.testing.assert_array_equal(gumbel_noise(scores.shape, seed), noise)
-    assert close(soft.weights, per_row(ref_softmax, scores + noise, T))
+    assert_close(soft.weights, per_row(ref_softmax, scores + noise, T), kind="reference")
     np.testing.assert_array_equal(hard.weights, per_row(ref_argmax, scores + noise))
     assert (soft.gradient, hard.gradient) == ("exact", "surrogate")
     np.testing.assert_array_equal(hard.vjp(g), soft.vjp(g))
@@ -336,7 +338,7 @@ def test_softmax_vjp_divides_by_temperature():
     s, g, T = np.array([0.2, -1.0, 0.7]), np.array([1.0, -2.0, 0.5]), 2.5
     w = ref_softmax(s, T)
     ref = np.array([w[i] * (g[i] - sum(w[j] * g[j] for j in range(3))) / T for i in range(3)])
-    assert close(select("softmax", s, temperature=T).vjp(g), ref)
+    assert_close(select("softmax", s, temperature=T).vjp(g), ref, kind="reference")
 
 
 # ---------------------------------------------------------------------------------------
@@ -367,7 +369,7 @@ def test_topk_boundary_tie(row, k, kept, tie):
     sel = select("topk", np.array(row), k=k, temperature=1.0)
     np.testing.assert_array_equal(np.flatnonzero(sel.weights > 0), kept)
     assert bool(sel.ties) is tie
-    assert close(sel.weights, ref_topk(row, k, 1.0))
+    assert_close(sel.weights, ref_topk(row, k, 1.0), kind="reference")
 
 
 def test_soft_selectors_report_no_ties():
@@ -413,10 +415,11 @@ def test_bad_k(k):
 
 def test_good_edge_parameters_are_accepted():
     row = np.array([0.5, -1.0, 2.0])
-    assert close(select("topk", row, k=3).weights, ref_softmax(row))
-    assert close(select("topk", row, k=1).weights, [0.0, 0.0, 1.0])
-    assert close(select("topk", row).weights, ref_topk(row, 2))  # default k = 2
-    assert close(select("entmax", row, alpha=1.0 + 1e-2).weights, ref_entmax(row, 1.01))
+    assert_close(select("topk", row, k=3).weights, ref_softmax(row), kind="reference")
+    assert_close(select("topk", row, k=1).weights, [0.0, 0.0, 1.0], kind="reference")
+    assert_close(select("topk", row).weights, ref_topk(row, 2), kind="reference")  # default k = 2
+    assert_close(select("entmax", row, alpha=1.0 + 1e-2).weights, ref_entmax(row, 1.01),
+                 kind="reference")
 
 
 def test_topk_mask_equals_the_stable_sort_definition_under_heavy_ties():
@@ -435,3 +438,161 @@ def test_topk_mask_equals_the_stable_sort_definition_under_heavy_ties():
             expected[order[:k]] = True
             assert np.array_equal(got, expected)
             assert tie == (k < n and row[order[k - 1]] == row[order[k]])
+
+
+# ---------------------------------------------------------------------------------------
+# The registry: every entry, whatever its name
+
+
+# Parameter settings beyond the defaults that change a selector's maps.
+VARIANTS = {
+    "softmax": [dict(temperature=0.6), dict(temperature=2.5)],
+    "entmax": [dict(alpha=1.3), dict(alpha=2.0)],
+    "topk": [dict(k=4, temperature=0.8)],
+    "gumbel": [dict(temperature=0.7, seed=5), dict(seed=2, hard=True)],
+    "st-argmax": [dict(temperature=0.4)],
+}
+REGISTRY_CASES = [(name, params) for name in selector_names()
+                  for params in [{}, *VARIANTS.get(name, [])]]
+
+
+def smooth_point(smooth, rng, shape=(3, 6), delta=1e-4):
+    """Scores where ``smooth`` keeps its support (and argmax) under every ±delta move of one
+    score, so that a central difference with ε = 1e-6 never crosses a kink."""
+    for _ in range(100):
+        s = rng.normal(size=shape) * 0.5
+        w = smooth(s)
+        pattern, top = w > 0, w.argmax(axis=-1)
+        if (pattern.sum(axis=-1) < 2).any():
+            continue  # a single-key support is locally constant: 0 = 0 proves nothing
+        moved = [smooth(s + sign * delta * np.eye(s.size)[i].reshape(shape))
+                 for i in range(s.size) for sign in (-1, 1)]
+        if all(np.array_equal(m > 0, pattern) and np.array_equal(m.argmax(axis=-1), top)
+               for m in moved):
+            return s
+    raise AssertionError("no kink-free scores found")
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("name, params", REGISTRY_CASES,
+                         ids=[f"{n}-{p}" for n, p in REGISTRY_CASES])
+def test_every_registered_backward_is_the_jacobian_of_its_soft_map(name, params, seed):
+    """exact: Jᵀg of the forward map; surrogate: Jᵀg of the entry's soft map; zero: 0."""
+    entry = get_selector(name)
+    rng = np.random.default_rng(seed)
+    used = resolve_params(name, 6, params)
+    kind = entry.gradient_kind(used)
+    assert kind in ("exact", "zero", "surrogate")
+    if entry.soft is not None:
+        soft = lambda s: entry.soft(s, **used)  # noqa: E731
+    else:
+        soft = lambda s: select(name, s, **params).weights  # noqa: E731
+    if kind == "zero":
+        s, g = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
+        comp = select(name, s, **params).vjp(g)
+        assert comp.shape == s.shape and np.all(comp == 0)
+        assert np.all(numeric_grad(lambda x: np.sum(g * soft(x)), s) == 0)
+        return
+    s = smooth_point(soft, rng)
+    g = rng.normal(size=s.shape)
+    sel = select(name, s, **params)
+    if kind == "exact":
+        np.testing.assert_array_equal(sel.weights, soft(s))
+    comp = sel.vjp(g)
+    numeric = numeric_grad(lambda x: np.sum(g * soft(x)), s)
+    assert np.abs(numeric).max() > 1e-3  # a real gradient
+    assert_close(comp, numeric, kind="finite-difference")
+
+
+def test_gradient_kinds_of_the_built_ins():
+    kinds = {name: get_selector(name).gradient_kind(resolve_params(name, 4))
+             for name in selector_names()}
+    assert kinds == {"softmax": "exact", "argmax": "zero", "sparsemax": "exact",
+                     "entmax": "exact", "topk": "exact", "gumbel": "exact",
+                     "st-argmax": "surrogate"}
+    assert get_selector("gumbel").gradient_kind(resolve_params("gumbel", 4, {"hard": True})) \
+        == "surrogate"
+
+
+def test_resolve_params_reads_exactly_what_each_selector_reads():
+    given = {"temperature": 2.0, "alpha": 1.7, "k": None, "seed": 3, "hard": True}
+    assert resolve_params("softmax", 5, given) == {"temperature": 2.0}
+    assert resolve_params("argmax", 5, given) == {}
+    assert resolve_params("entmax", 5, given) == {"alpha": 1.7}
+    assert resolve_params("topk", 5, given) == {"k": 2, "temperature": 2.0}
+    assert resolve_params("topk", 1, given) == {"k": 1, "temperature": 2.0}  # k ≤ n
+    assert resolve_params("gumbel", 5, given) == {"temperature": 2.0, "seed": 3, "hard": True}
+    assert resolve_params("topk", 5) == {"k": 2, "temperature": 1.0}  # the defaults
+    assert list(resolve_params("topk", 5, {"temperature": 3, "k": 4})) == ["k", "temperature"]
+
+
+def test_resolve_params_checks():
+    # a temperature or alpha no selector could use is refused even where it is not read
+    with pytest.raises(InputError) as info:
+        resolve_params("argmax", 3, {"temperature": 0.0})
+    assert info.value.key == "temperature"
+    with pytest.raises(InputError) as info:
+        resolve_params("softmax", 3, {"alpha": 1.0})
+    assert info.value.key == "alpha"
+    # k's bound is the number of keys of topk: other selectors ignore it
+    assert resolve_params("softmax", 3, {"k": 9}) == {"temperature": 1.0}
+    with pytest.raises(InputError) as info:
+        resolve_params("topk", 3, {"k": 9})
+    assert "1..3" in str(info.value)
+    with pytest.raises(InputError) as info:
+        resolve_params("softmax", 3, {"beta": 1.0})
+    assert info.value.key == "beta"
+    for key, value in (("seed", -1), ("seed", 1.5), ("hard", "yes")):
+        with pytest.raises(InputError) as info:
+            resolve_params("gumbel", 3, {key: value})
+        assert info.value.key == key
+
+
+@pytest.mark.parametrize("name, hint", [("softmx", "softmax"), ("st_argmax", "st-argmax"),
+                                        ("uniform", None)])
+def test_unknown_selector_is_an_input_error_with_a_hint(name, hint):
+    for call in (lambda: get_selector(name), lambda: select(name, np.zeros(3)),
+                 lambda: resolve_params(name, 3)):
+        with pytest.raises(InputError) as info:
+            call()
+        message = str(info.value)
+        assert info.value.key == "selector" and f"is '{name}'" in message
+        if hint:
+            assert f"(did you mean {hint}?)" in message
+        else:
+            assert "did you mean" not in message
+        assert message.endswith(
+            "choose one of softmax, argmax, sparsemax, entmax, topk, gumbel, st-argmax")
+
+
+def test_register_and_unregister():
+    from seqtool.core.selectors import (
+        Forward, Param, Selector, register_selector, registered, unregister_selector,
+    )
+
+    def halves(s):  # w = (½, ½) on two keys, whatever the scores
+        return Forward(np.full_like(s, 1.0 / s.shape[-1]))
+
+    entry = Selector("halves", halves, lambda fwd, g: np.zeros_like(g), (), "exact")
+    with registered(entry):
+        assert selector_names()[-1] == "halves"
+        np.testing.assert_array_equal(select("halves", np.array([3.0, -1.0])).weights, [0.5, 0.5])
+        with pytest.raises(ValueError, match="already registered"):
+            register_selector(entry)
+    assert "halves" not in selector_names()
+    with pytest.raises(InputError):
+        unregister_selector("halves")
+    # a parameter name means one thing for every selector
+    clash = Param("temperature", 2.0, lambda v, n: v, "another temperature")
+    with pytest.raises(ValueError, match="differs"):
+        register_selector(Selector("hot", halves, None, (clash,), "zero"))
+    with pytest.raises(ValueError, match="gradient"):
+        register_selector(Selector("odd", halves, None, (), "approximate"))
+    assert "hot" not in selector_names() and "odd" not in selector_names()
+    # a new parameter joins the table while its selector is registered, and leaves with it
+    beta = Param("beta", 0.5, lambda v, n: float(v), "a new parameter")
+    with registered(Selector("beta-halves", lambda s, beta: halves(s), None, (beta,), "zero")):
+        assert resolve_params("beta-halves", 2, {"beta": 2}) == {"beta": 2.0}
+        assert resolve_params("softmax", 2, {"beta": 2}) == {"temperature": 1.0}
+    with pytest.raises(InputError):
+        resolve_params("softmax", 2, {"beta": 2})

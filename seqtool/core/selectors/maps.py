@@ -1,94 +1,15 @@
-"""Selectors: functions that turn a row of attention scores into weights.
+"""The maps behind the selectors: scores s (..., n) -> weights, row by row, and their VJPs.
 
-Every selector maps scores ``s`` of shape ``(..., n)`` to weights ``w`` of the same shape,
-row by row along the last axis, and has a backward pass, the vector-Jacobian product
-``g ↦ Jᵀ g`` with ``J = ∂w/∂s`` (for the surrogate selectors, the Jacobian of the soft map
-that stands in for the hard one).
-
-=============  =====================================================  ================
-name           forward                                                gradient
-=============  =====================================================  ================
-softmax        w = exp(s/T) / Σ exp(s/T)                              exact
-argmax         w = one_hot(argmax s), ties to the lowest index        zero
-sparsemax      w = argmin_{p ∈ Δ} ‖p − s‖²  (Martins & Astudillo)     exact
-entmax         w_i = [(α−1)s_i − τ]₊^{1/(α−1)}, Σ w = 1 (Peters+ 19)   exact
-topk           softmax(s/T) over the k largest scores, 0 elsewhere    exact
-gumbel         softmax((s + G)/T), G ~ Gumbel(0, 1) from the seed     exact (hard: surrogate)
-st-argmax      one_hot(argmax s) forward, softmax(s/T) backward       surrogate
-=============  =====================================================  ================
-
-Everything is float64 NumPy: analysis, not training, so clarity and exactness come first.
+Plain functions of arrays and numbers; :mod:`seqtool.core.selectors.builtin` makes each
+into a registry entry. Everything is float64 NumPy: analysis, not training, so clarity and
+exactness come first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
-from seqtool.core.errors import InputError, RunError
-
-SELECTORS = ("softmax", "argmax", "sparsemax", "entmax", "topk", "gumbel", "st-argmax")
-
-# Which selectors read which parameter (the rest ignore it).
-PARAMS_USED = {
-    "softmax": ("temperature",),
-    "argmax": (),
-    "sparsemax": (),
-    "entmax": ("alpha",),
-    "topk": ("k", "temperature"),
-    "gumbel": ("temperature", "seed", "hard"),
-    "st-argmax": ("temperature",),
-}
-
-DEFAULT_TOPK = 2
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What a selector returns: the weights and how to push a gradient back through them.
-
-    ``gradient`` is ``"exact"`` (the true Jacobian), ``"zero"`` (piecewise constant: the true
-    Jacobian is 0 almost everywhere) or ``"surrogate"`` (the forward pass is hard, the
-    backward pass is the Jacobian of a soft stand-in). ``ties[...]`` is true where the
-    largest score of a row that decided a hard choice was shared (the lowest index won).
-    """
-
-    name: str
-    weights: np.ndarray  # (..., n)
-    gradient: str
-    ties: np.ndarray  # (...,) bool
-    backward: Callable[[np.ndarray], np.ndarray]
-    noise: np.ndarray | None = None  # (..., n) Gumbel noise, gumbel only
-
-    def vjp(self, grad_weights: np.ndarray) -> np.ndarray:
-        """∂L/∂s given ∂L/∂w (same shapes as the weights)."""
-        return self.backward(np.asarray(grad_weights, dtype=np.float64))
-
-
-# ---------------------------------------------------------------------------------------
-# Validation of selector parameters (shared by the Config and by direct library calls)
-
-
-def check_selector_params(
-    name: str, n: int, *, temperature: float = 1.0, alpha: float = 1.5, k: int | None = None
-) -> int | None:
-    """Raise :class:`InputError` for parameters the selector cannot use; return the k used."""
-    if name not in SELECTORS:
-        raise InputError("selector", f"'{name}' is unknown; choose one of {', '.join(SELECTORS)}")
-    if not (np.isfinite(temperature) and temperature > 0):
-        raise InputError("temperature", f"must be a finite number > 0, got {temperature}")
-    if not (np.isfinite(alpha) and alpha > 1):
-        raise InputError("alpha", f"must be a finite number > 1, got {alpha}")
-    if name != "topk":
-        return k
-    if k is None:
-        return min(DEFAULT_TOPK, n)
-    if isinstance(k, bool) or int(k) != k or not 1 <= k <= n:
-        raise InputError("k", f"must be a whole number in 1..{n} (the number of keys), got {k}")
-    return int(k)
-
+from seqtool.core.errors import RunError
 
 # ---------------------------------------------------------------------------------------
 # Soft maps
@@ -254,12 +175,19 @@ def topk_mask(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mask, ties
 
 
+def masked_softmax(scores: np.ndarray, mask: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(s/T) over the scores where ``mask`` is true, 0 elsewhere (shifted by the row's
+    max, which the kept scores of top-k include)."""
+    s = np.asarray(scores, dtype=np.float64)
+    z = np.where(mask, np.exp((s - s.max(axis=-1, keepdims=True)) / temperature), 0.0)
+    return z / z.sum(axis=-1, keepdims=True)
+
+
 def topk_softmax(scores: np.ndarray, k: int, temperature: float = 1.0) -> np.ndarray:
     """softmax(s/T) over the k largest scores of each row, 0 elsewhere."""
     s = np.asarray(scores, dtype=np.float64)
     mask, _ = topk_mask(s, k)
-    z = np.where(mask, np.exp((s - s.max(axis=-1, keepdims=True)) / temperature), 0.0)
-    return z / z.sum(axis=-1, keepdims=True)
+    return masked_softmax(s, mask, temperature)
 
 
 def gumbel_noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -267,56 +195,3 @@ def gumbel_noise(shape: tuple[int, ...], seed: int) -> np.ndarray:
     u = np.random.default_rng(seed).random(shape)
     u = np.maximum(u, np.finfo(np.float64).tiny)  # U = 0 would give G = −∞
     return -np.log(-np.log(u))
-
-
-# ---------------------------------------------------------------------------------------
-# One entry point
-
-
-def _no_ties(scores: np.ndarray) -> np.ndarray:
-    return np.zeros(scores.shape[:-1], dtype=bool)
-
-
-def select(
-    name: str,
-    scores: np.ndarray,
-    *,
-    temperature: float = 1.0,
-    alpha: float = 1.5,
-    k: int | None = None,
-    seed: int = 0,
-    hard: bool = False,
-) -> Selection:
-    """Run selector ``name`` on ``scores`` (..., n) and return a :class:`Selection`."""
-    s = np.asarray(scores, dtype=np.float64)
-    k = check_selector_params(name, s.shape[-1], temperature=temperature, alpha=alpha, k=k)
-    T = float(temperature)
-
-    if name == "softmax":
-        w = softmax(s, T)
-        return Selection(name, w, "exact", _no_ties(s), lambda g: softmax_vjp(w, g, T))
-    if name == "argmax":
-        w, ties = one_hot_argmax(s)
-        return Selection(name, w, "zero", ties, np.zeros_like)
-    if name == "sparsemax":
-        w = sparsemax(s)
-        return Selection(name, w, "exact", _no_ties(s), lambda g: sparsemax_vjp(w, g))
-    if name == "entmax":
-        w = entmax(s, alpha)
-        return Selection(name, w, "exact", _no_ties(s), lambda g: entmax_vjp(w, g, alpha))
-    if name == "topk":
-        w = topk_softmax(s, k, T)
-        _, ties = topk_mask(s, k)
-        return Selection(name, w, "exact", ties, lambda g: softmax_vjp(w, g, T))
-    if name == "gumbel":
-        noise = gumbel_noise(s.shape, seed)
-        soft = softmax(s + noise, T)
-        back = lambda g: softmax_vjp(soft, g, T)  # noqa: E731 - reparameterised: noise is fixed
-        if hard:
-            w, ties = one_hot_argmax(s + noise)
-            return Selection(name, w, "surrogate", ties, back, noise)
-        return Selection(name, soft, "exact", _no_ties(s), back, noise)
-    # st-argmax: the hard choice forward, the softmax Jacobian backward
-    w, ties = one_hot_argmax(s)
-    soft = softmax(s, T)
-    return Selection(name, w, "surrogate", ties, lambda g: softmax_vjp(soft, g, T))
