@@ -7,8 +7,10 @@ import io
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
+from seqtool.core.attention import EXAMPLE_KEYS
 from seqtool.core.report import Report
 from seqtool.io.output import (
     Writer, formats_for, register_writer, unregister_writer, write_report,
@@ -61,11 +63,17 @@ def test_a_new_format_is_one_writer_and_every_command_offers_it(cli):
     register_writer(Writer("tsv", tsv))
     try:
         assert "tsv" in formats_for(streams=False) and "tsv" in formats_for(streams=True)
-        result = cli("evaluate", "--help")
-        assert result.exit_code == 0
-        Toy_report = Toy([1.5, -2.0])
-        lines = written(Toy_report, "tsv").splitlines()
-        assert lines == ["i\tvalue", "0\t1.5", "1\t-2.0"]
+        assert written(Toy([1.5, -2.0]), "tsv").splitlines() == ["i\tvalue", "0\t1.5",
+                                                                  "1\t-2.0"]
+        result = cli("attend", "-q", "3,-1", "-s", "argmax", "-f", "tsv")  # no other change
+        assert result.exit_code == 0, result.stderr
+        lines = [line.split("\t") for line in result.stdout.splitlines()]
+        assert lines[0] == ["query", "key", "score", "weight"]
+        scores = [float(row[2]) for row in lines[1:]]
+        expected = EXAMPLE_KEYS @ np.array([3.0, -1.0])  # q·k_i of the worked example
+        assert scores == expected.tolist()
+        weights = [float(row[3]) for row in lines[1:]]
+        assert weights == np.eye(len(expected))[np.argmax(expected)].tolist()
     finally:
         unregister_writer("tsv")
     assert "tsv" not in formats_for(streams=True)
