@@ -22,6 +22,7 @@ import numpy as np
 from seqtool.core import attention
 from seqtool.core import selectors as selector_registry
 from seqtool.core.errors import InputError
+from seqtool.core.losses import LOSSES, TARGETS_AT
 from seqtool.core.optim import OPTIMIZERS
 from seqtool.io.numbers import read_matrix, read_vector
 
@@ -389,6 +390,18 @@ def _cell_names() -> tuple[str, ...]:
     return cell_names()
 
 
+def _activations() -> tuple[str, ...]:
+    from seqtool.core.rnn.cells.rnn import ACTIVATIONS  # the vanilla cell's f
+
+    return ACTIVATIONS
+
+
+def _nonlinearities() -> tuple[str, ...]:
+    from seqtool.core.rnn.cells.rnn import NONLINEARITIES
+
+    return NONLINEARITIES
+
+
 @dataclass(frozen=True)
 class BpttConfig:
     """Parameters of ``seqtool bptt``: a problem (given or generated) and what to report."""
@@ -405,11 +418,11 @@ class BpttConfig:
         optional(as_matrix),
     )
     activation: str = param("tanh", "f in h_t = f(z_t): tanh, sigmoid, relu, identity.",
-                            one_of(("tanh", "sigmoid", "relu", "identity")))
+                            one_of(_activations))
     loss: str = param("mse", "mse (½‖ŷ−y‖²) or cross_entropy, summed over steps.",
-                      one_of(("mse", "cross_entropy")))
+                      one_of(LOSSES))
     target_at: str = param("all", "all (many-to-many) or last (many-to-one: only L_T).",
-                           one_of(("all", "last")))
+                           one_of(TARGETS_AT))
     truncate: int | None = param(None, "Truncated BPTT: each L_t reaches back at most k steps.",
                                  optional(as_positive_int))
     check: bool = param(False, "Finite-difference check of every gradient (exit 1 if > 1e-6).",
@@ -540,7 +553,7 @@ class TrainConfig:
     dropout: float = param(0.0, "Dropout between stacked layers (training only).", as_dropout)
     pool: str = param("last", "classify: last, mean or max over the real steps.",
                       one_of(_pools))
-    nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(("tanh", "relu")))
+    nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(_nonlinearities))
     dtype: str = param("float32", "float32 or float64.", one_of(("float32", "float64")))
     optimizer: str = param("adam", "sgd, momentum, adam or adagrad.",
                            one_of(OPTIMIZERS))

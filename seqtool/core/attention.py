@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from seqtool.core.errors import InputError
+from seqtool.core.report import Report
 from seqtool.core.selectors import Selection, get_selector, resolve_params, select
 
 # The worked example: with q = (3, −1) the scores are −2, 3, 0, 6, so argmax picks key 3.
@@ -108,7 +109,7 @@ def _rows(array: np.ndarray) -> list:
 
 
 @dataclass
-class AttendReport:
+class AttendReport(Report):
     """Everything `seqtool attend` computed; ``to_dict`` is its JSON form."""
 
     selector: str

@@ -19,6 +19,7 @@ import numpy as np
 
 from seqtool.core.attention import attend, attend_backward, attention_scores, resolve_scale
 from seqtool.core.recall import LearningResult, RecallSetup, learn
+from seqtool.core.report import Report
 from seqtool.core.selectors import resolve_params, select
 
 COST_REPEATS = 15
@@ -151,7 +152,7 @@ LEARN_COLUMNS = ("loss_start", "loss_end", "accuracy", "accuracy_at_init", "grad
 
 
 @dataclass
-class CompareReport:
+class CompareReport(Report):
     """Everything `seqtool compare-selectors` measured; ``to_dict`` is its JSON form."""
 
     example: bool

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 LOSSES = ("mse", "cross_entropy")
+TARGETS_AT = ("all", "last")  # a loss term at every step (many-to-many) or the last only
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -73,28 +73,21 @@ class Writer:
     streams: bool = False  # offered only by commands that emit records as they go
 
 
-def _as_json(report: Any) -> Any:
-    """A Report's JSON document (any object with ``to_dict()`` will do)."""
-    return report.to_json() if hasattr(report, "to_json") else report.to_dict()
-
-
 def _json(report: Any, stream: TextIO, explanation: list[str] | None) -> None:
-    data = _as_json(report)
+    data = report.to_json()
     if explanation is not None and isinstance(data, dict):
         data = {**data, "explanation": explanation}
     write_json(data, stream)
 
 
 def _jsonl(report: Any, stream: TextIO, explanation: list[str] | None) -> None:
-    records = report.records() if hasattr(report, "records") else [_as_json(report)]
-    for record in records:
+    for record in report.records():
         write_jsonl(record, stream)
 
 
 def _csv(report: Any, stream: TextIO, explanation: list[str] | None) -> None:
-    rows = report.rows()
-    columns = report.columns() if hasattr(report, "columns") else list(rows[0]) if rows else []
-    write_csv(columns, ([row.get(c, "") for c in columns] for row in rows), stream)
+    columns = report.columns()
+    write_csv(columns, ([row.get(c, "") for c in columns] for row in report.rows()), stream)
 
 
 WRITERS: dict[str, Writer] = {w.name: w for w in (

@@ -20,13 +20,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from seqtool.core.errors import InputError
-from seqtool.core.losses import LOSSES, sequence_loss
+from seqtool.core.report import Report
+from seqtool.core.losses import LOSSES, TARGETS_AT, sequence_loss
 from seqtool.core.rnn.cells import get_cell
 from seqtool.core.rnn.cells.rnn import RNN, RNNForward
 from seqtool.core.rnn.vanilla import ACTIVATIONS, rnn_backward, rnn_forward
 
 PARAMETERS = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0")
-TARGETS_AT = ("all", "last")
 CHECK_TOLERANCE = 1e-6
 FD_STEP = 1e-4
 FD_FLOOR = 1e-6
@@ -220,7 +220,7 @@ def _tolist(value: Any) -> Any:
 
 
 @dataclass
-class BpttReport:
+class BpttReport(Report):
     """Everything `seqtool bptt` computed; ``to_dict`` is its JSON form, ``rows`` its CSV."""
 
     problem: RNNProblem

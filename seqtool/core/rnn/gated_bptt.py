@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from seqtool.core.losses import sequence_loss
+from seqtool.core.report import Report
 from seqtool.core.rnn.bptt import (
     RNNProblem, analyse, check_summary, check_truncate, finite_difference_check,
     generate_problem, optional_parts, scale_to_radius, step_rows, trace_parts, verdict,
@@ -270,7 +271,7 @@ def gate_radii(problem: GatedProblem) -> dict[str, float]:
 
 
 @dataclass
-class GatedBpttReport:
+class GatedBpttReport(Report):
     """Everything `seqtool bptt --cell gru|lstm|...` computed; ``to_dict`` is its JSON form,
     ``rows`` its CSV."""
 
@@ -355,7 +356,7 @@ def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: 
 
 
 @dataclass
-class CellComparison:
+class CellComparison(Report):
     """`seqtool bptt --cell rnn,gru,lstm`: each cell's report on the same sequence."""
 
     reports: list[Any]  # BpttReport or GatedBpttReport, in the order asked for

@@ -15,6 +15,7 @@ import numpy as np
 from seqtool.core.rnn.cells import Cell, CellGradients, register_cell
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
+NONLINEARITIES = ("tanh", "relu")  # what a trained rnn layer may use (torch.nn.RNN's choice)
 
 
 @dataclass
