@@ -23,7 +23,6 @@ from seqtool.core import attention
 from seqtool.core import selectors as selector_registry
 from seqtool.core.errors import InputError
 from seqtool.core.losses import LOSSES, TARGETS_AT
-from seqtool.core.optim import OPTIMIZERS
 from seqtool.io.numbers import read_matrix, read_vector
 
 # ---------------------------------------------------------------------------------------
@@ -507,6 +506,12 @@ def _tasks() -> tuple[str, ...]:
     return TASKS
 
 
+def _optimizers() -> tuple[str, ...]:
+    from seqtool.core.optim import OPTIMIZERS  # torch's update rules, implemented there
+
+    return OPTIMIZERS
+
+
 def _pools() -> tuple[str, ...]:
     from seqtool.core.models import POOLS  # imports the kernels: only when a Config is built
 
@@ -556,7 +561,7 @@ class TrainConfig:
     nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(_nonlinearities))
     dtype: str = param("float32", "float32 or float64.", one_of(("float32", "float64")))
     optimizer: str = param("adam", "sgd, momentum, adam or adagrad.",
-                           one_of(OPTIMIZERS))
+                           one_of(_optimizers))
     lr: float = param(0.003, "Learning rate.", as_positive_float)
     weight_decay: float = param(0.0, "L2 penalty added to the gradients.", as_nonnegative_float)
     clip_norm: float | None = param(None, "Clip the global gradient norm to this.",

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import typer
 
-from seqtool.commands import Command, Events, Flag, commands, load
+from seqtool.commands import Command, Flag, commands, load
 from seqtool.core.errors import InputError, RunError
 
 FORMAT = "output_format"
@@ -221,6 +221,7 @@ def _notice(text: str) -> None:
 
 def invoke(command: Command, values: dict[str, Any]) -> None:
     """Run ``command`` with the values Typer parsed, and write what it reports."""
+    from seqtool.commands.events import Events
     from seqtool.io.output import choose_format, formats_for, write_jsonl, write_report
 
     requested = values.get(FORMAT)

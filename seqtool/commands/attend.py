@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from seqtool.commands.registry import Events
+from seqtool.commands.events import Events
 from seqtool.config import AttendConfig
 from seqtool.core.attention import AttendReport, attend_report
 

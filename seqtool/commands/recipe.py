@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqtool.commands.registry import Events
+from seqtool.commands.events import Events
 from seqtool.config import RunConfig
 from seqtool.core.report import Report
 

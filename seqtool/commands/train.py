@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from seqtool import __version__
-from seqtool.commands.registry import Events
+from seqtool.commands.events import Events
 from seqtool.config import RESUMABLE_CHANGES, TrainConfig
 from seqtool.core.errors import InputError
 from seqtool.core.report import Report, finite

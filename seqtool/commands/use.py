@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seqtool.commands.registry import Events
+from seqtool.commands.events import Events
 from seqtool.commands.trained import Model, dataset_for_model, load_model
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig
 from seqtool.core.errors import InputError

@@ -19,7 +19,8 @@ from seqtool.core.errors import SeqtoolError
 def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The command's report as data: its Config from ``params``, its run function, and its
     failure check, all from the command registry (as the CLI calls them)."""
-    from seqtool.commands import Events, get_command
+    from seqtool.commands import get_command
+    from seqtool.commands.events import Events
 
     cmd = get_command(command)
     config = cmd.config.from_mapping(params)
