@@ -116,6 +116,31 @@ def test_without_jit_bptt_reports_the_compiled_numbers(cell):
             assert python[key] == value, key
 
 
+def test_without_jit_training_gives_the_compiled_numbers(tmp_path):
+    # the models' and the optimiser's kernels too (seqtool.core.models, seqtool.core.fused)
+    def train(out, **env):
+        result = subprocess.run(
+            [sys.executable, "-m", "seqtool", "train-rnn", "--data", "parity", "--cell", "lstm",
+             "--samples", "24", "--seq-len", "5", "--hidden", "4", "--steps", "3",
+             "--batch-size", "8", "--dtype", "float64", "--optimizer", "adam", "--out",
+             str(tmp_path / out), "--format", "json"], env=environment(**env),
+            capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stderr
+        report = dict(numbers(json.loads(result.stdout)))
+        return {k: v for k, v in report.items()
+                if not k.endswith((".seconds", ".tokens_per_s", ".out"))}
+
+    compiled, python = train("compiled"), train("python", NUMBA_DISABLE_JIT="1")
+    assert compiled.keys() == python.keys()
+    losses = [k for k in compiled if ".loss" in k]
+    assert losses
+    for key, value in compiled.items():
+        if isinstance(value, float):
+            assert_close(python[key], value, what=key)
+        else:
+            assert python[key] == value, key
+
+
 def test_plain_products_give_the_numbers_of_the_tiles(tmp_path):
     plain, how = cases_in_subprocess(tmp_path, tiny=False, SEQTOOL_PLAIN_PRODUCTS="1")
     assert how == [0, *tuning.ProductTuning(plain=True).compiled()]

@@ -25,6 +25,11 @@ A may have any strides (it is only read one element at a time, broadcast): Aᵀ 
 C-contiguous array costs nothing extra. W and C need unit stride along their rows
 (checked).
 Columns beyond the last full vector are handled with masked loads and stores.
+
+Which method runs for which shape (tiles, a plain loop, the register-blocked loop, BLAS) is
+decided by the thresholds of seqtool.core.rnn.tuning.ProductTuning, compiled in as
+constants; SEQTOOL_PLAIN_PRODUCTS=1 makes every product a plain np.dot, the reference for
+all the others. Without JIT (NUMBA_DISABLE_JIT=1) each tile is NumPy's product of its block.
 """
 
 from __future__ import annotations
