@@ -171,9 +171,9 @@ def test_large_size_paths_match_the_loop_references(cell, shape):
     p = problem(cell, *shape, seed=sum(shape) + 1)
     space = Workspace()
     with tuning.use(**LARGE_PATHS):
-        # the paths really run: rows gathered for any padding, arrays from the workspace
-        assert lengths_module.step_schedule(p["lengths"], shape[0], shape[1])[1] is not None \
-            or (p["lengths"] == shape[0]).all()
+        # the paths really run: rows gathered (below 101 % real steps: always), arrays
+        # from the workspace
+        assert lengths_module.step_schedule(p["lengths"], shape[0], shape[1])[1] is not None
         got = run_cell(cell, p, p["lengths"], workspace=space)
     assert space.nbytes > 0
     T, B = shape[:2]
