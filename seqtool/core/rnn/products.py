@@ -549,7 +549,7 @@ def step_product(out, a, w):
     N = w.shape[1]
     size = B * K * N
     fits = K * N * w.itemsize < TILED_W_BELOW
-    if PLAIN:  # (a compile-time constant: the other branches are not compiled then)
+    if PLAIN:  # a compile-time constant: numba prunes the branch not taken
         if B > 0:
             np.dot(a, w, out)
     elif B == 1 and fits:
