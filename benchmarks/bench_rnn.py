@@ -75,6 +75,7 @@ if "--fresh-cache" in sys.argv:  # before numba is imported
     atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
 
 import argparse  # noqa: E402
+import inspect  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -259,14 +260,23 @@ class GatedCase:
         self.h0 = self.h0_t.detach().numpy()[0].copy()
         self.c0 = self.c0_t.detach().numpy()[0].copy()
         self.G = self.G_t.numpy().copy()
+        # A training loop's repeated calls: one workspace lends the large arrays again
+        # (seqtool.core.buffers; checkouts before it recycled them by reference counts).
+        self.space = {}
+        if "workspace" in inspect.signature(gated.lstm_forward).parameters:
+            from seqtool.core.buffers import Workspace
+
+            self.space = {"workspace": Workspace()}
 
     def run_seqtool(self):
         W_ih, W_hh, b_ih, b_hh = self.weights
+        space = self.space
         if self.cell == "lstm":
-            r = self.gated.lstm_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0, self.c0)
-            return r, self.gated.lstm_backward(self.X, W_ih, W_hh, r, self.G)
-        r = self.gated.gru_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0)
-        return r, self.gated.gru_backward(self.X, W_ih, W_hh, r, self.G)
+            r = self.gated.lstm_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0, self.c0,
+                                        **space)
+            return r, self.gated.lstm_backward(self.X, W_ih, W_hh, r, self.G, **space)
+        r = self.gated.gru_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0, **space)
+        return r, self.gated.gru_backward(self.X, W_ih, W_hh, r, self.G, **space)
 
     def run_torch(self):
         self.rnn.zero_grad(set_to_none=True)

@@ -1,46 +1,101 @@
-"""Large per-call arrays, handed out again once nobody holds them.
+"""A workspace: large per-call arrays that the caller lends to the recurrent layers again and
+again, with lifetimes the caller decides.
 
 glibc gives freed blocks of a few hundred kB and more back to the OS, and touching a fresh
 block costs a page fault per 4 kB page: for the recurrent layers' states, gate records and
 gradients (18 MB at T = 100, B = 32, H = 128: ~4000 faults) that was a third of the time of
-a forward and backward pass. :func:`reusable` keeps the last array handed out under a name
-and hands it out again when only it still refers to the array (views refer to their base,
-so a view held anywhere counts). Each thread has its own arrays: two runs in the threads of
-one process (a Dask worker with several threads) never share one.
+a forward and backward pass. A training loop calls the layers with the same shapes batch
+after batch, so it keeps one :class:`Workspace` and passes it (``workspace=``) to every
+call: a layer takes its large arrays from it by name, and the same name and shape give the
+same memory next time.
+
+The rule that keeps this free of aliasing bugs: an array taken from a workspace is valid
+until its owner takes the same name again (or releases it). A function given no workspace
+returns fresh arrays, so a result that a caller keeps is never overwritten behind its
+back; passing a workspace is the caller's promise that it is done with the last call's
+results under those names when it makes the next call. Layers of a stack use a
+:meth:`Workspace.scope` each, so that their names never meet.
+
+A workspace belongs to the thread that made it (taking from another thread raises):
+threads (a Dask worker's, say) each make their own.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import numpy as np
 
-_local = threading.local()
 
+class Workspace:
+    """Named arrays lent out again and again; see the module docstring.
 
-def _spare_and_refs(spare: dict, name: str):
-    """spare[name] (or None) and its reference count as seen from here."""
-    a = spare.get(name)
-    return a, sys.getrefcount(a)
+    ``take(name, shape, dtype)`` returns an uninitialised array, the same one as the last
+    ``take`` of ``name`` when shape and dtype agree; ``scope(key)`` a workspace whose names
+    are prefixed with ``key`` and that shares this one's storage and owner;
+    ``release(name=None)`` forgets one name (or all), so that the memory is freed once
+    nobody else holds it.
+    """
 
+    __slots__ = ("_arrays", "_prefix", "_scopes", "_thread")
 
-# The count of an array that only its dict refers to, measured through the same function
-# rather than assumed: what getrefcount reports for locals and arguments varies between
-# Python versions. Anyone else holding the array or a view of it adds to it.
-_UNSHARED_REFS = _spare_and_refs({"probe": np.empty(1)}, "probe")[1]
+    def __init__(self, *, _arrays: dict | None = None, _prefix: str = "",
+                 _thread: int | None = None):
+        self._arrays: dict[str, np.ndarray] = {} if _arrays is None else _arrays
+        self._prefix = _prefix
+        self._scopes: dict = {}
+        self._thread = threading.get_ident() if _thread is None else _thread
 
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a Workspace belongs to the thread that made it: make one "
+                               "per thread")
 
-def reusable(name: str, shape: tuple, dtype) -> np.ndarray:
-    """An uninitialised array of shape and dtype: the one this thread last had under
-    ``name`` if nobody holds it or a view of it any more, else a new one, kept for next
-    time."""
-    spare = getattr(_local, "spare", None)
-    if spare is None:
-        spare = _local.spare = {}
-    a, refs = _spare_and_refs(spare, name)
-    if a is not None and refs == _UNSHARED_REFS and a.shape == shape and a.dtype == dtype:
+    def take(self, name: str, shape: tuple, dtype) -> np.ndarray:
+        """An uninitialised array of ``shape`` and ``dtype`` under ``name``: the one taken
+        last under that name if it has that shape and dtype, else a new one (which replaces
+        it). Valid until the next take of ``name`` or its release."""
+        self._check_thread()
+        key = self._prefix + name
+        a = self._arrays.get(key)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = np.empty(shape, dtype)
+            self._arrays[key] = a
         return a
-    a = np.empty(shape, dtype)
-    spare[name] = a
-    return a
+
+    def scope(self, key) -> Workspace:
+        """A workspace over the same storage whose names start with ``key`` (one per layer
+        of a stack, so that layer 0's "lstm.h" is not layer 1's)."""
+        scope = self._scopes.get(key)
+        if scope is None:
+            self._check_thread()
+            scope = self._scopes[key] = Workspace(_arrays=self._arrays,
+                                                  _prefix=f"{self._prefix}{key}/",
+                                                  _thread=self._thread)
+        return scope
+
+    def release(self, name: str | None = None) -> None:
+        """Forget ``name`` (every name of this scope when None): its memory goes back once
+        no caller holds the array."""
+        self._check_thread()
+        if name is not None:
+            self._arrays.pop(self._prefix + name, None)
+            return
+        for key in [k for k in self._arrays if k.startswith(self._prefix)]:
+            del self._arrays[key]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held under this scope's names."""
+        return sum(a.nbytes for k, a in self._arrays.items() if k.startswith(self._prefix))
+
+    def __repr__(self) -> str:
+        names = sorted(k for k in self._arrays if k.startswith(self._prefix))
+        return f"Workspace({self._prefix!r}, {len(names)} arrays, {self.nbytes} bytes)"
+
+
+def take(workspace: Workspace | None, name: str, shape: tuple, dtype) -> np.ndarray:
+    """``workspace.take(name, shape, dtype)``, or a fresh array without a workspace."""
+    if workspace is None:
+        return np.empty(shape, dtype)
+    return workspace.take(name, shape, dtype)

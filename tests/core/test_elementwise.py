@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 from numba import njit
 
-from seqtool.core.rnn.elementwise import _exp_nonpositive, _sigmoid, _tanh
+from harness import assert_close
+from seqtool.core.rnn import elementwise
+from seqtool.core.rnn.elementwise import (_exp_nonpositive, _fma, _fma_python,
+                                          _scale_by_shifted, _scale_by_shifted_python,
+                                          _sigmoid, _tanh)
 
 
 @njit
@@ -82,3 +86,48 @@ def test_special_values_follow_ieee(dtype):
     np.testing.assert_array_equal(tanh, np.array([0, 0, 1, -1, np.nan, -1, 1], dtype))
     exp = run(apply_exp, np.array([0.0, -0.0, -np.inf, np.nan, -1e30], dtype))
     np.testing.assert_array_equal(exp, np.array([1, 1, 0, np.nan, 0], dtype))
+
+
+# ---------------------------------------------------------------------------------------
+# The Python forms of the intrinsics (what NUMBA_DISABLE_JIT=1 runs) against the intrinsics
+
+
+@njit
+def apply_fma(a, b, c, out):
+    for i in range(a.size):
+        out[i] = _fma(a[i], b[i], c[i])
+
+
+@njit
+def apply_scale(p, t, out):
+    for i in range(p.size):
+        out[i] = _scale_by_shifted(p[i], t[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_python_fma_matches_the_intrinsic(dtype):
+    rng = np.random.default_rng(11)
+    a, b, c = (rng.normal(size=500).astype(dtype) for _ in range(3))
+    compiled = np.empty(500, dtype)
+    apply_fma(a, b, c, compiled)
+    python = np.array([_fma_python(*v) for v in zip(a, b, c)])
+    assert python.dtype == dtype
+    # float32: an exact product in float64, rounded twice; float64: two roundings without
+    # math.fma (Python < 3.13)
+    assert_close(python, compiled, what="fma")
+
+
+@pytest.mark.parametrize("dtype,shifter,low,high", [  # k down to subnormal results, up to
+    (np.float32, elementwise._F32_SHIFTER, -252, 126),   # the largest finite p · 2^k, p < 2
+    (np.float64, elementwise._F64_SHIFTER, -2044, 1022)])
+def test_python_scale_by_shifted_matches_the_intrinsic(dtype, shifter, low, high):
+    k = np.arange(low, high + 1, 7)
+    t = (dtype(shifter) + k.astype(dtype)).astype(dtype)  # k in t's low bits
+    p = np.random.default_rng(12).uniform(1.0, 2.0, size=k.size).astype(dtype)
+    compiled = np.empty(k.size, dtype)
+    apply_scale(p, t, compiled)
+    python = np.array([_scale_by_shifted_python(a, b) for a, b in zip(p, t)])
+    np.testing.assert_array_equal(python, compiled)
+    expected = p.astype(np.float64) * np.exp2(k.astype(np.float64))
+    normal = np.abs(expected) >= np.finfo(dtype).tiny
+    assert_close(python[normal], expected[normal], what="p · 2^k")

@@ -2,10 +2,9 @@
 σ and tanh through an exp made of plain arithmetic, in the arrays' own precision, plus the
 small intrinsics they are built from (bit casts, 2^k, fused multiply-add).
 
-The kernels in vanilla.py and gated.py inline these. numba's cache keys a kernel on its own
-file only, so each of those files records the digest of this one (``INLINES``), and
-tests/core/test_kernel_cache.py fails until the digest is brought up to date after an edit
-here: the edit of the recorded digest is what makes numba rebuild their kernels.
+The kernels in vanilla.py and gated.py inline these; an edit here invalidates their cached
+builds (seqtool.core.rnn.jit keys the cache on every kernel module). Each intrinsic has a
+plain Python form that NUMBA_DISABLE_JIT=1 runs instead (jit.intrinsic_or).
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
-from seqtool.core.rnn.jit import kernel
+from seqtool.core.rnn.jit import intrinsic_or, kernel
 
 
 # ---------------------------------------------------------------------------------------
@@ -59,7 +58,18 @@ def _is_single_overload(a):
     return lambda a: is_single
 
 
-@intrinsic
+def _scale_by_shifted_python(p, t):
+    """_scale_by_shifted without JIT (for a scalar t of float32 or float64)."""
+    t = np.asarray(t)
+    single = t.dtype == np.float32
+    bits = int(t.view(np.int32 if single else np.int64))
+    k = bits - (_F32_SHIFTER_BITS if single else _F64_SHIFTER_BITS)
+    half = k >> 1
+    float_type = t.dtype.type
+    return float_type(float_type(p) * float_type(2.0 ** half)) * float_type(2.0 ** (k - half))
+
+
+@intrinsic_or(_scale_by_shifted_python)
 def _scale_by_shifted(typingctx, p, t):
     """p · 2^k, where k = (bits of t) − (bits of SHIFTER): the integer that adding SHIFTER
     left in t's low bits (see below). 2^k is applied as 2^⌊k/2⌋ · 2^(k−⌊k/2⌋), two normal
@@ -89,7 +99,19 @@ def _scale_by_shifted(typingctx, p, t):
     return t(p, t), codegen
 
 
-@intrinsic
+def _fma_python(a, b, c):
+    """_fma without JIT: correctly rounded with math.fma (Python ≥ 3.13); else float32 as
+    an exact float64 product plus c, rounded twice, and float64 as a·b + c (two roundings:
+    within an ulp of the fused result)."""
+    single = isinstance(a, np.float32)
+    if hasattr(math, "fma"):
+        value = math.fma(float(a), float(b), float(c))
+    else:
+        value = float(a) * float(b) + float(c)
+    return np.float32(value) if single else np.float64(value)
+
+
+@intrinsic_or(_fma_python)
 def _fma(typingctx, a, b, c):
     """a·b + c rounded once (llvm.fma: vfmadd on CPUs with FMA). Not fastmath: an explicit
     operation, with IEEE semantics (NaN and inf propagate), which LLVM vectorises."""
@@ -171,7 +193,7 @@ def _exp_reduced_f32(x):
 
 def _exp_reduced(x):
     """(s, t): e^x = 2^k · (1 + s) with k held in t; in x's precision, for x ≤ 0 or NaN."""
-    raise NotImplementedError  # only its overload, in kernels
+    return _exp_reduced_f32(x) if isinstance(x, np.float32) else _exp_reduced_f64(x)
 
 
 @overload(_exp_reduced)

@@ -22,9 +22,10 @@ dW_ih = Σ_t dA_tᵀ x_t, dW_hh = Σ_t dA_tᵀ h_{t−1}, the biases and ∂L/�
 products after it.
 
 The element-wise pieces (σ, tanh, the vectorisable exp) come from elementwise.py and the
-per-step products h_{t−1} W_hhᵀ and dA_t W_hh from products.py; INLINES records the digests
-of those files, so that an edit there changes this file too and numba's cache rebuilds these
-kernels (tests/core/test_kernel_cache.py).
+per-step products h_{t−1} W_hhᵀ and dA_t W_hh from products.py (an edit there rebuilds these
+kernels: seqtool.core.rnn.jit keys their cache on every kernel module). Which product
+method runs, and from which sizes on arrays come from a workspace and the products after
+the loop leave the kernel, is seqtool.core.rnn.tuning's.
 """
 
 from __future__ import annotations
@@ -33,24 +34,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqtool.core.buffers import reusable
+from seqtool.core.buffers import Workspace, take
 from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
-from seqtool.core.rnn.products import matmul_tiles, product_into, project_into, step_product
-
-# sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
-# hex digits)
-INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "3eeaefc73e249fb1"}
+from seqtool.core.rnn.products import product_into, project_into, step_product, tiled_product
+from seqtool.core.rnn.tuning import current as current_tuning
 
 LSTM_GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
-
-# The LSTM's products after the backward loop (∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂X) are computed in the
-# kernel below this many multiply-adds each, saving the Python calls, which dominate then;
-# above it NumPy's matmul is used: NumPy's OpenBLAS build ran them 4–20 % faster than the
-# one numba's np.dot calls (SciPy's), e.g. 0.43 ms against 0.53 ms at T = 100, B = H = 32.
-PRODUCTS_IN_KERNEL_BELOW = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------
@@ -212,9 +204,9 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d
     G = 4 * H
     _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bias)
     dA_rows = dA.reshape(T * B, G)
-    matmul_tiles(d_W_ih, dA_rows.T, X.reshape(T * B, D))
-    matmul_tiles(d_W_hh, dA_rows.T, h[:T].reshape(T * B, H))
-    matmul_tiles(dX.reshape(T * B, D), dA_rows, W_ih)
+    tiled_product(d_W_ih, dA_rows.T, X.reshape(T * B, D))
+    tiled_product(d_W_hh, dA_rows.T, h[:T].reshape(T * B, H))
+    tiled_product(dX.reshape(T * B, D), dA_rows, W_ih)
 
 
 @kernel
@@ -395,11 +387,6 @@ class GatedGradients:
     c0: np.ndarray | None = None  # (B, H), lstm only
 
 
-# Large layers' per-call arrays (states, gate records, dA, ∂L/∂X) are recycled: see
-# seqtool.core.buffers.
-RECYCLE_FROM = PRODUCTS_IN_KERNEL_BELOW  # multiply-adds of T·B·4H·max(D, H)
-
-
 def _dtype_of(*arrays) -> np.dtype:
     """The common float dtype of arrays: their own when they agree on float32 or float64."""
     first = arrays[0].dtype
@@ -469,14 +456,17 @@ def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
 
 
 def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
-                 projected=None) -> LSTMForward:
+                 projected=None, workspace: Workspace | None = None) -> LSTMForward:
     """Every state of an LSTM layer over X (T, B, D); h0, c0 (B, H) or None (zeros).
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
     state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
     (T, B, 4H): X W_ihᵀ formed by the caller (X is then not read and may be None); it is
-    used as the gate record, i.e. overwritten."""
+    used as the gate record, i.e. overwritten. ``workspace``: a large layer's h, c and gate
+    record are taken from it (valid until its owner takes them again: seqtool.core.buffers);
+    without one they are fresh arrays."""
     if projected is not None:
-        return _lstm_forward_projected(projected, b_ih, b_hh, W_hh, h0, c0, lengths)
+        return _lstm_forward_projected(projected, b_ih, b_hh, W_hh, h0, c0, lengths,
+                                       workspace)
     dtype = _dtype_of(X, W_ih, W_hh)
     T, B, D = X.shape
     H = W_hh.shape[1]
@@ -484,32 +474,37 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     args = (_c_array(X, dtype), _c_array(W_ih, dtype), _c_array(b_ih, dtype),
             _c_array(b_hh, dtype), _c_array(W_hh, dtype), _state(h0, B, H, dtype),
             _state(c0, B, H, dtype), active)
-    large = T * B * 4 * H * max(D, H) >= RECYCLE_FROM
-    h, c = _lstm_states(T, B, H, dtype, large)
-    if large:
-        gates = reusable("lstm.gates", (T, B, 4 * H), dtype)
-    else:
-        gates = np.empty((T, B, 4 * H), dtype)
+    space = _space(workspace, T * B * 4 * H * max(D, H))
+    h, c = _lstm_states(T, B, H, dtype, space)
+    gates = take(space, "lstm.gates", (T, B, 4 * H), dtype)
     _lstm_forward_into(*args, h, c, gates)
     return LSTMForward(h, c, gates, active, rows)
 
 
-def _lstm_states(T: int, B: int, H: int, dtype, large: bool):
-    """Uninitialised h and c (T+1, B, H): recycled arrays for a large layer."""
-    if large:
-        return (reusable("lstm.h", (T + 1, B, H), dtype),
-                reusable("lstm.c", (T + 1, B, H), dtype))
-    return np.empty((T + 1, B, H), dtype), np.empty((T + 1, B, H), dtype)
+def _space(workspace: Workspace | None, size: int) -> Workspace | None:
+    """The workspace to take a layer's arrays from: ``workspace`` for a layer of ``size``
+    multiply-adds from the tuning's recycle_from on (below it np.empty costs less than a
+    look-up), else None (fresh arrays)."""
+    if workspace is not None and size >= current_tuning().recycle_from:
+        return workspace
+    return None
 
 
-def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths) -> LSTMForward:
+def _lstm_states(T: int, B: int, H: int, dtype, space: Workspace | None):
+    """Uninitialised h and c (T+1, B, H), from ``space`` if given."""
+    return (take(space, "lstm.h", (T + 1, B, H), dtype),
+            take(space, "lstm.c", (T + 1, B, H), dtype))
+
+
+def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths,
+                            workspace: Workspace | None) -> LSTMForward:
     """lstm_forward from P = X W_ihᵀ (T, B, 4H), which becomes the gate record."""
     dtype = _dtype_of(P, W_hh)
     T, B, G = P.shape
     H = G // 4
     active, rows = step_schedule(lengths, T, B)
     gates = _c_array(P, dtype)
-    h, c = _lstm_states(T, B, H, dtype, large=T * B * G * H >= RECYCLE_FROM)
+    h, c = _lstm_states(T, B, H, dtype, _space(workspace, T * B * G * H))
     h[0] = _state(h0, B, H, dtype)
     c[0] = _state(c0, B, H, dtype)
     _lstm_forward_steps(gates, np.add(b_ih, b_hh, dtype=dtype),
@@ -518,37 +513,41 @@ def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths) -> LSTMForward
 
 
 def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
-                  input_products: bool = True) -> GatedGradients:
+                  input_products: bool = True,
+                  workspace: Workspace | None = None) -> GatedGradients:
     """Every gradient of an LSTM layer given ∂L/∂h_t (dh, (T, B, H), through whatever reads
     h_t) and ∂L/∂c_T (dc_n, (B, H) or None). ``input_products`` False leaves ∂L/∂W_ih and
-    ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has dA_ih for them."""
+    ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has dA_ih for them.
+    ``workspace``: a large layer's dA and ∂L/∂X are taken from it (see lstm_forward)."""
     dtype = forward.h.dtype
     T, B, H = dh.shape
     in_kernel = False
+    size = T * B * 4 * H * H
     if input_products:
         D = X.shape[2]
         X = _c_array(X, dtype)
         W_ih = _c_array(W_ih, dtype)
-        in_kernel = T * B * 4 * H * max(D, H) < PRODUCTS_IN_KERNEL_BELOW
+        size = T * B * 4 * H * max(D, H)
+        in_kernel = size < current_tuning().products_in_kernel_below
     W_hh = _c_array(W_hh, dtype)
     dh = _c_array(dh, dtype)
     dc_n = _state(dc_n, B, H, dtype)
     dh0 = np.empty((B, H), dtype)
     dc0 = np.empty((B, H), dtype)
     d_bias = np.empty(4 * H, dtype)
+    space = _space(workspace, size)
+    dA = take(space, "lstm.dA", (T, B, 4 * H), dtype)
     if in_kernel:
-        dA = np.empty((T, B, 4 * H), dtype)
         d_W_ih = np.empty((4 * H, D), dtype)
         d_W_hh = np.empty((4 * H, H), dtype)
-        dX = np.empty((T, B, D), dtype)
+        dX = take(space, "lstm.dX", (T, B, D), dtype)
         _lstm_backward(X, W_ih, W_hh, forward.h, forward.c, forward.gates, dh, dc_n,
                        forward.active, dA, dh0, dc0, d_bias, d_W_ih, d_W_hh, dX)
     else:
-        dA = reusable("lstm.dA", (T, B, 4 * H), dtype)
         _lstm_backward_into(forward.h, forward.c, forward.gates, dh, dc_n, W_hh,
                             forward.active, dA, dh0, dc0, d_bias)
         dA_rows = gather_rows(dA, forward.rows)  # dA is 0 on the padded steps
-        dX = reusable("lstm.dX", (T, B, D), dtype) if input_products else None
+        dX = take(space, "lstm.dX", (T, B, D), dtype) if input_products else None
         d_W_ih, d_W_hh, dX = _weight_products(X, forward.h, dA_rows, dA_rows, W_ih,
                                               forward.rows, dX, input_products)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
@@ -557,12 +556,14 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
 
 
 def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
-                projected=None) -> GRUForward:
+                projected=None, workspace: Workspace | None = None) -> GRUForward:
     """Every state of a GRU layer over X (T, B, D); h0 (B, H) or None (zeros).
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
     state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
     (T, B, 3H): X W_ihᵀ formed by the caller (X is then not read and may be None); the
-    biases are added to it in place."""
+    biases are added to it in place. ``workspace``: a large layer's states, gate records
+    and input projection are taken from it (valid until its owner takes them again:
+    seqtool.core.buffers); without one they are fresh arrays."""
     dtype = _dtype_of(X, W_ih, W_hh) if projected is None else _dtype_of(projected, W_hh)
     H = W_hh.shape[1]
     # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
@@ -570,44 +571,47 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     bias[:2 * H] += np.asarray(b_hh, dtype)[:2 * H]
     W_hh_T = np.ascontiguousarray(W_hh.T, dtype)
     b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
+    recycle_from = current_tuning().recycle_from
     if projected is not None:
         P = _c_array(projected, dtype)
         P += bias
         T, B = P.shape[:2]
-        large = T * B * 3 * H * H >= RECYCLE_FROM
+        large = T * B * 3 * H * H >= recycle_from
     else:
         T, B, D = X.shape
-        large = T * B * 3 * H * max(D, H) >= RECYCLE_FROM
-        out = reusable("gru.P", (T, B, 3 * H), dtype) if large else None
+        large = T * B * 3 * H * max(D, H) >= recycle_from
+        out = take(workspace, "gru.P", (T, B, 3 * H), dtype) if large else None
         P = _input_projection(X, W_ih, bias, dtype, out)
     active, rows = step_schedule(lengths, T, B)
     if not large:
         h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active)
         return GRUForward(h, gates, hn, active, rows)
-    h = reusable("gru.h", (T + 1, B, H), dtype)
-    gates = reusable("gru.gates", (T, B, 3 * H), dtype)
-    hn = reusable("gru.hn", (T, B, H), dtype)
+    h = take(workspace, "gru.h", (T + 1, B, H), dtype)
+    gates = take(workspace, "gru.gates", (T, B, 3 * H), dtype)
+    hn = take(workspace, "gru.hn", (T, B, H), dtype)
     _gru_forward_into(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active, h, gates, hn)
     return GRUForward(h, gates, hn, active, rows)
 
 
 def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh,
-                 input_products: bool = True) -> GatedGradients:
+                 input_products: bool = True,
+                 workspace: Workspace | None = None) -> GatedGradients:
     """Every gradient of a GRU layer given ∂L/∂h_t (dh, (T, B, H)). ``input_products``
     False leaves ∂L/∂W_ih and ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has
-    dA_ih for them."""
+    dA_ih for them. ``workspace``: a large layer's dA and ∂L/∂X are taken from it (see
+    gru_forward)."""
     dtype = forward.h.dtype
     T, B, H = dh.shape
     args = (np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
             np.ascontiguousarray(W_hh, dtype), forward.active)
     D = X.shape[2] if input_products else 0
-    if T * B * 3 * H * max(D, H) < RECYCLE_FROM:
+    if T * B * 3 * H * max(D, H) < current_tuning().recycle_from:
         dAi, dAh, dh0 = _gru_backward(*args)
         dX = None
     else:
-        dAi = reusable("gru.dAi", (T, B, 3 * H), dtype)
-        dAh = reusable("gru.dAh", (T, B, 3 * H), dtype)
+        dAi = take(workspace, "gru.dAi", (T, B, 3 * H), dtype)
+        dAh = take(workspace, "gru.dAh", (T, B, 3 * H), dtype)
         dh0 = _gru_backward_into(*args, dAi, dAh)
-        dX = reusable("gru.dX", (T, B, D), dtype) if input_products else None
+        dX = take(workspace, "gru.dX", (T, B, D), dtype) if input_products else None
     grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX, input_products)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)

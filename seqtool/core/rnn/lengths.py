@@ -19,10 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from seqtool.core.errors import InputError
-
-# Below this share of real steps the products after the backward loop gather the real rows
-# first: the copy costs far less than the multiply-adds on the padded rows' zeros.
-GATHER_BELOW = 0.9
+from seqtool.core.rnn.tuning import current as current_tuning
 
 _WHOLE: dict[tuple[int, int], np.ndarray] = {}  # (T, B) → active without padding
 # The last schedule made, as (key, schedule): one tuple, replaced whole, so that threads
@@ -33,7 +30,7 @@ _last: tuple = (None, None)
 def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(active (T,), rows) for ``lengths`` (B,) sorted longest first: active[t] = #{b : ℓ_b > t},
     and rows the flat indices t·B + b of the real steps in the batch's (T·B, ...) rows, or
-    None when nearly all steps are real (see GATHER_BELOW). The weight gradients
+    None when nearly all steps are real (the tuning's gather_below). The weight gradients
     Σ_t dA_tᵀ x_t and ∂L/∂x_t = dA_t W only need these rows: dA is 0 on the others.
     ``lengths`` None means every sequence runs all T steps (that array is made once per
     shape and shared: kernels only read it)."""
@@ -44,7 +41,8 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
             whole = _WHOLE[(T, B)] = np.full(T, B, dtype=np.int64)
         return whole, None
     lengths = np.asarray(lengths)
-    key = (T, B, lengths.shape, lengths.dtype.str, lengths.tobytes())
+    gather_below = current_tuning().gather_below
+    key = (T, B, lengths.shape, lengths.dtype.str, lengths.tobytes(), gather_below)
     last = _last
     if last[0] == key:  # a batch's backward pass, and every layer, asks again
         return last[1]
@@ -61,7 +59,7 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     # #{b : ℓ_b > t} = the first b with ℓ_b ≤ t, found in −ℓ (ascending)
     active = np.searchsorted(-lengths, -np.arange(T), side="left").astype(np.int64)
     rows = None
-    if lengths.sum() < GATHER_BELOW * T * B:  # the real steps of step t: rows 0 .. active[t] − 1
+    if lengths.sum() < gather_below * T * B:  # the real steps of step t: rows 0 .. active[t] − 1
         rows = np.flatnonzero(np.arange(B)[None, :] < active[:, None])
     _last = (key, (active, rows))
     return active, rows

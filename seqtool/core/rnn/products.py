@@ -25,6 +25,11 @@ A may have any strides (it is only read one element at a time, broadcast): Aᵀ 
 C-contiguous array costs nothing extra. W and C need unit stride along their rows
 (checked).
 Columns beyond the last full vector are handled with masked loads and stores.
+
+Which method runs for which shape (tiles, a plain loop, the register-blocked loop, BLAS) is
+decided by the thresholds of seqtool.core.rnn.tuning.ProductTuning, compiled in as
+constants; SEQTOOL_PLAIN_PRODUCTS=1 makes every product a plain np.dot, the reference for
+all the others. Without JIT (NUMBA_DISABLE_JIT=1) each tile is NumPy's product of its block.
 """
 
 from __future__ import annotations
@@ -34,14 +39,10 @@ from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
-from numba.extending import intrinsic
 
+from seqtool.core.rnn import tuning
 from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
-from seqtool.core.rnn.jit import inline_kernel, kernel
-
-# sha256 of elementwise.py, whose helpers the kernels below inline (first 16 hex digits; see
-# tests/core/test_kernel_cache.py)
-INLINES = {"elementwise.py": "f34431cb1869748f"}
+from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
 
 
 def _host_vector_registers() -> tuple[int, int]:
@@ -66,24 +67,16 @@ REGISTER_BYTES, REGISTERS = _host_vector_registers()
 OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
 TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile (its NV is 3)
 
-# From this many rows on the register tiles beat everything else, at any size: float32 on one
-# Zen 5 core, (8, 16) × (16, 64) 1.5× faster than the plain loop below, (32, 128) × (128, 512)
-# 1.7× faster than OpenBLAS's sgemm, (64, 1024) × (1024, 256) 1.3×.
-TILED_FROM_ROWS = 8
-# ... provided a column strip of w (K × 3 vectors) stays well inside L2: at K = 2048
-# ((128, 2048) × (2048, 512)) the tiles ran at 0.87× OpenBLAS in float32, 0.74× in float64.
-TILED_STRIP_BELOW = 256 * 1024  # bytes
-# Below TILED_FROM_ROWS, tiles of 4, 2 and 1 rows still win while w (K × N) fits the core's
-# L2 cache: with a larger w, each tile of rows streams the whole of w again, in strips.
-TILED_W_BELOW = 1 << 20  # bytes
-# Up to this many multiply-adds per step on 1 to 3 rows, the plain loop is faster (it is
-# tuned for the latency of B = 1; a BLAS call costs more than the product).
-LOOP_BELOW = 16 * 1024
-# With w this large (1 MB in float32) and 2 to 7 rows, the register-blocked loop
-# (_matmul_rows4) beats both the tiles and OpenBLAS's sgemm, which is up to 5× slower on so
-# few rows ((2, 512) × (512, 2048): 257 µs against 46; (3, 256) × (256, 1024): 34 against
-# 23). The longest-first batches of training have only a few rows left at their last steps.
-BLOCKED_FEW_ROWS = 256 * 1024
+# The thresholds that pick a method (their measured reasons: tuning.ProductTuning), as
+# module constants, which numba compiles into the kernels (no per-step cost). They change
+# with SEQTOOL_PRODUCT_TUNING / SEQTOOL_PLAIN_PRODUCTS in the environment of a new process.
+TUNING = tuning.TUNING
+PLAIN = TUNING.plain  # every product np.dot(a, w, out)
+TILED_FROM_ROWS = TUNING.tiled_from_rows
+TILED_STRIP_BELOW = TUNING.tiled_strip_below  # bytes
+TILED_W_BELOW = TUNING.tiled_w_below  # bytes
+LOOP_BELOW = TUNING.loop_below  # multiply-adds
+BLOCKED_FEW_ROWS = TUNING.blocked_few_rows  # elements of w
 
 
 def _element_type(dtype):
@@ -109,9 +102,13 @@ def _make_tile(rows: int, vectors: int, split: int = 1):
     """The intrinsic ``tile(C, A, W, i0, j0, ncols, K)``:
     C[i0:i0+rows, j0:j0+ncols] = A[i0:i0+rows, :K] @ W[:K, j0:j0+ncols],
     for (vectors − 1)·L < ncols ≤ vectors·L: only the last vector may be partial (see the
-    module docstring). ``split`` > 1 runs that many independent chains of FMAs over k."""
+    module docstring). ``split`` > 1 runs that many independent chains of FMAs over k.
+    Without JIT: the same product by NumPy."""
 
-    @intrinsic
+    def tile_python(C, A, W, i0, j0, ncols, K):
+        C[i0:i0 + rows, j0:j0 + ncols] = A[i0:i0 + rows, :K] @ W[:K, j0:j0 + ncols]
+
+    @intrinsic_or(tile_python)
     def tile(typingctx, C, A, W, i0, j0, ncols, K):
         arrays = (C, A, W)
         if not all(isinstance(a, types.Array) and a.ndim == 2 for a in arrays):
@@ -421,8 +418,21 @@ def matmul_tiles(out, a, w):
 @inline_kernel
 def _tiles_fit(K, N, itemsize):
     """Whether a (K, N) w fits in L2 (TILED_W_BELOW) with room for a strip of it
-    (TILED_STRIP_BELOW)."""
-    return K * N * itemsize < TILED_W_BELOW and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW
+    (TILED_STRIP_BELOW); never with PLAIN products."""
+    return (not PLAIN and K * N * itemsize < TILED_W_BELOW
+            and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW)
+
+
+@inline_kernel
+def tiled_product(out, a, w):
+    """out = a @ w for a (B, K) of any strides (a transposed view: dAᵀ), w (K, N) and out
+    (B, N) with contiguous rows, in register tiles (matmul_tiles); np.dot with PLAIN
+    products."""
+    if PLAIN:
+        if out.shape[0] > 0:
+            np.dot(a, w, out)
+    else:
+        matmul_tiles(out, a, w)
 
 
 @kernel
@@ -533,12 +543,16 @@ def step_product(out, a, w):
     (matmul_tiles, or matmul_row for one row) while w fits in cache (TILED_W_BELOW) and from
     TILED_FROM_ROWS rows on while a strip of w does (TILED_STRIP_BELOW); a plain loop for
     small products on 2 or 3 rows; for large ones on few rows the blocked loop
-    (_matmul_rows4, float32) or BLAS. out and w are C-contiguous."""
+    (_matmul_rows4, float32) or BLAS. out and w are C-contiguous. With PLAIN products
+    (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot."""
     B, K = a.shape
     N = w.shape[1]
     size = B * K * N
     fits = K * N * w.itemsize < TILED_W_BELOW
-    if B == 1 and fits:
+    if PLAIN:  # a compile-time constant: numba prunes the branch not taken
+        if B > 0:
+            np.dot(a, w, out)
+    elif B == 1 and fits:
         matmul_row(out, a, w)
     elif B >= TILED_FROM_ROWS:
         if K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:

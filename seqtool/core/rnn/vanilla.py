@@ -14,6 +14,10 @@ Only the recurrences run step by step in the kernels:
   ∂L/∂x_t = dz_t W_xh are single matrix products over all steps.
 
 f' is computed from h_t (not z_t): tanh' = 1 − h², sigmoid' = h(1 − h), relu' = [h > 0].
+
+The per-step products come from products.py and the nonlinearities from elementwise.py (an
+edit there rebuilds these kernels: seqtool.core.rnn.jit keys their cache on every kernel
+module).
 """
 
 from __future__ import annotations
@@ -27,10 +31,6 @@ from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import step_product
-
-# sha256 of elementwise.py and products.py, whose kernels the kernels below inline (first 16
-# hex digits; tests/core/test_kernel_cache.py says when they are out of date)
-INLINES = {"elementwise.py": "f34431cb1869748f", "products.py": "3eeaefc73e249fb1"}
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 TANH, SIGMOID, RELU, IDENTITY = range(4)
