@@ -146,13 +146,14 @@ def _last_index(lengths: np.ndarray) -> np.ndarray:
 
 def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
             lengths: np.ndarray, *, dropout_rng: np.random.Generator | None = None,
-            fold_embedding: bool = False) -> Forward:
+            fold_embedding: bool = False, workspace: Any = None) -> Forward:
     """Outputs for a right-padded batch: inputs (T, B) ids or (T, B, D) numbers, lengths (B,).
 
     ``dropout_rng`` turns dropout between layers on (training); None is evaluation.
     ``fold_embedding`` lets the first layer read its input projection from the table
     E W_ih_l0ᵀ (see :func:`_folds`); :func:`backward` then gives no ∂L/∂x (``Forward.X`` is
-    None), which :func:`backward_with_inputs` needs.
+    None), which :func:`backward_with_inputs` needs. ``workspace`` lends the recurrent
+    layers' large arrays (see :func:`seqtool.core.rnn.stack.stack_forward`).
     """
     T, B = inputs.shape[:2]
     projected = None
@@ -174,7 +175,8 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
         return Forward(features @ W.T + b, X, features)
     p = spec.dropout if dropout_rng is not None else 0.0
     stack = stack_forward(spec.cell, X, rnn_state(params), nonlinearity=spec.nonlinearity,
-                          dropout=p, rng=dropout_rng, lengths=lengths, projected=projected)
+                          dropout=p, rng=dropout_rng, lengths=lengths, projected=projected,
+                          workspace=workspace)
     out = stack.output  # (T, B, H)
     if spec.per_step:
         return Forward(out @ W.T + b, X, out, stack)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from seqtool.core.buffers import Workspace
 from seqtool.core.models import ModelSpec, backward, forward, loss_of
 from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
 from seqtool.core.rnn.lengths import longest_first
@@ -179,6 +180,9 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
     per_epoch = steps_per_epoch(n, settings.batch_size)
     total_steps = settings.steps if settings.steps is not None else settings.epochs * per_epoch
 
+    # the layers' large arrays are lent again every step (no page faults for fresh ones);
+    # made here, in the thread that trains, which is the only one that may use it
+    workspace = Workspace()
     # an epoch interrupted after its last step still owes its record: finish it first
     while pos.global_step < total_steps or pos.step_in_epoch > 0:
         order = epoch_order(settings.seed, pos.epoch, n)
@@ -188,7 +192,7 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
             batch = make_batch(train_data, chunks[pos.step_in_epoch])
             rng = (np.random.default_rng([settings.seed, 3, pos.epoch, pos.step_in_epoch])
                    if spec.dropout > 0 else None)  # seeding costs ~7 µs: only when used
-            loss, norm = train_step(spec, settings, params, opt, batch, rng)
+            loss, norm = train_step(spec, settings, params, opt, batch, rng, workspace)
             if not (math.isfinite(loss.value) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss.value) else "gradient norm"
                 value = loss.value if what == "loss" else norm
@@ -230,13 +234,16 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
 
 
 def train_step(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],
-               optimizer: Any, batch: Any, rng: np.random.Generator | None) -> tuple[Any, float]:
+               optimizer: Any, batch: Any, rng: np.random.Generator | None,
+               workspace: Any = None) -> tuple[Any, float]:
     """One step on ``batch``: forward, loss, backward, gradient norm, clipping, update.
+    ``workspace`` lends the recurrent layers' arrays (valid until the next step).
 
     Returns the loss and the gradient norm before clipping; when either is not finite the
     update is not applied (the caller stops the run)."""
     inputs = _cast(spec, batch.inputs, params)
-    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng, fold_embedding=True)
+    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng, fold_embedding=True,
+                  workspace=workspace)
     loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
     if not math.isfinite(loss.value):
         return loss, math.nan

@@ -58,6 +58,8 @@ class StackForward:
     inputs: list[np.ndarray]  # per layer: what it read, (T, B, D_l)
     masks: list[np.ndarray | None] = field(default_factory=list)  # per layer: dropout on its input
     lengths: np.ndarray | None = None  # (B,): steps each sequence ran, in the layers' order
+    # lends the layers' large arrays (seqtool.core.buffers): the backward pass uses it too
+    workspace: Any = None
     # The layers run on the rows sorted longest first (seqtool.core.rnn.lengths): their row i
     # is the caller's row order[i]. None: the caller's order already was.
     order: np.ndarray | None = None
@@ -108,7 +110,7 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                   nonlinearity: str = "tanh", dropout: float = 0.0,
                   rng: np.random.Generator | None = None,
                   lengths: np.ndarray | None = None,
-                  projected: np.ndarray | None = None) -> StackForward:
+                  projected: np.ndarray | None = None, workspace: Any = None) -> StackForward:
     """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros).
 
     ``projected`` (T, B, G·H): the first layer's input projection X W_ih_l0ᵀ, formed by the
@@ -124,6 +126,10 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
 
     ``dropout`` p > 0 (with ``rng``) drops the inputs of layers 1..L−1, i.e. the outputs of
     the layers below them, as ``torch.nn.LSTM(dropout=p)`` does in training.
+
+    ``workspace`` (a :class:`seqtool.core.buffers.Workspace`, one scope per layer) lends the
+    large arrays of the cells that take one; the records then stay valid until the owner's
+    next forward pass (the training loop: the next step). None: fresh arrays.
     """
     spec = get_cell(cell)
     order = None
@@ -146,11 +152,18 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
         masks.append(mask)
         record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, None if h0 is None else h0[layer],
                               None if c0 is None else c0[layer], lengths, projected=P,
-                              activation=nonlinearity)
+                              activation=nonlinearity, **_lent(spec, workspace, layer))
         inputs.append(x)
         layers.append(record)
         x = record.h[1:]
-    return StackForward(cell, layers, inputs, masks, lengths, order)
+    return StackForward(cell, layers, inputs, masks, lengths, workspace, order)
+
+
+def _lent(spec: Any, workspace: Any, layer: int) -> dict[str, Any]:
+    """The ``workspace=`` argument of layer ``layer`` for a cell that takes one."""
+    if workspace is None or not spec.uses_workspace:
+        return {}
+    return {"workspace": workspace.scope(layer)}
 
 
 def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
@@ -178,7 +191,7 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
         products = input_products or layer > 0
         g = spec.backward(x, W_ih, W_hh, record, dh, None if dc_n is None else dc_n[layer],
                           lengths=forward.lengths, activation=nonlinearity,
-                          input_products=products)
+                          input_products=products, **_lent(spec, forward.workspace, layer))
         c0_grads[layer] = g.c0
         for name in PARAM_NAMES:
             value = getattr(g, name)

@@ -66,6 +66,10 @@ class Cell:
             ``forget_bias`` (the gate that keeps the old state: the LSTM's f, the GRU's z),
             or None.
         description: one line for help texts.
+        uses_workspace: ``forward`` and ``backward`` take ``workspace=`` (a
+            :class:`seqtool.core.buffers.Workspace` that lends their large arrays again on
+            the next call: the training loop passes one); a cell without it gets fresh
+            arrays every call.
     """
 
     name: str = ""
@@ -74,6 +78,7 @@ class Cell:
     activations: tuple[str, ...] = ()
     keep_gate: int | None = None
     description: str = ""
+    uses_workspace: bool = False
 
     # -- the layer ----------------------------------------------------------------------
 

@@ -17,21 +17,22 @@ class GRUCell(Cell):
     name = "gru"
     gates = ("r", "z", "n")
     keep_gate = 1  # z keeps the old state
+    uses_workspace = True
     description = "gated recurrent unit (PyTorch's equations)"
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
-                lengths=None, *, projected=None, activation="tanh"):
+                lengths=None, *, projected=None, activation="tanh", workspace=None):
         from seqtool.core.rnn.gated import gru_forward
 
         return gru_forward(X, weight_ih, weight_hh, bias_ih, bias_hh, h0, lengths,
-                           projected=projected)
+                           projected=projected, workspace=workspace)
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
-                 activation="tanh", input_products=True):
+                 activation="tanh", input_products=True, workspace=None):
         from seqtool.core.rnn.gated import gru_backward
 
         return gru_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
-                            input_products=input_products)
+                            input_products=input_products, workspace=workspace)
 
     def step_jacobian(self, weight_hh, record, t, activation="tanh") -> np.ndarray:
         """With hn = W_hn h + b_hn and the gates' derivatives ∂r/∂h = diag(r(1−r)) W_hr

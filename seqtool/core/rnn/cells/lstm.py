@@ -18,21 +18,22 @@ class LSTMCell(Cell):
     gates = ("i", "f", "g", "o")
     has_cell_state = True
     keep_gate = 1  # f keeps the old cell state
+    uses_workspace = True
     description = "long short-term memory (PyTorch's equations)"
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
-                lengths=None, *, projected=None, activation="tanh"):
+                lengths=None, *, projected=None, activation="tanh", workspace=None):
         from seqtool.core.rnn.gated import lstm_forward
 
         return lstm_forward(X, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, lengths,
-                            projected=projected)
+                            projected=projected, workspace=workspace)
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
-                 activation="tanh", input_products=True):
+                 activation="tanh", input_products=True, workspace=None):
         from seqtool.core.rnn.gated import lstm_backward
 
         return lstm_backward(X, weight_ih, weight_hh, forward=record, dh=dh, dc_n=dc_n,
-                             input_products=input_products)
+                             input_products=input_products, workspace=workspace)
 
     def step_jacobian(self, weight_hh, record, t, activation="tanh") -> np.ndarray:
         """∂(h', c')/∂(h, c), with the gates' derivatives ∂i/∂h = diag(i(1−i)) W_hi
