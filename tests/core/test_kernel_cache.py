@@ -49,8 +49,8 @@ def test_editing_a_helper_changes_the_stamp(rnn_copy, helper):
 
 def test_a_new_kernel_module_counts_without_being_listed(rnn_copy):
     before = stamp_of(rnn_copy)
-    (rnn_copy / "cells").mkdir()
-    (rnn_copy / "cells" / "toy.py").write_text(
+    (rnn_copy / "extra").mkdir()
+    (rnn_copy / "extra" / "toy.py").write_text(
         "from seqtool.core.rnn.jit import kernel\n\n\n@kernel\ndef _toy(x):\n    return x\n")
     assert stamp_of(rnn_copy) != before
 

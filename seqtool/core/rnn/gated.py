@@ -41,8 +41,8 @@ from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import product_into, project_into, step_product, tiled_product
 from seqtool.core.rnn.tuning import current as current_tuning
 
-LSTM_GATES = ("i", "f", "g", "o")
-GRU_GATES = ("r", "z", "n")
+# The gate blocks' order (torch's: LSTM i, f, g, o; GRU r, z, n) is the cells' `gates`
+# (seqtool.core.rnn.cells.lstm, .gru).
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqtool.core.errors import InputError
+from seqtool.core.rnn.cells.rnn import ACTIVATIONS  # the cell's choices of f
 from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import step_product
 
-ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
-TANH, SIGMOID, RELU, IDENTITY = range(4)
+TANH, SIGMOID, RELU, IDENTITY = range(4)  # the kernels' codes: positions in ACTIVATIONS
 
 
 def activation_code(name: str) -> int:
