@@ -133,12 +133,7 @@ associative recall through each selector, which shows why argmax cannot learn th
     flags=(
         *ATTENTION_INPUTS,
         Flag("selectors", ("--selectors", "-s"), "A,B,..."),
-        Flag("temperature", ("--temperature", "-t"), "T"),
-        Flag("alpha", ("--alpha",), "ALPHA"),
-        Flag("k", ("--k",), "K"),
-        Flag("seed", ("--seed",), "INT"),
-        Flag("hard", ("--hard",), kind="switch"),
-        Flag("scale", ("--scale",), "1|sqrt|NUMBER"),
+        *SELECTOR_PARAMS,
         Flag("upstream", ("--upstream",), "VECTOR"),
         Flag("repeats", ("--repeats",), "N"),
         Flag("cost", ("--cost",), kind="switch"),
