@@ -60,6 +60,11 @@ def main() -> None:
     json_ratio = list(medians.values())[1] / floor
     verdict = "met" if json_ratio <= GOAL else "NOT met"
     print(f"goal: json ratio <= {GOAL}: {verdict} ({json_ratio:.2f}); repeats {args.repeats}")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # then every run compiles seqtool's sources (the floor's libraries have their .pyc
+        # from installation): an installed seqtool never pays that
+        print("note: PYTHONDONTWRITEBYTECODE is set, so each run compiles seqtool's sources; "
+              "unset it to measure what an installed seqtool costs")
 
 
 if __name__ == "__main__":
