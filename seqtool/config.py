@@ -605,7 +605,7 @@ def as_text_list(key: str, value: Any) -> tuple[str, ...]:
 class PredictConfig:
     """Parameters of ``seqtool predict``."""
 
-    run: str = param("", "The run directory of a classify or tag model.", as_text)
+    run: str = param("", "The run directory of a classify or tag model (train-rnn --out).", as_text)
     text: tuple[str, ...] = param((), "Texts to label (else one per line on stdin).",
                                   as_text_list)
 
@@ -630,8 +630,9 @@ def as_temperature(key: str, value: Any) -> float:
 class SampleConfig:
     """Parameters of ``seqtool sample``."""
 
-    run: str = param("", "The run directory of a language model.", as_text)
-    length: int = param(100, "Tokens to draw.", as_positive_int)
+    run: str = param("", "The run directory of a language model (train-rnn --out).", as_text)
+    length: int = param(100, "Tokens to draw at most (fewer when the model draws its end "
+                        "marker).", as_positive_int)
     temperature: float = param(1.0, "Softmax temperature (0: always the likeliest token).",
                                as_temperature)
     prime: str = param("", "Text to start from (default: the begin marker if the model has "
@@ -647,7 +648,7 @@ class SampleConfig:
 class EvaluateConfig:
     """Parameters of ``seqtool evaluate``."""
 
-    run: str = param("", "The run directory of a trained model.", as_text)
+    run: str = param("", "The run directory of a trained model (train-rnn --out).", as_text)
     data: str = param("", "A data file in the training format, or the built-in set's name.",
                       as_text)
     seed: int = param(0, "Seed of a built-in set.", as_int)

@@ -6,6 +6,7 @@ and what was expected); 1 a run that failed. No traceback unless ``--debug`` is 
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -32,6 +33,13 @@ def message_of(err: InputError, command: click.Command | None = None) -> str:
     return f"{flag_of(err.key, command)} {err.message}" if err.key else err.message
 
 
+def once(message: str) -> str:
+    """The message with a sentence said twice said once (typer and click both add "Did you
+    mean ...?" to an unknown command)."""
+    sentences = re.split(r"(?<=[.?!])\s+", " ".join(message.split()))
+    return " ".join(dict.fromkeys(sentences))
+
+
 def fail(code: int, message: str) -> None:
     """One line on stderr, then exit with ``code``."""
     sys.stderr.write(f"seqtool: error: {' '.join(message.split())}\n")
@@ -52,7 +60,9 @@ class SeqtoolGroup(TyperGroup):
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
         args = list(sys.argv[1:] if args is None else args)
         extra["standalone_mode"] = False
+        # --debug works before or after the subcommand: it is read here, not by click
         debug = "--debug" in args
+        args = [a for a in args if a != "--debug"]
         try:
             code = super().main(args=args, prog_name=prog_name or "seqtool", **extra)
         except click.exceptions.NoArgsIsHelpError as err:
@@ -60,7 +70,7 @@ class SeqtoolGroup(TyperGroup):
             code = 0
         except click.exceptions.UsageError as err:
             where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
-            fail(2, err.format_message() + where)
+            fail(2, once(err.format_message()) + where)
         except (click.exceptions.Abort, KeyboardInterrupt):
             fail(1, "interrupted")
         except InputError as err:

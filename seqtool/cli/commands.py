@@ -120,10 +120,16 @@ def signature(command: Command) -> inspect.Signature:
 
 
 def help_text(command: Command) -> str:
+    """The command's help, what its positional arguments are (click shows their names
+    only), and its examples one per line."""
+    text = command.help
+    for flag in command.flags:
+        if flag.kind == "argument":
+            text += f"\n\n{flag.metavar}: {_help(command, flag)}"
     if not command.examples:
-        return command.help
+        return text
     # "\b" keeps click from rewrapping the examples into one paragraph
-    return command.help + "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in command.examples)
+    return text + "\n\n\b\nExamples:\n" + "\n".join(f"  {e}" for e in command.examples)
 
 
 def add_commands(app: typer.Typer) -> None:
@@ -172,7 +178,7 @@ def gather(command: Command, values: dict[str, Any]) -> dict[str, Any]:
         raise InputError(None, f"{names} both read stdin ('-'); only one of them can")
     mapping: dict[str, Any] = {}
     if source is not None:
-        mapping = read_mapping(source, command.source.name)
+        mapping = _recipe_params(read_mapping(source, command.source.name), command)
         if command.source_keys_checked:
             from seqtool.config import check_known
 
@@ -185,6 +191,27 @@ def gather(command: Command, values: dict[str, Any]) -> dict[str, Any]:
     if command.stdin_lines and command.stdin_lines not in mapping:
         mapping[command.stdin_lines] = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     return mapping
+
+
+def _recipe_params(mapping: dict[str, Any], command: Command) -> dict[str, Any]:
+    """A recipe of this command (``command:`` and ``params:``) read as its params, so that
+    ``seqtool bptt --problem recipes/bptt-sigmoid-worked.yaml --explain`` works."""
+    name = command.source.name
+    if isinstance(mapping.get("steps"), list):
+        raise InputError(name, "is a recipe of several steps; run it with seqtool run")
+    if "command" not in mapping or "params" not in mapping:
+        return mapping
+    if mapping["command"] != command.name:
+        raise InputError(name, f"is a recipe of {mapping['command']}, not of {command.name}; "
+                         f"run it with seqtool run")
+    extra = [k for k in mapping if k not in ("name", "description", "command", "params")]
+    if extra:
+        raise InputError(name, f"is a recipe with '{extra[0]}', which only seqtool run "
+                         "understands")
+    params = mapping["params"]
+    if not isinstance(params, dict):
+        raise InputError(name, "is a recipe whose params are not a mapping")
+    return dict(params)
 
 
 class StopFlag:

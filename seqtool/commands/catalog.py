@@ -84,7 +84,7 @@ norms ‖dh_T/dh_k‖ that vanish or explode, truncated BPTT and a finite-differ
     examples=(
         "seqtool bptt --steps 20 --radius 0.8            # vanishing gradients",
         "seqtool bptt --steps 20 --radius 1.5 --format json | jq .jacobian_norms",
-        "seqtool bptt --problem problem.yaml --check --truncate 3",
+        "seqtool bptt --problem examples/problem.yaml --check --truncate 3",
         "seqtool bptt --steps 3 --activation sigmoid --explain",
         "seqtool bptt --steps 30 --cell rnn,gru,lstm     # which cells keep gradients alive",
     ),
@@ -177,7 +177,7 @@ uninterrupted one.""",
         "seqtool train-rnn --data sentiment --cell gru --epochs 5",
         "seqtool train-rnn --data parity --seq-len 8 --cell lstm --hidden 32",
         "seqtool train-rnn --data dyck --cell lstm --format jsonl | jq .val_loss",
-        "seqtool train-rnn --data reviews.tsv --task classify --out runs/reviews --explain",
+        "seqtool train-rnn --data examples/reviews.tsv --task classify --out runs/reviews --explain",
         "seqtool train-rnn --resume runs/reviews --epochs 20",
     ),
     flags=(
@@ -253,7 +253,7 @@ register_command(Command(
     "softmax(y_t / temperature).",
     examples=(
         "seqtool sample runs/dyck --length 40 --temperature 0.8 --seed 3",
-        "seqtool sample runs/shakespeare --prime 'ROMEO:' --temperature 0",
+        "seqtool sample runs/dyck --prime '([' --temperature 0      # greedy, from a prefix",
     ),
     flags=(
         Flag("run", ("run",), "RUN_DIR", kind="argument"),
@@ -272,11 +272,11 @@ register_command(Command(
     render="seqtool.render.use:render_evaluation",
     metrics="seqtool.commands.use:evaluate_metrics",
     streams=True,
-    short_help="Score a model. e.g. seqtool evaluate runs/x --data t.tsv",
+    short_help="Score a model. e.g. seqtool evaluate runs/x --data test.tsv",
     help="Score a trained model on a data file (the training format) or on a fresh draw of "
     "its built-in set: loss and accuracy, perplexity or mse.",
     examples=(
-        "seqtool evaluate runs/reviews --data test.tsv",
+        "seqtool evaluate runs/reviews --data examples/test.tsv",
         "seqtool evaluate runs/parity --data parity --seed 7",
     ),
     flags=(

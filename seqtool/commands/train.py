@@ -145,8 +145,12 @@ class TrainReport(Report):
         return finite(self.to_dict())
 
     def records(self) -> list[dict[str, Any]]:
+        """The summary line of the jsonl stream; it repeats the best epoch's validation
+        numbers under the epoch lines' names (val_loss, val_<metric>), so that
+        ``jq .val_loss`` reads a number on every line."""
         data = self.to_dict()
-        return [{"event": "summary",
+        best = {f"val_{k}": v for k, v in (self.best_val or {}).items()}
+        return [{"event": "summary", **best,
                  **{k: v for k, v in data.items() if k not in ("history", "config", "spec")}}]
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,9 +9,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from seqtool.commands.events import Events
 from seqtool.commands.trained import Model, dataset_for_model, load_model
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig
+from seqtool.core.data.vocab import UNK_ID
 from seqtool.core.errors import InputError
 from seqtool.core.report import Report, finite
 
@@ -47,9 +50,19 @@ class PredictReport(Report):
         return self.predictions
 
     def rows(self) -> list[dict[str, Any]]:
-        """The text and its label, or its tokens and tags as space-separated text."""
-        return [{k: " ".join(r[k]) if isinstance(r[k], list) else r[k]
-                 for k in CSV_KEYS if k in r} for r in self.predictions]
+        """The text and its label with every label's probability (p_<label>), or its tokens,
+        tags and confidences as space-separated text; and the share of unknown tokens."""
+        out = []
+        for r in self.predictions:
+            row = {k: " ".join(r[k]) if isinstance(r[k], list) else r[k]
+                   for k in CSV_KEYS if k in r}
+            if "probabilities" in r:
+                row.update({f"p_{name}": p for name, p in r["probabilities"].items()})
+            if "confidence" in r:
+                row["confidence"] = " ".join(repr(c) for c in r["confidence"])
+            row["unknown"] = r["unknown"]
+            out.append(row)
+        return out
 
 
 def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) -> PredictReport:
@@ -67,6 +80,11 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
                          "classify or tag model (sample draws from an lm, evaluate scores any)")
     vocab, labels = model.vocab, model.labels
     ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
+    unknown = [float(np.mean(seq == UNK_ID)) if len(seq) else 0.0 for seq in ids]
+    blind = [i for i, share in enumerate(unknown) if share == 1.0]
+    if blind:
+        events.say(f"warning: every token of {_texts(blind, texts)} is unknown to the model "
+                   "(not in its training vocabulary): its prediction rests on no evidence")
     if spec.task == "classify":
         rows = [{"text": t, "label": labels[int(p.argmax())],
                  "probabilities": {name: float(v) for name, v in zip(labels, p)}}
@@ -76,7 +94,15 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
                  "tags": [labels[int(k)] for k in p.argmax(axis=1)],
                  "confidence": [float(v) for v in p.max(axis=1)]}
                 for t, seq, p in zip(texts, ids, inference.tag(spec, model.params, ids))]
+    for row, share in zip(rows, unknown):
+        row["unknown"] = share  # the share of the text's tokens the model never saw
     return PredictReport(spec.task, rows)
+
+
+def _texts(indices: list[int], texts: list[str]) -> str:
+    first = texts[indices[0]]
+    shown = f"text {indices[0] + 1} ({first[:40]!r})"
+    return shown if len(indices) == 1 else f"{len(indices)} texts, the first {shown}"
 
 
 def predict_metrics(report: dict[str, Any]) -> dict[str, Any]:

@@ -82,7 +82,8 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         flag = "scheduler" if scheduler else "jobs"
-        raise InputError(flag, "needs Dask: pip install 'seqtool[cluster]'") from None
+        raise InputError(flag, "needs Dask, the cluster extra: pip install -e '.[cluster]' in a "
+                         "checkout (pip install 'seqtool[cluster]' from an index)") from None
     cluster = None
     try:
         if scheduler:

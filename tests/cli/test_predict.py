@@ -159,7 +159,12 @@ def test_predict_stdin_and_every_format_hold_the_same_answers(cli, runs):
     table = cli("predict", run, *flags, "-f", "csv")
     assert table.exit_code == 0, table.stderr
     rows = list(csv.reader(io.StringIO(table.stdout)))
-    assert rows == [["text", "label"]] + [[r["text"], r["label"]] for r in jsonl]
+    labels = list(jsonl[0]["probabilities"])
+    assert rows[0] == ["text", "label", *[f"p_{name}" for name in labels], "unknown"]
+    assert [row[:2] for row in rows[1:]] == [[r["text"], r["label"]] for r in jsonl]
+    # every probability at full precision, and the share of unknown tokens
+    assert [[float(v) for v in row[2:]] for row in rows[1:]] == [
+        [r["probabilities"][name] for name in labels] + [r["unknown"]] for r in jsonl]
     shown = cli("predict", run, *flags, "-f", "table", "--precision", "6")
     assert shown.exit_code == 0, shown.stderr
     body = [[c.strip() for c in line.strip("│ ").split("│")]
@@ -172,7 +177,25 @@ def test_predict_stdin_and_every_format_hold_the_same_answers(cli, runs):
     echo = rows_of(cli("predict", str(runs / "echo"), "--text", "abc", "-f", "jsonl"))[0]
     tags = list(csv.reader(io.StringIO(cli("predict", str(runs / "echo"), "--text", "abc",
                                            "-f", "csv").stdout)))
-    assert tags == [["text", "tokens", "tags"], ["abc", "a b c", " ".join(echo["tags"])]]
+    assert tags == [["text", "tokens", "tags", "confidence", "unknown"],
+                    ["abc", "a b c", " ".join(echo["tags"]),
+                     " ".join(repr(c) for c in echo["confidence"]), repr(echo["unknown"])]]
+
+
+def test_predict_reports_unknown_tokens_and_warns_when_every_token_is_unknown(cli, runs):
+    """The share of each text's tokens the model never saw, from the model's vocabulary."""
+    run = runs / "parity"
+    meta = json.loads((run / "model.json").read_text())
+    vocab = set(meta["vocab"])
+    texts = ["0 1 1", "0 zz 1 qq", "zzqq"]
+    result = cli("predict", str(run), *[a for t in texts for a in ("--text", t)], "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    split = list if meta["tokenizer"] == "char" else str.split  # as the model was trained
+    expected = [sum(w not in vocab for w in split(t)) / len(split(t)) for t in texts]
+    assert [r["unknown"] for r in result.json()] == expected
+    assert expected[-1] == 1.0
+    assert result.stderr.count("\n") == 1 and "every token of text 3" in result.stderr
+    assert "warning" not in cli("predict", str(run), "--text", texts[0]).stderr
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""What a newcomer meets first (#13): shipped examples, messages said once, --debug in
+either place, a recipe read as a problem file, a jsonl stream whose every line has val_loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from harness import assert_close
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_unknown_command_suggests_its_name_once(cli):
+    result = cli("atend", "-q", "3,-1")
+    assert result.exit_code == 2
+    assert result.stderr.count("Did you mean 'attend'?") == 1
+
+
+def test_debug_works_after_the_subcommand_too(cli):
+    quiet = cli("attend", "-q", "3,a")
+    assert quiet.exit_code == 2 and "No such option" not in quiet.stderr
+    loud = cli("attend", "-q", "3,a", "--debug")
+    assert "No such option" not in loud.stderr
+    assert loud.exception is not None  # the InputError itself, for its traceback
+    assert "where a number was expected" in str(loud.exception)
+
+
+def test_a_one_run_recipe_is_a_problem_file_and_explains_the_worked_example(cli):
+    recipe = ROOT / "recipes" / "bptt-sigmoid-worked.yaml"
+    params = yaml.safe_load(recipe.read_text())["params"]
+    from_recipe = cli("bptt", "--problem", str(recipe), "--explain", "-f", "json")
+    assert from_recipe.exit_code == 0, from_recipe.stderr
+    data = from_recipe.json()
+    assert data["activation"] == "sigmoid" and data["explanation"]
+    assert_close(np.array(data["problem"]["W_hh"]), np.array(params["W_hh"]))
+    flags = cli("bptt", "--activation", "sigmoid", "--problem", "-", "-f", "json",
+                input=json.dumps({k: v for k, v in params.items() if k != "check"}))
+    assert flags.exit_code == 0, flags.stderr
+    assert flags.json()["gradients"] == data["gradients"]  # the same problem, the same bits
+
+
+def test_a_recipe_of_another_command_or_of_several_steps_is_refused_in_one_line(cli):
+    for name, words in (("argmax-attention.yaml", "several steps"),
+                        ("vanishing-exploding.yaml", "'sweep'")):
+        result = cli("bptt", "--problem", str(ROOT / "recipes" / name))
+        assert result.exit_code == 2
+        assert len(result.stderr.splitlines()) == 1 and words in result.stderr
+
+
+def test_the_shipped_problem_file_passes_its_check(cli):
+    result = cli("bptt", "--problem", str(ROOT / "examples" / "problem.yaml"), "--truncate",
+                 "3", "--check", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    assert data["check"]["passed"] and data["truncate"] == 3
+    assert data["shapes"] == {"T": 6, "D": 2, "H": 3, "O": 1}
+
+
+def test_the_shipped_reviews_train_a_classifier_and_evaluate(cli, tmp_path):
+    out = tmp_path / "reviews"
+    train = cli("train-rnn", "--data", str(ROOT / "examples" / "reviews.tsv"), "--task",
+                "classify", "--val", str(ROOT / "examples" / "test.tsv"), "--cell", "gru",
+                "--hidden", "8", "--epochs", "2", "--out", str(out), "-f", "jsonl")
+    assert train.exit_code == 0, train.stderr
+    lines = [json.loads(line) for line in train.stdout.splitlines()]
+    assert [line["event"] for line in lines] == ["epoch", "epoch", "summary"]
+    # every line has val_loss: `... --format jsonl | jq .val_loss` prints numbers only
+    best = min(lines[:2], key=lambda line: line["val_loss"])
+    assert lines[-1]["val_loss"] == best["val_loss"]
+    assert lines[-1]["val_accuracy"] == best["val_accuracy"]
+    assert lines[-1]["val_size"] == 40 and lines[-1]["train_size"] == 200
+    scored = cli("evaluate", str(out), "--data", str(ROOT / "examples" / "test.tsv"), "-f",
+                 "json")
+    assert scored.exit_code == 0, scored.stderr
+    assert scored.json()["sequences"] == 40
+
+
+def test_run_dir_arguments_say_what_they_are(cli):
+    for command in ("predict", "sample", "evaluate"):
+        help_text = " ".join(cli(command, "--help").stdout.split())
+        assert "RUN_DIR: The run directory of" in help_text, command
