@@ -1,0 +1,117 @@
+"""Every command line of the README works as written (#13): each ```bash line runs in one
+scratch directory, in order (training before the lines that use its runs), through a
+`seqtool` on PATH, with pipes to jq and python as written.
+
+Slow lines run at a reduced size (fewer epochs, samples, learning steps and sizes, one
+seed); :func:`reduced` says exactly how, so a line that stops working still fails here. The
+`--scheduler` line gets a Dask scheduler of its own on the address it names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTIN = ("sentiment", "parity", "adding", "echo", "sine", "dyck")
+
+
+def readme_lines() -> list[str]:
+    """The shell lines of the README's bash blocks (continuations joined); an install
+    command keeps what follows its `&&` (CI has installed seqtool already)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            line = line.strip()
+            if line.startswith("pip install"):
+                line = line.split("&&", 1)[1].strip() if "&&" in line else ""
+            if line and "pytest" not in line:
+                lines.append(line)
+    return lines
+
+
+def reduced(line: str) -> str:
+    """The line at a size a test can afford, with its meaning kept."""
+    if " train-rnn " in line:
+        if "--resume" in line:
+            return re.sub(r"--epochs \d+", "--epochs 2", line)  # one more than trained
+        line = re.sub(r"--epochs \d+", "--epochs 1", line)
+        if "--epochs" not in line:
+            line = line.replace(" train-rnn ", " train-rnn --epochs 1 ", 1)
+        data = re.search(r"--data (\S+)", line)
+        if data and data.group(1) in BUILTIN:
+            line = line.replace(" train-rnn ", " train-rnn --samples 200 ", 1)
+    if " compare-selectors " in line:
+        line = line.replace(" compare-selectors ", " compare-selectors --repeats 2 ", 1)
+        line = line.replace("--learn", "--learn --steps 30")
+        line = re.sub(r"--sizes [0-9,]+", "--sizes 16,256", line)
+    if " run recipes/cells-on-sentiment.yaml" in line:
+        line = line.replace(".yaml", ".yaml --set params.epochs=1 --set params.samples=150 "
+                            "--set 'sweep.grid.lr=[0.01]' --set 'sweep.seeds=[0]'", 1)
+    return line
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    """A directory with the README's files (examples/, recipes/) and a `seqtool` on PATH
+    that runs this interpreter's seqtool."""
+    work = tmp_path_factory.mktemp("readme")
+    shutil.copytree(ROOT / "examples", work / "examples")
+    shutil.copytree(ROOT / "recipes", work / "recipes")
+    bin_dir = work / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "seqtool"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m seqtool "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
+               PYTHONPATH=str(ROOT))
+    return work, env
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A Dask scheduler with one worker where the README's --scheduler line looks."""
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(scheduler_port=8786, n_workers=1, threads_per_worker=1,
+                                  processes=False, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def run(line: str, scratch) -> subprocess.CompletedProcess:
+    work, env = scratch
+    return subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+LINES = readme_lines()
+
+
+def test_the_readme_has_its_command_lines():
+    assert len(LINES) >= 35
+    assert all("seqtool" in line for line in LINES)
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_readme_line_works(line, scratch, request):
+    if "--scheduler" in line:
+        request.getfixturevalue("scheduler")
+    done = run(reduced(line), scratch)
+    assert done.returncode == 0, f"{reduced(line)}\n{done.stderr}"
+    assert done.stdout.strip(), reduced(line)
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    if "| jq" in line and "jq -c '.outputs'" in line:
+        assert json.loads(done.stdout) == [[6.0, 1.0, 2.0]]  # the worked example's claim
+    if "jq .val_loss" in line:
+        assert all(float(v) > 0 for v in done.stdout.split())  # a number on every line
+    if "verdict" in line and "--activation identity" in line:  # the README says exploding
+        assert done.stdout.strip().strip('"') == "exploding"
