@@ -186,7 +186,24 @@ class AttentionInputs:
     def from_mapping(cls, mapping: dict[str, Any]):
         """Coerce and check every parameter, fill in the worked example, check the shapes."""
         values = coerce_all(cls, mapping, cls.COMMAND)
-        return cls(**cls._implied(values))._with_data()._checked()
+        config = cls(**cls._implied(values))._with_data()._checked()
+        config._refuse_unread(mapping)
+        return config
+
+    # parameters that mean something to the command whatever its selectors read
+    ALWAYS_READ = ()
+
+    def _refuse_unread(self, mapping: dict[str, Any]) -> None:
+        """A selector parameter given that none of the chosen selectors reads is a mistake
+        (``attend -s argmax --hard``): say so rather than ignore it."""
+        names = self.selector_names()
+        read = {p for name in names for p in selector_registry.get_selector(name).param_names}
+        for key in mapping:
+            if key in _SELECTOR_PARAMS and key not in read and key not in self.ALWAYS_READ:
+                readers = [n for n in selector_registry.selector_names()
+                           if key in selector_registry.get_selector(n).param_names]
+                raise InputError(key, f"does not apply to {', '.join(names)} (it is read by "
+                                 f"{', '.join(readers) or 'no selector'})")
 
     @staticmethod
     def _implied(values: dict[str, Any]) -> dict[str, Any]:
@@ -324,6 +341,7 @@ class CompareConfig(AttentionInputs):
     lr: float = param(0.02, "--learn: Adam learning rate.", lambda key, v: as_positive_float(key, v))
 
     COMMAND = "compare-selectors"
+    ALWAYS_READ = ("seed",)  # --cost and --learn draw with it
 
     def selector_names(self) -> list[str]:
         return list(self.selectors)
@@ -449,7 +467,20 @@ class BpttConfig:
     def from_mapping(cls, mapping: dict[str, Any]) -> "BpttConfig":
         config = cls(**coerce_all(cls, mapping, "bptt"))
         config._checked()
+        config._refuse_unread(mapping)
         return config
+
+    def _refuse_unread(self, mapping: dict[str, Any]) -> None:
+        """--activation for cells whose nonlinearities are fixed, --forget-bias for cells
+        with no gate that keeps the state: a mistake to say, not to ignore."""
+        from seqtool.core.rnn.cells import get_cell
+
+        cells = [get_cell(name) for name in self.cell]
+        unread = {"activation": not any(c.activations for c in cells),
+                  "forget_bias": not any(c.keep_gate is not None for c in cells)}
+        for key, refused in unread.items():
+            if key in mapping and refused:
+                raise InputError(key, f"does not apply to --cell {','.join(self.cell)}")
 
     def given(self) -> dict[str, np.ndarray | None]:
         """The problem's arrays by name (None where not given; all None: generated)."""
@@ -580,7 +611,12 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
-        return cls(**coerce_all(cls, mapping, "train-rnn"), given_names=frozenset(mapping))
+        config = cls(**coerce_all(cls, mapping, "train-rnn"), given_names=frozenset(mapping))
+        # a stored config (--resume) names every parameter: only a changed f is a mistake
+        if config.nonlinearity != "tanh" and config.cell != "rnn":
+            raise InputError("nonlinearity", f"does not apply to --cell {config.cell} (only "
+                             "the vanilla rnn cell has a choice of f)")
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in parameter_names(type(self))}

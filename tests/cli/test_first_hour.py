@@ -83,3 +83,28 @@ def test_run_dir_arguments_say_what_they_are(cli):
     for command in ("predict", "sample", "evaluate"):
         help_text = " ".join(cli(command, "--help").stdout.split())
         assert "RUN_DIR: The run directory of" in help_text, command
+
+
+def test_a_flag_that_does_not_apply_is_refused_not_ignored(cli):
+    refused = [
+        (("attend", "-q", "3,-1", "-s", "argmax", "--hard"), "--hard does not apply to argmax"),
+        (("attend", "-q", "3,-1", "-s", "softmax", "--k", "2"), "--k does not apply to softmax"),
+        (("compare-selectors", "-s", "softmax,argmax", "--alpha", "2"),
+         "--alpha does not apply to softmax, argmax"),
+        (("bptt", "--steps", "3", "--cell", "gru", "--activation", "sigmoid"),
+         "--activation does not apply to --cell gru"),
+        (("bptt", "--steps", "3", "--forget-bias", "2"), "--forget-bias does not apply"),
+        (("train-rnn", "--cell", "gru", "--nonlinearity", "relu"),
+         "--nonlinearity does not apply to --cell gru"),
+    ]
+    for args, message in refused:
+        result = cli(*args)
+        assert result.exit_code == 2, args
+        assert len(result.stderr.splitlines()) == 1 and message in result.stderr, args
+    # what does apply still runs: the same flags where some chosen selector or cell reads them
+    for args in (("attend", "-q", "3,-1", "-s", "gumbel", "--hard", "--seed", "2"),
+                 ("compare-selectors", "-s", "softmax,entmax", "--alpha", "2", "--repeats", "1"),
+                 ("compare-selectors", "-s", "softmax", "--seed", "3", "--repeats", "1"),
+                 ("bptt", "--steps", "3", "--cell", "rnn,gru", "--activation", "sigmoid")):
+        result = cli(*args, "-f", "json")
+        assert result.exit_code == 0, (args, result.stderr)
