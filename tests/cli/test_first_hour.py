@@ -108,3 +108,17 @@ def test_a_flag_that_does_not_apply_is_refused_not_ignored(cli):
                  ("bptt", "--steps", "3", "--cell", "rnn,gru", "--activation", "sigmoid")):
         result = cli(*args, "-f", "json")
         assert result.exit_code == 0, (args, result.stderr)
+
+
+def test_a_misspelt_built_in_set_is_named(cli, tmp_path):
+    run = tmp_path / "run"
+    trained = cli("train-rnn", "--data", "sentiment", "--samples", "60", "--epochs", "1",
+                  "--cell", "rnn", "--hidden", "4", "--out", str(run), "-f", "json")
+    assert trained.exit_code == 0, trained.stderr
+    for args in (("train-rnn", "--data", "sentimnet"),
+                 ("evaluate", str(run), "--data", "sentimnt")):
+        result = cli(*args)
+        assert result.exit_code == 2, args
+        assert result.stderr.strip().endswith("did you mean the built-in set 'sentiment'?")
+    far = cli("train-rnn", "--data", str(tmp_path / "nothing.tsv"))
+    assert far.exit_code == 2 and "did you mean" not in far.stderr

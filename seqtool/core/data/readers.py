@@ -67,10 +67,22 @@ class Records:
         return len(self.lines)
 
 
+def check_exists(path: str, key: str) -> None:
+    """A missing file is an InputError; a name close to a built-in set's says which."""
+    if os.path.exists(path):
+        return
+    import difflib
+
+    from seqtool.core.data.builtin import BUILTIN_TASKS
+
+    hint = difflib.get_close_matches(path, list(BUILTIN_TASKS), n=1)
+    maybe = f"; did you mean the built-in set '{hint[0]}'?" if hint else ""
+    raise InputError(key, f"names the file '{path}', which does not exist{maybe}")
+
+
 def read_text(path: str, key: str) -> str:
     """The file's text, decoded as UTF-8 (a leading byte-order mark is dropped)."""
-    if not os.path.exists(path):
-        raise InputError(key, f"names the file '{path}', which does not exist")
+    check_exists(path, key)
     if os.path.isdir(path):
         raise InputError(key, f"names '{path}', which is a directory, not a file")
     try:
@@ -349,6 +361,7 @@ def read_regress(path: str, key: str, max_len: int | None) -> Records:
 def read_records(path: str, task: str, key: str, tokenizer: str,
                  max_len: int | None) -> Records:
     """The file's raw records for ``task``; errors name ``key`` (the flag), file and line."""
+    check_exists(path, key)
     if task in COLUMNS and extension(path) not in TABLE_FORMATS:
         raise InputError(key, f"{path} has the extension '{extension(path) or '(none)'}'; "
                               f"{task} reads .csv, .tsv or .jsonl")
