@@ -3,14 +3,14 @@
 Every measurement is a fresh process with an empty temporary NUMBA_CACHE_DIR, so nothing
 is loaded from an earlier compile. One table:
 
-  kernels   per cell and dtype, the cold warm-up (seqtool.core.rnn.warmup.warm_up):
+  warm_up   per cell and dtype, the cold warm-up (seqtool.core.rnn.warmup.warm_up):
             "layer" is the cell's forward and backward as `seqtool bptt` runs them, "all"
             adds the model path of training and inference (what `seqtool compile` does
-            per job); seconds inside the process (imports excluded) and numba's
-            compilation count
-  commands  the wall time of each command's first run in an empty cache, the compile the
-            command announced (its "compiled ... in N s" line), and the same command run
-            again in the now warm cache
+            per job); "compile s" is measured inside the process (imports excluded),
+            "compilations" is numba's count (kernels and the helpers they call)
+  seqtool   each command's first run in an empty cache: the compile it announced (its
+            "compiled ... in N s" line on stderr) and its wall time, and its wall time
+            run again in the now warm cache
 
     python benchmarks/bench_compile.py [--cells rnn,gru,lstm] [--dtypes float32,float64]
                                        [--no-kernels] [--no-commands]
@@ -74,8 +74,8 @@ def kernel_rows(cells: list[str], dtypes: list[str]) -> list[list[str]]:
                     wall, done = run([sys.executable, "-c", KERNEL_JOB, cell, dtype, what],
                                      cache, os.getcwd())
                 result = json.loads(done.stdout)
-                rows.append([f"compile {cell} {dtype} ({what})", f"{result['seconds']:.1f}",
-                             f"{result['compiled']} compilations", f"{wall:.1f}", ""])
+                rows.append([f"warm_up {cell} {dtype} ({what})", f"{result['seconds']:.1f}",
+                             str(result["compiled"]), f"{wall:.1f}", ""])
                 print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -95,8 +95,8 @@ def command_rows(cells: list[str]) -> list[list[str]]:
             cold, done = run(SEQTOOL + [a.replace("RUN", "run1") for a in args], cache, work)
             announced = [float(m.group(3)) for m in COMPILED.finditer(done.stderr)]
             warm, _ = run(SEQTOOL + [a.replace("RUN", "run2") for a in args], cache, work)
-        rows.append([f"seqtool {shown}", "", f"{sum(announced):.1f} s announced"
-                     if announced else "none announced", f"{cold:.1f}", f"{warm:.1f}"])
+        rows.append([f"seqtool {shown}", f"{sum(announced):.1f}" if announced else "none",
+                     "", f"{cold:.1f}", f"{warm:.1f}"])
         print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     return rows
 
@@ -113,7 +113,7 @@ def main() -> None:
           f"{platform.python_version()}; numba {__import__('numba').__version__}")
     rows = [] if args.no_kernels else kernel_rows(cells, dtypes)
     rows += [] if args.no_commands else command_rows(cells)
-    header = ["what (empty NUMBA_CACHE_DIR)", "warm-up s", "compiles", "cold wall s",
+    header = ["what (empty NUMBA_CACHE_DIR)", "compile s", "compilations", "cold wall s",
               "warm wall s"]
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
