@@ -720,3 +720,30 @@ class RunConfig:
         if config.jobs is not None and config.scheduler is not None:
             raise InputError("jobs", "and --scheduler both choose where to run; give one")
         return config
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool compile
+
+
+def _dtypes() -> tuple[str, ...]:
+    from seqtool.core.rnn.warmup import DTYPES  # (no numba: warmup imports it when it runs)
+
+    return DTYPES
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """Parameters of ``seqtool compile``."""
+
+    cells: tuple[str, ...] = param((), "Cells to compile, e.g. lstm,gru (default: every "
+                                   "registered cell).",
+                                   lambda key, value: name_list(_cell_names())(key, value))
+    dtypes: tuple[str, ...] = param(("float32", "float64"), "Dtypes to compile them in.",
+                                    lambda key, value: name_list(_dtypes())(key, value))
+    jobs: int | None = param(None, "Processes at once (default: one per core).",
+                             optional(as_positive_int))
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "CompileConfig":
+        return cls(**coerce_all(cls, mapping, "compile"))

@@ -250,6 +250,7 @@ def invoke(command: Command, values: dict[str, Any]) -> None:
     """Run ``command`` with the values Typer parsed, and write what it reports."""
     from seqtool.commands.events import Events
     from seqtool.io.output import choose_format, formats_for, write_jsonl, write_report
+    from seqtool.render.progress import CompileStatus
 
     requested = values.get(FORMAT)
     check_format(requested, formats_for(command.streams))
@@ -265,6 +266,7 @@ def invoke(command: Command, values: dict[str, Any]) -> None:
     if command.explain_runs:
         options[EXPLAIN] = explain
     events = Events(notice=_notice, on_record=write_jsonl if fmt == "jsonl" else None)
+    CompileStatus().attach(events)  # a warm-up that compiles says so on stderr
     live = load(command.live)(config, fmt, precision) if command.live else nullcontext()
     with StopFlag() if command.interruptible else nullcontext() as flag, live as view:
         if view is not None:

@@ -31,10 +31,9 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
     """The config's problem (given, or generated per cell) analysed; several cells side by
     side."""
     from seqtool.core.rnn.bptt import bptt_problems, run_bptt  # numba loads here
-    from seqtool.core.rnn.cells import get_cell
 
-    if not all(get_cell(name).kernels_cached() for name in config.cell):
-        events.say("compiling the RNN kernels (once per machine)...")
+    for cell in config.cell:  # the analysis runs in float64; a compile is announced here
+        events.warm_up(cell, "float64")
     problems = bptt_problems(
         config.cell, config.given(), steps=config.steps, input_size=config.input_size,
         hidden=config.hidden, output_size=config.output_size, seed=config.seed,

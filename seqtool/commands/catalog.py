@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from seqtool.commands.registry import Command, Flag, register_command
 from seqtool.config import (
-    AttendConfig, BpttConfig, CompareConfig, EvaluateConfig, PredictConfig, RunConfig,
-    SampleConfig, TrainConfig,
+    AttendConfig, BpttConfig, CompareConfig, CompileConfig, EvaluateConfig, PredictConfig,
+    RunConfig, SampleConfig, TrainConfig,
 )
 
 INPUT_HELP = (
@@ -316,5 +316,33 @@ runs already done with the same settings.""",
         Flag("scheduler", ("--scheduler",), "ADDRESS"),
         Flag("sets", ("--set",), "KEY.PATH=VALUE", kind="many"),
         Flag("dry_run", ("--dry-run",), kind="switch"),
+    ),
+))
+
+register_command(Command(
+    name="compile",
+    config=CompileConfig,
+    run="seqtool.commands.compile:run",
+    report="seqtool.commands.compile:CompileReport",
+    render="seqtool.render.compile:render_compile",
+    metrics="seqtool.commands.compile:metrics",
+    live="seqtool.render.progress:CompileProgress",
+    recipes=False,
+    precision=False,
+    short_help="Compile every kernel now. e.g. seqtool compile",
+    help="""Compile (or load from numba's cache) every RNN kernel for this machine up front:
+each registered cell in float32 and float64, the layer as bptt runs it and the model path
+of train-rnn, predict, sample and evaluate, one process per job on every core.
+
+Later first runs then load the kernels from the cache instead of compiling them. Reports
+per cell and dtype the seconds it took and whether it compiled or only loaded.""",
+    examples=(
+        "seqtool compile",
+        "seqtool compile --cells lstm --dtypes float32 --jobs 2",
+    ),
+    flags=(
+        Flag("cells", ("--cells", "-c"), "CELL[,...]"),
+        Flag("dtypes", ("--dtypes",), "float32|float64[,...]"),
+        Flag("jobs", ("--jobs", "-j"), "N", kind="int", minimum=1),
     ),
 ))

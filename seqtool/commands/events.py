@@ -22,7 +22,20 @@ class Events:
     on_result: Callable[[dict[str, Any]], None] | None = None  # recipes: each run's result
     on_record: Callable[[dict[str, Any]], None] | None = None  # a record of a jsonl stream
     should_stop: Callable[[], bool] | None = None  # polled after each whole step
+    # a warm-up that compiles: (cell, dtype) once it has taken ~0.5 s, then its WarmUp
+    on_compile: Callable[[str, str], None] | None = None
+    on_compiled: Callable[[Any], None] | None = None
 
     def say(self, text: str) -> None:
         if self.notice is not None:
             self.notice(text)
+
+    def warm_up(self, cell: str, dtype: Any, **options: Any) -> Any:
+        """Load or compile ``cell``'s kernels in ``dtype`` now, before the run starts any
+        clock (:func:`seqtool.core.rnn.warmup.warm_up`; ``options``: spec, training,
+        optimizer). A compile that takes long is reported through ``on_compile`` and
+        ``on_compiled``; a warm cache reports nothing."""
+        from seqtool.core.rnn.warmup import warm_up
+
+        return warm_up(cell, dtype, on_slow=self.on_compile, on_done=self.on_compiled,
+                       **options)

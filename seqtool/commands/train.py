@@ -340,12 +340,15 @@ def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
     which owns that directory and may replace a run there), or ``resume`` the one in a
     directory with the parameters given in ``config`` changed (--epochs, --steps,
     --patience)."""
-    from seqtool.core.rnn.cells import cell_names, get_cell
+    def on_start(report: TrainReport) -> None:
+        # the model's kernels, loaded or compiled before the training clock starts (and
+        # before a live view draws): a compile is announced as it happens and never
+        # counted in epoch 1's tokens/s
+        events.warm_up(report.spec.cell, report.config.dtype, spec=report.spec,
+                       optimizer=report.config.optimizer)
+        if events.on_start is not None:
+            events.on_start(report)
 
-    # the configured cell's kernels (the rnn's, as a stand-in, for bow or a resumed run)
-    cell = config.cell if resume is None and config.cell in cell_names() else "rnn"
-    if not get_cell(cell).kernels_cached():
-        events.say("compiling the RNN kernels (once per machine)...")
     def on_epoch(position: Any, record: dict[str, Any], improved: bool) -> None:
         if events.on_record is not None:
             events.on_record({"event": "epoch", **record})
@@ -356,10 +359,10 @@ def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
     if resume is not None:
         changes = {name: getattr(config, name) for name in config.given_names}
         return run_train(None, hooks=hooks, resume=resume, changes=changes, explain=explain,
-                         on_start=events.on_start)
+                         on_start=on_start)
     if run_dir is not None:
         config = replace(config, out=str(run_dir))
-    return run_train(config, hooks=hooks, explain=explain, on_start=events.on_start,
+    return run_train(config, hooks=hooks, explain=explain, on_start=on_start,
                      replace_run=run_dir is not None)
 
 

@@ -78,6 +78,7 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
     if spec.task not in ("classify", "tag"):
         raise InputError("run", f"holds a {spec.task} model; predict labels texts with a "
                          "classify or tag model (sample draws from an lm, evaluate scores any)")
+    events.warm_up(spec.cell, model.params["head.weight"].dtype, spec=spec, training=False)
     vocab, labels = model.vocab, model.labels
     ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
     unknown = [float(np.mean(seq == UNK_ID)) if len(seq) else 0.0 for seq in ids]
@@ -154,6 +155,8 @@ def sample(config: SampleConfig, events: Events, run_dir: Path | None = None) ->
     if model.spec.task != "lm":
         raise InputError("run", f"holds a {model.spec.task} model; sample needs a language "
                          "model (train-rnn --task lm, or --data dyck)")
+    events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
+                   training=False)
     vocab = model.vocab
     tokens = tokenize(config.prime, model.tokenizer) if config.prime else []
     if not tokens:
@@ -203,6 +206,8 @@ def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None
     from seqtool.core.training import evaluate as evaluate_model
 
     model = load_run(config.run)
+    events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
+                   training=False)
     dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
     scores = evaluate_model(model.spec, model.params, dataset).to_dict()
     return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores)

@@ -1,0 +1,130 @@
+"""The warm-up (seqtool.core.rnn.warmup): it loads or compiles a cell's kernels before a run
+starts its clocks, and calls its callbacks only when it compiled and took long.
+
+A cell registered here calls a numba function made fresh for each test, so its first
+warm-up really compiles (numba fires its "numba:compile" event) and its second finds it in
+memory; the slow/fast decision is made with ``after`` and an injected clock, never by
+measuring wall time.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from seqtool.core.errors import InputError
+from seqtool.core.rnn.cells import Cell, registered
+from seqtool.core.rnn.warmup import DTYPES, WarmUp, check_dtype, warm_up
+
+_names = (f"fresh{i}" for i in itertools.count())
+
+
+def fresh_cell() -> Cell:
+    """A cell whose forward pass calls a numba function no one has compiled yet."""
+    import numba
+
+    @numba.njit
+    def doubled(a):
+        return a * 2.0
+
+    class FreshCell(Cell):
+        name = next(_names)
+        gates = ("a",)
+        seen: list = []
+
+        def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
+                    lengths=None, *, projected=None, activation="tanh"):
+            out = doubled(X)
+            self.seen.append(("forward", X.dtype, X.shape, np.array_equal(out, X + X)))
+            return out
+
+        def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, **options):
+            self.seen.append(("backward", dh.dtype, dh.shape))
+            return None
+
+    return FreshCell()
+
+
+def test_a_compile_that_takes_long_calls_on_slow_then_on_done():
+    calls = []
+    with registered(fresh_cell()) as cell:
+        result = warm_up(cell.name, "float32", after=0.0,
+                         on_slow=lambda c, d: calls.append(("slow", c, d)),
+                         on_done=lambda r: calls.append(("done", r)))
+        # the cell ran forward and backward on tiny arrays of the asked dtype
+        assert cell.seen == [("forward", np.float32, (4, 1, 2), True),
+                             ("backward", np.float32, (4, 1, 2))]
+    assert result.compiled >= 1 and not result.loaded
+    assert calls == [("slow", cell.name, "float32"), ("done", result)]
+
+
+def test_a_quick_compile_calls_nothing():
+    ticks = iter(range(1000))  # a clock that never reaches `after`
+    calls = []
+    with registered(fresh_cell()) as cell:
+        result = warm_up(cell.name, "float64", after=1e6, clock=lambda: next(ticks) * 1e-9,
+                         on_slow=lambda *a: calls.append(a), on_done=calls.append)
+    assert result.compiled >= 1  # it did compile, but not for long: no notice
+    assert calls == []
+
+
+def test_kernels_already_loaded_call_nothing_even_with_after_0():
+    calls = []
+    with registered(fresh_cell()) as cell:
+        first = warm_up(cell.name, "float64")
+        second = warm_up(cell.name, "float64", after=0.0,
+                         on_slow=lambda *a: calls.append(a), on_done=calls.append)
+    assert first.compiled >= 1
+    assert second.compiled == 0 and second.loaded
+    assert calls == []
+
+
+def test_a_cell_without_kernels_never_compiles():
+    class NumpyCell(Cell):
+        name = next(_names)
+        gates = ("a",)
+
+        def forward(self, X, *args, **options):
+            return np.tanh(X)
+
+        def backward(self, X, *args, **options):
+            return None
+
+    calls = []
+    with registered(NumpyCell()) as cell:
+        result = warm_up(cell.name, "float64", after=0.0, on_slow=lambda *a: calls.append(a))
+    assert result == WarmUp(cell.name, "float64", result.seconds, 0) and calls == []
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_the_builtin_cells_and_their_model_path_are_loaded_once(cell):
+    from seqtool.core.models import ModelSpec
+
+    spec = ModelSpec(task="classify", cell=cell, input_size=5, output_size=3)
+    warm_up(cell, "float64", spec=spec, optimizer="adam")
+    again = warm_up(cell, "float64", spec=spec, optimizer="adam", after=0.0,
+                    on_slow=pytest.fail)
+    assert again.compiled == 0
+
+
+def test_the_warm_up_moves_no_parameter_of_the_run():
+    """The model passes run on a tiny model of their own: a run's spec is only read."""
+    from seqtool.core.models import ModelSpec, init_params
+
+    spec = ModelSpec(task="lm", cell="gru", input_size=7, output_size=7, hidden=3)
+    before = init_params(spec, seed=4)
+    warm_up("gru", "float32", spec=spec, optimizer="adam")
+    after = init_params(spec, seed=4)
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_unknown_cell_and_dtype_are_input_errors():
+    with pytest.raises(InputError) as err:
+        warm_up("lstn", "float32")
+    assert err.value.key == "cell" and "did you mean lstm" in err.value.message
+    with pytest.raises(InputError) as err:
+        warm_up("lstm", "float16")
+    assert err.value.key == "dtype"
+    assert [check_dtype(np.float32), check_dtype("Float64")] == list(DTYPES)
