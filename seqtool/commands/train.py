@@ -374,8 +374,11 @@ def failure(report: TrainReport) -> str | None:
                 f"checkpoint saved in {report.out}; resume with: seqtool train-rnn --resume "
                 f"{report.out}")
     if report.stop_reason == "diverged":
-        return (f"training diverged: {report.message}; the last good checkpoint is in "
-                f"{report.out}")
+        if (Path(report.out) / "last.npz").exists():
+            return (f"training diverged: {report.message}; the last good checkpoint (the end "
+                    f"of epoch {report.position['epoch']}) is in {report.out}")
+        return (f"training diverged: {report.message}; it diverged in its first epoch, so "
+                f"{report.out} holds no checkpoint, only config.yaml")
     return None
 
 

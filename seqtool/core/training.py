@@ -242,13 +242,16 @@ def train_step(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.nd
     Returns the loss and the gradient norm before clipping; when either is not finite the
     update is not applied (the caller stops the run)."""
     inputs = _cast(spec, batch.inputs, params)
-    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng, fold_embedding=True,
-                  workspace=workspace)
-    loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
-    if not math.isfinite(loss.value):
-        return loss, math.nan
-    grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
-    norm = global_norm(grads)
+    # a diverging run overflows here; it is caught below (not finite: stop, nothing applied),
+    # so NumPy's RuntimeWarnings would only repeat it as noise on the user's terminal
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng,
+                      fold_embedding=True, workspace=workspace)
+        loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
+        if not math.isfinite(loss.value):
+            return loss, math.nan
+        grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
+        norm = global_norm(grads)
     if not math.isfinite(norm):
         return loss, norm
     if settings.clip_norm is not None:

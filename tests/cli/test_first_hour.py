@@ -122,3 +122,16 @@ def test_a_misspelt_built_in_set_is_named(cli, tmp_path):
         assert result.stderr.strip().endswith("did you mean the built-in set 'sentiment'?")
     far = cli("train-rnn", "--data", str(tmp_path / "nothing.tsv"))
     assert far.exit_code == 2 and "did you mean" not in far.stderr
+
+
+def test_a_run_that_diverges_at_once_says_no_checkpoint_was_saved_and_prints_no_warnings(
+        cli, tmp_path):
+    out = tmp_path / "diverge"
+    result = cli("train-rnn", "--data", "sine", "--samples", "60", "--cell", "rnn",
+                 "--nonlinearity", "relu", "--optimizer", "sgd", "--lr", "1000", "--epochs",
+                 "3", "--out", str(out), "-f", "json")
+    assert result.exit_code == 1
+    assert "RuntimeWarning" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "training diverged" in last and "holds no checkpoint" in last
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]  # as the message says

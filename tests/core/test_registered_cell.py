@@ -283,14 +283,3 @@ def test_train_rnn_refuses_an_unknown_cell_in_one_line(cli):
     assert result.stderr.splitlines() == [
         "seqtool: error: --cell is 'lstn' (did you mean lstm?); choose one of rnn, gru, "
         "lstm, bow"]
-
-
-def test_built_in_cells_name_their_kernels():
-    """kernels_cached() reads numba's cache index of the cell's own kernel (the compile
-    notice of bptt and train-rnn): after a run of every cell, each index exists."""
-    from seqtool.core.rnn.stack import init_state_dict, stack_forward
-
-    for cell in ("rnn", "gru", "lstm"):
-        stack_forward(cell, np.ones((2, 1, 3)), init_state_dict(cell, 3, 4))
-        assert get_cell(cell).kernels_cached() is True, cell
-    assert MinimalGatedCell().kernels_cached() is True  # no kernels: nothing to compile

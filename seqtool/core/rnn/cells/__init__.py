@@ -144,10 +144,6 @@ class Cell:
         return {name: rng.uniform(-bound, bound, shapes[name]).astype(dtype)
                 for name in PARAM_NAMES}
 
-    def kernels_cached(self) -> bool:
-        """True if the cell's compiled kernels are in numba's on-disk cache (a cell without
-        kernels: always), so that commands can say when a run will compile first."""
-        return True
 
     def check_activation(self, activation: str) -> None:
         if self.activations and activation not in self.activations:

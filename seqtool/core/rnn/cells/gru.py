@@ -54,10 +54,5 @@ class GRUCell(Cell):
         H = record.h.shape[2]
         return record.gates[t, 0, H:2 * H]
 
-    def kernels_cached(self) -> bool:
-        from seqtool.core.rnn import gated, jit
-
-        return jit.is_cached(gated._gru_forward)
-
 
 GRU = register_cell(GRUCell())

@@ -56,10 +56,5 @@ class LSTMCell(Cell):
         dh_dh = tc[:, None] * do + through_c[:, None] * dc_dh
         return np.block([[dh_dh, np.diag(through_c * f)], [dc_dh, np.diag(f)]])
 
-    def kernels_cached(self) -> bool:
-        from seqtool.core.rnn import gated, jit
-
-        return jit.is_cached(gated._lstm_forward_into)
-
 
 LSTM = register_cell(LSTMCell())

@@ -62,10 +62,5 @@ class RNNCell(Cell):
         return generate_problem(steps, input_size, hidden, output_size, seed, radius,
                                 activation, loss, target_at)
 
-    def kernels_cached(self) -> bool:
-        from seqtool.core.rnn import jit, vanilla
-
-        return jit.is_cached(vanilla._rnn_forward)
-
 
 RNN = register_cell(RNNCell())
