@@ -172,7 +172,7 @@ class AttentionInputs:
     alpha: float = param(_SELECTOR_PARAMS["alpha"].default, _SELECTOR_PARAMS["alpha"].help,
                          as_float)
     k: int | None = param(None, _SELECTOR_PARAMS["k"].help, optional(as_int))  # None: min(2, n)
-    seed: int = param(0, "Seed of the Gumbel noise (and of compare-selectors' learning run).", as_int)
+    seed: int = param(0, "Seed of the Gumbel noise (and of the cost and learning runs).", as_int)
     hard: bool = param(_SELECTOR_PARAMS["hard"].default, _SELECTOR_PARAMS["hard"].help, as_bool)
     scale: float | str = param(1.0, "Score scale: 1, sqrt (1/sqrt(d)) or a number.", as_scale)
     upstream: np.ndarray | None = param(

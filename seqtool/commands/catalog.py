@@ -272,7 +272,7 @@ register_command(Command(
     render="seqtool.render.use:render_evaluation",
     metrics="seqtool.commands.use:evaluate_metrics",
     streams=True,
-    short_help="Score a model. e.g. seqtool evaluate runs/x --data test.tsv",
+    short_help="Score a model. e.g. seqtool evaluate runs/x --data dyck",
     help="Score a trained model on a data file (the training format) or on a fresh draw of "
     "its built-in set: loss and accuracy, perplexity or mse.",
     examples=(

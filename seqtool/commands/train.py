@@ -341,6 +341,7 @@ def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
     directory with the parameters given in ``config`` changed (--epochs, --steps,
     --patience)."""
     def on_start(report: TrainReport) -> None:
+        _say_what_was_inferred(report, events)
         # the model's kernels, loaded or compiled before the training clock starts (and
         # before a live view draws): a compile is announced as it happens and never
         # counted in epoch 1's tokens/s
@@ -364,6 +365,20 @@ def run(config: TrainConfig, events: Events, run_dir: Path | None = None, *,
         config = replace(config, out=str(run_dir))
     return run_train(config, hooks=hooks, explain=explain, on_start=on_start,
                      replace_run=run_dir is not None)
+
+
+def _say_what_was_inferred(report: TrainReport, events: Events) -> None:
+    """A file read without --task: say what it was taken for, before training on it (a
+    YAML file given by mistake trains a language model on its text otherwise)."""
+    from seqtool.core.data import BUILTIN_TASKS
+
+    config = report.config
+    if config.task is not None or config.data in BUILTIN_TASKS:
+        return
+    tokens = config.tokenizer or _default_tokenizer(config)
+    events.say(f"read {config.data} as {report.spec.task} data ({tokens} tokens): "
+               f"{report.train_size} train / {report.val_size} validation sequences; "
+               "--task sets what it is")
 
 
 def failure(report: TrainReport) -> str | None:

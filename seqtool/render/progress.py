@@ -25,12 +25,12 @@ class LearnProgress:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
             columns = (TextColumn("learning {task.fields[selector]:<10}"), BarColumn(),
-                       TextColumn("loss {task.fields[loss]:.3f}"), TimeRemainingColumn())
+                       TextColumn("{task.fields[loss]}"), TimeRemainingColumn())
             self.progress = Progress(*columns, console=console, transient=True)
             self.progress.start()
             total = self.config.steps * len(self.config.selectors)
-            self.task = self.progress.add_task("learn", total=total, selector="",
-                                               loss=float("nan"))
+            # no loss to show before the first step (it said "loss nan")
+            self.task = self.progress.add_task("learn", total=total, selector="", loss="")
         return self
 
     def attach(self, events: Any) -> None:
@@ -41,7 +41,8 @@ class LearnProgress:
         steps = self.config.steps
         if step % 10 == 0 or step == steps - 1:
             done = self.config.selectors.index(selector) * steps + step + 1
-            self.progress.update(self.task, completed=done, selector=selector, loss=loss)
+            self.progress.update(self.task, completed=done, selector=selector,
+                                 loss=f"loss {loss:.3f}")
 
     def __exit__(self, *exc: Any) -> bool:
         if self.progress is not None:

@@ -21,7 +21,7 @@ def test_help_lists_every_command_with_purpose_and_example(cli):
     assert "e.g. seqtool train-rnn --data parity" in result.stdout
     assert "e.g. seqtool predict runs/x --text 'not bad'" in result.stdout
     assert "e.g. seqtool sample runs/x --length 40" in result.stdout
-    assert "e.g. seqtool evaluate runs/x --data test.tsv" in result.stdout
+    assert "e.g. seqtool evaluate runs/x --data dyck" in result.stdout
     assert "e.g. seqtool run recipes/dyck-lm.yaml" in result.stdout
 
 

@@ -135,3 +135,18 @@ def test_a_run_that_diverges_at_once_says_no_checkpoint_was_saved_and_prints_no_
     last = result.stderr.strip().splitlines()[-1]
     assert "training diverged" in last and "holds no checkpoint" in last
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]  # as the message says
+
+
+def test_a_file_read_without_task_says_what_it_was_taken_for(cli, tmp_path):
+    text = tmp_path / "notes.yaml"
+    text.write_text("name: x\ncommand: bptt\n" * 30)
+    result = cli("train-rnn", "--data", str(text), "--epochs", "1", "--cell", "rnn",
+                 "--hidden", "4", "--out", str(tmp_path / "run"), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    report = result.json()
+    said = [line for line in result.stderr.splitlines() if "read " in line]
+    assert said == [f"seqtool: read {text} as lm data (char tokens): {report['train_size']} "
+                    f"train / {report['val_size']} validation sequences; --task sets what it is"]
+    given = cli("train-rnn", "--data", str(text), "--task", "lm", "--epochs", "1", "--cell",
+                "rnn", "--hidden", "4", "--out", str(tmp_path / "run2"), "-f", "json")
+    assert given.exit_code == 0 and "read " not in given.stderr
