@@ -61,9 +61,12 @@ def explain_bptt(report: BpttReport, precision: int = 4) -> list[str]:
     fprime = derivative_from_h(h[1:], prob.activation)
     dh_out = direct_hidden_gradients(report)
     losses = dict(zip(report.loss_steps, report.losses))
+    steps = ("t = 1..T" if len(losses) == T else
+             f"the steps with a loss: t = {', '.join(str(t) for t in sorted(losses))}")
     lines = [
         f"Chain rule for ∂L/∂W_hh (T = {T}, f = {prob.activation}):",
         "  ∂L/∂W_hh = Σ_t Σ_{k≤t} ∂L_t/∂h_t (Π_{j=k+1..t} ∂h_j/∂h_{j-1}) ∂⁺h_k/∂W_hh,",
+        f"  summed over {steps},",
         f"  with ∂h_j/∂h_{{j-1}} = diag(f'(z_j)) W_hh, {DERIVATIVES[prob.activation]},",
         "  and ∂⁺h_k/∂W_hh the immediate part: ∂h_k/∂(W_hh)_ab = f'(z_k)_a (h_{k-1})_b.",
         f"  W_hh = {mat(prob.W_hh, p)}",
@@ -80,8 +83,10 @@ def explain_bptt(report: BpttReport, precision: int = 4) -> list[str]:
     for t in range(T, 0, -1):
         total = dh_out[t - 1] + carry
         d = total * fprime[t - 1]
-        through = f" + W_hhᵀ dz_{t + 1}" if t < T else ""
-        lines.append(f"  t={t}: ∂L/∂h_{t} = ∂L_{t}/∂h_{t}{through} = {vec(total, p)}; "
+        # only the steps with a loss term have a direct ∂L_t/∂h_t (target_at last: t = T)
+        terms = ([f"∂L_{t}/∂h_{t}"] if t in losses else []) + (
+            [f"W_hhᵀ dz_{t + 1}"] if t < T else [])
+        lines.append(f"  t={t}: ∂L/∂h_{t} = {' + '.join(terms)} = {vec(total, p)}; "
                      f"f'(z_{t}) = {vec(fprime[t - 1], p)}; dz_{t} = ∂L/∂h_{t} ⊙ f'(z_{t}) = "
                      f"{vec(d, p)}")
         lines.append(f"        share_{t} = dz_{t} h_{t - 1}ᵀ = {mat(dz[t - 1], p)}")

@@ -150,3 +150,17 @@ def test_a_file_read_without_task_says_what_it_was_taken_for(cli, tmp_path):
     given = cli("train-rnn", "--data", str(text), "--task", "lm", "--epochs", "1", "--cell",
                 "rnn", "--hidden", "4", "--out", str(tmp_path / "run2"), "-f", "json")
     assert given.exit_code == 0 and "read " not in given.stderr
+
+
+def test_explain_with_one_loss_term_writes_only_the_terms_that_exist(cli):
+    result = cli("bptt", "--steps", "3", "--target-at", "last", "--explain", "--precision",
+                 "17", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    text = "\n".join(data["explanation"])
+    assert "∂L_3/∂h_3" in text and "∂L_2/∂h_2" not in text and "∂L_1/∂h_1" not in text
+    assert "summed over the steps with a loss: t = 3" in text
+    for t in (1, 2, 3):  # each ∂L/∂h_t written out has the norm the report measured
+        line = next(line for line in data["explanation"] if line.startswith(f"  t={t}: ∂L/∂h_"))
+        values = np.array([float(v) for v in line.split("= (")[1].split(")")[0].split(",")])
+        assert_close(np.linalg.norm(values), data["dL_dh"][t], scale=1e3)  # 17 digits printed
