@@ -192,9 +192,28 @@ def architecture(spec: Any) -> list[str]:
     return lines
 
 
+def tensor_shapes(spec: Any, batch: int) -> str:
+    """The arrays of one training step, stage by stage, at this run's sizes (T: the batch's
+    longest sequence; B: --batch-size)."""
+    C = spec.output_size
+    first = (f"ids (T, {batch}) → embeddings (T, {batch}, {spec.embedding_dim})"
+             if spec.tokens_in else f"inputs (T, {batch}, {spec.input_size})")
+    if spec.cell == "bow":
+        return f"shapes: {first} → mean ({batch}, {spec.embedding_dim}) → logits ({batch}, {C})"
+    layers = f" ×{spec.layers} layers" if spec.layers > 1 else ""
+    states = f"states (T, {batch}, {spec.hidden}){layers}"
+    name = "outputs" if spec.task == "regress" else "logits"
+    if spec.per_step:
+        return f"shapes: {first} → {states} → {name} (T, {batch}, {C})"
+    pool = "last" if spec.task == "regress" else spec.pool
+    return (f"shapes: {first} → {states} → {pool} state ({batch}, {spec.hidden}) → "
+            f"{name} ({batch}, {C})")
+
+
 def explain_lines(report: Any, p: int) -> list[str]:
     dep = report.dependency
-    lines = architecture(report.spec) + [""]
+    lines = architecture(report.spec) + [
+        "  " + tensor_shapes(report.spec, report.config.batch_size), ""]
     norms = dep["norms"]
     tokens = dep["inputs"]
     lines.append(f"dependency map ‖∂y_t/∂x_s‖ of the trained model on validation sequence "

@@ -164,3 +164,16 @@ def test_explain_with_one_loss_term_writes_only_the_terms_that_exist(cli):
         line = next(line for line in data["explanation"] if line.startswith(f"  t={t}: ∂L/∂h_"))
         values = np.array([float(v) for v in line.split("= (")[1].split(")")[0].split(",")])
         assert_close(np.linalg.norm(values), data["dL_dh"][t], scale=1e3)  # 17 digits printed
+
+
+def test_train_explain_gives_the_tensor_shapes_at_this_runs_sizes(cli, tmp_path):
+    result = cli("train-rnn", "--data", "sentiment", "--samples", "80", "--epochs", "1",
+                 "--cell", "gru", "--hidden", "8", "--embedding-dim", "6", "--layers", "2",
+                 "--batch-size", "16", "--pool", "mean", "--explain", "--out",
+                 str(tmp_path / "run"), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    shapes = [line.strip() for line in data["explanation"] if "shapes:" in line]
+    classes = data["spec"]["output_size"]  # the label set the run found
+    assert shapes == [f"shapes: ids (T, 16) → embeddings (T, 16, 6) → states (T, 16, 8) ×2 "
+                      f"layers → mean state (16, 8) → logits (16, {classes})"]
