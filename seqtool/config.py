@@ -419,6 +419,26 @@ def _nonlinearities() -> tuple[str, ...]:
     return NONLINEARITIES
 
 
+def as_step_pairs(key: str, value: Any) -> tuple[tuple[int, int], ...]:
+    """Pairs of steps t,k: "3,1" or "3,1;2,0" or a YAML list [[3, 1], [2, 0]]."""
+    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (list, tuple)):
+        value = [value]
+    rows = value if isinstance(value, (list, tuple)) else [
+        row for row in str(value).split(";") if row.strip()]
+    pairs = []
+    for row in rows:
+        items = row if isinstance(row, (list, tuple)) else str(row).split(",")
+        if len(items) != 2:
+            raise InputError(key, f"has '{row}'; expected two steps t,k such as 3,1")
+        t, k = (as_int(key, item) for item in items)
+        if not 0 <= k < t:
+            raise InputError(key, f"has {t},{k}; expected 0 ≤ k < t (∂h_t/∂h_k reaches back)")
+        pairs.append((t, k))
+    if not pairs:
+        raise InputError(key, "is empty; expected steps t,k such as 3,1")
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class BpttConfig:
     """Parameters of ``seqtool bptt``: a problem (given or generated) and what to report."""
@@ -459,6 +479,9 @@ class BpttConfig:
     forget_bias: float = param(
         1.0, "Generated gru/lstm problems: bias of the gate that keeps the old state (LSTM f, "
         "GRU z); larger keeps gradients alive longer.", as_float)
+    jacobian: tuple[tuple[int, int], ...] | None = param(
+        None, "Print the matrices ∂h_t/∂h_k for these steps: t,k (several as t,k;t,k), "
+        "0 ≤ k < t ≤ T (rnn cell).", optional(as_step_pairs))
 
     GIVEN = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0", "x", "y")
     REQUIRED = ("W_xh", "W_hh", "W_hy", "x", "y")  # any of them given: a problem file
@@ -468,7 +491,20 @@ class BpttConfig:
         config = cls(**coerce_all(cls, mapping, "bptt"))
         config._checked()
         config._refuse_unread(mapping)
+        config._check_jacobian()
         return config
+
+    def _check_jacobian(self) -> None:
+        if self.jacobian is None:
+            return
+        if self.cell != ("rnn",):
+            raise InputError("jacobian", "writes the vanilla RNN's matrices ∂h_t/∂h_k; it "
+                             f"needs --cell rnn (got --cell {','.join(self.cell)})")
+        T = self.steps if self.generated else self.x.shape[0]
+        late = [t for t, _ in self.jacobian if t > T]
+        if late:
+            raise InputError("jacobian", f"asks for step {late[0]}, but the problem has "
+                             f"T = {T} steps")
 
     def _refuse_unread(self, mapping: dict[str, Any]) -> None:
         """--activation for cells whose nonlinearities are fixed, --forget-bias for cells

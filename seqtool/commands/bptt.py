@@ -40,7 +40,7 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
         radius=config.radius, activation=config.activation, loss=config.loss,
         target_at=config.target_at, forget_bias=config.forget_bias)
     return run_bptt(problems, truncate=config.truncate, check=config.check,
-                    generated=config.generated)
+                    generated=config.generated, jacobians=config.jacobian)
 
 
 def failure(report: Any) -> str | None:

@@ -105,6 +105,7 @@ norms ‖dh_T/dh_k‖ that vanish or explode, truncated BPTT and a finite-differ
         Flag("truncate", ("--truncate", "-k"), "K"),
         Flag("cell", ("--cell", "-c"), "rnn|gru|lstm[,...]"),
         Flag("forget_bias", ("--forget-bias",), "B"),
+        Flag("jacobian", ("--jacobian", "-J"), "T,K[;T,K]"),
         Flag("check", ("--check",), kind="switch"),
     ),
 ))

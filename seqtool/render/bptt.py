@@ -37,14 +37,16 @@ def step_table(report: Any, p: int) -> Table:
     return table
 
 
-def matrix_table(name: str, matrix: np.ndarray, p: int) -> Table | str:
+def matrix_table(name: str, matrix: np.ndarray, p: int, prefix: str = "∂L/∂") -> Table | str:
+    """A gradient (∂L/∂name) or any matrix (prefix="") as a table, a line, or its norm."""
     m = np.atleast_2d(matrix)
+    label = prefix + name
     if matrix.ndim == 1 and len(matrix) <= 4 * FULL_MATRIX_MAX:
-        return f"∂L/∂{name} = {vec(matrix, p)}"  # a vector reads best on one line
+        return f"{label} = {vec(matrix, p)}"  # a vector reads best on one line
     if max(m.shape) > FULL_MATRIX_MAX:
-        return (f"∂L/∂{name}: {'×'.join(map(str, matrix.shape))}, norm "
+        return (f"{label}: {'×'.join(map(str, matrix.shape))}, norm "
                 f"{fmt(np.linalg.norm(m), p)} (all entries: --format json)")
-    table = Table(title=f"∂L/∂{name}", title_justify="left", header_style="bold", show_header=False)
+    table = Table(title=label, title_justify="left", header_style="bold", show_header=False)
     for _ in range(m.shape[1]):
         table.add_column(justify="right")
     for row in m:
@@ -69,6 +71,10 @@ def render_bptt(report: BpttReport, *, precision: int = 4, explain: bool = False
         f"spectral radius ρ(W_hh) = {fmt(report.spectral_radius, p)}; "
         f"[bold]{report.verdict}[/bold] (× {fmt(report.rate, p)} per step back)"
     )
+    for j in report.jacobians or []:
+        console.print(matrix_table(
+            f"∂h_{j['t']}/∂h_{j['k']} = Π_{{j={j['k'] + 1}..{j['t']}}} diag(f'(z_j)) W_hh, "
+            f"‖·‖₂ = {fmt(j['norm'], p)}", j["matrix"], p, prefix=""))
     print_gradients_and_checks(console, report, PARAMETERS, p)
     print_closing(console, report.notes, explain_bptt(report, p) if explain else [])
 

@@ -177,3 +177,38 @@ def test_train_explain_gives_the_tensor_shapes_at_this_runs_sizes(cli, tmp_path)
     classes = data["spec"]["output_size"]  # the label set the run found
     assert shapes == [f"shapes: ids (T, 16) → embeddings (T, 16, 6) → states (T, 16, 8) ×2 "
                       f"layers → mean state (16, 8) → logits (16, {classes})"]
+
+
+def test_jacobian_matrices_equal_finite_differences_of_the_forward_pass(cli):
+    recipe = ROOT / "recipes" / "bptt-sigmoid-worked.yaml"
+    result = cli("bptt", "--problem", str(recipe), "--jacobian", "3,1;2,0", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    p = {k: np.array(v, dtype=float) for k, v in data["problem"].items()}
+    assert np.abs(p["h0"]).max() > 0  # the worked example's h0 is not zero
+
+    def h_from(k, h_k, t):  # h_t from h_k, the sigmoid recurrence written out
+        h = h_k
+        for j in range(k, t):  # x[j] is step j+1's input
+            h = 1.0 / (1.0 + np.exp(-(p["W_xh"] @ p["x"][j] + p["W_hh"] @ h + p["b_h"])))
+        return h
+
+    states = [p["h0"], *np.array(data["hidden"])]
+    for entry in data["jacobians"]:
+        t, k = entry["t"], entry["k"]
+        eps = 1e-6
+        numeric = np.column_stack([
+            (h_from(k, states[k] + eps * e, t) - h_from(k, states[k] - eps * e, t)) / (2 * eps)
+            for e in np.eye(len(states[k]))])
+        assert_close(np.array(entry["matrix"]), numeric, kind="finite-difference")
+        assert entry["norm"] == np.linalg.norm(np.array(entry["matrix"]), 2)
+
+
+def test_jacobian_steps_out_of_reach_are_one_line_errors(cli):
+    for args, words in ((("--steps", "4", "--jacobian", "5,1"), "T = 4 steps"),
+                        (("--steps", "4", "--jacobian", "1,3"), "0 ≤ k < t"),
+                        (("--steps", "4", "--jacobian", "3"), "two steps t,k"),
+                        (("--steps", "4", "--cell", "gru", "--jacobian", "3,1"), "--cell rnn")):
+        result = cli("bptt", *args)
+        assert result.exit_code == 2, args
+        assert len(result.stderr.splitlines()) == 1 and words in result.stderr, args

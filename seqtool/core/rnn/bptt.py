@@ -163,6 +163,16 @@ def jacobian_norms(problem: RNNProblem, h: np.ndarray) -> np.ndarray:
     return norms
 
 
+def jacobian_between(problem: RNNProblem, h: np.ndarray, t: int, k: int) -> np.ndarray:
+    """∂h_t/∂h_k = Π_{j=k+1..t} diag(f'(z_j)) W_hh (H, H), the chain that carries a gradient
+    from step t back to step k (0 ≤ k < t ≤ T; h is (T+1, H) with h[0] = h_0)."""
+    record = RNNForward(h[:, None, :])  # (T+1, 1, H)
+    J = np.eye(h.shape[1])
+    for j in range(k, t):  # step_jacobian(..., j) is ∂h_{j+1}/∂h_j
+        J = RNN.step_jacobian(problem.W_hh, record, j, problem.activation) @ J
+    return J
+
+
 def verdict(norms: np.ndarray) -> tuple[str, float]:
     """vanishing / exploding / stable from the change of ‖∂h_T/∂h_k‖ per step back."""
     T = len(norms) - 1
@@ -241,6 +251,8 @@ class BpttReport(Report):
     truncated: dict[str, np.ndarray] | None = None
     check: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # --jacobian t,k: {"t", "k", "matrix" ∂h_t/∂h_k, "norm" its spectral norm} per pair
+    jacobians: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         p = self.problem
@@ -253,6 +265,8 @@ class BpttReport(Report):
             **trace_parts(self, "dW_hh"),
         }
         out.update(optional_parts(self))
+        if self.jacobians is not None:
+            out["jacobians"] = [{**j, "matrix": j["matrix"].tolist()} for j in self.jacobians]
         return out
 
     def rows(self) -> list[dict[str, Any]]:
@@ -329,8 +343,10 @@ def check_truncate(truncate: int | None) -> None:
 
 
 def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = False,
-            generated: bool = False) -> BpttReport:
-    """Run the whole analysis of ``problem``."""
+            generated: bool = False,
+            jacobians: Sequence[tuple[int, int]] | None = None) -> BpttReport:
+    """Run the whole analysis of ``problem`` (and the matrices ∂h_t/∂h_k of ``jacobians``,
+    pairs (t, k) with 0 ≤ k < t ≤ T)."""
     check_truncate(truncate)
     run = forward_backward(problem)
     norms = jacobian_norms(problem, run.h)
@@ -349,6 +365,12 @@ def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = F
         report.truncated = forward_backward(problem, truncate).gradients
     if check:
         report.check = check_summary(finite_difference_check(problem, run.gradients))
+    if jacobians:
+        report.jacobians = []
+        for t, k in jacobians:
+            J = jacobian_between(problem, run.h, t, k)
+            report.jacobians.append({"t": t, "k": k, "matrix": J,
+                                     "norm": float(np.linalg.norm(J, 2))})
     return report
 
 
@@ -453,7 +475,8 @@ def bptt_problems(cells: Sequence[str], given: dict[str, Any] | None = None, *,
 
 
 def run_bptt(problems: Sequence[Any], *, truncate: int | None = None, check: bool = False,
-             generated: bool = False) -> Any:
+             generated: bool = False,
+             jacobians: Sequence[tuple[int, int]] | None = None) -> Any:
     """The `seqtool bptt` run: one problem analysed (a :class:`BpttReport` or a
     :class:`~seqtool.core.rnn.gated_bptt.GatedBpttReport`), or several (one per cell, from
     :func:`bptt_problems`) side by side in a
@@ -461,6 +484,12 @@ def run_bptt(problems: Sequence[Any], *, truncate: int | None = None, check: boo
     from seqtool.core.rnn import gated_bptt
 
     problems = list(problems)
+    if jacobians:
+        if len(problems) != 1 or not isinstance(problems[0], RNNProblem):
+            raise InputError("jacobian", "writes the vanilla RNN's matrices ∂h_t/∂h_k; it "
+                             "needs --cell rnn")
+        return analyse(problems[0], truncate=truncate, check=check, generated=generated,
+                       jacobians=jacobians)
     return gated_bptt.analyse_any(problems[0] if len(problems) == 1 else problems,
                                   truncate=truncate, check=check, generated=generated)
 
