@@ -212,3 +212,21 @@ def test_jacobian_steps_out_of_reach_are_one_line_errors(cli):
         result = cli("bptt", *args)
         assert result.exit_code == 2, args
         assert len(result.stderr.splitlines()) == 1 and words in result.stderr, args
+
+
+def test_shell_completion_completes_commands_and_flags():
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str, index: int) -> list[str]:
+        env = dict(os.environ, COMP_WORDS=words, COMP_CWORD=str(index),
+                   _SEQTOOL_COMPLETE="complete_bash")
+        done = subprocess.run([sys.executable, "-m", "seqtool"], env=env, capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("seqtool att", 1) == ["attend"]
+    assert complete("seqtool bptt --ce", 2) == ["--cell"]
+    assert set(complete("seqtool compare-selectors --le", 2)) == {"--learn"}
