@@ -17,30 +17,47 @@ def _params(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def rows_table(report: CompareReport, p: int) -> Table:
+ROW_COLUMNS = ("weights", "output", "H(w)", "|S|", "max w", "‖∂o/∂q‖", "‖∂o/∂K‖", "grad", "µs")
+# On a narrow terminal the rows come as two tables: what each selector computed, and what
+# that means (spread, gradient, cost).
+SPLIT = (("weights", "output"), ("H(w)", "|S|", "max w", "‖∂o/∂q‖", "‖∂o/∂K‖", "grad", "µs"))
+
+
+def rows_table(report: CompareReport, p: int, columns: tuple[str, ...] = ROW_COLUMNS,
+               title: str = "selectors on the same query, keys and values") -> Table:
     several = report.queries.shape[0] > 1
-    table = Table(title="selectors on the same query, keys and values", title_justify="left",
-                  header_style="bold")
-    columns = ["selector"] + (["q"] if several else []) + [
-        "weights", "output", "H(w)", "|S|", "max w", "‖∂o/∂q‖", "‖∂o/∂K‖", "grad", "µs"]
-    for name in columns:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name in ["selector"] + (["q"] if several else []) + list(columns):
         wraps = name in ("weights", "output")
         table.add_column(name, justify="left" if wraps or name in ("selector", "grad") else "right",
                          no_wrap=not wraps, min_width=6 if wraps else None)
     for row in report.selector_rows:
-        label = row.selector
         for j in range(len(row.entropy)):
+            first = j == 0  # per-selector numbers once, per-query numbers on every line
             style = GRADIENT_STYLE[row.gradient]
-            table.add_row(
-                label if j == 0 else "", *([str(j)] if several else []),
-                vec(row.weights[j], p), vec(row.outputs[j], p), fmt(row.entropy[j], p),
-                str(int(row.support[j])), fmt(row.max_weight[j], p),
-                fmt(row.grad_norm_query, p) if j == 0 else "",
-                fmt(row.grad_norm_keys, p) if j == 0 else "",
-                f"[{style}]{row.gradient}[/{style}]" if j == 0 else "",
-                f"{row.cost_us:.1f}" if j == 0 else "",
-            )
+            cells = {
+                "weights": vec(row.weights[j], p), "output": vec(row.outputs[j], p),
+                "H(w)": fmt(row.entropy[j], p), "|S|": str(int(row.support[j])),
+                "max w": fmt(row.max_weight[j], p),
+                "‖∂o/∂q‖": fmt(row.grad_norm_query, p) if first else "",
+                "‖∂o/∂K‖": fmt(row.grad_norm_keys, p) if first else "",
+                "grad": f"[{style}]{row.gradient}[/{style}]" if first else "",
+                "µs": f"{row.cost_us:.1f}" if first else "",
+            }
+            table.add_row(row.selector if first else "", *([str(j)] if several else []),
+                          *(cells[name] for name in columns))
     return table
+
+
+def print_rows(console: Console, report: CompareReport, p: int) -> None:
+    """One table when the terminal is wide enough for it, else two that each fit."""
+    table = rows_table(report, p)
+    unwrapped = console.measure(table, options=console.options.update(max_width=10_000))
+    if unwrapped.maximum <= console.width:
+        console.print(table)
+        return
+    console.print(rows_table(report, p, SPLIT[0], "what each selector computed"))
+    console.print(rows_table(report, p, SPLIT[1], "what it means: spread, gradient, cost"))
 
 
 def cost_table(report: CompareReport) -> Table:
@@ -88,7 +105,7 @@ def render_compare(report: CompareReport, *, precision: int = 4, explain: bool =
     console.print(f"{len(report.selector_rows)} selectors on {source}; "
                   f"scale = {fmt(report.scale, precision)}"
                   f", upstream u = {vec(report.upstream, precision)}")
-    console.print(rows_table(report, precision))
+    print_rows(console, report, precision)
     settings = "; ".join(f"{r.selector}: {_params(r.params)}" for r in report.selector_rows
                          if r.params)
     console.print(f"H(w) entropy in nats, |S| support size, µs median per call "

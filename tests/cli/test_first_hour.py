@@ -230,3 +230,20 @@ def test_shell_completion_completes_commands_and_flags():
     assert complete("seqtool att", 1) == ["attend"]
     assert complete("seqtool bptt --ce", 2) == ["--cell"]
     assert set(complete("seqtool compare-selectors --le", 2)) == {"--learn"}
+
+
+def test_compare_selectors_tables_fit_80_columns_and_keep_every_number(cli, monkeypatch):
+    from rich.cells import cell_len
+
+    data = cli("compare-selectors", "-q", "3,-1", "--repeats", "1", "-f", "json").json()
+    for width, tables in ((80, 2), (200, 1)):
+        monkeypatch.setenv("COLUMNS", str(width))
+        out = cli("compare-selectors", "-q", "3,-1", "--repeats", "1", "-f", "table").stdout
+        assert max(cell_len(line) for line in out.splitlines()) <= width
+        assert out.count("┏") == tables
+        rows = [[c.strip() for c in line.strip("│").split("│")]
+                for line in out.splitlines() if line.startswith("│")]
+        for row in data["rows"]:  # every selector, with its support size and gradient kind
+            lines = [r for r in rows if r[0] == row["selector"]]
+            assert any(str(row["support"][0]) in r for r in lines), row["selector"]
+            assert any(row["gradient"] in r for r in lines), row["selector"]
