@@ -128,3 +128,16 @@ def test_unknown_cell_and_dtype_are_input_errors():
         warm_up("lstm", "float16")
     assert err.value.key == "dtype"
     assert [check_dtype(np.float32), check_dtype("Float64")] == list(DTYPES)
+
+
+def test_the_vanilla_warm_up_covers_the_truncated_backward_kernel():
+    """bptt --truncate on the rnn cell runs its own kernel: the warm-up loads it too, so
+    that it never compiles unannounced inside the analysis."""
+    import numpy as np
+
+    from seqtool.core.rnn import vanilla
+    from seqtool.core.rnn.warmup import warm_up
+
+    warm_up("rnn", np.float32, training=False)
+    kinds = {str(sig[0].dtype) for sig in vanilla._rnn_backward_truncated.signatures}
+    assert "float32" in kinds

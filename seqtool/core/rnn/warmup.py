@@ -183,6 +183,7 @@ def _cell_pass(layer: Any, dtype: np.dtype) -> None:
     dh = np.ones((T, 1, H), dtype)
     dc = np.zeros((1, H), dtype) if layer.has_cell_state else None
     layer.backward(X, params["weight_ih"], params["weight_hh"], record, dh, dc)
+    layer.warm_extra(dtype)
 
 
 def _tiny_spec(spec: Any) -> Any:

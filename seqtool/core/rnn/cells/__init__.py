@@ -133,6 +133,11 @@ class Cell:
         """The size of the state s: H, or 2H with a cell state."""
         return 2 * hidden if self.has_cell_state else hidden
 
+    def warm_extra(self, dtype: Any) -> None:
+        """Run, on tiny arrays of ``dtype``, any kernel the BPTT analysis uses besides
+        forward and backward (so that the warm-up loads or compiles it before a run; the
+        vanilla cell's truncated backward). Default: none."""
+
     def init_layer(self, rng: np.random.Generator, input_size: int, hidden: int,
                    dtype: Any) -> dict[str, np.ndarray]:
         """PyTorch's default initialisation of one layer: every entry ~ U(−1/√H, 1/√H),

@@ -54,6 +54,15 @@ class RNNCell(Cell):
 
         return derivative_from_h(record.h[t + 1, 0], activation)[:, None] * weight_hh
 
+    def warm_extra(self, dtype) -> None:
+        """The truncated backward kernel of `bptt --truncate` (its own kernel)."""
+        from seqtool.core.rnn.vanilla import rnn_backward, rnn_forward
+
+        X = np.ones((3, 1, 2), dtype)
+        W_xh, W_hh = np.full((2, 2), 0.1, dtype), np.full((2, 2), 0.1, dtype)
+        h = rnn_forward(X, W_xh, W_hh, np.zeros(2, dtype))
+        rnn_backward(X, W_xh, W_hh, h, np.ones((3, 1, 2), dtype), truncate=1)
+
     def bptt_problem(self, *, steps, input_size, hidden, output_size, seed=0, radius=None,
                      activation="tanh", loss="mse", target_at="all", forget_bias=1.0):
         """The vanilla analysis's own problem, in math names (W_xh, W_hh, ..., with f)."""
