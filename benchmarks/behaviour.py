@@ -15,7 +15,6 @@ first differing line.
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 import shutil

@@ -8,9 +8,8 @@ runs each (``attend``, ``compare``, ``bptt``, ``train``, ``use``, ``recipe``) an
 
 from seqtool.commands.registry import (
     Command, Flag, commands, get_command, load, recipe_commands, register_command,
-    unregister_command,
 )
 
 
 __all__ = ["Command", "Flag", "commands", "get_command", "load", "recipe_commands",
-           "register_command", "unregister_command"]
+           "register_command"]

@@ -122,10 +122,6 @@ def register_command(command: Command) -> Command:
     return command
 
 
-def unregister_command(name: str) -> None:
-    _COMMANDS.pop(name, None)
-
-
 def commands() -> list[Command]:
     """Every command, in the order they were registered (the order --help lists them)."""
     from seqtool.commands import catalog  # noqa: F401  (registers the built-in commands)

@@ -16,7 +16,7 @@ from seqtool.commands.trained import Model, dataset_for_model, load_model
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig
 from seqtool.core.data.vocab import UNK_ID
 from seqtool.core.errors import InputError
-from seqtool.core.report import Report, finite
+from seqtool.core.report import Report
 
 BEGIN, END = "^", "$"  # the markers of built-in language-model data (dyck)
 
@@ -217,5 +217,5 @@ def evaluate_metrics(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k not in ("run", "data", "task")}
 
 
-__all__ = ["EvaluateReport", "PredictReport", "SampleReport", "evaluate", "finite", "predict",
+__all__ = ["EvaluateReport", "PredictReport", "SampleReport", "evaluate", "predict",
            "sample"]

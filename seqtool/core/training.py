@@ -22,6 +22,7 @@ import numpy as np
 from seqtool.core.buffers import Workspace
 from seqtool.core.models import ModelSpec, backward, forward, loss_of
 from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
+from seqtool.core.report import finite
 from seqtool.core.rnn.lengths import longest_first
 
 STOP_REASONS = ("completed", "early_stopped", "interrupted", "diverged")
@@ -284,5 +285,4 @@ def _epoch_record(spec: ModelSpec, settings: TrainSettings, params: dict[str, np
         "seconds": seconds,
     }
     # a value that could not be measured (no tokens, no time) is None, not NaN: JSON has no NaN
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in record.items()}
+    return finite(record)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, TextIO
 
 from seqtool.core.report import finite
 
-__all__ = ["FORMATS", "STREAM_FORMATS", "WRITERS", "Writer", "choose_format", "finite",
+__all__ = ["WRITERS", "Writer", "choose_format", "finite",
            "formats_for", "register_writer", "unregister_writer", "write_csv", "write_json",
            "write_jsonl", "write_report"]
 
@@ -112,9 +112,6 @@ def formats_for(streams: bool) -> tuple[str, ...]:
     """The --format choices of a command: table, then the machine formats it offers."""
     return ("table",) + tuple(name for name, w in WRITERS.items() if streams or not w.streams)
 
-
-FORMATS = formats_for(streams=False)  # the built-in choices (table, json, csv)
-STREAM_FORMATS = formats_for(streams=True)  # and jsonl
 
 
 def write_report(report: Any, fmt: str, explanation: list[str] | None = None,
