@@ -33,7 +33,7 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
     from seqtool.core.rnn.bptt import bptt_problems, run_bptt  # numba loads here
 
     for cell in config.cell:  # the analysis runs in float64; a compile is announced here
-        events.warm_up(cell, "float64")
+        events.warm_up(cell, "float64", truncated=config.truncate is not None)
     problems = bptt_problems(
         config.cell, config.given(), steps=config.steps, input_size=config.input_size,
         hidden=config.hidden, output_size=config.output_size, seed=config.seed,

@@ -33,7 +33,7 @@ class Events:
     def warm_up(self, cell: str, dtype: Any, **options: Any) -> Any:
         """Load or compile ``cell``'s kernels in ``dtype`` now, before the run starts any
         clock (:func:`seqtool.core.rnn.warmup.warm_up`; ``options``: spec, training,
-        optimizer). A compile that takes long is reported through ``on_compile`` and
+        optimizer, truncated). A compile that takes long is reported through ``on_compile`` and
         ``on_compiled``; a warm cache reports nothing."""
         from seqtool.core.rnn.warmup import warm_up
 

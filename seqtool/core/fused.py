@@ -18,10 +18,7 @@ def _adam_update(theta, g, m, v, weight_decay, one_minus_beta1, beta2, one_minus
         g ← g + wd·θ;  m ← m + (1−β₁)(g − m);  v ← β₂ v + (1−β₂) g g;
         θ ← θ − step_size · m / (√v / √(1−β₂ᵗ) + ε)
     """
-    t = theta.reshape(-1)
-    gr = g.reshape(-1)
-    mm = m.reshape(-1)
-    vv = v.reshape(-1)
+    t, gr, mm, vv = theta, g, m, v  # flat views (1-D: one compile for every parameter)
     for i in range(t.shape[0]):
         gi = gr[i] + weight_decay * t[i]
         mi = mm[i] + one_minus_beta1 * (gi - mm[i])
@@ -36,6 +33,9 @@ def adam_update(theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
                 t: int) -> None:
     """One Adam step of ``theta`` in place (C-contiguous arrays of one dtype)."""
     f = theta.dtype.type
-    _adam_update(theta, np.ascontiguousarray(g, dtype=theta.dtype), m, v, f(weight_decay),
+    # flat views of the same memory (the arrays are C-contiguous), so that matrices and
+    # vectors share one compiled kernel
+    _adam_update(theta.reshape(-1), np.ascontiguousarray(g, dtype=theta.dtype).reshape(-1),
+                 m.reshape(-1), v.reshape(-1), f(weight_decay),
                  f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(lr / (1.0 - beta1**t)),
                  f((1.0 - beta2**t) ** 0.5), f(eps))

@@ -241,8 +241,10 @@ class Adam(Optimizer):
 
         for name, g in grads.items():
             theta = self.params[name]
-            if np.shape(g) != theta.shape or not theta.flags.c_contiguous:
-                return super().step(grads)  # the checked path says what is wrong
+            if np.shape(g) != theta.shape or not all(
+                    a.flags.c_contiguous for a in (theta, self.m[name], self.v[name])):
+                # the checked path says what is wrong (the kernel updates flat views)
+                return super().step(grads)
         self.t += 1
         for name, g in grads.items():
             self.steps[name] += 1

@@ -130,14 +130,20 @@ def test_unknown_cell_and_dtype_are_input_errors():
     assert [check_dtype(np.float32), check_dtype("Float64")] == list(DTYPES)
 
 
-def test_the_vanilla_warm_up_covers_the_truncated_backward_kernel():
-    """bptt --truncate on the rnn cell runs its own kernel: the warm-up loads it too, so
-    that it never compiles unannounced inside the analysis."""
+def test_the_vanilla_warm_up_covers_the_truncated_backward_kernel_when_asked():
+    """bptt --truncate on the rnn cell runs its own kernel: the warm-up loads it too when
+    the run truncates (truncated=True), so that it never compiles unannounced inside the
+    analysis, and leaves it alone otherwise (a first run compiles only what it uses)."""
     import numpy as np
 
     from seqtool.core.rnn import vanilla
     from seqtool.core.rnn.warmup import warm_up
 
-    warm_up("rnn", np.float32, training=False)
-    kinds = {str(sig[0].dtype) for sig in vanilla._rnn_backward_truncated.signatures}
-    assert "float32" in kinds
+    def kinds():
+        return {str(sig[0].dtype) for sig in vanilla._rnn_backward_truncated.signatures}
+
+    before = kinds()
+    warm_up("rnn", np.float64, training=False)
+    assert kinds() == before  # not asked: nothing new compiled or loaded
+    warm_up("rnn", np.float32, training=False, truncated=True)
+    assert "float32" in kinds()

@@ -16,7 +16,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import overload
 
-from seqtool.core.rnn.jit import intrinsic_or, kernel
+from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
 
 
 # ---------------------------------------------------------------------------------------
@@ -45,6 +45,31 @@ def _typed_overload(value, like):
     if like == types.float64:
         return lambda value, like: np.float64(value)
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# Copies between arrays of one shape, as loops
+#
+# numba's slice assignment between arrays (h[0] = h0, a[r:] += b[r:]) checks that the shapes
+# broadcast and formats the shapes into its error message: that message alone is ~40
+# compilations of numba's string code, about 3 s of a first run. The callers here always
+# pass arrays of one shape (the checked public functions make them so), so plain loops do.
+
+
+@inline_kernel
+def _copy_into(dst, src):
+    """dst[b, j] = src[b, j] for 2-D arrays of one shape."""
+    for b in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[b, j] = src[b, j]
+
+
+@inline_kernel
+def _add_into(dst, src):
+    """dst[b, j] += src[b, j] for 2-D arrays of one shape."""
+    for b in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[b, j] += src[b, j]
 
 
 def _is_single(a):

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqtool.core.buffers import Workspace, take
-from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
-from seqtool.core.rnn.jit import kernel
+from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
+from seqtool.core.rnn.jit import inline_kernel, kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import product_into, project_into, step_product, tiled_product
 from seqtool.core.rnn.tuning import current as current_tuning
@@ -62,18 +62,40 @@ from seqtool.core.rnn.tuning import current as current_tuning
 # Python-level glue between calls was a large share of the time.
 
 
-@kernel
-def _lstm_forward_steps(gates, bias, W_hh_T, h, c, active):
-    """The recurrence of _lstm_forward_into, in place: gates[t] holds P_t = x_t W_ihᵀ on entry and
-    the activations on exit; h[t+1], c[t+1] are written from h[t], c[t]. Rows 0 ..
-    active[t] − 1 run at step t; the others (sequences that have ended: the rows are sorted
-    longest first) keep their states, and their gates are 0 (seqtool.core.rnn.lengths).
+@inline_kernel
+def _freeze(t, rows, h, gates):
+    """The rows from ``rows`` on, whose sequences have ended, keep their states at step t:
+    h[t+1] = h[t] there, and their gates are 0."""
+    _copy_into(h[t + 1, rows:], h[t, rows:])
+    gates[t, rows:] = _typed(0.0, gates)
 
-    A kernel of its own, called rather than written inline: with the arrays as arguments LLVM
-    vectorises the gate loops, while inline, next to their allocations, the same loops ran
-    scalar (measured 5× slower in the backward pass).
+
+@kernel
+def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, project):
+    """The LSTM over X (T, B, D), with torch's W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,);
+    active (T,): the rows that run at each step (seqtool.core.rnn.lengths.step_schedule).
+
+    The gate record first holds P = X W_ihᵀ (one product for all steps, or, with
+    ``project`` False, the caller's: X and W_ih are then not read); step t then
+    replaces its slice by the activations of P_t + (b_ih + b_hh) + h_{t−1} W_hhᵀ.
+    Writes h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H), arrays that the
+    caller allocates (see _lstm_backward). The bias sum and W_hhᵀ are formed here rather
+    than by the caller: at (50, 1, 16) the NumPy calls for them took 0.8 of the 25 µs of a
+    forward and backward pass.
     """
-    T, B, G = gates.shape
+    T, B, D = X.shape
+    G = W_ih.shape[0]
+    _copy_into(h[0], h0)
+    _copy_into(c[0], c0)
+    if project:
+        project_into(gates.reshape(T * B, G), X.reshape(T * B, D), W_ih)
+    # b_ih and b_hh add to the same pre-activations: both are added once, to P.
+    bias = b_ih + b_hh
+    W_hh_T = np.ascontiguousarray(W_hh.T)
+    # The recurrence, in place: gates[t] holds P_t on entry and the activations on exit;
+    # h[t+1], c[t+1] are written from h[t], c[t]. Rows 0 .. active[t] − 1 run at step t;
+    # the others (sequences that have ended: the rows are sorted longest first) keep their
+    # states, and their gates are 0 (seqtool.core.rnn.lengths).
     H = G // 4
     rec = np.empty((B, G), dtype=gates.dtype)
     for t in range(T):
@@ -101,47 +123,44 @@ def _lstm_forward_steps(gates, bias, W_hh_T, h, c, active):
                 h_new[j] = gate_o[j] * _tanh(c_j)
         if rows < B:  # (a slice op costs ~50 ns even when empty: per step, at B = 1)
             _freeze(t, rows, h, gates)
-            c[t + 1, rows:] = c[t, rows:]
+            _copy_into(c[t + 1, rows:], c[t, rows:])
+
+
+@inline_kernel
+def _pass_through(t, rows, dh, carry, dA):
+    """Backward through the rows from ``rows`` on, which kept their states at step t: all of
+    ∂L/∂h_{t+1} (carry) plus dh_t reaches h_t, and their dA is 0."""
+    _add_into(carry[rows:], dh[t, rows:])
+    dA[t, rows:] = _typed(0.0, dA)
 
 
 @kernel
-def _freeze(t, rows, h, gates):
-    """The rows from ``rows`` on, whose sequences have ended, keep their states at step t:
-    h[t+1] = h[t] there, and their gates are 0."""
-    h[t + 1, rows:] = h[t, rows:]
-    gates[t, rows:] = _typed(0.0, gates)
+def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d_bias,
+                   d_W_ih, d_W_hh, dX, products):
+    """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
 
-
-@kernel
-def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates):
-    """The LSTM over X (T, B, D), with torch's W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,);
-    active (T,): the rows that run at each step (seqtool.core.rnn.lengths.step_schedule).
-
-    The gate record first holds P = X W_ihᵀ (one product for all steps); step t then
-    replaces its slice by the activations of P_t + (b_ih + b_hh) + h_{t−1} W_hhᵀ.
-    Writes h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H), arrays that the
-    caller allocates (see _lstm_backward). The bias sum and W_hhᵀ are formed here rather
-    than by the caller: at (50, 1, 16) the NumPy calls for them took 0.8 of the 25 µs of a
-    forward and backward pass.
+    With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
+        dA_i = δc ⊙ g ⊙ i(1−i)      dA_f = δc ⊙ c_{t−1} ⊙ f(1−f)
+        dA_g = δc ⊙ i ⊙ (1−g²)      dA_o = δh ⊙ tanh(c_t) ⊙ o(1−o)
+        ∂L/∂c_{t−1} = δc ⊙ f
+    then, after the loop, ∂L/∂W_ih = Σ_t dA_tᵀ x_t, ∂L/∂W_hh = Σ_t dA_tᵀ h_{t−1},
+    ∂L/∂b = Σ_t Σ_b dA_t (accumulated in the loop) and ∂L/∂x_t = dA_t W_ih.
+    Writes dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (dh0, dc0 (B, H)), ∂L/∂b (d_bias), and the
+    three products (d_W_ih, d_W_hh, dX). The caller allocates them all: a numba kernel that
+    returns seven new arrays spends ~1.9 µs making Python objects of them, a tenth of a
+    whole pass at (50, 1, 16). With ``products`` False only the loop runs (X, W_ih, d_W_ih,
+    d_W_hh and dX are not touched): larger layers leave the products to NumPy. One kernel
+    for both, so that a run compiles one whichever sizes it meets.
     """
-    T, B, D = X.shape
-    G = W_ih.shape[0]
-    h[0] = h0
-    c[0] = c0
-    project_into(gates.reshape(T * B, G), X.reshape(T * B, D), W_ih)
-    # b_ih and b_hh add to the same pre-activations: both are added once, to P.
-    _lstm_forward_steps(gates, b_ih + b_hh, np.ascontiguousarray(W_hh.T), h, c, active)
-
-
-@kernel
-def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active):
-    """The loop of _lstm_backward, t = T..1: writes dA, accumulates Σ dA_t into d_bias and
-    leaves ∂L/∂h_0 in carry and ∂L/∂c_0 in dc (a kernel of its own: see
-    _lstm_forward_steps). Rows from active[t] on kept their states at step t, so there
-    dA = 0, ∂L/∂h_t = ∂L/∂h_{t+1} + dh_t and ∂L/∂c_t = ∂L/∂c_{t+1}."""
     T, B, H = dh.shape
+    D = X.shape[2]
     G = 4 * H
     one = _typed(1.0, dh)
+    carry = dh0  # carries dA_{t+1} W_hh back into h_t, and ends as ∂L/∂h_0
+    dc = dc0
+    carry[:] = _typed(0.0, dh0)
+    _copy_into(dc, dc_n)
+    d_bias[:] = _typed(0.0, d_bias)
     for t in range(T - 1, -1, -1):
         rows = active[t]
         for b in range(rows):
@@ -172,51 +191,12 @@ def _lstm_backward_steps(dh, c, gates, W_hh, dA, carry, dc, d_bias, active):
         if rows < B:
             _pass_through(t, rows, dh, carry, dA)
         step_product(carry[:rows], dA[t, :rows], W_hh)
-
-
-@kernel
-def _pass_through(t, rows, dh, carry, dA):
-    """Backward through the rows from ``rows`` on, which kept their states at step t: all of
-    ∂L/∂h_{t+1} (carry) plus dh_t reaches h_t, and their dA is 0."""
-    carry[rows:] += dh[t, rows:]
-    dA[t, rows:] = _typed(0.0, dA)
-
-
-@kernel
-def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d_bias,
-                   d_W_ih, d_W_hh, dX):
-    """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
-
-    With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
-        dA_i = δc ⊙ g ⊙ i(1−i)      dA_f = δc ⊙ c_{t−1} ⊙ f(1−f)
-        dA_g = δc ⊙ i ⊙ (1−g²)      dA_o = δh ⊙ tanh(c_t) ⊙ o(1−o)
-        ∂L/∂c_{t−1} = δc ⊙ f
-    then, after the loop, ∂L/∂W_ih = Σ_t dA_tᵀ x_t, ∂L/∂W_hh = Σ_t dA_tᵀ h_{t−1},
-    ∂L/∂b = Σ_t Σ_b dA_t (accumulated in the loop) and ∂L/∂x_t = dA_t W_ih.
-    Writes dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (dh0, dc0 (B, H)), ∂L/∂b (d_bias), and the
-    three products (d_W_ih, d_W_hh, dX). The caller allocates them all: a numba kernel that
-    returns seven new arrays spends ~1.9 µs making Python objects of them, a tenth of a
-    whole pass at (50, 1, 16). (lstm_backward calls it for small layers; larger ones go
-    through _lstm_backward_into and NumPy's products.)
-    """
-    T, B, H = dh.shape
-    D = X.shape[2]
-    G = 4 * H
-    _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bias)
+    if not products:
+        return
     dA_rows = dA.reshape(T * B, G)
     tiled_product(d_W_ih, dA_rows.T, X.reshape(T * B, D))
     tiled_product(d_W_hh, dA_rows.T, h[:T].reshape(T * B, H))
     tiled_product(dX.reshape(T * B, D), dA_rows, W_ih)
-
-
-@kernel
-def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bias):
-    """The loop of _lstm_backward: writes dA (T, B, 4H), ∂L/∂h_0 and ∂L/∂c_0 (dh0, dc0) and
-    ∂L/∂b (d_bias), for layers whose products after the loop are left to NumPy."""
-    dh0[:] = _typed(0.0, dh0)  # carries dA_{t+1} W_hh back into h_t, and ends as ∂L/∂h_0
-    dc0[:] = dc_n
-    d_bias[:] = _typed(0.0, d_bias)
-    _lstm_backward_steps(dh, c, gates, W_hh, dA, dh0, dc0, d_bias, active)
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,30 +204,19 @@ def _lstm_backward_into(h, c, gates, dh, dc_n, W_hh, active, dA, dh0, dc0, d_bia
 
 
 @kernel
-def _gru_forward(P, W_hh_T, b_hn, h0, active):
+def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
     """The GRU recurrence. P (T, B, 3H) holds X W_ihᵀ + b_ih + (b_hr, b_hz, 0); W_hh_T is
     W_hhᵀ (H, 3H); b_hn the last third of b_hh; active (T,): the rows that run at each step
     (seqtool.core.rnn.lengths.step_schedule).
 
-    Returns h (T+1, B, H), the gates r, z, n (T, B, 3H) and W_hn h_{t−1} + b_hn (T, B, H),
-    the part the reset gate multiplies.
-    """
+    Writes h (T+1, B, H), the gates r, z, n (T, B, 3H) and W_hn h_{t−1} + b_hn (T, B, H),
+    the part the reset gate multiplies, into arrays the caller allocates (one kernel per
+    pass: a kernel that allocated them and called this one would compile all of it
+    again). Rows from active[t] on keep their states at step t; their gates and hn are 0
+    there."""
     T, B, G = P.shape
     H = G // 3
-    h = np.empty((T + 1, B, H), dtype=P.dtype)
-    gates = np.empty((T, B, G), dtype=P.dtype)
-    hn = np.empty((T, B, H), dtype=P.dtype)
-    _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn)
-    return h, gates, hn
-
-
-@kernel
-def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
-    """_gru_forward into given arrays h (T+1, B, H), gates (T, B, 3H), hn (T, B, H). Rows
-    from active[t] on keep their states at step t; their gates and hn are 0 there."""
-    T, B, G = P.shape
-    H = G // 3
-    h[0] = h0
+    _copy_into(h[0], h0)
     rec = np.empty((B, G), dtype=P.dtype)
     one = _typed(1.0, P)
     for t in range(T):
@@ -282,7 +251,7 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
 
 
 @kernel
-def _gru_backward(dh, h, gates, hn, W_hh, active):
+def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
     """BPTT of the GRU, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)).
 
     With δh = dh_t + ∂L/∂h_t through step t+1:
@@ -291,20 +260,9 @@ def _gru_backward(dh, h, gates, hn, W_hh, active):
         dA_z = δh ⊙ (h_{t−1} − n) ⊙ z(1−z)
         ∂L/∂h_{t−1} = δh ⊙ z + dAh_t W_hh,  dAh_t = (dA_r, dA_z, r ⊙ dA_n)
     and on the rows from active[t] on, which kept their states, dA = 0 and ∂L/∂h_{t−1} = δh.
-    Returns dAi, dAh (T, B, 3H): gradients of the input-side and recurrent-side
-    pre-activations, and ∂L/∂h_0 (B, H).
+    Writes dAi, dAh (T, B, 3H), the caller's arrays: gradients of the input-side and
+    recurrent-side pre-activations; returns ∂L/∂h_0 (B, H).
     """
-    T, B, H = dh.shape
-    G = 3 * H
-    dAi = np.empty((T, B, G), dtype=dh.dtype)
-    dAh = np.empty((T, B, G), dtype=dh.dtype)
-    carry = _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh)
-    return dAi, dAh, carry
-
-
-@kernel
-def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
-    """_gru_backward into given arrays dAi, dAh (T, B, 3H); returns ∂L/∂h_0."""
     T, B, H = dh.shape
     carry = np.zeros((B, H), dtype=dh.dtype)
     direct = np.empty((B, H), dtype=dh.dtype)  # δh ⊙ z: the path that skips the gates
@@ -339,10 +297,10 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
             _pass_through(t, rows, dh, carry, dAh)
             dAi[t, rows:] = _typed(0.0, dAi)
             step_product(carry[:rows], dAh[t, :rows], W_hh)
-            carry[:rows] += direct[:rows]
+            _add_into(carry[:rows], direct[:rows])
         else:
             step_product(carry, dAh[t], W_hh)
-            carry += direct
+            _add_into(carry, direct)
     return carry
 
 
@@ -477,7 +435,7 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     space = _space(workspace, T * B * 4 * H * max(D, H))
     h, c = _lstm_states(T, B, H, dtype, space)
     gates = take(space, "lstm.gates", (T, B, 4 * H), dtype)
-    _lstm_forward_into(*args, h, c, gates)
+    _lstm_forward_into(*args, h, c, gates, True)
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -505,10 +463,11 @@ def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths,
     active, rows = step_schedule(lengths, T, B)
     gates = _c_array(P, dtype)
     h, c = _lstm_states(T, B, H, dtype, _space(workspace, T * B * G * H))
-    h[0] = _state(h0, B, H, dtype)
-    c[0] = _state(c0, B, H, dtype)
-    _lstm_forward_steps(gates, np.add(b_ih, b_hh, dtype=dtype),
-                        np.ascontiguousarray(W_hh.T, dtype), h, c, active)
+    W_hh = _c_array(W_hh, dtype)
+    # the kernel of lstm_forward, told that P is there: X and W_ih stand in (not read)
+    _lstm_forward_into(gates, W_hh, _c_array(b_ih, dtype), _c_array(b_hh, dtype), W_hh,
+                       _state(h0, B, H, dtype), _state(c0, B, H, dtype), active, h, c,
+                       gates, False)
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -542,10 +501,13 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
         d_W_hh = np.empty((4 * H, H), dtype)
         dX = take(space, "lstm.dX", (T, B, D), dtype)
         _lstm_backward(X, W_ih, W_hh, forward.h, forward.c, forward.gates, dh, dc_n,
-                       forward.active, dA, dh0, dc0, d_bias, d_W_ih, d_W_hh, dX)
+                       forward.active, dA, dh0, dc0, d_bias, d_W_ih, d_W_hh, dX, True)
     else:
-        _lstm_backward_into(forward.h, forward.c, forward.gates, dh, dc_n, W_hh,
-                            forward.active, dA, dh0, dc0, d_bias)
+        # the same kernel, the loop only: empty arrays of the same types stand in for the
+        # products' operands
+        none2, none3 = np.empty((0, 0), dtype), np.empty((0, 0, 0), dtype)
+        _lstm_backward(none3, none2, W_hh, forward.h, forward.c, forward.gates, dh, dc_n,
+                       forward.active, dA, dh0, dc0, d_bias, none2, none2, none3, False)
         dA_rows = gather_rows(dA, forward.rows)  # dA is 0 on the padded steps
         dX = take(space, "lstm.dX", (T, B, D), dtype) if input_products else None
         d_W_ih, d_W_hh, dX = _weight_products(X, forward.h, dA_rows, dA_rows, W_ih,
@@ -583,12 +545,10 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
         out = take(workspace, "gru.P", (T, B, 3 * H), dtype) if large else None
         P = _input_projection(X, W_ih, bias, dtype, out)
     active, rows = step_schedule(lengths, T, B)
-    if not large:
-        h, gates, hn = _gru_forward(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active)
-        return GRUForward(h, gates, hn, active, rows)
-    h = take(workspace, "gru.h", (T + 1, B, H), dtype)
-    gates = take(workspace, "gru.gates", (T, B, 3 * H), dtype)
-    hn = take(workspace, "gru.hn", (T, B, H), dtype)
+    space = workspace if large else None
+    h = take(space, "gru.h", (T + 1, B, H), dtype)
+    gates = take(space, "gru.gates", (T, B, 3 * H), dtype)
+    hn = take(space, "gru.hn", (T, B, H), dtype)
     _gru_forward_into(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active, h, gates, hn)
     return GRUForward(h, gates, hn, active, rows)
 
@@ -605,13 +565,11 @@ def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh,
     args = (np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
             np.ascontiguousarray(W_hh, dtype), forward.active)
     D = X.shape[2] if input_products else 0
-    if T * B * 3 * H * max(D, H) < current_tuning().recycle_from:
-        dAi, dAh, dh0 = _gru_backward(*args)
-        dX = None
-    else:
-        dAi = take(workspace, "gru.dAi", (T, B, 3 * H), dtype)
-        dAh = take(workspace, "gru.dAh", (T, B, 3 * H), dtype)
-        dh0 = _gru_backward_into(*args, dAi, dAh)
-        dX = take(workspace, "gru.dX", (T, B, D), dtype) if input_products else None
+    large = T * B * 3 * H * max(D, H) >= current_tuning().recycle_from
+    space = workspace if large else None
+    dAi = take(space, "gru.dAi", (T, B, 3 * H), dtype)
+    dAh = take(space, "gru.dAh", (T, B, 3 * H), dtype)
+    dh0 = _gru_backward_into(*args, dAi, dAh)
+    dX = take(space, "gru.dX", (T, B, D), dtype) if input_products and large else None
     grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX, input_products)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)

@@ -39,6 +39,7 @@ from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import config, types
 from numba.core import cgutils
+from numba.extending import overload
 
 from seqtool.core.rnn import tuning
 from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
@@ -385,11 +386,22 @@ def _strip_1(out, a, w, j0, ncols):
         _tile_1_1(out, a, w, i, j0, ncols, K)
 
 
-@kernel
+@inline_kernel
 def matmul_tiles(out, a, w):
     """out = a @ w for a (B, K) of any strides, w (K, N) and out (B, N) with contiguous rows,
-    in register tiles. Column strips of up to three vectors are the outer loop, so that a
-    strip of w (K × 3L at most) is reused from cache by every tile of rows."""
+    in register tiles (_matmul_tiles_any).
+
+    The tiles read A's strides at run time, so one compiled kernel serves every layout of
+    A: ``a[::1]`` types A as numba's 'A' layout, where a C array and a transposed (F) one
+    would each compile the kernel and its three strips again (~1.5 s of a first run)."""
+    _matmul_tiles_any(out, a[::1], w)
+
+
+@kernel
+def _matmul_tiles_any(out, a, w):
+    """matmul_tiles for A of numba's 'A' layout. Column strips of up to three vectors are the
+    outer loop, so that a strip of w (K × 3L at most) is reused from cache by every tile of
+    rows."""
     N = w.shape[1]
     if N > 1 and ((w.shape[0] > 0 and w.strides[1] != w.itemsize)
                   or (out.shape[0] > 0 and out.strides[1] != out.itemsize)):
@@ -400,7 +412,9 @@ def matmul_tiles(out, a, w):
     lanes = REGISTER_BYTES // out.itemsize
     vectors_left = (N + lanes - 1) // lanes
     strips_left = (vectors_left + 2) // 3
-    j0 = 0
+    # not the literal 0: numba would type the first call with Literal[int](0) and compile
+    # each strip kernel a second time for it
+    j0 = N - N
     while strips_left > 0:
         vectors = (vectors_left + strips_left - 1) // strips_left
         ncols = min(vectors * lanes, N - j0)
@@ -563,10 +577,27 @@ def step_product(out, a, w):
         matmul_tiles(out, a, w)
     elif size <= LOOP_BELOW:
         _matmul_small(out, a, w)
-    elif _is_single(out) and B >= 2 and K * N >= BLOCKED_FEW_ROWS:
+    elif B >= 2 and K * N >= BLOCKED_FEW_ROWS:
+        _blocked_or_blas(out, a, w)
+    else:
+        np.dot(a, w, out)
+
+
+def _blocked_or_blas(out, a, w):
+    """out = a @ w by the blocked loop (_matmul_rows4) in float32, by BLAS in float64 (where
+    the loop does not pay). The choice is made when a kernel is typed (the overload below),
+    so a float64 kernel never compiles the loop (~1 s of a first run)."""
+    if _is_single(out):
         _matmul_rows4(out, a, w)
     else:
         np.dot(a, w, out)
+
+
+@overload(_blocked_or_blas, inline="always")
+def _blocked_or_blas_overload(out, a, w):
+    if isinstance(out, types.Array) and out.dtype == types.float32:
+        return lambda out, a, w: _matmul_rows4(out, a, w)
+    return lambda out, a, w: np.dot(a, w, out)
 
 
 @kernel

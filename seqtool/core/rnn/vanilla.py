@@ -28,7 +28,7 @@ import numpy as np
 
 from seqtool.core.errors import InputError
 from seqtool.core.rnn.cells.rnn import ACTIVATIONS  # the cell's choices of f
-from seqtool.core.rnn.elementwise import _sigmoid, _tanh, _typed
+from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import step_product
@@ -117,7 +117,7 @@ def _rnn_forward(P, W_hh_T, h0, code, active):
     are sorted longest first) keep their states (see seqtool.core.rnn.lengths)."""
     T, B, H = P.shape
     h = np.empty((T + 1, B, H), dtype=P.dtype)
-    h[0] = h0
+    _copy_into(h[0], h0)
     rec = np.empty((B, H), dtype=P.dtype)
     for t in range(T):
         rows = active[t]
@@ -125,7 +125,7 @@ def _rnn_forward(P, W_hh_T, h0, code, active):
         for b in range(rows):
             _activate_row(h[t + 1, b], P[t, b], rec[b], code)
         if rows < B:  # (a slice op costs ~50 ns even when empty: per step, at B = 1)
-            h[t + 1, rows:] = h[t, rows:]
+            _copy_into(h[t + 1, rows:], h[t, rows:])
     return h
 
 
@@ -145,7 +145,7 @@ def _rnn_backward(g, h, W_hh, code, active):
         for b in range(rows):
             _backward_row(dz[t, b], g[t, b], carry[b], h[t + 1, b], code)
         if rows < B:
-            carry[rows:] += g[t, rows:]
+            _add_into(carry[rows:], g[t, rows:])
             dz[t, rows:] = 0.0
         step_product(carry[:rows], dz[t, :rows], W_hh)
     return dz, carry
@@ -161,7 +161,7 @@ def _rnn_backward_truncated(g, h, W_hh, code, k):
     upstream = np.empty((B, H), dtype=g.dtype)
     local = np.empty((B, H), dtype=g.dtype)
     for t in range(T):
-        upstream[:] = g[t]
+        _copy_into(upstream, g[t])
         for j in range(t, max(t - k, -1), -1):
             for b in range(B):
                 for i in range(H):
@@ -169,7 +169,7 @@ def _rnn_backward_truncated(g, h, W_hh, code, k):
                     dz[j, b, i] += local[b, i]
             step_product(upstream, local, W_hh)
             if j == 0:
-                dh0 += upstream
+                _add_into(dh0, upstream)
     return dz, dh0
 
 

@@ -136,7 +136,7 @@ def _listening(watch: _Watch):
 
 
 def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
-            optimizer: str | None = None, on_slow: Callable[[str, str], Any] | None = None,
+            optimizer: str | None = None, truncated: bool = False, on_slow: Callable[[str, str], Any] | None = None,
             on_done: Callable[[WarmUp], Any] | None = None, after: float = 0.5,
             clock: Callable[[], float] = time.perf_counter) -> WarmUp:
     """Run ``cell``'s kernels once in ``dtype`` (float32 or float64), so that they are
@@ -148,6 +148,9 @@ def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
         backward, workspace) besides evaluation's forward pass.
     optimizer: with ``spec`` and ``training``, one step of this optimiser (its fused
         update kernel).
+    truncated: also the kernels the BPTT analysis runs besides forward and backward
+        (Cell.warm_extra: the vanilla cell's truncated backward of ``bptt --truncate``),
+        compiled only for a run that uses them.
     on_slow(cell, dtype), on_done(result): see the module docstring.
     after, clock: the seconds after which a warm-up that compiles is slow, and the clock
         that measures them (injectable for tests).
@@ -161,7 +164,7 @@ def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
     with _listening(watch):
         try:
             if layer is not None:
-                _cell_pass(layer, np.dtype(name))
+                _cell_pass(layer, np.dtype(name), truncated)
             if spec is not None:
                 _model_passes(spec, np.dtype(name), training, optimizer)
         finally:
@@ -172,9 +175,9 @@ def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
     return result
 
 
-def _cell_pass(layer: Any, dtype: np.dtype) -> None:
+def _cell_pass(layer: Any, dtype: np.dtype, truncated: bool) -> None:
     """One layer forward and backward, with ∂L/∂X and ∂L/∂W_ih (what the BPTT analysis
-    runs), through the cell registry."""
+    runs), through the cell registry; with ``truncated``, the cell's extra kernels."""
     rng = np.random.default_rng(0)
     params = layer.init_layer(rng, D, H, dtype)
     X = rng.standard_normal((T, 1, D)).astype(dtype)
@@ -183,7 +186,8 @@ def _cell_pass(layer: Any, dtype: np.dtype) -> None:
     dh = np.ones((T, 1, H), dtype)
     dc = np.zeros((1, H), dtype) if layer.has_cell_state else None
     layer.backward(X, params["weight_ih"], params["weight_hh"], record, dh, dc)
-    layer.warm_extra(dtype)
+    if truncated:
+        layer.warm_extra(dtype)
 
 
 def _tiny_spec(spec: Any) -> Any:
