@@ -17,7 +17,7 @@ import numpy as np
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # (T, B, D, H): one row (matmul_row), rows left over after the tiles and a partial last
-# vector (13 = 8 + 4 + 1, H = 21), a product above the plain loop's threshold on 4 rows
+# vector (13 = 8 + 4 + 1, H = 21), the tiles of 4 rows (B = 4)
 SHAPES = [(5, 1, 3, 4), (4, 13, 17, 21), (3, 4, 20, 40)]
 TINY_SHAPES = [(3, 1, 2, 3), (3, 5, 3, 4)]
 

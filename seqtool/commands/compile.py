@@ -61,7 +61,8 @@ def compile_job(cell: str, dtype: str) -> dict[str, Any]:
     seconds, compiled = 0.0, 0
     specs = [None] + model_specs(cell)
     for spec in specs:
-        result = warm_up(cell, dtype, spec=spec, optimizer="adam", truncated=spec is None)
+        result = warm_up(cell, dtype, spec=spec, optimizer="adam", truncated=spec is None,
+                         helper=False)
         seconds += result.seconds
         compiled += result.compiled
     return {"cell": cell, "dtype": dtype, "seconds": seconds, "compiled": compiled,

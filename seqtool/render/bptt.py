@@ -17,17 +17,19 @@ from seqtool.render.numbers import fmt, sparkline, vec
 FULL_MATRIX_MAX = 12  # larger gradients are summarised; --format json has every entry
 
 
+# (column header, caption): short headers, so that the table fits 80 columns unwrapped
 SHARE_TITLES = {
-    "rnn": "‖share of ∂L/∂W_hh‖ = ‖dz_t h_{t-1}ᵀ‖",
-    "gated": "‖share of ∂L/∂weight_hh‖ = ‖dA_t h_{t-1}ᵀ‖",
+    "rnn": ("‖dz_t h_{t-1}ᵀ‖", "dz_t h_{t-1}ᵀ is step t's share of ∂L/∂W_hh"),
+    "gated": ("‖dA_t h_{t-1}ᵀ‖", "dA_t h_{t-1}ᵀ is step t's share of ∂L/∂weight_hh"),
 }
 
 
 def step_table(report: Any, p: int) -> Table:
     T = len(report.dL_dh) - 1
     losses = dict(zip(report.loss_steps, report.losses))
-    table = Table(title="per step", title_justify="left", header_style="bold")
-    share = SHARE_TITLES["gated" if hasattr(report, "cell") else "rnn"]
+    share, caption = SHARE_TITLES["gated" if hasattr(report, "cell") else "rnn"]
+    table = Table(title="per step", title_justify="left", header_style="bold",
+                  caption=caption, caption_justify="left")
     for name in ("t", "L_t", "‖∂L/∂h_t‖", "‖∂h_T/∂h_t‖", share):
         table.add_column(name, justify="right")
     for t in range(T + 1):

@@ -52,50 +52,92 @@ def rows_table(report: CompareReport, p: int, columns: tuple[str, ...] = ROW_COL
 def print_rows(console: Console, report: CompareReport, p: int) -> None:
     """One table when the terminal is wide enough for it, else two that each fit."""
     table = rows_table(report, p)
-    unwrapped = console.measure(table, options=console.options.update(max_width=10_000))
-    if unwrapped.maximum <= console.width:
+    if _fits(console, table):
         console.print(table)
         return
     console.print(rows_table(report, p, SPLIT[0], "what each selector computed"))
     console.print(rows_table(report, p, SPLIT[1], "what it means: spread, gradient, cost"))
 
 
-def cost_table(report: CompareReport) -> Table:
+def cost_table(report: CompareReport, by_selector: bool = False) -> Table:
+    """A row per number of keys and a column per selector, or (``by_selector``) a row per
+    selector and a column per number of keys, which fits a narrow terminal."""
     names = list(dict.fromkeys(c.selector for c in report.cost))
     sizes = sorted({c.n for c in report.cost})
     cells = {(c.selector, c.n): c for c in report.cost}
     table = Table(title=f"cost per call, µs (d = {report.cost_dim}); selection ÷ argmax's",
                   title_justify="left", header_style="bold")
+
+    def cell(name: str, n: int) -> str:
+        return f"{cells[(name, n)].select_us:.1f} (×{cells[(name, n)].ratio_to_argmax:.2g})"
+
+    if by_selector:
+        table.add_column("n keys", justify="left", no_wrap=True)
+        for n in sizes:
+            table.add_column(str(n), justify="right", no_wrap=True)
+        table.add_row("scores q·K", *(f"{cells[(names[0], n)].scores_us:.1f}" for n in sizes))
+        for name in names:
+            table.add_row(name, *(cell(name, n) for n in sizes))
+        return table
     table.add_column("n keys", justify="right")
     table.add_column("scores q·K", justify="right")
     for name in names:
         table.add_column(name, justify="right")
     for n in sizes:
-        first = cells[(names[0], n)]
-        table.add_row(str(n), f"{first.scores_us:.1f}", *(
-            f"{cells[(name, n)].select_us:.1f} (×{cells[(name, n)].ratio_to_argmax:.2g})"
-            for name in names))
+        table.add_row(str(n), f"{cells[(names[0], n)].scores_us:.1f}",
+                      *(cell(name, n) for name in names))
     return table
 
 
-def learning_table(report: CompareReport, p: int) -> Table:
+def _fits(console: Console, table: Table) -> bool:
+    """Whether ``table`` shows whole (no cell wrapped or cut) at the console's width."""
+    unwrapped = console.measure(table, options=console.options.update(max_width=10_000))
+    return unwrapped.maximum <= console.width
+
+
+LEARNING_COLUMNS = ("loss start → end", "held-out acc (untrained)", "chance", "Σ‖∂L/∂W_q‖",
+                    "Σ‖∂L/∂W_k‖", "W changed", "loss curve")
+# On a narrow terminal: what each selector learned, and what reached its queries and keys.
+LEARNING_SPLIT = (LEARNING_COLUMNS[:3], LEARNING_COLUMNS[3:])
+
+
+def learning_table(report: CompareReport, p: int,
+                   columns: tuple[str, ...] = LEARNING_COLUMNS, title: str | None = None,
+                   curve_points: int = 30) -> Table:
     s = report.learning_setup
     table = Table(
-        title=f"associative recall: {s.pairs} pairs, d = {s.dim}, {s.vocab} tokens, {s.steps} "
-        f"Adam steps (lr {s.lr}), seed {s.seed}; W_q and W_k learned",
+        title=title or (f"associative recall: {s.pairs} pairs, d = {s.dim}, {s.vocab} tokens, "
+                        f"{s.steps} Adam steps (lr {s.lr}), seed {s.seed}; W_q and W_k learned"),
         title_justify="left", header_style="bold")
-    for name in ("selector", "loss start → end", "held-out acc (untrained)", "chance",
-                 "Σ‖∂L/∂W_q‖", "Σ‖∂L/∂W_k‖", "W changed", "loss curve"):
-        table.add_column(name, justify="left" if name in ("selector", "loss curve") else "right")
+    for name in ("selector",) + columns:
+        table.add_column(name, justify="left" if name in ("selector", "loss curve") else "right",
+                         no_wrap=name in ("selector", "loss curve"))
     for r in report.learning:
-        curve = r.losses[:: max(1, len(r.losses) // 30)]
-        table.add_row(
-            r.selector, f"{fmt(r.loss_start, p)} → {fmt(r.loss_end, p)}",
-            f"{r.accuracy:.1%} ({r.accuracy_at_init:.1%})", f"{r.chance:.1%}",
-            fmt(r.grad_norm_Wq, p), fmt(r.grad_norm_Wk, p), "yes" if r.weights_changed else "no",
-            sparkline(curve, log=False),
-        )
+        curve = r.losses[:: max(1, len(r.losses) // curve_points)]
+        cells = {
+            "loss start → end": f"{fmt(r.loss_start, p)} → {fmt(r.loss_end, p)}",
+            "held-out acc (untrained)": f"{r.accuracy:.1%} ({r.accuracy_at_init:.1%})",
+            "chance": f"{r.chance:.1%}",
+            "Σ‖∂L/∂W_q‖": fmt(r.grad_norm_Wq, p), "Σ‖∂L/∂W_k‖": fmt(r.grad_norm_Wk, p),
+            "W changed": "yes" if r.weights_changed else "no",
+            "loss curve": sparkline(curve, log=False),
+        }
+        table.add_row(r.selector, *(cells[name] for name in columns))
     return table
+
+
+def print_learning(console: Console, report: CompareReport, p: int) -> None:
+    """One table when the terminal is wide enough for it, else two that each fit."""
+    table = learning_table(report, p)
+    if _fits(console, table):
+        console.print(table)
+        return
+    s = report.learning_setup
+    console.print(f"associative recall: {s.pairs} pairs, d = {s.dim}, {s.vocab} tokens, "
+                  f"{s.steps} Adam steps (lr {s.lr}), seed {s.seed}; W_q and W_k learned")
+    console.print(learning_table(report, p, LEARNING_SPLIT[0], "what each selector learned"))
+    console.print(learning_table(report, p, LEARNING_SPLIT[1],
+                                 "what reached the queries and keys", curve_points=20))
 
 
 def render_compare(report: CompareReport, *, precision: int = 4, explain: bool = False,
@@ -111,7 +153,8 @@ def render_compare(report: CompareReport, *, precision: int = 4, explain: bool =
     console.print(f"H(w) entropy in nats, |S| support size, µs median per call "
                   f"(p25–p75 in --format json); {settings}", style="dim")
     if report.cost:
-        console.print(cost_table(report))
+        table = cost_table(report)
+        console.print(table if _fits(console, table) else cost_table(report, by_selector=True))
     if report.learning:
-        console.print(learning_table(report, precision))
+        print_learning(console, report, precision)
     print_closing(console, [], explain_compare(report, precision) if explain else [])

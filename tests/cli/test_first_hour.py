@@ -4,6 +4,7 @@ either place, a recipe read as a problem file, a jsonl stream whose every line h
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -247,3 +248,37 @@ def test_compare_selectors_tables_fit_80_columns_and_keep_every_number(cli, monk
             lines = [r for r in rows if r[0] == row["selector"]]
             assert any(str(row["support"][0]) in r for r in lines), row["selector"]
             assert any(row["gradient"] in r for r in lines), row["selector"]
+
+
+def test_the_cost_and_learning_tables_fit_80_columns_whole(cli, monkeypatch):
+    """--cost turns its table (a row per selector) and --learn splits its table in two when
+    one does not fit: no line wider than the terminal, no cell cut short ("…"), and the
+    numbers are the report's."""
+    from rich.cells import cell_len
+
+    args = ("compare-selectors", "-q", "3,-1", "--cost", "--sizes", "16,64,256,1024",
+            "--repeats", "1", "--learn", "--steps", "5")
+    data = cli(*args, "-f", "json").json()
+    for width in (80, 200):
+        monkeypatch.setenv("COLUMNS", str(width))
+        out = cli(*args, "-f", "table").stdout
+        assert max(cell_len(line) for line in out.splitlines()) <= width
+        assert "…" not in out
+        rows = [[c.strip() for c in line.strip("│").split("│")]
+                for line in out.splitlines() if line.startswith("│")]
+        learned = {r["selector"]: r for r in data["learning"]}
+        for selector, result in learned.items():
+            lines = [r for r in rows if r and r[0] == selector]
+            assert any(("yes" if result["weights_changed"] else "no") in r for r in lines)
+            assert any(r[-1] and set(r[-1]) <= set("▁▂▃▄▅▆▇█") for r in lines)  # its curve
+        if width == 80:  # a row per selector, a column per n of --sizes (timings differ
+            # from run to run: the layout is checked, and argmax's ratios to itself)
+            header = next(line for line in out.splitlines() if "n keys" in line)
+            assert header.split("┃")[2:-1] and [c.strip() for c in header.split("┃")[2:-1]] == [
+                "16", "64", "256", "1024"]
+            for name in learned:
+                line = next(r for r in rows if r[0] == name and "(×" in r[1])
+                assert len(line) == 5
+                assert all(re.fullmatch(r"[0-9.]+ \(×[0-9.e+]+\)", cell) for cell in line[1:])
+                if name == "argmax":
+                    assert all(cell.endswith("(×1)") for cell in line[1:])

@@ -215,18 +215,18 @@ def test_tuning_reads_the_switch_and_any_threshold_from_the_environment():
     assert tuning.from_environment({}) == tuning.ProductTuning()
     assert tuning.from_environment({"SEQTOOL_PLAIN_PRODUCTS": "1"}).plain is True
     assert tuning.from_environment({"SEQTOOL_PLAIN_PRODUCTS": "0"}).plain is False
-    t = tuning.from_environment({"SEQTOOL_PRODUCT_TUNING": "loop_below=0, gather_below=0.5,"
+    t = tuning.from_environment({"SEQTOOL_PRODUCT_TUNING": "tiled_from_rows=0, gather_below=0.5,"
                                                            "tiled_w_below=0x100"})
-    assert (t.loop_below, t.gather_below, t.tiled_w_below) == (0, 0.5, 256)
+    assert (t.tiled_from_rows, t.gather_below, t.tiled_w_below) == (0, 0.5, 256)
     assert t.compiled() != tuning.ProductTuning().compiled()
 
 
 @pytest.mark.parametrize("environ", [
     {"SEQTOOL_PLAIN_PRODUCTS": "yes"},
-    {"SEQTOOL_PRODUCT_TUNING": "loop_blow=3"},
-    {"SEQTOOL_PRODUCT_TUNING": "loop_below"},
-    {"SEQTOOL_PRODUCT_TUNING": "loop_below=-1"},
-    {"SEQTOOL_PRODUCT_TUNING": "loop_below=1.5"},
+    {"SEQTOOL_PRODUCT_TUNING": "tiled_from_row=3"},
+    {"SEQTOOL_PRODUCT_TUNING": "tiled_from_rows"},
+    {"SEQTOOL_PRODUCT_TUNING": "tiled_from_rows=-1"},
+    {"SEQTOOL_PRODUCT_TUNING": "tiled_from_rows=1.5"},
 ])
 def test_a_bad_tuning_is_an_input_error(environ):
     with pytest.raises(InputError):
@@ -239,9 +239,9 @@ def test_use_changes_per_call_thresholds_only_and_only_inside():
         assert tuning.current() is inside and inside.recycle_from == 5
     assert tuning.current() == before
     with pytest.raises(InputError) as info:
-        with tuning.use(loop_below=before.loop_below + 1):
+        with tuning.use(tiled_from_rows=before.tiled_from_rows + 1):
             pass
-    assert info.value.key == "loop_below"
+    assert info.value.key == "tiled_from_rows"
 
 
 def test_the_product_module_compiles_the_tuning_it_was_imported_with():
@@ -249,6 +249,6 @@ def test_the_product_module_compiles_the_tuning_it_was_imported_with():
 
     t = tuning.TUNING
     assert (products.PLAIN, products.TILED_FROM_ROWS, products.TILED_STRIP_BELOW,
-            products.TILED_W_BELOW, products.LOOP_BELOW,
+            products.TILED_W_BELOW,
             products.BLOCKED_FEW_ROWS) == t.compiled()
 

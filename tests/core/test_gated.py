@@ -10,8 +10,7 @@ from harness import assert_close
 from naive import ref_gated_gradients, ref_gru_states, ref_lstm_states
 from seqtool.core.rnn import gated
 from seqtool.core.rnn.cells import get_cell
-# (T, B, D, H); (3, 4, 20, 40) multiplies (B, H) × (H, G·H) above the plain loop's
-# threshold; (4, 13, 17, 21) runs the register tiles with rows left over (8 + 4 + 1) and a
+# (T, B, D, H); (3, 4, 20, 40) multiplies (B, H) × (H, G·H) in tiles of 4 rows; (4, 13, 17, 21) runs the register tiles with rows left over (8 + 4 + 1) and a
 # partial last vector in every product
 SHAPES = [(1, 1, 1, 1), (6, 1, 3, 4), (5, 3, 2, 3), (3, 4, 20, 40), (4, 13, 17, 21)]
 

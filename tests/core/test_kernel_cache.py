@@ -113,7 +113,7 @@ def test_the_cache_is_used_and_an_edited_helper_invalidates_it(package_copy):
 
 def test_another_tuning_has_a_cache_of_its_own(package_copy):
     assert probe(package_copy)["cached_after"]
-    other = probe(package_copy, SEQTOOL_PRODUCT_TUNING="loop_below=1")
+    other = probe(package_copy, SEQTOOL_PRODUCT_TUNING="tiled_from_rows=9")
     assert not other["cached_before"] and other["misses"] == 1
-    assert probe(package_copy, SEQTOOL_PRODUCT_TUNING="loop_below=1")["hits"] == 1
+    assert probe(package_copy, SEQTOOL_PRODUCT_TUNING="tiled_from_rows=9")["hits"] == 1
     assert probe(package_copy)["hits"] == 1  # the default's entry is still there

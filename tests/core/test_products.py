@@ -94,7 +94,7 @@ def test_tiles_refuse_rows_that_are_not_contiguous():
                                    (2, 64, 256), (4, 16, 64), (8, 16, 16), (32, 128, 512),
                                    (30, 512, 128), (40, 128, 512)])
 def test_per_step_product_matches_numpy_on_every_path(B, K, N, dtype):
-    # the shapes cover the plain loop, the 4-, 2- and 1-row passes of the register-blocked
+    # the shapes cover the tiles of 2 and 3 rows, the 4-, 2- and 1-row passes of the register-blocked
     # loop (few rows with a large w), BLAS and the tiles (many rows, or few with a small w)
     a, w = operands(B, K, N, dtype, seed=B * K + N)
     out = np.full((B, N), np.nan, dtype)

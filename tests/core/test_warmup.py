@@ -147,3 +147,101 @@ def test_the_vanilla_warm_up_covers_the_truncated_backward_kernel_when_asked():
     assert kinds() == before  # not asked: nothing new compiled or loaded
     warm_up("rnn", np.float32, training=False, truncated=True)
     assert "float32" in kinds()
+
+
+# -- the helper process ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_a_blank_record_has_the_types_of_a_forward_record(cell):
+    """The helper compiles the backward kernel from a blank record: it must type exactly as
+    the forward pass's record does, or the kernel it caches is not the one a run calls."""
+    from seqtool.core.rnn.cells import get_cell
+
+    layer = get_cell(cell)
+    params = layer.init_layer(np.random.default_rng(0), 2, 3, np.float64)
+    X = np.ones((4, 1, 2))
+    record = layer.forward(X, params["weight_ih"], params["weight_hh"], params["bias_ih"],
+                           params["bias_hh"])
+    blank = layer.blank_record(4, 1, 3, np.float64)
+    assert type(blank) is type(record)
+    for name, value in vars(record).items():
+        other = getattr(blank, name)
+        if isinstance(value, np.ndarray):
+            assert (other.shape, other.dtype, other.flags.c_contiguous) == (
+                value.shape, value.dtype, value.flags.c_contiguous), name
+            if value.dtype.kind == "f":
+                assert not other.any()
+        else:
+            assert other == value, name
+
+
+def test_the_helper_process_compiles_the_backward_pass_only(tmp_path):
+    """helper_main, in a process of its own with an empty cache: the backward kernels are
+    in the cache afterwards, the forward kernel is not (this process compiles that)."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup import helper_main;"
+         " sys.exit(helper_main(['rnn', 'float64', '1']))"], env=env, capture_output=True,
+        text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    indexes = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
+    assert {"vanilla._rnn_backward", "vanilla._rnn_backward_truncated"} <= indexes
+    assert "vanilla._rnn_forward" not in indexes
+    assert subprocess.run([sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup "
+                           "import helper_main; sys.exit(helper_main(['nocell', 'float64', "
+                           "'0']))"], env=env, timeout=120).returncode == 1
+
+
+class _FakeProcess:
+    started: list = []
+
+    def __init__(self, args, **options):
+        self.args, self.env = args, options["env"]
+        self.waited = False
+        _FakeProcess.started.append(self)
+
+    def wait(self, timeout=None):
+        self.waited = True
+        return 0
+
+    def poll(self):
+        return 0
+
+
+def test_the_helper_starts_at_the_first_compile_and_not_after_the_wait(monkeypatch):
+    from seqtool.core.rnn import warmup
+
+    monkeypatch.setattr(warmup.subprocess, "Popen", _FakeProcess)
+    monkeypatch.setattr(warmup, "_helper_can_run", lambda: True)
+    _FakeProcess.started = []
+    helper = warmup._Helper("lstm", "float32", True, enabled=True)
+    helper.start()
+    helper.start()  # one process, however many compilations
+    assert len(_FakeProcess.started) == 1
+    process = _FakeProcess.started[0]
+    assert process.args[-3:] == ["lstm", "float32", "1"]
+    # the helper itself never starts a helper of its own
+    assert process.env[warmup.HELPER_VARIABLE] == "0"
+    helper.wait()
+    assert process.waited
+    later = warmup._Helper("gru", "float64", False, enabled=True)
+    later.wait()  # waited for before anything compiled: no helper any more
+    later.start()
+    assert len(_FakeProcess.started) == 1
+
+
+def test_no_helper_when_told_not_to_or_on_one_core(monkeypatch):
+    from seqtool.core.rnn import warmup
+
+    monkeypatch.setenv(warmup.HELPER_VARIABLE, "0")
+    assert not warmup._helper_can_run()
+    monkeypatch.delenv(warmup.HELPER_VARIABLE)
+    monkeypatch.setattr(warmup.os, "sched_getaffinity", lambda pid: {0})
+    assert not warmup._helper_can_run()
+    monkeypatch.setattr(warmup.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert warmup._helper_can_run()
+    assert not warmup._Helper("rnn", "float64", False, enabled=False).enabled

@@ -26,7 +26,7 @@ C-contiguous array costs nothing extra. W and C need unit stride along their row
 (checked).
 Columns beyond the last full vector are handled with masked loads and stores.
 
-Which method runs for which shape (tiles, a plain loop, the register-blocked loop, BLAS) is
+Which method runs for which shape (tiles, the register-blocked loop, BLAS) is
 decided by the thresholds of seqtool.core.rnn.tuning.ProductTuning, compiled in as
 constants; SEQTOOL_PLAIN_PRODUCTS=1 makes every product a plain np.dot, the reference for
 all the others. Without JIT (NUMBA_DISABLE_JIT=1) each tile is NumPy's product of its block.
@@ -76,7 +76,6 @@ PLAIN = TUNING.plain  # every product np.dot(a, w, out)
 TILED_FROM_ROWS = TUNING.tiled_from_rows
 TILED_STRIP_BELOW = TUNING.tiled_strip_below  # bytes
 TILED_W_BELOW = TUNING.tiled_w_below  # bytes
-LOOP_BELOW = TUNING.loop_below  # multiply-adds
 BLOCKED_FEW_ROWS = TUNING.blocked_few_rows  # elements of w
 
 
@@ -459,12 +458,13 @@ def product_into(out, a, w):
         np.dot(a, w, out)
 
 
-@kernel
+@inline_kernel
 def project_into(out, a, w):
     """out = a @ wᵀ for a (M, K) and w (N, K) in torch's layout (an input projection
     X W_ihᵀ): register tiles over a contiguous copy of wᵀ while it fits in cache
     (_tiles_fit), BLAS otherwise (where the tiles, without BLAS's cache blocking, fall
-    behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32)."""
+    behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32). Inlined into
+    the LSTM's forward kernel (no kernel of its own to compile there)."""
     if _tiles_fit(w.shape[1], w.shape[0], w.itemsize):
         matmul_tiles(out, a, np.ascontiguousarray(w.T))
     else:
@@ -476,8 +476,7 @@ def project_into(out, a, w):
 
 
 
-@kernel
-def _matmul_rows4(out, a, w):
+def _rows4(out, a, w):
     """out = a @ w for (B, K) × (K, N), four rows of a and four rows of w per pass.
 
     Each value of w loaded feeds four output rows, and each output vector loaded and stored
@@ -551,17 +550,21 @@ def _matmul_rows4(out, a, w):
                 row[n] = _fma(a_k, w_k[n], row[n])
 
 
+_matmul_rows4 = kernel(_rows4)  # called by itself (tests, benchmarks)
+
 @inline_kernel
 def step_product(out, a, w):
     """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: register tiles
     (matmul_tiles, or matmul_row for one row) while w fits in cache (TILED_W_BELOW) and from
-    TILED_FROM_ROWS rows on while a strip of w does (TILED_STRIP_BELOW); a plain loop for
-    small products on 2 or 3 rows; for large ones on few rows the blocked loop
-    (_matmul_rows4, float32) or BLAS. out and w are C-contiguous. With PLAIN products
-    (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot."""
+    TILED_FROM_ROWS rows on while a strip of w does (TILED_STRIP_BELOW); for large w on few
+    rows the blocked loop (_matmul_rows4, float32) or BLAS. out and w are C-contiguous. With
+    PLAIN products (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot.
+
+    (A plain loop for 2 or 3 rows of a small product was ~10 % faster than the tiles, ~70
+    ns a step, but cost ~0.7 s of every first run's compile: it would take 10⁷ such steps
+    to pay, so the tiles take them.)"""
     B, K = a.shape
     N = w.shape[1]
-    size = B * K * N
     fits = K * N * w.itemsize < TILED_W_BELOW
     if PLAIN:  # a compile-time constant: numba prunes the branch not taken
         if B > 0:
@@ -573,13 +576,11 @@ def step_product(out, a, w):
             matmul_tiles(out, a, w)
         else:
             np.dot(a, w, out)
-    elif B >= 2 and fits and (B >= 4 or size > LOOP_BELOW):
+    elif B >= 2 and fits:
         matmul_tiles(out, a, w)
-    elif size <= LOOP_BELOW:
-        _matmul_small(out, a, w)
     elif B >= 2 and K * N >= BLOCKED_FEW_ROWS:
         _blocked_or_blas(out, a, w)
-    else:
+    elif B > 0:
         np.dot(a, w, out)
 
 
@@ -593,52 +594,9 @@ def _blocked_or_blas(out, a, w):
         np.dot(a, w, out)
 
 
-@overload(_blocked_or_blas, inline="always")
+@overload(_blocked_or_blas, jit_options={"error_model": "numpy"})
 def _blocked_or_blas_overload(out, a, w):
+    # the loop's own body as the float32 implementation: no kernel in between to compile
     if isinstance(out, types.Array) and out.dtype == types.float32:
-        return lambda out, a, w: _matmul_rows4(out, a, w)
+        return _rows4
     return lambda out, a, w: np.dot(a, w, out)
-
-
-@kernel
-def _matmul_small(out, a, w):
-    """out = a @ w one row at a time, for small products on few rows."""
-    B, K = a.shape
-    N = w.shape[1]
-    # Written out here rather than called per row: a call per row costs the reference
-    # counting of the row views, ~40 ns, as much as a whole (1, 16) × (16, 64) product.
-    zero = _typed(0.0, out)
-    for b in range(B):
-        row = out[b]
-        x = a[b]
-        for n in range(N):
-            row[n] = zero
-        # Several rows of w per pass, summed as a tree: the chain of dependent updates of
-        # ``row`` (a store and a reload each) is shorter. It is the step's latency when B
-        # is small: the recurrence leaves nothing else to overlap it with. Eight rows per
-        # pass when rows are short (N ≤ 32: one or two vectors, the chain is all there
-        # is), four otherwise.
-        if N <= 32:
-            tail = K - K % 8
-            for k in range(0, tail, 8):
-                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-                a4, a5, a6, a7 = x[k + 4], x[k + 5], x[k + 6], x[k + 7]
-                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-                w4, w5, w6, w7 = w[k + 4], w[k + 5], w[k + 6], w[k + 7]
-                for n in range(N):
-                    row[n] += (((a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n]))
-                               + ((a4 * w4[n] + a5 * w5[n]) + (a6 * w6[n] + a7 * w7[n])))
-        else:
-            tail = K - K % 4
-            for k in range(0, tail, 4):
-                a0, a1, a2, a3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-                w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-                for n in range(N):
-                    row[n] += (a0 * w0[n] + a1 * w1[n]) + (a2 * w2[n] + a3 * w3[n])
-        for k in range(tail, K):
-            a_k = x[k]
-            w_k = w[k]
-            for n in range(N):
-                row[n] += a_k * w_k[n]
-
-

@@ -10,7 +10,7 @@ Two kinds of field:
       SEQTOOL_PLAIN_PRODUCTS=1     every product is a plain ``a @ w`` (np.dot: no register
                                    tiles, no blocked loops), to test that every other path
                                    gives the same numbers;
-      SEQTOOL_PRODUCT_TUNING="loop_below=0,tiled_from_rows=1"   any field, by name.
+      SEQTOOL_PRODUCT_TUNING="tiled_from_rows=1,blocked_few_rows=0"   any field, by name.
 
   numba's cache of the kernels is keyed on these (seqtool.core.rnn.jit), so a kernel
   compiled under one tuning is never loaded under another.
@@ -47,7 +47,7 @@ class ProductTuning:
     # Every product as np.dot(a, w, out): the reference path of every other one.
     plain: bool = False
     # From this many rows on the register tiles beat everything else, at any size:
-    # (8, 16) × (16, 64) 1.5× faster than the plain loop, (32, 128) × (128, 512) 1.7× faster
+    # (8, 16) × (16, 64) 1.5× faster than a plain loop, (32, 128) × (128, 512) 1.7× faster
     # than OpenBLAS's sgemm, (64, 1024) × (1024, 256) 1.3×.
     tiled_from_rows: int = 8
     # ... provided a column strip of w (K × 3 vectors) stays well inside L2: at K = 2048
@@ -60,10 +60,6 @@ class ProductTuning:
     # without BLAS's cache blocking, fall behind ((12800, 512) × (512, 2048) 188 GFLOP/s
     # against 257). Bytes.
     tiled_w_below: int = 1 << 20
-    # Up to this many multiply-adds per step on 1 to 3 rows, the plain loop (_matmul_small)
-    # is faster: it is tuned for the latency of B = 1; a BLAS call costs more than the
-    # product.
-    loop_below: int = 16 * 1024
     # With w this large (K·N elements: 1 MB in float32) and 2 to 7 rows, the
     # register-blocked loop (_matmul_rows4) beats both the tiles and OpenBLAS's sgemm, which
     # is up to 5× slower on so few rows ((2, 512) × (512, 2048): 257 µs against 46;
@@ -110,7 +106,7 @@ class ProductTuning:
 
 
 COMPILED_FIELDS = ("plain", "tiled_from_rows", "tiled_strip_below", "tiled_w_below",
-                   "loop_below", "blocked_few_rows")
+                   "blocked_few_rows")
 PER_CALL_FIELDS = ("products_in_kernel_below", "recycle_from", "gather_below")
 
 

@@ -17,6 +17,15 @@ projection of training and the plain one of evaluation, with and without padding
 kernel is loaded (fast) or compiled (slow) here, and it watches numba's own "numba:compile"
 events to know which: a kernel loaded from the cache or already in memory fires none.
 
+On a machine with two cores or more, the warm-up also starts a helper process at its
+first compilation: it compiles the cell's backward pass into numba's on-disk cache (on a
+blank record of zeros, :meth:`Cell.blank_record`, so it never needs the forward pass) while
+this process compiles the forward pass, and this one then loads it from the cache. Both
+compile the shared product kernels; the forward and backward kernels, the two largest,
+compile side by side (a first LSTM run: ~8 s → ~6 s of compiling on two cores). Where the
+helper cannot help (one core, no writable cache, ``SEQTOOL_COMPILE_HELPER=0``, a cell
+without a blank record) or fails, this process compiles everything itself, as before.
+
 The core prints nothing: ``on_slow(cell, dtype)`` is called once, as soon as the warm-up
 has compiled something and taken ``after`` seconds (from a timer thread while a long
 compile is still running), and ``on_done(result)`` at the end, only if ``on_slow`` was.
@@ -25,9 +34,13 @@ A warm cache calls neither.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -35,6 +48,8 @@ import numpy as np
 from seqtool.core.errors import InputError
 
 DTYPES = ("float32", "float64")
+HELPER_VARIABLE = "SEQTOOL_COMPILE_HELPER"  # "0": no helper process
+HELPER_TIMEOUT = 600.0  # seconds to wait for the helper before compiling here anyway
 # The tiny problem: T steps, B rows (the last ones shorter), D inputs, H hidden, V tokens.
 T, B, D, H, V, O = 4, 3, 2, 2, 5, 3
 
@@ -66,16 +81,86 @@ def check_dtype(dtype: Any, key: str = "dtype") -> str:
     return name
 
 
+class _Helper:
+    """The helper process (see the module docstring): ``start()`` launches it (once, if it
+    can help), ``wait()`` waits for it to finish, ``stop()`` ends it if it still runs."""
+
+    def __init__(self, cell: str, dtype: str, truncated: bool, enabled: bool):
+        self.args = [cell, dtype, "1" if truncated else "0"]
+        self.enabled = enabled and _helper_can_run()
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if not self.enabled or self.process is not None:
+            return
+        self.enabled = False  # one try
+        root = str(Path(__file__).resolve().parents[3])  # the folder holding seqtool/
+        env = dict(os.environ, **{HELPER_VARIABLE: "0"})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup import "
+                 "helper_main; sys.exit(helper_main(sys.argv[1:]))", *self.args],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=env)
+        except OSError:  # no process for us: compile here
+            self.process = None
+
+    def wait(self) -> None:
+        """Wait for the helper (its compile is then in the cache); give up after
+        HELPER_TIMEOUT. Once waited for, a later compilation starts no helper."""
+        self.enabled = False
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=HELPER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _helper_can_run() -> bool:
+    """A second core, JIT on, numba's cache on, and nobody said no."""
+    from numba import config
+
+    if os.environ.get(HELPER_VARIABLE, "").strip() == "0" or config.DISABLE_JIT:
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores >= 2
+
+
+def helper_main(argv: list[str]) -> int:
+    """The helper process: ``cell dtype truncated`` → the cell's backward pass (and, with
+    truncated "1", its extra kernels) compiled into the cache. Exit 0, or 1 if it could
+    not (the warm-up then compiles here)."""
+    from seqtool.core.rnn.cells import get_cell
+
+    try:
+        cell, dtype, truncated = argv
+        _backward_pass(get_cell(cell), np.dtype(check_dtype(dtype)), truncated == "1")
+    except Exception:  # nothing to report: the parent compiles what is missing
+        return 1
+    return 0
+
+
 class _Watch:
     """Counts numba's compilations and calls ``on_slow`` once they have taken ``after``
     seconds: checked when a compilation starts (so ``after=0`` is immediate and
     deterministic) and by a timer (so a single long compilation is announced while it
-    runs, not after it)."""
+    runs, not after it). The first compilation also starts the helper, if any."""
 
     def __init__(self, cell: str, dtype: str, on_slow: Callable[[str, str], Any] | None,
-                 after: float, clock: Callable[[], float]):
+                 after: float, clock: Callable[[], float], helper: _Helper | None = None):
         self.cell, self.dtype, self.on_slow, self.after, self.clock = (
             cell, dtype, on_slow, after, clock)
+        self.helper = helper
         self.lock = threading.Lock()
         self.compiled = 0
         self.slow = False
@@ -84,6 +169,8 @@ class _Watch:
         self.timer: threading.Timer | None = None
 
     def compile_started(self) -> None:
+        if self.helper is not None:
+            self.helper.start()
         with self.lock:
             self.compiled += 1
             if self.clock() - self.start >= self.after:
@@ -136,7 +223,8 @@ def _listening(watch: _Watch):
 
 
 def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
-            optimizer: str | None = None, truncated: bool = False, on_slow: Callable[[str, str], Any] | None = None,
+            optimizer: str | None = None, truncated: bool = False, helper: bool = True,
+            on_slow: Callable[[str, str], Any] | None = None,
             on_done: Callable[[WarmUp], Any] | None = None, after: float = 0.5,
             clock: Callable[[], float] = time.perf_counter) -> WarmUp:
     """Run ``cell``'s kernels once in ``dtype`` (float32 or float64), so that they are
@@ -151,6 +239,8 @@ def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
     truncated: also the kernels the BPTT analysis runs besides forward and backward
         (Cell.warm_extra: the vanilla cell's truncated backward of ``bptt --truncate``),
         compiled only for a run that uses them.
+    helper: whether a helper process may compile the backward pass side by side (see the
+        module docstring; ``seqtool compile``'s jobs, already one per core, say no).
     on_slow(cell, dtype), on_done(result): see the module docstring.
     after, clock: the seconds after which a warm-up that compiles is slow, and the clock
         that measures them (injectable for tests).
@@ -160,29 +250,49 @@ def warm_up(cell: str, dtype: Any, *, spec: Any = None, training: bool = True,
     name = check_dtype(dtype)
     # a model without a recurrent cell (bow) has only the model path's kernels
     layer = get_cell(cell) if spec is None or cell in cell_names() else None
-    watch = _Watch(cell, name, on_slow, after, clock)
+    assistant = None
+    if layer is not None and layer.blank_record(1, 1, 1, np.dtype(name)) is not None:
+        assistant = _Helper(cell, name, truncated, helper)
+    watch = _Watch(cell, name, on_slow, after, clock, assistant)
     with _listening(watch):
         try:
             if layer is not None:
-                _cell_pass(layer, np.dtype(name), truncated)
+                _cell_pass(layer, np.dtype(name), truncated, assistant)
             if spec is not None:
                 _model_passes(spec, np.dtype(name), training, optimizer)
         finally:
             slow = watch.finish()
+            if assistant is not None:
+                assistant.stop()
     result = WarmUp(cell, name, clock() - watch.start, watch.compiled)
     if slow and on_done is not None:
         on_done(result)
     return result
 
 
-def _cell_pass(layer: Any, dtype: np.dtype, truncated: bool) -> None:
+def _cell_pass(layer: Any, dtype: np.dtype, truncated: bool,
+               assistant: _Helper | None = None) -> None:
     """One layer forward and backward, with ∂L/∂X and ∂L/∂W_ih (what the BPTT analysis
-    runs), through the cell registry; with ``truncated``, the cell's extra kernels."""
+    runs), through the cell registry; with ``truncated``, the cell's extra kernels. The
+    backward pass waits for the helper, if one compiles it."""
     rng = np.random.default_rng(0)
     params = layer.init_layer(rng, D, H, dtype)
     X = rng.standard_normal((T, 1, D)).astype(dtype)
     record = layer.forward(X, params["weight_ih"], params["weight_hh"], params["bias_ih"],
                            params["bias_hh"])
+    if assistant is not None:
+        assistant.wait()
+    _backward_pass(layer, dtype, truncated, record)
+
+
+def _backward_pass(layer: Any, dtype: np.dtype, truncated: bool, record: Any = None) -> None:
+    """The layer's backward pass on the tiny problem of _cell_pass, from ``record`` (the
+    forward pass's) or, without one, from the cell's blank record (the helper process)."""
+    rng = np.random.default_rng(0)
+    params = layer.init_layer(rng, D, H, dtype)
+    X = rng.standard_normal((T, 1, D)).astype(dtype)
+    if record is None:
+        record = layer.blank_record(T, 1, H, dtype)
     dh = np.ones((T, 1, H), dtype)
     dc = np.zeros((1, H), dtype) if layer.has_cell_state else None
     layer.backward(X, params["weight_ih"], params["weight_hh"], record, dh, dc)
@@ -258,4 +368,4 @@ def _model_passes(spec: Any, dtype: np.dtype, training: bool, optimizer: str | N
                         step.step(grads)
 
 
-__all__ = ["DTYPES", "WarmUp", "check_dtype", "warm_up"]
+__all__ = ["DTYPES", "HELPER_VARIABLE", "WarmUp", "check_dtype", "helper_main", "warm_up"]

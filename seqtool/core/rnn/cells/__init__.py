@@ -133,6 +133,14 @@ class Cell:
         """The size of the state s: H, or 2H with a cell state."""
         return 2 * hidden if self.has_cell_state else hidden
 
+    def blank_record(self, T: int, B: int, H: int, dtype: Any) -> Any:
+        """A record of zeros of the types :meth:`forward` returns for T steps, B rows and H
+        units, or None. Only the types matter: with it, a helper process of the warm-up
+        compiles the backward kernel while this one compiles the forward pass
+        (seqtool.core.rnn.warmup). Default None: no helper (a NumPy cell compiles
+        nothing)."""
+        return None
+
     def warm_extra(self, dtype: Any) -> None:
         """Run, on tiny arrays of ``dtype``, any kernel the BPTT analysis uses besides
         forward and backward (so that the warm-up loads or compiles it before a run; the

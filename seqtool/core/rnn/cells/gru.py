@@ -34,6 +34,14 @@ class GRUCell(Cell):
         return gru_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
                             input_products=input_products, workspace=workspace)
 
+    def blank_record(self, T, B, H, dtype):
+        from seqtool.core.rnn.gated import GRUForward
+        from seqtool.core.rnn.lengths import step_schedule
+
+        active, rows = step_schedule(None, T, B)
+        return GRUForward(np.zeros((T + 1, B, H), dtype), np.zeros((T, B, 3 * H), dtype),
+                          np.zeros((T, B, H), dtype), active, rows)
+
     def step_jacobian(self, weight_hh, record, t, activation="tanh") -> np.ndarray:
         """With hn = W_hn h + b_hn and the gates' derivatives ∂r/∂h = diag(r(1−r)) W_hr
         (likewise z):

@@ -35,6 +35,14 @@ class LSTMCell(Cell):
         return lstm_backward(X, weight_ih, weight_hh, forward=record, dh=dh, dc_n=dc_n,
                              input_products=input_products, workspace=workspace)
 
+    def blank_record(self, T, B, H, dtype):
+        from seqtool.core.rnn.gated import LSTMForward
+        from seqtool.core.rnn.lengths import step_schedule
+
+        active, rows = step_schedule(None, T, B)
+        return LSTMForward(np.zeros((T + 1, B, H), dtype), np.zeros((T + 1, B, H), dtype),
+                           np.zeros((T, B, 4 * H), dtype), active, rows)
+
     def step_jacobian(self, weight_hh, record, t, activation="tanh") -> np.ndarray:
         """∂(h', c')/∂(h, c), with the gates' derivatives ∂i/∂h = diag(i(1−i)) W_hi
         (likewise f, o) and ∂g/∂h = diag(1−g²) W_hg:

@@ -54,14 +54,18 @@ class RNNCell(Cell):
 
         return derivative_from_h(record.h[t + 1, 0], activation)[:, None] * weight_hh
 
+    def blank_record(self, T, B, H, dtype) -> RNNForward:
+        return RNNForward(np.zeros((T + 1, B, H), dtype))
+
     def warm_extra(self, dtype) -> None:
-        """The truncated backward kernel of `bptt --truncate` (its own kernel)."""
-        from seqtool.core.rnn.vanilla import rnn_backward, rnn_forward
+        """The truncated backward kernel of `bptt --truncate` (its own kernel), on a blank
+        record: nothing else compiles for it."""
+        from seqtool.core.rnn.vanilla import rnn_backward
 
         X = np.ones((3, 1, 2), dtype)
         W_xh, W_hh = np.full((2, 2), 0.1, dtype), np.full((2, 2), 0.1, dtype)
-        h = rnn_forward(X, W_xh, W_hh, np.zeros(2, dtype))
-        rnn_backward(X, W_xh, W_hh, h, np.ones((3, 1, 2), dtype), truncate=1)
+        rnn_backward(X, W_xh, W_hh, self.blank_record(3, 1, 2, dtype).h,
+                     np.ones((3, 1, 2), dtype), truncate=1)
 
     def bptt_problem(self, *, steps, input_size, hidden, output_size, seed=0, radius=None,
                      activation="tanh", loss="mse", target_at="all", forget_bias=1.0):
