@@ -481,7 +481,7 @@ class BpttConfig:
         "GRU z); larger keeps gradients alive longer.", as_float)
     jacobian: tuple[tuple[int, int], ...] | None = param(
         None, "Print the matrices ∂h_t/∂h_k for these steps: t,k (several as t,k;t,k), "
-        "0 ≤ k < t ≤ T (rnn cell).", optional(as_step_pairs))
+        "0 ≤ k < t ≤ T (one cell).", optional(as_step_pairs))
 
     GIVEN = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0", "x", "y")
     REQUIRED = ("W_xh", "W_hh", "W_hy", "x", "y")  # any of them given: a problem file
@@ -497,9 +497,9 @@ class BpttConfig:
     def _check_jacobian(self) -> None:
         if self.jacobian is None:
             return
-        if self.cell != ("rnn",):
-            raise InputError("jacobian", "writes the vanilla RNN's matrices ∂h_t/∂h_k; it "
-                             f"needs --cell rnn (got --cell {','.join(self.cell)})")
+        if len(self.cell) != 1:
+            raise InputError("jacobian", "writes the matrices ∂h_t/∂h_k of one cell; ask for "
+                             f"one --cell (got --cell {','.join(self.cell)})")
         T = self.steps if self.generated else self.x.shape[0]
         late = [t for t, _ in self.jacobian if t > T]
         if late:

@@ -296,6 +296,10 @@ register_command(Command(
     render="seqtool.render.recipes:render_run",
     failure="seqtool.commands.recipe:failure",
     live="seqtool.render.recipes:RunProgress",
+    explain="seqtool.recipes.runner:explain_runs",
+    explain_help="Each run's --explain too (runs whose command has one; the same as "
+    "explain: true in their params).",
+    explain_runs=True,
     recipes=False,
     short_help="Run recipes. e.g. seqtool run recipes/dyck-lm.yaml",
     help="""Run a YAML recipe: one command with its params, a sweep (grid × seeds), or steps.
@@ -308,6 +312,7 @@ runs already done with the same settings.""",
         "seqtool run recipes/vanishing-exploding.yaml",
         "seqtool run recipes/cells-on-sentiment.yaml --jobs 2 --set params.epochs=2",
         "seqtool run recipes/cells-on-sentiment.yaml --dry-run",
+        "seqtool run recipes/bptt-sigmoid-worked.yaml --explain",
         "seqtool run sweep.yaml --scheduler tcp://10.0.0.5:8786 --format json | jq .summary",
     ),
     flags=(

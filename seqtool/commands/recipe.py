@@ -34,12 +34,14 @@ class DryRunReport(Report):
         return ["id", "step", "command", "params", "hash"]
 
 
-def run(config: RunConfig, events: Events, run_dir: Path | None = None) -> Report:
+def run(config: RunConfig, events: Events, run_dir: Path | None = None,
+        explain: bool = False) -> Report:
+    """The recipe's runs (``explain``: each with its command's --explain, where it has one)."""
     from seqtool.recipes.expand import expand
     from seqtool.recipes.load import load_recipe
     from seqtool.recipes.runner import default_out, run_recipe
 
-    loaded = load_recipe(config.recipe, list(config.sets) or None)
+    loaded = load_recipe(config.recipe, list(config.sets) or None, explain=explain)
     target = Path(config.out) if config.out else default_out(loaded)
     runs = expand(loaded)
     if config.dry_run:

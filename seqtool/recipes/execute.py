@@ -22,13 +22,23 @@ def _run_command(command: str, params: dict[str, Any], run_dir: Path) -> dict[st
     from seqtool.commands import get_command
     from seqtool.commands.events import Events
 
+    from seqtool.recipes.load import EXPLAIN, explain_asked
+
     cmd = get_command(command)
-    config = cmd.config.from_mapping(params)
-    report = cmd.call("run", config, Events(), run_dir)
+    explain = explain_asked(params)
+    config = cmd.config.from_mapping({k: v for k, v in params.items() if k != EXPLAIN})
+    options = {EXPLAIN: explain} if cmd.explain_runs else {}
+    report = cmd.call("run", config, Events(), run_dir, **options)
     failed = cmd.call("failure", report) if cmd.failure else None
     if failed:
         raise SeqtoolError(failed)
-    return report.to_dict()
+    out = report.to_dict()
+    if explain:  # what --explain adds to the command's JSON
+        out["explanation"] = cmd.call("explain", report, EXPLAIN_PRECISION)
+    return out
+
+
+EXPLAIN_PRECISION = 4  # significant digits of a run's explanation (the CLI's default)
 
 
 def _number(value: Any) -> float | None:

@@ -231,8 +231,21 @@ def _unknown(where: dict[str, str], path: str, key: str, known: tuple[str, ...] 
                        f"is not {what}; {maybe}known: {', '.join(known)}")
 
 
-def load_recipe(path: str | Path, sets: list[str] | None = None) -> Recipe:
-    """Read, merge and check a recipe (nothing runs)."""
+# A recipe param besides the Config's: the run's --explain, for commands that have one.
+EXPLAIN = "explain"
+
+
+def explains(command: str) -> bool:
+    """Whether ``command`` has an --explain (and so takes ``explain`` in a recipe)."""
+    from seqtool.commands import get_command
+
+    return bool(get_command(command).explain)
+
+
+def load_recipe(path: str | Path, sets: list[str] | None = None,
+                explain: bool = False) -> Recipe:
+    """Read, merge and check a recipe (nothing runs). ``explain``: every run whose command
+    has an --explain gets ``explain: true`` (``seqtool run --explain``)."""
     label = str(path)
     data, where = _load_with_bases(Path(path), label)
     for assignment in sets or []:
@@ -258,6 +271,10 @@ def load_recipe(path: str | Path, sets: list[str] | None = None) -> Recipe:
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice:
         raise RecipeError(_at(where, "steps"), "steps", f"names the step '{twice}' twice")
+    if explain:
+        for step in steps:
+            if explains(step.command):
+                step.params[EXPLAIN] = True
     recipe = Recipe(name, Path(path), steps, where, str(data.get("description") or ""))
     validate(recipe)
     return recipe
@@ -328,15 +345,22 @@ def check_params(recipe: Recipe, step: Step, params: dict[str, Any],
     """The Config of one run, or a RecipeError at the line of the offending key."""
     from seqtool.config import parameter_names
 
+    from seqtool.commands import get_command
+
     config_cls = config_classes()[step.command]
-    names = parameter_names(config_cls)
+    names = parameter_names(config_cls) + ([EXPLAIN] if explains(step.command) else [])
     dot = step.prefix
     for key in params:
         if key not in names:
             path = (f"{dot}sweep.grid.{key}" if key in grid_keys else f"{dot}params.{key}")
             raise _unknown(recipe.where, path, key, names, f"a parameter of {step.command}")
+    settings = {k: v for k, v in params.items() if k != EXPLAIN}
     try:
-        config = config_cls.from_mapping(resolve_paths(params, recipe.path.parent))
+        config = config_cls.from_mapping(resolve_paths(settings, recipe.path.parent))
+        if explain_asked(params):
+            command = get_command(step.command)
+            if command.check_explain:
+                command.call("check_explain", config)
     except InputError as err:
         key = err.key or ""
         path = (f"{dot}sweep.grid.{key}" if key in grid_keys else f"{dot}params.{key}"
@@ -345,6 +369,14 @@ def check_params(recipe: Recipe, step: Step, params: dict[str, Any],
     if step.command == "train-rnn":
         _check_data(recipe, step, config)
     return config
+
+
+def explain_asked(params: dict[str, Any]) -> bool:
+    """A run's ``explain`` param: true, false or absent (InputError for anything else)."""
+    value = params.get(EXPLAIN, False)
+    if not isinstance(value, bool):
+        raise InputError(EXPLAIN, f"is {value!r}; expected true or false")
+    return value
 
 
 def _check_data(recipe: Recipe, step: Step, config: Any) -> None:

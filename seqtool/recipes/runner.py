@@ -125,7 +125,7 @@ class RecipeReport(Report):
         return [r for r in self.results if r["status"] == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return finite({
+        out = finite({
             "recipe": self.recipe, "out": str(self.out),
             "runs": [{k: v for k, v in r.items() if k != "report"} for r in self.results],
             "summary": self.groups,
@@ -133,6 +133,22 @@ class RecipeReport(Report):
             "skipped": sum(bool(r.get("skipped")) for r in self.results),
             "failed": len(self.failed),
         })
+        explanation = self.explanation()  # runs with explain: true (or run --explain)
+        if explanation:
+            out["explanation"] = explanation
+        return out
+
+    def explanation(self) -> list[str]:
+        """Each run's explanation (its report's "explanation", made when it ran with
+        ``explain: true``), under a line naming the run."""
+        lines: list[str] = []
+        for result in self.results:
+            explained = (result.get("report") or {}).get("explanation")
+            if explained:
+                if lines:
+                    lines.append("")
+                lines += [f"── {result['id']} ({result['command']}) ──", *explained]
+        return lines
 
     def columns(self) -> list[str]:
         return summary_table(self.groups)[0]
@@ -204,6 +220,12 @@ def with_run_dirs(run: RunSpec, dirs: dict[str, str]) -> RunSpec:
 
 def default_out(recipe: Recipe) -> Path:
     return Path("runs") / recipe.name
+
+
+def explain_runs(report: RecipeReport, precision: int = 4) -> list[str]:
+    """`seqtool run --explain`: the runs' explanations (each made with the precision its
+    run was explained in)."""
+    return report.explanation()
 
 
 def run_recipe(recipe: Recipe, out: Path | None = None, *, jobs: int | None = None,

@@ -73,12 +73,26 @@ def render_bptt(report: BpttReport, *, precision: int = 4, explain: bool = False
         f"spectral radius ρ(W_hh) = {fmt(report.spectral_radius, p)}; "
         f"[bold]{report.verdict}[/bold] (× {fmt(report.rate, p)} per step back)"
     )
-    for j in report.jacobians or []:
-        console.print(matrix_table(
-            f"∂h_{j['t']}/∂h_{j['k']} = Π_{{j={j['k'] + 1}..{j['t']}}} diag(f'(z_j)) W_hh, "
-            f"‖·‖₂ = {fmt(j['norm'], p)}", j["matrix"], p, prefix=""))
+    print_jacobians(console, report.jacobians, "∂h_t/∂h_k = Π_{j=k+1..t} diag(f'(z_j)) W_hh",
+                    p)
     print_gradients_and_checks(console, report, PARAMETERS, p)
     print_closing(console, report.notes, explain_bptt(report, p) if explain else [])
+
+
+def print_jacobians(console: Console, jacobians: list | None, formula: str, p: int) -> None:
+    """The matrices of --jacobian: the formula once, then each matrix with its norm."""
+    if not jacobians:
+        return
+    console.print(formula)
+    for j in jacobians:
+        shown = matrix_table(f"∂h_{j['t']}/∂h_{j['k']}", j["matrix"], p, prefix="")
+        if isinstance(shown, str):  # too large to show: its size and norm
+            console.print(shown)
+            continue
+        # the name on a line of its own: a table's title wraps at the table's width
+        console.print(f"∂h_{j['t']}/∂h_{j['k']}, ‖·‖₂ = {fmt(j['norm'], p)}")
+        shown.title = None
+        console.print(shown)
 
 
 def print_gradients_and_checks(console: Console, report: Any, names: tuple[str, ...],
@@ -133,6 +147,9 @@ def render_gated(report: Any, *, precision: int = 4, explain: bool = False,
     if report.cell_norms is not None:
         console.print(f"‖∂c_T/∂c_k‖, k = 0..{T}: {sparkline(report.cell_norms)}  "
                       f"(the cell path: ‖∂c_T/∂c_0‖ = {fmt(report.cell_norms[0], p)})")
+    state = "s = (h, c), with c_k held fixed" if report.cell_norms is not None else "s = h"
+    print_jacobians(console, report.jacobians, "∂h_t/∂h_k is the h-block of "
+                    f"Π_{{j=k+1..t}} ∂s_j/∂s_{{j-1}}, {state}", p)
     print_gradients_and_checks(console, report, tuple(prob.parameter_names), p)
     print_closing(console, report.notes, [])
 

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from seqtool.render.console import make_console
+from seqtool.render.console import make_console, print_closing
 from seqtool.render.numbers import fmt
 
 
@@ -26,9 +26,12 @@ def render_dry_run(report: Any) -> None:
 
 
 def render_run(report: Any, *, precision: int = 4, explain: bool = False) -> None:
-    """`seqtool run`'s table: the summary, or the expanded runs of --dry-run."""
+    """`seqtool run`'s table: the summary, or the expanded runs of --dry-run; then, with
+    --explain, each run's explanation."""
     if hasattr(report, "groups"):
         render_summary(report, precision)
+        # the runs that were asked to explain themselves (explain: true, or run --explain)
+        print_closing(make_console(), [], report.explanation())
     else:
         render_dry_run(report)
 

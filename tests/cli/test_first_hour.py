@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from harness import assert_close
@@ -205,11 +206,49 @@ def test_jacobian_matrices_equal_finite_differences_of_the_forward_pass(cli):
         assert entry["norm"] == np.linalg.norm(np.array(entry["matrix"]), 2)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gated_jacobian_matrices_equal_finite_differences_of_the_cell(cli, cell):
+    """∂h_t/∂h_k of a gated cell: the h-block of the product of its state Jacobians (for the
+    LSTM with c_k held fixed), against central differences of the cell's own forward pass
+    run from (h_k, c_k) over steps k+1..t."""
+    from seqtool.core.rnn.cells import get_cell
+
+    result = cli("bptt", "--cell", cell, "--steps", "5", "--hidden", "3", "--seed", "2",
+                 "--jacobian", "4,1;5,0;2,1", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    data = result.json()
+    p = {k: np.array(v, dtype=float) for k, v in data["problem"].items()}
+    layer = get_cell(cell)
+    hs = np.vstack([p["h0"], np.array(data["hidden"])])
+    cs = np.vstack([p["c0"], np.array(data["cell_state"])]) if cell == "lstm" else None
+
+    def h_from(k, h_k, t):
+        c_k = None if cs is None else cs[k][None]
+        record = layer.forward(p["x"][k:t, None, :], p["weight_ih"], p["weight_hh"],
+                               p["bias_ih"], p["bias_hh"], h_k[None], c_k)
+        return record.h[-1, 0]
+
+    assert [(j["t"], j["k"]) for j in data["jacobians"]] == [(4, 1), (5, 0), (2, 1)]
+    for entry in data["jacobians"]:
+        t, k = entry["t"], entry["k"]
+        eps = 1e-6
+        numeric = np.column_stack([
+            (h_from(k, hs[k] + eps * e, t) - h_from(k, hs[k] - eps * e, t)) / (2 * eps)
+            for e in np.eye(3)])
+        assert_close(np.array(entry["matrix"]), numeric, kind="finite-difference")
+        assert entry["norm"] == np.linalg.norm(np.array(entry["matrix"]), 2)
+    table = cli("bptt", "--cell", cell, "--steps", "5", "--hidden", "3", "--seed", "2",
+                "--jacobian", "4,1", "-f", "table").stdout
+    words = " ".join(table.split())  # the formula's line may wrap
+    assert "∂h_4/∂h_1, ‖·‖₂" in words and ("c_k held fixed" in words) == (cell == "lstm")
+
+
 def test_jacobian_steps_out_of_reach_are_one_line_errors(cli):
     for args, words in ((("--steps", "4", "--jacobian", "5,1"), "T = 4 steps"),
                         (("--steps", "4", "--jacobian", "1,3"), "0 ≤ k < t"),
                         (("--steps", "4", "--jacobian", "3"), "two steps t,k"),
-                        (("--steps", "4", "--cell", "gru", "--jacobian", "3,1"), "--cell rnn")):
+                        (("--steps", "4", "--cell", "gru,lstm", "--jacobian", "3,1"),
+                         "one --cell")):
         result = cli("bptt", *args)
         assert result.exit_code == 2, args
         assert len(result.stderr.splitlines()) == 1 and words in result.stderr, args
@@ -282,3 +321,35 @@ def test_the_cost_and_learning_tables_fit_80_columns_whole(cli, monkeypatch):
                 assert all(re.fullmatch(r"[0-9.]+ \(×[0-9.e+]+\)", cell) for cell in line[1:])
                 if name == "argmax":
                     assert all(cell.endswith("(×1)") for cell in line[1:])
+
+
+def test_a_recipe_explains_its_runs_with_run_explain_or_its_params(cli, tmp_path):
+    """`seqtool run RECIPE --explain` and `--set params.explain=true` give each run the
+    explanation its command's --explain gives (the worked sigmoid example: the same lines
+    as `bptt --problem RECIPE --explain`), in the JSON and under the summary table."""
+    recipe = str(ROOT / "recipes" / "bptt-sigmoid-worked.yaml")
+    direct = cli("bptt", "--problem", recipe, "--explain", "-f", "json").json()["explanation"]
+    by_flag = cli("run", recipe, "--explain", "--out", str(tmp_path / "a"), "-f", "json")
+    assert by_flag.exit_code == 0, by_flag.stderr
+    assert by_flag.json()["explanation"] == ["── 001 (bptt) ──", *direct]
+    by_param = cli("run", recipe, "--set", "params.explain=true", "--out",
+                   str(tmp_path / "b"), "-f", "json").json()
+    assert by_param["explanation"] == ["── 001 (bptt) ──", *direct]
+    stored = json.loads((tmp_path / "b" / "001" / "report.json").read_text())
+    assert stored["explanation"] == direct  # kept with the run: a rerun skips it, still says it
+    table = cli("run", recipe, "--explain", "--out", str(tmp_path / "a"), "-f", "table").stdout
+    assert "1 done (1 skipped)" in table and direct[0] in table
+    plain = cli("run", recipe, "--out", str(tmp_path / "c"), "-f", "json").json()
+    assert "explanation" not in plain
+
+
+def test_a_recipe_explain_that_cannot_be_is_a_one_line_error(cli, tmp_path):
+    recipe = str(ROOT / "recipes" / "bptt-sigmoid-worked.yaml")
+    long = str(ROOT / "recipes" / "vanishing-exploding.yaml")  # T = 30: too long to write out
+    for args, words in (((recipe, "--set", "params.explain=maybe"), "expected true or false"),
+                        ((long, "--explain"), "T ≤ 6")):
+        result = cli("run", *args, "--out", str(tmp_path))
+        assert result.exit_code == 2, args
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "params.explain" in result.stderr and words in result.stderr, result.stderr
+    assert not any(tmp_path.iterdir())  # refused before any run

@@ -265,8 +265,6 @@ class BpttReport(Report):
             **trace_parts(self, "dW_hh"),
         }
         out.update(optional_parts(self))
-        if self.jacobians is not None:
-            out["jacobians"] = [{**j, "matrix": j["matrix"].tolist()} for j in self.jacobians]
         return out
 
     def rows(self) -> list[dict[str, Any]]:
@@ -327,6 +325,8 @@ def optional_parts(report: Any) -> dict[str, Any]:
     if report.check is not None:
         out["check"] = report.check
     out["notes"] = report.notes
+    if getattr(report, "jacobians", None) is not None:
+        out["jacobians"] = [{**j, "matrix": j["matrix"].tolist()} for j in report.jacobians]
     return out
 
 
@@ -484,14 +484,12 @@ def run_bptt(problems: Sequence[Any], *, truncate: int | None = None, check: boo
     from seqtool.core.rnn import gated_bptt
 
     problems = list(problems)
-    if jacobians:
-        if len(problems) != 1 or not isinstance(problems[0], RNNProblem):
-            raise InputError("jacobian", "writes the vanilla RNN's matrices ∂h_t/∂h_k; it "
-                             "needs --cell rnn")
-        return analyse(problems[0], truncate=truncate, check=check, generated=generated,
-                       jacobians=jacobians)
+    if jacobians and len(problems) != 1:
+        raise InputError("jacobian", "writes the matrices ∂h_t/∂h_k of one cell; ask for "
+                         "one --cell")
     return gated_bptt.analyse_any(problems[0] if len(problems) == 1 else problems,
-                                  truncate=truncate, check=check, generated=generated)
+                                  truncate=truncate, check=check, generated=generated,
+                                  jacobians=jacobians)
 
 
 __all__ = ["ACTIVATIONS", "LOSSES", "TARGETS_AT", "RNNProblem", "analyse", "bptt_problems",

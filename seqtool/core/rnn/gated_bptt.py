@@ -23,7 +23,7 @@ Analysis runs in float64 with batch size 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -258,6 +258,17 @@ def jacobian_norms(problem: GatedProblem, record: Any) -> tuple[np.ndarray, np.n
     return h_norms, (c_norms if with_c else None)
 
 
+def jacobian_between(problem: GatedProblem, record: Any, t: int, k: int) -> np.ndarray:
+    """∂h_t/∂h_k (H, H): the h-block of ∂s_t/∂s_k = Π_{j=k+1..t} ∂s_j/∂s_{j−1}, the product
+    of the cell's step Jacobians (:meth:`Cell.step_jacobian`) over the state s (h, or (h, c)
+    for a cell with a cell state, whose c_k is then held fixed), 0 ≤ k < t ≤ T."""
+    H = problem.hidden_size
+    M = np.eye(problem.spec.state_size(H))
+    for j in range(k, t):  # step_jacobian(..., j) is ∂s_{j+1}/∂s_j
+        M = step_jacobian(problem, record, j) @ M
+    return M[:H, :H]
+
+
 def gate_radii(problem: GatedProblem) -> dict[str, float]:
     """The spectral radius of each gate's H×H block of weight_hh."""
     H = problem.hidden_size
@@ -295,6 +306,8 @@ class GatedBpttReport(Report):
     truncated: dict[str, np.ndarray] | None = None
     check: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # --jacobian t,k: {"t", "k", "matrix" ∂h_t/∂h_k, "norm" its spectral norm} per pair
+    jacobians: list[dict[str, Any]] | None = None
 
     @property
     def cell(self) -> str:
@@ -329,8 +342,10 @@ class GatedBpttReport(Report):
 
 
 def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: bool = False,
-                  generated: bool = False) -> GatedBpttReport:
-    """Run the whole analysis of a gated ``problem``."""
+                  generated: bool = False,
+                  jacobians: Sequence[tuple[int, int]] | None = None) -> GatedBpttReport:
+    """Run the whole analysis of a gated ``problem`` (and the matrices ∂h_t/∂h_k of
+    ``jacobians``, pairs (t, k) with 0 ≤ k < t ≤ T)."""
     check_truncate(truncate)
     run = forward_backward(problem)
     h_norms, c_norms = jacobian_norms(problem, run.record)
@@ -352,6 +367,12 @@ def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: 
     if check:
         errors = finite_difference_check(problem, run.gradients, loss=forward_loss)
         report.check = check_summary(errors)
+    if jacobians:
+        report.jacobians = []
+        for t, k in jacobians:
+            J = jacobian_between(problem, run.record, t, k)
+            report.jacobians.append({"t": t, "k": k, "matrix": J,
+                                     "norm": float(np.linalg.norm(J, 2))})
     return report
 
 
@@ -401,13 +422,17 @@ class CellComparison(Report):
 
 
 def analyse_any(problem: Any, *, truncate: int | None = None, check: bool = False,
-                generated: bool = False) -> Any:
-    """Analyse an RNNProblem, a GatedProblem, or a list of them side by side."""
+                generated: bool = False,
+                jacobians: Sequence[tuple[int, int]] | None = None) -> Any:
+    """Analyse an RNNProblem, a GatedProblem, or a list of them side by side (``jacobians``:
+    one problem only)."""
     if isinstance(problem, list):
         return CellComparison([analyse_any(p, truncate=truncate, check=check,
                                            generated=generated) for p in problem])
     if isinstance(problem, GatedProblem):
-        return analyse_gated(problem, truncate=truncate, check=check, generated=generated)
+        return analyse_gated(problem, truncate=truncate, check=check, generated=generated,
+                             jacobians=jacobians)
     if isinstance(problem, RNNProblem):
-        return analyse(problem, truncate=truncate, check=check, generated=generated)
+        return analyse(problem, truncate=truncate, check=check, generated=generated,
+                       jacobians=jacobians)
     raise TypeError(f"not a BPTT problem: {type(problem).__name__}")
