@@ -35,17 +35,50 @@ def as_float(key: str, value: Any) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InputError(key, f"is '{value}'; expected a number") from None
+        raise InputError(key, f"is '{_shown(value)}'; expected a number") from None
+    except OverflowError:  # an int of hundreds of digits
+        raise InputError(key, f"is {_shown(value)}; expected a finite number") from None
     if not math.isfinite(number):
-        raise InputError(key, f"is {number}; expected a finite number")
+        shown = _shown(value) if isinstance(value, str) and len(value) > 12 else number
+        raise InputError(key, f"is {shown}; expected a finite number")
     return number
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    """``value`` as text for a message, cut to ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+# Whole numbers beyond this are refused: every count, size and seed fits far below it, and
+# NumPy and numba take them as 64-bit integers.
+INT_LIMIT = 2**63 - 1
+
+
 def as_int(key: str, value: Any) -> int:
-    number = as_float(key, value)
-    if number != int(number):
-        raise InputError(key, f"is {value}; expected a whole number")
-    return int(number)
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())  # exactly, however large (a float would round it)
+        except ValueError:  # "3.0", "1e3", or past Python's 4300 digits: as a float below
+            pass
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        number = as_float(key, value)
+        if number != int(number):
+            raise InputError(key, f"is {_shown(value)}; expected a whole number")
+        number = int(number)
+    if abs(number) > INT_LIMIT:
+        raise InputError(key, f"is {_shown(value)}; expected a whole number below 2^63")
+    return number
+
+
+def as_seed(key: str, value: Any) -> int:
+    """A seed of NumPy's generators: a whole number ≥ 0."""
+    number = as_int(key, value)
+    if number < 0:
+        raise InputError(key, f"must be a whole number ≥ 0 (a seed), got {number}")
+    return number
 
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -172,7 +205,7 @@ class AttentionInputs:
     alpha: float = param(_SELECTOR_PARAMS["alpha"].default, _SELECTOR_PARAMS["alpha"].help,
                          as_float)
     k: int | None = param(None, _SELECTOR_PARAMS["k"].help, optional(as_int))  # None: min(2, n)
-    seed: int = param(0, "Seed of the Gumbel noise (and of the cost and learning runs).", as_int)
+    seed: int = param(0, "Seed of the Gumbel noise (and of the cost and learning runs).", as_seed)
     hard: bool = param(_SELECTOR_PARAMS["hard"].default, _SELECTOR_PARAMS["hard"].help, as_bool)
     scale: float | str = param(1.0, "Score scale: 1, sqrt (1/sqrt(d)) or a number.", as_scale)
     upstream: np.ndarray | None = param(
@@ -468,7 +501,7 @@ class BpttConfig:
     input_size: int = param(3, "Generated problem: input size D.", as_positive_int)
     hidden: int = param(4, "Generated problem: hidden size H.", as_positive_int)
     output_size: int = param(2, "Generated problem: output size O.", as_positive_int)
-    seed: int = param(0, "Seed of the generated problem.", as_int)
+    seed: int = param(0, "Seed of the generated problem.", as_seed)
     radius: float | None = param(None, "Rescale W_hh to this spectral radius g (g<1 vanishing, "
                                  "g>1 exploding); for gru/lstm each gate's block of weight_hh.",
                                  optional(as_positive_float))
@@ -639,7 +672,7 @@ class TrainConfig:
                               optional(as_positive_int))
     patience: int | None = param(None, "Stop after this many epochs without a better "
                                  "validation loss.", optional(as_positive_int))
-    seed: int = param(0, "Seed of the data, initialisation, order and dropout.", as_int)
+    seed: int = param(0, "Seed of the data, initialisation, order and dropout.", as_seed)
     out: str | None = param(None, "Run directory (default runs/<task>-<cell>-<time>).",
                             optional(as_text))
     # which parameters were given (not defaulted): --resume changes only those
@@ -709,7 +742,7 @@ class SampleConfig:
                                as_temperature)
     prime: str = param("", "Text to start from (default: the begin marker if the model has "
                        "one).", as_any_text)
-    seed: int = param(0, "Seed of the draws.", as_int)
+    seed: int = param(0, "Seed of the draws.", as_seed)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "SampleConfig":
@@ -723,7 +756,7 @@ class EvaluateConfig:
     run: str = param("", "The run directory of a trained model (train-rnn --out).", as_text)
     data: str = param("", "A data file in the training format, or the built-in set's name.",
                       as_text)
-    seed: int = param(0, "Seed of a built-in set.", as_int)
+    seed: int = param(0, "Seed of a built-in set.", as_seed)
     samples: int | None = param(None, "Built-in sets: how many sequences.",
                                 optional(as_positive_int))
 

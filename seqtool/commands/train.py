@@ -34,7 +34,7 @@ from seqtool.core.optim import make_optimizer
 from seqtool.core.training import Hooks, Position, TrainSettings, metric_name, train
 from seqtool.commands.trained import OPTIM_PREFIX, _checked_model, load_model
 from seqtool.io.checkpoint import (
-    CheckpointError, append_jsonl, load_checkpoint, save_checkpoint, write_atomic,
+    CheckpointError, append_jsonl, load_checkpoint, save_checkpoint, write_atomic, write_jsonl,
 )
 
 
@@ -211,6 +211,12 @@ class RunFiles:
     def epoch(self, record: dict[str, Any]) -> None:
         append_jsonl(self.out / "metrics.jsonl", record)
 
+    def resumed(self, position: Position) -> None:
+        """metrics.jsonl set back to the epochs the checkpoint holds: a run killed after an
+        epoch's line and before its checkpoint runs that epoch again, and must not list it
+        twice."""
+        write_jsonl(self.out / "metrics.jsonl", position.history)
+
     def best(self, params: dict[str, np.ndarray], record: dict[str, Any]) -> None:
         save_checkpoint(self.out, "model", params, {**self.meta, "epoch": record["epoch"],
                                                      "val": _val_of(record)})
@@ -279,6 +285,8 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
     files = RunFiles(out, config, spec, train_data)
     if resume is None:
         files.start(replace_run)
+    else:
+        files.resumed(position)
     report = TrainReport(
         config=config, out=out, spec=spec, data_name=train_data.name,
         train_size=len(train_data), val_size=len(val_data),

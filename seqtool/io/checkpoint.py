@@ -9,8 +9,12 @@ A checkpoint ``<name>`` in a directory is two files:
   SHA-256 of the .npz bytes, so a .json is never paired with an .npz from another save.
 
 Every file is written atomically (temp file in the same folder, fsync, ``os.replace``): a
-crash leaves the old file or the new one, never half of one. The .npz is written before the
-.json, so a .json never names an .npz that is not there yet.
+crash leaves the old file or the new one, never half of one. The pair is one transaction:
+a save first moves the old .npz aside to ``.<name>.prev.npz``, then writes the new .npz,
+then the .json, then removes the old .npz. A crash (kill -9, a full disk) at any moment
+leaves a .json that matches either ``<name>.npz`` or ``.<name>.prev.npz``, and loading
+takes the one whose SHA-256 the .json records: the last save that completed, never a torn
+pair. Temp files that a killed save left behind are removed by the next save.
 
 Loading never unpickles: each .npy header is read and checked against the .json (shape,
 dtype, no object dtype) before its data is read, and data is read with
@@ -137,6 +141,19 @@ def _plain(value: Any) -> Any:
     return finite(value)
 
 
+def _jsonl_line(record: dict) -> str:
+    if not isinstance(record, dict):
+        raise TypeError(f"a JSON line needs a dict, not {type(record).__name__}")
+    return json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    """Write ``records`` as the JSON lines of ``path``, atomically (the same lines
+    :func:`append_jsonl` writes one at a time): how a resumed run sets its metrics.jsonl
+    back to the epochs its checkpoint holds."""
+    write_atomic(path, "".join(_jsonl_line(r) for r in records))
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append ``record`` as one JSON line to ``path`` (e.g. metrics.jsonl) and flush.
 
@@ -145,9 +162,7 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     become null, since JSON has no such numbers and every line must parse (``jq``).
     The parent folder is created if needed.
     """
-    if not isinstance(record, dict):
-        raise TypeError(f"append_jsonl needs a dict, not {type(record).__name__}")
-    line = json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n"
+    line = _jsonl_line(record)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
@@ -189,9 +204,24 @@ def _numpy_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _previous(directory: Path, name: str) -> Path:
+    """Where a save keeps the old .npz until its .json is written (see the module docstring)."""
+    return directory / f".{name}.prev.npz"
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """The temp files of an earlier save of ``name`` that was killed before its rename."""
+    for pattern in (f".{name}.npz.*.tmp", f".{name}.json.*.tmp"):
+        for path in directory.glob(pattern):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def save_checkpoint(directory: str | os.PathLike, name: str, arrays: dict[str, np.ndarray],
                     meta: dict, *, key: str | None = "checkpoint") -> None:
-    """Write ``<directory>/<name>.npz`` (arrays) then ``<name>.json`` (meta), each atomically.
+    """Write ``<directory>/<name>.npz`` (arrays) and ``<name>.json`` (meta) as one
+    transaction: each file atomically, the old .npz kept aside until the new .json is in
+    place (see the module docstring).
 
     Arrays keep their dtype and shape; object arrays (which would need pickle) and
     structured dtypes are refused. ``meta`` must be JSON-serialisable (finite numbers) and
@@ -223,9 +253,15 @@ def save_checkpoint(directory: str | os.PathLike, name: str, arrays: dict[str, n
     except (TypeError, ValueError) as err:
         raise CheckpointError(key, f"{where}.json: meta is not JSON ({err})") from None
 
+    npz, previous = directory / f"{name}.npz", _previous(directory, name)
+    moved = False
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with _atomic_file(directory / f"{name}.npz") as f:
+        _remove_stale_temps(directory, name)
+        if npz.is_file() and (directory / f"{name}.json").is_file():
+            os.replace(npz, previous)  # the pair the old .json names, until the new one is in
+            moved = True
+        with _atomic_file(npz) as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for k, a in arrays.items():
                     with zf.open(f"{k}.npy", "w", force_zip64=True) as entry:
@@ -237,8 +273,13 @@ def save_checkpoint(directory: str | os.PathLike, name: str, arrays: dict[str, n
                     "arrays": listing, "npz_sha256": digest}
         write_atomic(directory / f"{name}.json", _readable_json(document))
     except OSError as err:
+        if moved and not npz.exists():  # put the old pair back as it was, if we can
+            with contextlib.suppress(OSError):
+                os.replace(previous, npz)
         reason = err.strerror or str(err) or type(err).__name__
         raise CheckpointError(key, f"{where}: cannot write the checkpoint ({reason})") from err
+    with contextlib.suppress(OSError):  # the new pair is complete: the old .npz goes
+        previous.unlink()
 
 
 # --------------------------------------------------------------------------- load
@@ -342,7 +383,8 @@ def load_checkpoint(directory: str | os.PathLike, name: str,
     """Read ``<directory>/<name>.npz`` and ``<name>.json``: (arrays, meta), fully verified.
 
     Checks that both files exist, the .json is a seqtool checkpoint (format, version,
-    array listing), the .npz is the one the .json was saved with (SHA-256), and it holds
+    array listing), the .npz is the one the .json was saved with (SHA-256; after a save
+    that was killed before its .json, the old .npz it kept aside is), and it holds
     exactly the listed arrays with the listed shapes and dtypes. Nothing is unpickled.
     Returns plain in-memory arrays, in the .json's order, and the meta as it was given to
     :func:`save_checkpoint` (without the format's own keys). Any failure raises
@@ -353,7 +395,8 @@ def load_checkpoint(directory: str | os.PathLike, name: str,
     npz_path, json_path = directory / f"{name}.npz", directory / f"{name}.json"
     if not directory.is_dir():
         raise CheckpointError(key, f"{directory}: no such directory")
-    has_npz, has_json = npz_path.is_file(), json_path.is_file()
+    previous = _previous(directory, name)
+    has_npz, has_json = npz_path.is_file() or previous.is_file(), json_path.is_file()
     if not has_npz and not has_json:
         raise CheckpointError(key, f"{directory}: no checkpoint '{name}' ({name}.npz and "
                                    f"{name}.json are both missing)")
@@ -369,9 +412,17 @@ def load_checkpoint(directory: str | os.PathLike, name: str,
         return CheckpointError(key, f"{directory}: {name}.npz {what}")
 
     try:
-        data = npz_path.read_bytes()
+        data = npz_path.read_bytes() if npz_path.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != document["npz_sha256"] and previous.is_file():
+            # a save killed between its .npz and its .json: the .json still names the old
+            # .npz, which that save kept aside
+            kept = previous.read_bytes()
+            if hashlib.sha256(kept).hexdigest() == document["npz_sha256"]:
+                data = kept
     except OSError as err:
         raise fail(f"cannot be read ({err.strerror or err})") from None
+    if not data:
+        raise CheckpointError(key, f"{directory}: {name}.npz is missing ({name}.json names it)")
     if not data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise fail("is not a seqtool checkpoint (not a zip file)")
     try:

@@ -1,7 +1,9 @@
 """Numbers from the command line, files and stdin.
 
 A vector is written ``3,-1``; a matrix is rows separated by ``;`` or new lines
-(``1,5;1,0``); items may also be separated by spaces or tabs. ``@path`` reads a ``.json``,
+(``1,5;1,0``); items may also be separated by spaces or tabs. Two commas with nothing
+between them (``3,,-1``) are a typo, not a separator, and an error; a comma at the start
+or end of a row is ignored. ``@path`` reads a ``.json``,
 ``.npy`` or text (``.csv``, ``.tsv``, ``.txt``) file; ``-`` reads stdin (JSON or text).
 Every reader returns a 2-D float64 array of finite numbers, or raises :class:`InputError`
 naming the parameter, what was found and what was expected.
@@ -20,7 +22,6 @@ import numpy as np
 from seqtool.core.errors import InputError
 
 _ROW_SPLIT = re.compile(r"[;\n]")
-_ITEM_SPLIT = re.compile(r"[,\s]+")
 
 
 def _number(item: str, key: str, where: str) -> float:
@@ -30,12 +31,24 @@ def _number(item: str, key: str, where: str) -> float:
         raise InputError(key, f"has '{item}' where a number was expected ({where})") from None
 
 
-def _rows_of_text(text: str) -> list[list[str]]:
+def _rows_of_text(text: str, key: str) -> list[list[str]]:
     rows = []
     for line in _ROW_SPLIT.split(text.replace("\r", "")):
-        line = line.strip().strip(",")
-        if line and not line.startswith("#"):
-            rows.append([item for item in _ITEM_SPLIT.split(line) if item])
+        line = line.strip()
+        if line.startswith("#"):
+            continue
+        line = line.strip(",").strip()
+        if not line:
+            continue
+        items: list[str] = []
+        for piece in line.split(","):
+            words = piece.split()
+            if not words:  # ",," (or ", ,"): an item left out
+                raise InputError(key, f"has two commas with nothing between them (row "
+                                 f"{len(rows) + 1}, item {len(items) + 1}); expected numbers "
+                                 "such as 3,-1")
+            items += words
+        rows.append(items)
     return rows
 
 
@@ -56,7 +69,7 @@ def parse_text(text: str, key: str, *, allow_header: bool = False) -> np.ndarray
     stripped = text.strip()
     if stripped.startswith(("[", "{")):
         return from_json_text(stripped, key, source="the input")
-    rows = _rows_of_text(text)
+    rows = _rows_of_text(text, key)
     if allow_header and len(rows) > 1 and not any(_is_number(item) for item in rows[0]):
         rows = rows[1:]
     if not rows:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TextIO
 
 from seqtool.core.report import finite
 
-__all__ = ["WRITERS", "Writer", "choose_format", "finite",
-           "formats_for", "register_writer", "unregister_writer", "write_csv", "write_json",
+__all__ = ["NON_FINITE_KEY", "WRITERS", "Writer", "choose_format", "finite",
+           "formats_for", "plain", "register_writer", "unregister_writer", "write_csv", "write_json",
            "write_jsonl", "write_report"]
 
 
@@ -31,9 +32,37 @@ def choose_format(requested: str | None, stream: TextIO | None = None) -> str:
     return "table" if getattr(stream, "isatty", lambda: False)() else "json"
 
 
+NON_FINITE_KEY = "non_finite"  # where a JSON document says which nulls stand for NaN or ±inf
+
+
+def plain(value: Any, path: str = "", found: list[str] | None = None) -> Any:
+    """``value`` with NumPy scalars and arrays as Python values and every NaN or ±inf as
+    None; the path of each such None (``history[3].val_loss``) is added to ``found``."""
+    if isinstance(value, dict):
+        return {k: plain(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # a NumPy array or scalar
+        return plain(value.tolist(), path, found)
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(path or "(the value)")
+        return None
+    return value
+
+
 def write_json(data: Any, stream: TextIO | None = None) -> None:
-    """JSON with every float at full precision (repr round-trips), one trailing newline."""
+    """JSON with every float at full precision (repr round-trips), one trailing newline.
+    JSON has no NaN or infinity: such a number is written null, and a top-level object
+    lists where, under "non_finite" (a metric that could not be computed, a diverged
+    loss)."""
     stream = stream or sys.stdout
+    found: list[str] = []
+    data = plain(data, "", found)
+    if found and isinstance(data, dict):
+        data = {**data, NON_FINITE_KEY: {
+            "note": "null stands for a number that was NaN or infinite (JSON has neither)",
+            "at": found[:50], "count": len(found)}}
 
     def dump(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
@@ -48,7 +77,7 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
 def write_jsonl(record: Any, stream: TextIO | None = None) -> None:
     """One JSON object on one line, flushed (a stream a reader can follow as it grows)."""
     stream = stream or sys.stdout
-    stream.write(json.dumps(finite(record), ensure_ascii=False, allow_nan=False) + "\n")
+    stream.write(json.dumps(plain(record), ensure_ascii=False, allow_nan=False) + "\n")
     stream.flush()
 
 

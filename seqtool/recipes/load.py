@@ -254,6 +254,7 @@ def load_recipe(path: str | Path, sets: list[str] | None = None,
         if key not in TOP_KEYS:
             raise _unknown(where, str(key), key, TOP_KEYS, "a recipe key")
     name = str(data.get("name") or Path(path).stem)
+    _check_name(name, where)
     if "steps" in data:
         if "command" in data or "params" in data or "sweep" in data:
             clash = next(k for k in ("command", "params", "sweep") if k in data)
@@ -280,6 +281,16 @@ def load_recipe(path: str | Path, sets: list[str] | None = None,
     return recipe
 
 
+def _check_name(name: str, where: dict[str, str]) -> None:
+    """A recipe's name becomes the folder runs/<name>: it must stay one plain folder name
+    (no '/', no '..', not hidden), so that no recipe writes outside where it runs."""
+    if (not name or name in (".", "..") or name.startswith(".") or "/" in name
+            or "\\" in name or any(ord(c) < 32 for c in name)):
+        raise RecipeError(_at(where, "name"), "name",
+                          f"is {name!r}; a recipe's name is a folder name under runs/ (letters, "
+                          "digits, '-', '_', '.'; no '/' and not starting with '.')")
+
+
 def _step(item: Any, where: dict[str, str], prefix: str, default_name: str) -> Step:
     dot = f"{prefix}." if prefix else ""
     if not isinstance(item, dict):
@@ -293,6 +304,10 @@ def _step(item: Any, where: dict[str, str], prefix: str, default_name: str) -> S
     if command is None:
         raise RecipeError(_at(where, prefix), f"{dot}command".lstrip("."),
                           f"is missing; choose one of {', '.join(commands)}")
+    if not isinstance(command, str):
+        raise RecipeError(_at(where, f"{dot}command"), f"{dot}command",
+                          f"is a {type(command).__name__}; expected one command name, one of "
+                          f"{', '.join(commands)}")
     if command not in commands:
         raise _unknown(where, f"{dot}command", command, list(commands), "a command recipes run")
     params = item.get("params") or {}

@@ -253,3 +253,42 @@ def test_a_new_run_never_overwrites_an_old_one(cli, tmp_path):
     err = one_line_error(cli("train-rnn", *PARITY, "--seed", "5", "--out", str(out)))
     assert "already holds a run" in err and f"--resume {out}" in err
     assert ((out / "model.npz").read_bytes(), (out / "metrics.jsonl").read_text()) == before
+
+
+class Killed(BaseException):
+    """The process dying (kill -9): nothing of seqtool's runs after it."""
+
+
+@pytest.mark.parametrize("dies_in", ["last", "best"])
+def test_a_run_killed_between_an_epochs_line_and_its_checkpoint_lists_each_epoch_once(
+        cli, tmp_path, monkeypatch, dies_in):
+    """Epoch 3's metrics line is written, then the process dies saving its checkpoint: the
+    resumed run repeats epoch 3 from epoch 2's checkpoint, and metrics.jsonl lists every
+    epoch once, with the numbers of a run that was never killed."""
+    from seqtool.commands import train
+
+    whole = tmp_path / "whole"
+    assert cli("train-rnn", *PARITY, "--epochs", "4", "--out", str(whole)).exit_code == 0
+    real = getattr(train.RunFiles, dies_in)
+
+    def dying(self, *args):
+        if (self.out / "metrics.jsonl").read_text().count("\n") == 3:
+            raise Killed
+        return real(self, *args)
+
+    monkeypatch.setattr(train.RunFiles, dies_in, dying)
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        cli("train-rnn", *PARITY, "--epochs", "4", "--out", str(out))
+    monkeypatch.undo()
+    assert (out / "metrics.jsonl").read_text().count("\n") == 3  # epoch 3 listed, not saved
+    resumed = cli("train-rnn", "--resume", str(out), "--epochs", "4", "-f", "json")
+    assert resumed.exit_code == 0, resumed.stderr
+
+    def lines(run):
+        timing = ("seconds", "tokens_per_s")
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert [r["epoch"] for r in lines(out)] == [1, 2, 3, 4]
+    assert lines(out) == lines(whole)

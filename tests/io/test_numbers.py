@@ -42,13 +42,17 @@ def test_json_round_trips_exactly(matrix):
 
 def reference_parse(text: str):
     """The matrix the module docstring describes, or None where it says error: rows split
-    at ';' or a new line, items at commas and blanks (empty ones dropped, as the parser
-    does), each item a finite float(), every row as long as the first, at least one."""
+    at ';' or a new line, items at commas and blanks (a comma at either end of a row
+    ignored, two with nothing between them an error), each item a finite float(), every
+    row as long as the first, at least one."""
     rows = []
     for line in text.replace(";", "\n").splitlines():
-        items = line.replace(",", " ").split()
-        if items:
-            rows.append(items)
+        line = line.strip().strip(",").strip()
+        if not line:
+            continue
+        if any(not piece.split() for piece in line.split(",")):
+            return None
+        rows.append(line.replace(",", " ").split())
     try:
         values = [[float(item) for item in row] for row in rows]
     except ValueError:
@@ -95,7 +99,10 @@ def test_header_only_skipped_for_files_and_stdin():
     [
         ("", "is empty"),
         (";;", "is empty"),
-        ("1,,x", "'x' where a number was expected (row 1, item 2)"),
+        ("1,,x", "two commas with nothing between them (row 1, item 2)"),
+        ("3,,-1", "two commas with nothing between them (row 1, item 2)"),
+        ("1,2;3, ,4", "two commas with nothing between them (row 2, item 2)"),
+        ("1,x", "'x' where a number was expected (row 1, item 2)"),
         ("1,2;3", "ragged rows: row 1 has 2 numbers but row 2 has 1"),
         ("1,nan", "has nan at row 1, item 2"),
         ("-inf", "has -inf at row 1, item 1"),

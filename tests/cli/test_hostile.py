@@ -1,0 +1,84 @@
+"""Hostile input (#14): every bad input is exit 2 with one line naming the flag, key or
+file, never a traceback or an "internal error", and nothing is written where it should
+not be."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+
+from seqtool.io.output import NON_FINITE_KEY, write_json, write_jsonl
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "internal error" not in lines[0] and "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", [
+    ("attend", "-q", "3,-1", "-s", "gumbel", "--seed", "-1"),
+    ("bptt", "--steps", "3", "--seed", "-1"),
+    ("compare-selectors", "-q", "3,-1", "--seed", "-1"),
+    ("train-rnn", "--data", "parity", "--seed", "-1"),
+])
+def test_a_negative_seed_is_refused_by_the_config(cli, args):
+    assert "--seed must be a whole number ≥ 0 (a seed), got -1" in one_line_error(cli(*args))
+
+
+@pytest.mark.parametrize("value", ["3,,-1", "3, ,-1", "1,2;3,,4"])
+def test_two_commas_with_nothing_between_are_a_typo(cli, value):
+    assert "--query has two commas with nothing between them" in one_line_error(
+        cli("attend", "-q", value))
+
+
+def test_a_whole_number_of_hundreds_of_digits_is_refused(cli):
+    big = "9" * 400
+    error = one_line_error(cli("bptt", "--steps", big))
+    assert "--steps is 999" in error and "(400 characters)" in error and len(error) < 200
+
+
+def recipe(tmp_path, text: str):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("name: x\ncommand: [attend]\nparams: {query: '3,-1'}\n", "command: is a list"),
+    ("name: x\ncommand: bptt\nparams: {steps: 3}\nsweep: {seeds: [0, -1]}\n",
+     "params.seed: must be a whole number ≥ 0"),
+    ("name: x\ncommand: bptt\nparams: {steps: " + "1" * 300 + "}\n", "params.steps: is 111"),
+    ("name: ../outside\ncommand: attend\nparams: {query: '3,-1'}\n", "name: is '../outside'"),
+    ("name: /tmp/abs\ncommand: attend\nparams: {query: '3,-1'}\n", "name: is '/tmp/abs'"),
+])
+def test_recipes_that_cannot_run_are_refused_before_anything_is_written(cli, tmp_path,
+                                                                         monkeypatch, text,
+                                                                         words):
+    monkeypatch.chdir(tmp_path)
+    path = recipe(tmp_path, text)
+    assert words in one_line_error(cli("run", path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.yaml"]
+
+
+def test_json_output_writes_null_for_nan_and_infinity_and_says_where():
+    out = io.StringIO()
+    write_json({"loss": float("nan"), "curve": [1.0, np.float32(np.inf)],
+                "weights": np.array([[0.5, -np.inf]]), "ok": 2}, out)
+    data = json.loads(out.getvalue())  # valid JSON: no NaN or Infinity tokens
+    assert data["loss"] is None and data["curve"] == [1.0, None] and data["ok"] == 2
+    assert data["weights"] == [[0.5, None]]
+    assert data[NON_FINITE_KEY]["at"] == ["loss", "curve[1]", "weights[0][1]"]
+    assert data[NON_FINITE_KEY]["count"] == 3
+    clean = io.StringIO()
+    write_json({"loss": 0.25}, clean)
+    assert NON_FINITE_KEY not in json.loads(clean.getvalue())
+    line = io.StringIO()
+    write_jsonl({"epoch": 3, "val_loss": math.inf, "acc": np.float32(0.5)}, line)
+    assert json.loads(line.getvalue()) == {"epoch": 3, "val_loss": None, "acc": 0.5}
