@@ -56,6 +56,18 @@ def metrics_of(command: str, report: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in ((k, _number(v)) for k, v in out.items()) if v is not None}
 
 
+def execute_in_worker(spec: dict[str, Any], out: str) -> dict[str, Any]:
+    """execute_run in a worker of a Dask cluster, whose cores the other workers use
+    already: a first compile there starts no helper process of its own
+    (seqtool.core.rnn.warmup)."""
+    import os
+
+    from seqtool.core.rnn.warmup import HELPER_VARIABLE
+
+    os.environ[HELPER_VARIABLE] = "0"
+    return execute_run(spec, out)
+
+
 def execute_run(spec: dict[str, Any], out: str) -> dict[str, Any]:
     """Run ``spec`` (a RunSpec as a dict) with its directory under ``out``."""
     run_dir = Path(out) / spec["id"]

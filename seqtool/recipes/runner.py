@@ -25,7 +25,7 @@ from seqtool.core.errors import InputError
 from seqtool.core.report import Report
 from seqtool.io.checkpoint import write_atomic
 from seqtool.io.output import finite, write_csv
-from seqtool.recipes.execute import execute_run
+from seqtool.recipes.execute import execute_in_worker, execute_run
 from seqtool.recipes.expand import RunSpec, expand
 from seqtool.recipes.load import Recipe
 
@@ -74,6 +74,26 @@ def run_local(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None])
         on_result(execute_run(run.to_dict(), str(out)))
 
 
+def _check_reachable(scheduler: str) -> None:
+    """A tcp:// scheduler whose port refuses connections is an error at once (Dask's client
+    would retry for its whole timeout first)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return  # Dask says what is wrong with it
+    if parts.scheme != "tcp" or not host or port is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise InputError("scheduler", f"is {scheduler}, which did not answer: {reason}") from None
+
+
 def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], *,
              jobs: int | None = None, scheduler: str | None = None) -> None:
     """Submit every run to a Dask cluster: a LocalCluster of ``jobs`` worker processes
@@ -87,6 +107,7 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
     cluster = None
     try:
         if scheduler:
+            _check_reachable(scheduler)
             try:
                 client = Client(scheduler, timeout="5s")
             except (OSError, TimeoutError, ValueError) as err:
@@ -97,7 +118,8 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
                                    dashboard_address=None)
             client = Client(cluster)
         with client:
-            futures = [client.submit(execute_run, run.to_dict(), str(out.resolve()), pure=False,
+            futures = [client.submit(execute_in_worker, run.to_dict(), str(out.resolve()),
+                                     pure=False,
                                      key=f"seqtool-{run.id}-{run.hash}") for run in todo]
             for future in as_completed(futures):
                 on_result(future.result())

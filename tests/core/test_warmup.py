@@ -185,12 +185,12 @@ def test_the_helper_process_compiles_the_backward_pass_only(tmp_path):
     env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     done = subprocess.run(
         [sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup import helper_main;"
-         " sys.exit(helper_main(['rnn', 'float64', '1']))"], env=env, capture_output=True,
+         " sys.exit(helper_main(['rnn', 'float64', '0']))"], env=env, capture_output=True,
         text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     indexes = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
-    assert {"vanilla._rnn_backward", "vanilla._rnn_backward_truncated"} <= indexes
-    assert "vanilla._rnn_forward" not in indexes
+    assert "vanilla._rnn_backward" in indexes
+    assert not {"vanilla._rnn_forward", "vanilla._rnn_backward_truncated"} & indexes
     assert subprocess.run([sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup "
                            "import helper_main; sys.exit(helper_main(['nocell', 'float64', "
                            "'0']))"], env=env, timeout=120).returncode == 1
