@@ -2,7 +2,7 @@
 running the core with another (compiled against NUMBA_DISABLE_JIT=1, tiles against plain
 products, small-size paths against large-size ones).
 
-    python tests/rnn_cases.py OUT.npz [--tiny]
+    python tests/rnn_cases.py OUT.npz [--tiny] [--cells rnn,gru]
 
 writes :func:`compute`'s arrays; the tests run it in a subprocess with another
 environment and compare against the same function run in-process. Float64 only: one
@@ -62,10 +62,10 @@ def run_cell(cell: str, p: dict, lengths=None, workspace=None) -> dict[str, np.n
     return out
 
 
-def compute(tiny: bool = False) -> dict[str, np.ndarray]:
-    """name → array for every cell, shape, with and without lengths."""
+def compute(tiny: bool = False, cells=tuple(GATES)) -> dict[str, np.ndarray]:
+    """name → array for every cell (of ``cells``), shape, with and without lengths."""
     results = {}
-    for cell in GATES:
+    for cell in cells:
         for shape in TINY_SHAPES if tiny else SHAPES:
             p = problem(cell, *shape, seed=sum(shape))
             for with_lengths in (False, True):
@@ -83,4 +83,7 @@ if __name__ == "__main__":
 
     # how this process ran, for the caller to check: (jit disabled, compiled tuning)
     how = np.array([config.DISABLE_JIT, *products.TUNING.compiled()], dtype=np.int64)
-    np.savez(sys.argv[1], **compute(tiny="--tiny" in sys.argv[2:]), _how=how)
+    cells = tuple(GATES)
+    if "--cells" in sys.argv:
+        cells = tuple(sys.argv[sys.argv.index("--cells") + 1].split(","))
+    np.savez(sys.argv[1], **compute(tiny="--tiny" in sys.argv[2:], cells=cells), _how=how)

@@ -7,6 +7,7 @@ and what was expected); 1 a run that failed. No traceback unless ``--debug`` is 
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from typing import Any
 
@@ -72,6 +73,10 @@ class SeqtoolGroup(TyperGroup):
             where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
             fail(2, once(err.format_message()) + where)
         except (click.exceptions.Abort, KeyboardInterrupt):
+            try:  # a further Ctrl-C must not cut the message short
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            except ValueError:  # not the main thread (a test runner)
+                pass
             fail(1, "interrupted")
         except InputError as err:
             if debug:

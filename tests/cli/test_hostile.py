@@ -82,3 +82,59 @@ def test_json_output_writes_null_for_nan_and_infinity_and_says_where():
     line = io.StringIO()
     write_jsonl({"epoch": 3, "val_loss": math.inf, "acc": np.float32(0.5)}, line)
     assert json.loads(line.getvalue()) == {"epoch": 3, "val_loss": None, "acc": 0.5}
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_seqtool_starts_is_one_line(tmp_path):
+    """A Ctrl-C that lands while the imports run (made deterministic: importing typer
+    raises KeyboardInterrupt) ends with seqtool's line and exit 1, not a traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class CtrlC:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'typer':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, CtrlC())\n"
+            "sys.argv = ['seqtool', 'attend', '-q', '3,-1']\n"
+            "from seqtool.cli import main\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (1, "seqtool: error: interrupted\n", "")
+
+
+def test_a_second_ctrl_c_ends_with_one_line_and_a_run_that_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "seqtool", "train-rnn", "--data", "parity", "--seq-len", "8",
+            "--samples", "2000", "--hidden", "32", "--epochs", "400", "--out", str(out),
+            "-f", "jsonl"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "metrics.jsonl").exists() and (out / "last.json").exists():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("seqtool: error")]
+    assert len(errors) == 1, stderr
+    resumed = subprocess.run([sys.executable, "-m", "seqtool", "train-rnn", "--resume", str(out),
+                              "--epochs", str(1 + json.loads((out / "last.json").read_text())
+                                              ["position"]["epoch"]), "-f", "json"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
