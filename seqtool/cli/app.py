@@ -41,6 +41,17 @@ def once(message: str) -> str:
     return " ".join(dict.fromkeys(sentences))
 
 
+def os_message(err: OSError) -> str:
+    """One line for a file-system refusal, naming the path: "cannot write runs/x: Read-only
+    file system"; without a path (stdout on a full disk), the output."""
+    reason = err.strerror or type(err).__name__
+    if err.filename is None:
+        return f"cannot write the output: {reason}"
+    if err.filename2 is not None:
+        return f"cannot move {err.filename} to {err.filename2}: {reason}"
+    return f"cannot use {err.filename}: {reason}"
+
+
 def fail(code: int, message: str) -> None:
     """One line on stderr, then exit with ``code``."""
     sys.stderr.write(f"seqtool: error: {' '.join(message.split())}\n")
@@ -89,6 +100,10 @@ class SeqtoolGroup(TyperGroup):
         except BrokenPipeError:  # `seqtool ... | head`: the reader left; not our failure
             sys.stderr.close()
             code = 0
+        except OSError as err:  # the machine said no: a folder that cannot be written, a full
+            if debug:           # disk, a path through a file; the user's to fix, not a bug
+                raise
+            fail(2, os_message(err))
         except Exception as err:  # a bug: still one line, with the way to see more
             if debug:
                 raise

@@ -129,10 +129,14 @@ def _check_json_numbers(value: Any, key: str, depth: int = 0) -> None:
 
 def from_json_text(text: str, key: str, *, source: str) -> np.ndarray:
     """A JSON number, list or list of lists; an object is searched for ``key``."""
+    from seqtool.io.documents import DocumentError, load_json
+
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except json.JSONDecodeError as err:
         raise InputError(key, f"reads {source}, which is not valid JSON: {err}") from None
+    except DocumentError as err:
+        raise InputError(key, f"reads {source}, which {err}") from None
     return from_json_value(value, key, source=source)
 
 
@@ -221,17 +225,26 @@ def read_mapping(source: str, key: str) -> dict:
     if is_yaml:
         import yaml  # only problems written in YAML pay for it
 
+        from seqtool.io.documents import DocumentError, load_yaml
+
         try:
-            data = yaml.safe_load(text)
+            data, _ = load_yaml(text)
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
             raise InputError(key, f"reads {where}, which is not valid YAML{at}") from None
+        except DocumentError as err:
+            at = f" (line {err.line})" if err.line else ""
+            raise InputError(key, f"reads {where}, which {err}{at}") from None
     else:
+        from seqtool.io.documents import DocumentError, load_json
+
         try:
-            data = json.loads(text)
+            data = load_json(text)
         except json.JSONDecodeError as err:
             raise InputError(key, f"reads {where}, which is not valid JSON: {err}") from None
+        except DocumentError as err:
+            raise InputError(key, f"reads {where}, which {err}") from None
     if not isinstance(data, dict):
         raise InputError(key, f"reads {where}, which does not hold an object of named entries")
     return data

@@ -94,9 +94,13 @@ def read_yaml(path: Path, label: str) -> tuple[dict[str, Any], dict[str, str]]:
                          f"{err.start})") from None
     except OSError as err:
         raise InputError("recipe", f"cannot read '{label}': {err.strerror}") from None
+    from seqtool.io.documents import DocumentError, load_yaml
+
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = load_yaml(text)
+    except DocumentError as err:
+        line = f":{err.line}" if err.line else ""
+        raise InputError(None, f"{label}{line}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -138,3 +138,102 @@ def test_a_second_ctrl_c_ends_with_one_line_and_a_run_that_resumes(tmp_path):
                                               ["position"]["epoch"]), "-f", "json"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+
+
+# -- the file system -------------------------------------------------------------------------
+
+
+def test_an_out_folder_under_a_file_is_one_line_naming_it(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    error = one_line_error(cli("train-rnn", "--data", "parity", "--samples", "64", "--epochs",
+                               "1", "--out", str(blocker / "run")))
+    assert f"cannot use {blocker / 'run'}: Not a directory" in error
+    assert blocker.read_text() == "not a folder\n"  # nothing lost
+
+
+def test_a_folder_that_refuses_writes_is_one_line_naming_it(cli, tmp_path, monkeypatch):
+    """A read-only folder or mount (made so for any user, root included, by refusing the
+    mkdir the way the kernel would)."""
+    from pathlib import Path
+
+    real_mkdir = Path.mkdir
+    denied = tmp_path / "read-only"
+
+    def mkdir(self, *args, **kwargs):
+        if str(self).startswith(str(denied)):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    error = one_line_error(cli("train-rnn", "--data", "parity", "--samples", "64", "--epochs",
+                               "1", "--out", str(denied / "run")))
+    assert f"cannot use {denied / 'run'}: Permission denied" in error
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "argmax-attention.yaml"
+    error = one_line_error(cli("run", str(recipe), "--out", str(denied / "x")))
+    assert "Permission denied" in error and str(denied) in error
+
+
+def test_output_to_a_full_disk_is_one_line():
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:  # Linux's always-full device
+        done = subprocess.run([sys.executable, "-m", "seqtool", "attend", "-q", "3,-1", "-f",
+                               "json"], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    assert (done.returncode, done.stderr) == (
+        2, "seqtool: error: cannot write the output: No space left on device\n")
+
+
+# -- YAML and JSON bombs ---------------------------------------------------------------------
+
+LAUGHS = "".join(f"{a}: &{a} [{', '.join([f'*{p}'] * 9)}]\n" for p, a in zip("abcdefgh", "bcdefghi"))
+BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + LAUGHS
+
+
+def test_an_alias_bomb_is_refused_at_once(cli, tmp_path):
+    """The "billion laughs" (nine lines of anchors, 10⁹ items when walked): refused from the
+    node graph before any object is walked, in a recipe and in --input."""
+    import time
+
+    recipe = tmp_path / "bomb.yaml"
+    recipe.write_text(BOMB + "name: bomb\ncommand: attend\nparams: {query: '3,-1', keys: *i}\n")
+    start = time.perf_counter()
+    error = one_line_error(cli("run", str(recipe), "--out", str(tmp_path / "out")))
+    assert "uses aliases (*name) that expand" in error and "926,177,1" in error
+    assert time.perf_counter() - start < 10
+    assert not (tmp_path / "out").exists()
+    problem = tmp_path / "input.yaml"
+    problem.write_text(BOMB + "query: '3,-1'\nkeys: *i\n")
+    assert "--input reads" in one_line_error(cli("attend", "--input", str(problem)))
+    looped = tmp_path / "loop.yaml"
+    looped.write_text("query: &q [1, *q]\n")
+    assert "refers to itself" in one_line_error(cli("attend", "--input", str(looped)))
+
+
+def test_a_few_aliases_are_fine(tmp_path):
+    from seqtool.io.documents import load_yaml
+
+    data, _ = load_yaml("base: &b {hidden: 8, lr: 0.1}\nrun1: *b\nrun2: *b\n")
+    assert data["run1"] == data["run2"] == {"hidden": 8, "lr": 0.1}
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000, '{"a":' * 5_000 + "1" + "}" * 5_000])
+def test_json_nested_thousands_deep_is_refused(cli, text):
+    error = one_line_error(cli("attend", "-q", "-", input=text))
+    assert "nests deeper than 100 levels" in error
+
+
+def test_yaml_nested_thousands_deep_is_refused(cli, tmp_path):
+    problem = tmp_path / "deep.yaml"
+    problem.write_text("query: " + "[" * 5_000 + "1" + "]" * 5_000 + "\n")
+    assert "nests deeper than 100 levels" in one_line_error(cli("attend", "--input",
+                                                                str(problem)))
+
+
+def test_a_jsonl_data_row_nested_thousands_deep_is_refused(cli, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "a b", "label": "x"}\n' + "[" * 100_000 + "\n")
+    error = one_line_error(cli("train-rnn", "--data", str(data), "--task", "classify"))
+    assert "line 2 nests too deeply" in error

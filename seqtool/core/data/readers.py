@@ -170,6 +170,8 @@ def _jsonl_rows(text: str, path: str, key: str, names: tuple[str, ...]) -> list[
             obj = json.loads(raw)
         except json.JSONDecodeError as e:
             raise InputError(key, f"{where} is not valid JSON ({e.msg} at column {e.colno})")
+        except RecursionError:  # [[[[... thousands deep: the parser recurses
+            raise InputError(key, f"{where} nests too deeply to be a row of data") from None
         if not isinstance(obj, dict):
             raise InputError(key, f"{where} is not a JSON object; expected "
                                   + ", ".join(f'"{n}": ...' for n in names).join("{}"))
@@ -384,7 +386,7 @@ def infer_task(path: str, key: str) -> str | None:
         first = next(line for line in text.splitlines() if line.strip())
         try:
             obj = json.loads(first)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
         names = {str(k).lower() for k in obj} if isinstance(obj, dict) else set()
         return _task_of(names)
