@@ -73,6 +73,18 @@ def as_int(key: str, value: Any) -> int:
     return number
 
 
+def at_most(limit: int, why: str):
+    """A coercer of whole numbers from 1 to ``limit`` (a documented bound: ``why``)."""
+    def coerce(key: str, value: Any) -> int:
+        number = as_int(key, value)
+        if number < 1:
+            raise InputError(key, f"must be a whole number ≥ 1, got {number}")
+        if number > limit:
+            raise InputError(key, f"is {number:,}; at most {limit:,} ({why})")
+        return number
+    return coerce
+
+
 def as_seed(key: str, value: Any) -> int:
     """A seed of NumPy's generators: a whole number ≥ 0."""
     number = as_int(key, value)
@@ -356,8 +368,8 @@ class CompareConfig(AttentionInputs):
         default_factory=selector_registry.selector_names,
         metadata={"help": "Comma-separated selectors to compare.",
                   "coerce": as_selector_list})
-    repeats: int = param(15, "Timing repeats per measurement (the median is reported).",
-                         lambda key, v: as_positive_int(key, v))
+    repeats: int = param(15, "Timing repeats per measurement (the median is reported; at "
+                         "most 1,000).", at_most(1000, "the median of more is the same number"))
     cost: bool = param(False, "Also time scores and selection for n keys in --sizes.", as_bool)
     sizes: tuple[int, ...] = param(COST_SIZES, "Numbers of keys for --cost.",
                                    lambda key, v: as_size_list(key, v))
@@ -365,8 +377,8 @@ class CompareConfig(AttentionInputs):
                      lambda key, v: as_positive_int(key, v))
     learn: bool = param(False, "Also train W_q, W_k on associative recall with each selector.",
                         as_bool)
-    steps: int = param(600, "--learn: Adam steps (batches of 32 sequences).",
-                       lambda key, v: as_positive_int(key, v))
+    steps: int = param(600, "--learn: Adam steps (batches of 32 sequences; at most 100,000).",
+                       at_most(100_000, "the learning run is a demonstration, not a training"))
     pairs: int = param(8, "--learn: (key, value) pairs per sequence.",
                        lambda key, v: as_positive_int(key, v))
     vocab: int = param(64, "--learn: number of tokens (≥ pairs).",
@@ -497,7 +509,8 @@ class BpttConfig:
                                  optional(as_positive_int))
     check: bool = param(False, "Finite-difference check of every gradient (exit 1 if > 1e-6).",
                         as_bool)
-    steps: int = param(10, "Generated problem: sequence length T.", as_positive_int)
+    steps: int = param(10, "Generated problem: sequence length T (at most 10,000).",
+                       at_most(10_000, "the analysis follows one sequence step by step"))
     input_size: int = param(3, "Generated problem: input size D.", as_positive_int)
     hidden: int = param(4, "Generated problem: hidden size H.", as_positive_int)
     output_size: int = param(2, "Generated problem: output size O.", as_positive_int)

@@ -10,6 +10,8 @@ from seqtool.config import BpttConfig
 from seqtool.core.errors import InputError
 
 EXPLAIN_MAX_STEPS = 6
+# The Jacobian chains of the analysis (2·T·S³ multiply-adds): a bound of some seconds
+MAX_CHAIN_FLOPS = 2e11
 
 
 def _steps(config: BpttConfig) -> int:
@@ -27,9 +29,52 @@ def check_explain(config: BpttConfig) -> None:
                          f"problem has T = {T} (use --steps {EXPLAIN_MAX_STEPS} or fewer)")
 
 
+def _bytes_for(T: int, D: int, H: int, O: int, G: int) -> float:
+    """What the analysis of one generated problem holds, in float64, generously: the
+    weights, the states and gradients per step, each step's share of ∂L/∂W_hh
+    (T × G·H × H) and the Jacobian chains, about six copies of each (gradients, the
+    truncated run, the finite-difference check)."""
+    words = T * D + G * H * D + G * H * H + O * H + T * (G + 2) * H + T * G * H * H + H * H
+    return 8.0 * 6 * words
+
+
+def check_sizes(config: BpttConfig) -> None:
+    """A generated problem too large for this machine's memory is refused before anything
+    is allocated, naming the flag that makes it so."""
+    if not config.generated:
+        return  # a given problem is in memory already
+    from seqtool.core.rnn.cells import get_cell
+    from seqtool.core.resources import check_memory
+
+    G = max(len(get_cell(cell).gates) for cell in config.cell)
+    sizes = {"steps": config.steps, "input_size": config.input_size, "hidden": config.hidden,
+             "output_size": config.output_size}
+    needed = _bytes_for(config.steps, config.input_size, config.hidden, config.output_size, G)
+    defaults = {"steps": 10, "input_size": 3, "hidden": 4, "output_size": 2}
+
+    def without(flag: str) -> float:  # the estimate with that flag back at its default
+        shrunk = {**sizes, flag: min(sizes[flag], defaults[flag])}
+        return _bytes_for(shrunk["steps"], shrunk["input_size"], shrunk["hidden"],
+                          shrunk["output_size"], G)
+
+    flag = min(sizes, key=without)
+    shown = (f"the analysis (T = {config.steps}, D = {config.input_size}, H = {config.hidden}, "
+             f"O = {config.output_size})")
+    check_memory(flag, needed, shown)
+    # the chain ∂h_T/∂h_k multiplies a state Jacobian (S × S, S = H or 2H) per step
+    S = max(get_cell(cell).state_size(config.hidden) for cell in config.cell)
+    flops = 2.0 * config.steps * S ** 3
+    if flops > MAX_CHAIN_FLOPS:
+        flag = "hidden" if S ** 2 > config.steps else "steps"
+        raise InputError(flag, f"makes {shown} multiply {config.steps:,} Jacobians of "
+                         f"{S} × {S}, about {flops:.1e} operations (minutes to hours); at "
+                         f"most {MAX_CHAIN_FLOPS:.0e}: a smaller --hidden or --steps")
+
+
 def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
     """The config's problem (given, or generated per cell) analysed; several cells side by
     side."""
+    check_sizes(config)
     from seqtool.core.rnn.bptt import bptt_problems, run_bptt  # numba loads here
 
     for cell in config.cell:  # the analysis runs in float64; a compile is announced here

@@ -6,11 +6,30 @@ from pathlib import Path
 from typing import Any
 
 from seqtool.commands.events import Events
-from seqtool.config import CompareConfig
+from seqtool.config import COST_SIZES, CompareConfig
 from seqtool.core.compare import CompareReport, compare_report
+from seqtool.core.resources import check_memory
+
+
+def memory_needed(config: CompareConfig) -> tuple[float, str, str]:
+    """(bytes, flag, what) of the largest part of the run: the --cost keys and values
+    (n × d, float64, with the scores and the selections' temporaries), or the --learn
+    embeddings and batch."""
+    parts = [(0.0, "dim", "the run")]
+    if config.cost:
+        n = max(config.sizes)
+        flag = "dim" if config.dim * max(COST_SIZES) > n * 64 else "sizes"
+        parts.append((8.0 * 6 * n * (config.dim + 2), flag, f"--cost at n = {n}, d = {config.dim}"))
+    if config.learn:
+        words = config.vocab * config.dim + 32 * 2 * config.pairs * config.dim + config.dim ** 2
+        flag = "dim" if config.dim >= config.vocab else "vocab"
+        parts.append((8.0 * 12 * words, flag, f"--learn at d = {config.dim}"))
+    return max(parts)
 
 
 def run(config: CompareConfig, events: Events, run_dir: Path | None = None) -> CompareReport:
+    needed, flag, what = memory_needed(config)
+    check_memory(flag, needed, what)
     return compare_report(**config.report_arguments(), on_learn_step=events.on_learn_step)
 
 

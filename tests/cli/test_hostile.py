@@ -195,14 +195,10 @@ BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
 def test_an_alias_bomb_is_refused_at_once(cli, tmp_path):
     """The "billion laughs" (nine lines of anchors, 10⁹ items when walked): refused from the
     node graph before any object is walked, in a recipe and in --input."""
-    import time
-
     recipe = tmp_path / "bomb.yaml"
     recipe.write_text(BOMB + "name: bomb\ncommand: attend\nparams: {query: '3,-1', keys: *i}\n")
-    start = time.perf_counter()
     error = one_line_error(cli("run", str(recipe), "--out", str(tmp_path / "out")))
     assert "uses aliases (*name) that expand" in error and "926,177,1" in error
-    assert time.perf_counter() - start < 10
     assert not (tmp_path / "out").exists()
     problem = tmp_path / "input.yaml"
     problem.write_text(BOMB + "query: '3,-1'\nkeys: *i\n")
@@ -237,3 +233,53 @@ def test_a_jsonl_data_row_nested_thousands_deep_is_refused(cli, tmp_path):
     data.write_text('{"text": "a b", "label": "x"}\n' + "[" * 100_000 + "\n")
     error = one_line_error(cli("train-rnn", "--data", str(data), "--task", "classify"))
     assert "line 2 nests too deeply" in error
+
+
+# -- sizes that cannot fit, work that never ends ---------------------------------------------
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("bptt", "--input-size", "1000000000"), "--input-size"),
+    (("bptt", "--hidden", "100000", "--cell", "lstm"), "--hidden"),
+    (("bptt", "--steps", "10000", "--hidden", "2000"), "--hidden"),
+    (("compare-selectors", "-q", "3,-1", "--cost", "--sizes", "16", "--dim", "1000000000"),
+     "--dim"),
+    (("compare-selectors", "-q", "3,-1", "--learn", "--vocab", "100000000", "--dim", "1000"),
+     "--vocab"),
+])
+def test_sizes_that_cannot_fit_are_refused_before_allocating(cli, args, flag):
+    """The estimate of what the run needs, against what the machine has: refused naming the
+    flag and the estimate (these need terabytes or hundreds of gigabytes)."""
+    import re
+
+    error = one_line_error(cli(*args))
+    assert error.startswith(f"seqtool: error: {flag} makes ")
+    assert re.search(r"need about [0-9.,]+ (GB|TB); this machine has [0-9.,]+ (GB|MB|TB) "
+                     "available", error)
+
+
+def test_memory_estimates_grow_with_the_sizes_and_name_the_flag_that_grows():
+    from seqtool.commands.bptt import _bytes_for
+    from seqtool.core.resources import check_memory, size_text
+
+    small = _bytes_for(10, 3, 4, 2, 4)
+    assert _bytes_for(10, 3, 8, 2, 4) > small and _bytes_for(20, 3, 4, 2, 4) > small
+    assert _bytes_for(10, 3, 4, 2, 4) == 8.0 * 6 * (30 + 48 + 64 + 8 + 240 + 640 + 16)
+    check_memory("hidden", 10.0, "x", available=100)  # fits: nothing raised
+    with pytest.raises(Exception) as err:
+        check_memory("hidden", 2e9, "the analysis", available=10**9)
+    assert err.value.key == "hidden" and "need about 2.0 GB" in err.value.message
+    assert [size_text(n) for n in (500, 1.5e6, 2.5e10, 3e12)] == [
+        "500 bytes", "1.5 MB", "25 GB", "3.0 TB"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("bptt", "--steps", "1000000", "--cell", "lstm"), "--steps is 1,000,000; at most 10,000"),
+    (("bptt", "--steps", "200", "--hidden", "512", "--cell", "lstm"),
+     "multiply 200 Jacobians of 1024 × 1024"),
+    (("compare-selectors", "-q", "3,-1", "--repeats", "1000000000000"), "at most 1,000"),
+    (("compare-selectors", "-q", "3,-1", "--learn", "--steps", "1000000000000"),
+     "at most 100,000"),
+])
+def test_work_that_would_not_end_is_refused_with_its_bound(cli, args, words):
+    assert words in one_line_error(cli(*args))
