@@ -45,10 +45,29 @@ from seqtool.io.checkpoint import (
 def load_data(config: TrainConfig) -> tuple[Any, Any]:
     from seqtool.core.data import prepare
 
-    return prepare(config.data, config.task, val=config.val, val_fraction=config.val_fraction,
-                   tokenizer=config.tokenizer or _default_tokenizer(config),
-                   max_len=config.max_len, samples=config.samples, seq_len=config.seq_len,
-                   delay=config.delay, seed=config.seed)
+    train, val = prepare(config.data, config.task, val=config.val,
+                         val_fraction=config.val_fraction,
+                         tokenizer=config.tokenizer or _default_tokenizer(config),
+                         max_len=config.max_len, samples=config.samples,
+                         seq_len=config.seq_len, delay=config.delay, seed=config.seed)
+    for data, flag in ((train, "data"), (val, "val" if config.val else "data")):
+        _check_range(data, flag, np.dtype(config.dtype))
+    return train, val
+
+
+def _check_range(data: Any, flag: str, dtype: np.dtype) -> None:
+    """Real-valued inputs and targets beyond the run's dtype (1e300 in float32) would
+    overflow in the first step and look like divergence: refused, naming the file."""
+    if data.task != "regress":
+        return
+    limit = float(np.finfo(dtype).max)
+    for i, (x, y) in enumerate(zip(data.inputs, data.targets)):
+        for what, values in (("input", x), ("target", y)):
+            if values.size and float(np.max(np.abs(values))) > limit:
+                big = float(values.flat[np.argmax(np.abs(values))])
+                raise InputError(flag, f"has {big:g} in sequence {i + 1}'s {what}s, beyond the "
+                                 f"range of {dtype} (±{limit:.3g}); rescale the data or use "
+                                 "--dtype float64")
 
 
 def _default_tokenizer(config: TrainConfig) -> str:

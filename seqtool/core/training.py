@@ -216,6 +216,11 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
                 return TrainResult(params, opt, pos, "interrupted")
         # the epoch is over (or the step budget ends inside it)
         record = _epoch_record(spec, settings, params, val_data, pos)
+        if record["val_loss"] is None:  # not finite (NaN or ±inf, written as null)
+            return TrainResult(params, opt, pos, "diverged",
+                               f"the validation loss is not finite after epoch {pos.epoch + 1} "
+                               "(the model's outputs overflowed on the validation data); the "
+                               "epoch was not recorded")
         improved = record["val_loss"] < pos.best_val_loss
         if improved:
             pos.best_val_loss, pos.best_epoch, pos.bad_epochs = record["val_loss"], pos.epoch + 1, 0

@@ -167,14 +167,50 @@ def read_text_file(path: str, key: str) -> str:
         raise InputError(key, f"cannot read '{path}': {err.strerror or err}") from None
 
 
+def _read_npy(path: str, key: str) -> np.ndarray:
+    """A .npy file of numbers, its header checked before anything is allocated: the magic
+    (a zip, such as an .npz renamed, is not a .npy), the dtype (numbers, never pickled
+    objects) and the size the header claims against the bytes the file has."""
+    from numpy.lib import format as npy_format
+
+    def refuse(what: str) -> InputError:
+        return InputError(key, f"cannot read '{path}' as .npy: {what}")
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                handle.seek(0)
+                start = handle.read(4)
+                raise refuse("it is a zip file (an .npz?), not a .npy" if start == b"PK\x03\x04"
+                             else "it does not start with NumPy's .npy header")
+            handle.seek(0)
+            version = npy_format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = npy_format.read_array_header_1_0(handle)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = npy_format.read_array_header_2_0(handle)
+            else:
+                raise refuse(f"unknown .npy version {version}")
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise refuse(f"it holds {dtype} data; expected numbers")
+            needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            left = os.fstat(handle.fileno()).st_size - handle.tell()
+            if needed > left:
+                raise refuse(f"its header claims {shape} {dtype} ({needed:,} bytes) but the "
+                             f"file holds {left:,}")
+            handle.seek(0)
+            return as_matrix(np.load(handle, allow_pickle=False), key)
+    except InputError:
+        raise
+    except (ValueError, OSError, SyntaxError, TypeError) as err:  # corrupted or unreadable
+        raise refuse(" ".join(str(err).split())) from None
+
+
 def _read_file(path: str, key: str) -> np.ndarray:
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         _check_file(path, key)
-        try:
-            return as_matrix(np.load(path, allow_pickle=False), key)
-        except (ValueError, OSError) as err:  # pickled, corrupted or unreadable
-            raise InputError(key, f"cannot read '{path}' as .npy: {err}") from None
+        return _read_npy(path, key)
     text = read_text_file(path, key)
     if suffix == ".json":
         return from_json_text(text, key, source=f"'{path}'")

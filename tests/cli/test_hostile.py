@@ -283,3 +283,31 @@ def test_memory_estimates_grow_with_the_sizes_and_name_the_flag_that_grows():
 ])
 def test_work_that_would_not_end_is_refused_with_its_bound(cli, args, words):
     assert words in one_line_error(cli(*args))
+
+
+# -- files that lie --------------------------------------------------------------------------
+
+
+def test_npy_files_that_lie_are_refused_before_allocating(cli, tmp_path):
+    from numpy.lib import format as npy_format
+
+    npz = tmp_path / "keys.npy"
+    np.savez(tmp_path / "keys", k=np.ones((2, 2)))  # keys.npz
+    (tmp_path / "keys.npz").rename(npz)
+    assert "it is a zip file (an .npz?), not a .npy" in one_line_error(
+        cli("attend", "-q", "3,-1", "-k", f"@{npz}"))
+    huge = tmp_path / "huge.npy"
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                               "shape": (10**12,)})
+    huge.write_bytes(header.getvalue() + b"\0" * 64)
+    error = one_line_error(cli("attend", "-q", "3,-1", "-k", f"@{huge}"))
+    assert "its header claims (1000000000000,) float64" in error and "file holds 64" in error
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert "holds object data; expected numbers" in one_line_error(
+        cli("attend", "-q", "3,-1", "-k", f"@{objects}"))
+    good = tmp_path / "good.npy"
+    np.save(good, np.array([[1.0, 5.0], [1.0, 0.0]]))
+    result = cli("attend", "-q", "3,-1", "-k", f"@{good}", "-f", "json")
+    assert result.exit_code == 0 and result.json()["keys"] == [[1.0, 5.0], [1.0, 0.0]]

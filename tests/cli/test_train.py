@@ -206,11 +206,34 @@ def test_a_diverging_run_exits_1_and_keeps_its_checkpoint(cli, tmp_path):
         for t in range(3):
             rows.append(f"{s},{0.1 * t},{1e200 if s == 37 and t == 2 else 0.5}")
     path.write_text("\n".join(rows) + "\n")
+    # in float64 1e200 fits, and its squared error (1e400) overflows: the loss diverges
     result = cli("train-rnn", "--data", str(path), "--task", "regress", "--cell", "rnn",
                  "--hidden", "4", "--epochs", "2", "--batch-size", "40", "--val-fraction", "0.1",
-                 "--out", str(tmp_path / "d"), "-f", "json")
+                 "--dtype", "float64", "--out", str(tmp_path / "d"), "-f", "json")
     err = one_line_error(result, code=1)
     assert "training diverged" in err and "loss became" in err
+    # in float32 the value itself does not fit: the data is refused, naming it
+    refused = one_line_error(cli("train-rnn", "--data", str(path), "--task", "regress",
+                                 "--out", str(tmp_path / "e")))
+    assert "--data has 1e+200 in sequence" in refused and "beyond the range of float32" in refused
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_validation_loss_that_is_not_finite_stops_the_run_like_divergence(cli, tmp_path):
+    def write(name, big_at):
+        rows = ["seq,x1,y1"]
+        for s in range(40 if name == "train" else 5):
+            rows += [f"{s},{0.1 * t},{1e200 if s == big_at and t == 2 else 0.5}"
+                     for t in range(3)]
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+        return str(tmp_path / f"{name}.csv")
+
+    result = cli("train-rnn", "--data", write("train", None), "--val", write("val", 2),
+                 "--task", "regress", "--cell", "rnn", "--hidden", "4", "--epochs", "2",
+                 "--dtype", "float64", "--out", str(tmp_path / "v"), "-f", "json")
+    err = one_line_error(result, code=1)
+    assert "the validation loss is not finite after epoch 1" in err
+    assert not (tmp_path / "v" / "metrics.jsonl").exists()  # the epoch was not recorded
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
