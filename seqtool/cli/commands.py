@@ -241,6 +241,42 @@ class StopFlag:
         return False
 
 
+class RuntimeWarningsAsNote:
+    """NumPy's RuntimeWarnings ("overflow encountered in ...") raised while a command runs
+    are not printed raw: they are collected and said once, in seqtool's own words, at the
+    end (other warnings pass as usual)."""
+
+    def __enter__(self):
+        import warnings
+
+        self.seen: dict[str, int] = {}
+        self._previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, RuntimeWarning):
+                text = " ".join(str(message).split())
+                self.seen[text] = self.seen.get(text, 0) + 1
+            else:
+                self._previous(message, category, filename, lineno, file, line)
+
+        self._filters = warnings.catch_warnings()
+        self._filters.__enter__()
+        warnings.simplefilter("always", RuntimeWarning)
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exc):
+        import warnings
+
+        warnings.showwarning = self._previous
+        self._filters.__exit__(*exc)
+        if self.seen:
+            said = "; ".join(sorted(self.seen))
+            _notice(f"note: NumPy reported {said} (numbers that left the floating-point "
+                    "range: look for inf, NaN or null in the output)")
+        return False
+
+
 def _notice(text: str) -> None:
     sys.stderr.write(f"seqtool: {text}\n")
     sys.stderr.flush()
@@ -268,7 +304,8 @@ def invoke(command: Command, values: dict[str, Any]) -> None:
     events = Events(notice=_notice, on_record=write_jsonl if fmt == "jsonl" else None)
     CompileStatus().attach(events)  # a warm-up that compiles says so on stderr
     live = load(command.live)(config, fmt, precision) if command.live else nullcontext()
-    with StopFlag() if command.interruptible else nullcontext() as flag, live as view:
+    with RuntimeWarningsAsNote(), \
+            StopFlag() if command.interruptible else nullcontext() as flag, live as view:
         if view is not None:
             view.attach(events)
         if flag is not None:

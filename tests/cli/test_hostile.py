@@ -311,3 +311,41 @@ def test_npy_files_that_lie_are_refused_before_allocating(cli, tmp_path):
     np.save(good, np.array([[1.0, 5.0], [1.0, 0.0]]))
     result = cli("attend", "-q", "3,-1", "-k", f"@{good}", "-f", "json")
     assert result.exit_code == 0 and result.json()["keys"] == [[1.0, 5.0], [1.0, 0.0]]
+
+
+# -- warnings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e153, 1e154, 1e300])
+def test_selectors_at_extreme_scores_warn_nothing_and_sum_to_one(scale):
+    """Scores far apart (up to ±1e308 after the product): every registered selector's
+    weights are finite and sum to 1, with no NumPy warning at all."""
+    import warnings
+
+    from seqtool.core.selectors.registry import select, selector_names
+
+    scores = np.array([[1.0, -1.0, 0.5, -0.25]]) * scale
+    for name in selector_names():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any RuntimeWarning fails the test
+            with np.errstate(over="warn", invalid="warn", divide="warn"):  # NumPy's defaults
+                weights = select(name, scores).weights
+        assert np.all(np.isfinite(weights)), name
+        assert abs(weights.sum() - 1.0) < 1e-12, name
+
+
+def test_numpy_warnings_during_a_command_become_one_note(capsys):
+    import warnings
+
+    from seqtool.cli.commands import RuntimeWarningsAsNote
+
+    with RuntimeWarningsAsNote():
+        for _ in range(3):
+            warnings.warn("overflow encountered in exp", RuntimeWarning)
+        warnings.warn("invalid value encountered in divide", RuntimeWarning)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("seqtool: note: NumPy reported ")
+    assert "invalid value encountered in divide; overflow encountered in exp" in err
+    with RuntimeWarningsAsNote():
+        pass
+    assert capsys.readouterr().err == ""

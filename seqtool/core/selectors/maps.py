@@ -44,6 +44,10 @@ def sparsemax(scores: np.ndarray) -> np.ndarray:
     """
     s = np.asarray(scores, dtype=np.float64)
     s = s - s.max(axis=-1, keepdims=True)  # shift-invariant; keeps the cumsum small
+    # τ ≥ max s − 1, so a score below max − 2 is outside the support whatever it is:
+    # raising it to −2 changes no weight, and keeps the sums finite (scores near −1e308
+    # overflowed the cumulative sum)
+    s = np.maximum(s, -2.0)
     s_sorted = _descending(s)
     cumsum = np.cumsum(s_sorted, axis=-1)
     rank = np.arange(1, s.shape[-1] + 1, dtype=np.float64)
@@ -68,6 +72,9 @@ def entmax15(scores: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(scores, dtype=np.float64) / 2.0
     x = x - x.max(axis=-1, keepdims=True)
+    # τ ≥ max x − 1 (no weight exceeds 1), so x below −2 is outside the support whatever
+    # it is: raised to −2 it changes no weight, and its square no longer overflows
+    x = np.maximum(x, -2.0)
     x_sorted = _descending(x)
     rank = np.arange(1, x.shape[-1] + 1, dtype=np.float64)
     mean = np.cumsum(x_sorted, axis=-1) / rank
