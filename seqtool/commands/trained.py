@@ -50,15 +50,92 @@ def load_model(directory: str | Path, name: str = "model", key: str = "model") -
     return _checked_model(arrays, meta, directory, name, key)
 
 
+# The types of a model.json's fields (a forged or damaged file is refused, naming the field)
+SPEC_INTS = ("input_size", "output_size", "hidden", "layers")
+SIZE_LIMIT = 10**8  # no size of a model seqtool trains comes near it
+
+
+def _checked_meta(meta: dict[str, Any], where: str, key: str) -> None:
+    """Every field a model needs, of the type and range it must have: CheckpointError naming
+    the file and the field otherwise (a forged or damaged .json, whose checksum covers only
+    the arrays)."""
+    def fail(field: str, what: str) -> CheckpointError:
+        return CheckpointError(key, f"{where} has {field} {what}")
+
+    def is_count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= SIZE_LIMIT
+
+    spec = meta.get("spec")
+    if not isinstance(spec, dict):
+        raise CheckpointError(key, f"{where} does not describe a seqtool model (no \"spec\" "
+                              "object)")
+    for field in SPEC_INTS:
+        if field in spec and not is_count(spec[field]):
+            raise fail(f"spec.{field}", f"{spec[field]!r}; expected a whole number from 1 to "
+                       f"{SIZE_LIMIT:,}")
+    if spec.get("embedding_dim") is not None and not is_count(spec["embedding_dim"]):
+        raise fail("spec.embedding_dim", f"{spec['embedding_dim']!r}; expected a whole number "
+                   f"from 1 to {SIZE_LIMIT:,} or null")
+    dropout = spec.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise fail("spec.dropout", f"{dropout!r}; expected a number in [0, 1)")
+    for field in ("task", "cell", "pool", "target_at", "nonlinearity"):
+        if field in spec and not isinstance(spec[field], str):
+            raise fail(f"spec.{field}", f"{spec[field]!r}; expected a name")
+    if meta.get("dtype", "float32") not in ("float32", "float64"):
+        raise fail("dtype", f"{meta.get('dtype')!r}; expected \"float32\" or \"float64\"")
+    for field in ("vocab", "labels"):
+        value = meta.get(field)
+        if value is not None and (not isinstance(value, list)
+                                  or not all(isinstance(t, str) for t in value)):
+            raise fail(field, "that is not a list of strings")
+        if value is not None and len(set(value)) != len(value):
+            raise fail(field, "with an entry twice")
+    vocab = meta.get("vocab")
+    if vocab is not None and vocab[:2] != ["<pad>", "<unk>"]:
+        raise fail("vocab", "that does not start with \"<pad>\", \"<unk>\"")
+    if meta.get("tokenizer") not in (None, "word", "char", "space"):
+        raise fail("tokenizer", f"{meta.get('tokenizer')!r}; expected word, char or space")
+    if meta.get("max_len") is not None and not is_count(meta["max_len"]):
+        raise fail("max_len", f"{meta['max_len']!r}; expected a whole number ≥ 1 or null")
+    builtin = meta.get("builtin")
+    if builtin is not None:
+        if not isinstance(builtin, dict):
+            raise fail("builtin", "that is not an object")
+        for field in ("seq_len", "delay", "samples"):
+            if builtin.get(field) is not None and not is_count(builtin[field]):
+                raise fail(f"builtin.{field}", f"{builtin[field]!r}; expected a whole number "
+                           "≥ 1 or null")
+
+
+def _parameter_bound(spec: ModelSpec) -> int:
+    """An upper bound on the parameters ``spec`` has (no allocation): embeddings, four gate
+    blocks per layer, the head."""
+    H, L = spec.hidden, spec.layers
+    E = spec.embedding_dim or spec.input_size
+    vocab = spec.input_size * E if spec.tokens_in else 0
+    layers = 0 if spec.cell == "bow" else 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2)
+    return vocab + layers + spec.output_size * (2 * max(H, E) + 1)
+
+
 def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], directory: str | Path,
                    name: str, key: str) -> Model:
     """The model in a loaded checkpoint (arrays, meta), checked as load_model says."""
     where = f"{directory}: {name}.json"
+    _checked_meta(meta, where, key)
     try:
         spec = ModelSpec(**meta["spec"])
     except (KeyError, TypeError, InputError) as err:
         raise CheckpointError(key, f"{where} does not describe a seqtool model ({err})") from None
     params = {k: v for k, v in arrays.items() if not k.startswith(OPTIM_PREFIX)}
+    stored = sum(int(v.size) for v in params.values())
+    if _parameter_bound(spec) > 4 * stored + 10_000:  # before building the expected shapes
+        raise CheckpointError(key, f"{where} describes a model far larger than {name}.npz "
+                              f"holds ({stored:,} numbers): a damaged or forged file")
+    bad = next((k for k, v in params.items()
+                if v.dtype.kind == "f" and not np.all(np.isfinite(v))), None)
+    if bad is not None:
+        raise CheckpointError(key, f"{directory}: {name}.npz holds NaN or infinity in {bad}")
     expected = init_params(spec, dtype=np.dtype(meta.get("dtype", "float32")))
     if set(params) != set(expected):
         missing = sorted(set(expected) - set(params)) or sorted(set(params) - set(expected))

@@ -349,3 +349,74 @@ def test_numpy_warnings_during_a_command_become_one_note(capsys):
     with RuntimeWarningsAsNote():
         pass
     assert capsys.readouterr().err == ""
+
+
+# -- forged or damaged run directories -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory):
+    """A small trained run of an lstm and of the bag-of-words baseline."""
+    from typer.testing import CliRunner
+
+    from seqtool.cli import app
+
+    root = tmp_path_factory.mktemp("runs")
+    for cell in ("lstm", "bow"):
+        done = CliRunner().invoke(app, ["train-rnn", "--data", "parity", "--cell", cell,
+                                        "--samples", "64", "--epochs", "1", "--hidden", "8",
+                                        "--out", str(root / cell), "-f", "json"])
+        assert done.exit_code == 0, done.output
+    return root
+
+
+FORGERIES = {
+    "vocab": (lambda d: d.update(vocab=[1, 2, 3]), "vocab that is not a list of strings"),
+    "dtype": (lambda d: d.update(dtype="float99"), "dtype 'float99'"),
+    "hidden text": (lambda d: d["spec"].update(hidden="abc"), "spec.hidden 'abc'"),
+    "hidden huge": (lambda d: d["spec"].update(hidden=10**9), "spec.hidden 1000000000"),
+    "hidden large": (lambda d: d["spec"].update(hidden=10**6), "far larger than model.npz"),
+    "no spec": (lambda d: d.pop("spec"), "no \"spec\" object"),
+    "labels": (lambda d: d.update(labels={"a": 1}), "labels that is not a list of strings"),
+    "tokenizer": (lambda d: d.update(tokenizer=5), "tokenizer 5"),
+    "builtin": (lambda d: d.update(builtin=[1]), "builtin that is not an object"),
+    "max_len": (lambda d: d.update(max_len=-5), "max_len -5"),
+    "dropout": (lambda d: d["spec"].update(dropout="x"), "spec.dropout 'x'"),
+    "cell": (lambda d: d["spec"].update(cell="xyz"), "cell is 'xyz'"),
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_a_forged_model_json_is_refused_naming_the_field(cli, trained_runs, tmp_path, forgery):
+    import shutil
+
+    change, words = FORGERIES[forgery]
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs / "lstm", run)
+    meta = json.loads((run / "model.json").read_text())
+    change(meta)
+    (run / "model.json").write_text(json.dumps(meta))
+    for args in (("predict", str(run), "-t", "0101"), ("evaluate", str(run), "--data", "parity")):
+        error = one_line_error(cli(*args))
+        assert words in error and "model.json" in error, error
+
+
+def test_nan_weights_are_refused(cli, trained_runs, tmp_path):
+    import shutil
+
+    from seqtool.io.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs / "lstm", run)
+    arrays, meta = load_checkpoint(run, "model")
+    arrays["head.weight"] = arrays["head.weight"].copy()
+    arrays["head.weight"][0, 0] = np.nan
+    save_checkpoint(run, "model", arrays, meta)  # a consistent pair, with a NaN in it
+    assert "holds NaN or infinity in head.weight" in one_line_error(
+        cli("predict", str(run), "-t", "0101"))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "bow"])
+def test_genuine_runs_still_load(cli, trained_runs, cell):
+    result = cli("predict", str(trained_runs / cell), "-t", "0101", "-f", "json")
+    assert result.exit_code == 0, result.stderr
