@@ -73,12 +73,17 @@ def as_int(key: str, value: Any) -> int:
     return number
 
 
+def as_positive_int(key: str, value: Any) -> int:
+    number = as_int(key, value)
+    if number < 1:
+        raise InputError(key, f"must be a whole number ≥ 1, got {number}")
+    return number
+
+
 def at_most(limit: int, why: str):
     """A coercer of whole numbers from 1 to ``limit`` (a documented bound: ``why``)."""
     def coerce(key: str, value: Any) -> int:
-        number = as_int(key, value)
-        if number < 1:
-            raise InputError(key, f"must be a whole number ≥ 1, got {number}")
+        number = as_positive_int(key, value)
         if number > limit:
             raise InputError(key, f"is {number:,}; at most {limit:,} ({why})")
         return number
@@ -424,13 +429,6 @@ class CompareConfig(AttentionInputs):
 
 # ---------------------------------------------------------------------------------------
 # seqtool bptt
-
-
-def as_positive_int(key: str, value: Any) -> int:
-    number = as_int(key, value)
-    if number < 1:
-        raise InputError(key, f"must be a whole number ≥ 1, got {number}")
-    return number
 
 
 def as_positive_float(key: str, value: Any) -> float:

@@ -366,12 +366,19 @@ def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = F
     if check:
         report.check = check_summary(finite_difference_check(problem, run.gradients))
     if jacobians:
-        report.jacobians = []
-        for t, k in jacobians:
-            J = jacobian_between(problem, run.h, t, k)
-            report.jacobians.append({"t": t, "k": k, "matrix": J,
-                                     "norm": float(np.linalg.norm(J, 2))})
+        report.jacobians = jacobian_entries(jacobians, lambda t, k: jacobian_between(
+            problem, run.h, t, k))
     return report
+
+
+def jacobian_entries(pairs: Sequence[tuple[int, int]], between: Any) -> list[dict[str, Any]]:
+    """--jacobian's report entries: {"t", "k", "matrix" = between(t, k), "norm" its spectral
+    norm} per pair (any cell's)."""
+    entries = []
+    for t, k in pairs:
+        J = between(t, k)
+        entries.append({"t": t, "k": k, "matrix": J, "norm": float(np.linalg.norm(J, 2))})
+    return entries
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from seqtool.core.losses import sequence_loss
 from seqtool.core.report import Report
 from seqtool.core.rnn.bptt import (
     RNNProblem, analyse, check_summary, check_truncate, finite_difference_check,
-    generate_problem, optional_parts, scale_to_radius, step_rows, trace_parts, verdict,
+    generate_problem, jacobian_entries, optional_parts, scale_to_radius, step_rows,
+    trace_parts, verdict,
 )
 from seqtool.core.rnn.cells import PARAM_NAMES as WEIGHT_NAMES
 from seqtool.core.rnn.cells import Cell, CellGradients, get_cell
@@ -368,11 +369,8 @@ def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: 
         errors = finite_difference_check(problem, run.gradients, loss=forward_loss)
         report.check = check_summary(errors)
     if jacobians:
-        report.jacobians = []
-        for t, k in jacobians:
-            J = jacobian_between(problem, run.record, t, k)
-            report.jacobians.append({"t": t, "k": k, "matrix": J,
-                                     "norm": float(np.linalg.norm(J, 2))})
+        report.jacobians = jacobian_entries(jacobians, lambda t, k: jacobian_between(
+            problem, run.record, t, k))
     return report
 
 
