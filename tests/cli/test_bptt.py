@@ -199,11 +199,23 @@ def test_yaml_that_builds_python_objects_is_refused(cli, tmp_path):
 
 
 def test_first_run_says_it_is_compiling(tmp_path):
+    """A new machine (an empty cache). First the warm-up's helper process alone
+    (seqtool.core.rnn.warmup.helper_main): it compiles the backward pass into the cache and
+    not the forward pass. Then `seqtool bptt`: its first run still compiles (the forward
+    pass) and says so; its second says nothing; both give the same numbers."""
     import os
     import subprocess
     import sys
 
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    helper = subprocess.run(
+        [sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup import helper_main;"
+         " sys.exit(helper_main(['rnn', 'float64', '0']))"], env=env, capture_output=True,
+        text=True, timeout=300)
+    assert helper.returncode == 0, helper.stderr
+    indexes = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
+    assert "vanilla._rnn_backward" in indexes
+    assert not {"vanilla._rnn_forward", "vanilla._rnn_backward_truncated"} & indexes
     command = [sys.executable, "-m", "seqtool", "bptt", "--steps", "2", "-f", "json"]
     first = subprocess.run(command, capture_output=True, text=True, env=env)
     second = subprocess.run(command, capture_output=True, text=True, env=env)

@@ -176,21 +176,14 @@ def test_a_blank_record_has_the_types_of_a_forward_record(cell):
             assert other == value, name
 
 
-def test_the_helper_process_compiles_the_backward_pass_only(tmp_path):
-    """helper_main, in a process of its own with an empty cache: the backward kernels are
-    in the cache afterwards, the forward kernel is not (this process compiles that)."""
+def test_a_helper_that_cannot_help_exits_1(tmp_path):
+    """helper_main of an unknown cell: exit 1, and the warm-up compiles in its own process
+    (that the helper compiles the backward pass only is checked with an empty cache in
+    tests/cli/test_bptt.py::test_first_run_says_it_is_compiling)."""
     import subprocess
     import sys
 
     env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup import helper_main;"
-         " sys.exit(helper_main(['rnn', 'float64', '0']))"], env=env, capture_output=True,
-        text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    indexes = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
-    assert "vanilla._rnn_backward" in indexes
-    assert not {"vanilla._rnn_forward", "vanilla._rnn_backward_truncated"} & indexes
     assert subprocess.run([sys.executable, "-c", "import sys; from seqtool.core.rnn.warmup "
                            "import helper_main; sys.exit(helper_main(['nocell', 'float64', "
                            "'0']))"], env=env, timeout=120).returncode == 1
