@@ -46,6 +46,40 @@ from seqtool.cli import app  # noqa: E402
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # torch's gate blocks: -, (r, z, n), (i, f, g, o)
 
 
+@pytest.fixture
+def long_training():
+    """long_training(out) -> a `seqtool train-rnn` process (400 epochs of parity, jsonl on
+    stdout) in its own interpreter, returned once its first epoch is in metrics.jsonl and
+    its checkpoint saved: a run to send signals to. Killed at the end of the test if it
+    still runs."""
+    import subprocess
+    import sys
+    import time
+
+    started = []
+
+    def start(out):
+        args = [sys.executable, "-m", "seqtool", "train-rnn", "--data", "parity", "--seq-len",
+                "8", "--samples", "2000", "--hidden", "32", "--epochs", "400", "--out",
+                str(out), "-f", "jsonl"]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "NO_COLOR": "1"})
+        started.append(proc)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "metrics.jsonl").exists() and (out / "last.json").exists():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 class Result:
     """What one CLI run gave: exit code, stdout, stderr (kept apart)."""
 

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from seqtool.core.errors import InputError
-from seqtool.io.output import finite
+from seqtool.io.output import plain
 
 FORMAT = "seqtool-checkpoint"
 FORMAT_VERSION = 1
@@ -127,24 +127,10 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
 
 # --------------------------------------------------------------------------- jsonl
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: NumPy scalars and arrays as Python values; NaN and ±inf as null
-    (seqtool.io.output.finite)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    return finite(value)
-
-
 def _jsonl_line(record: dict) -> str:
     if not isinstance(record, dict):
         raise TypeError(f"a JSON line needs a dict, not {type(record).__name__}")
-    return json.dumps(_plain(record), ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(plain(record), ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:

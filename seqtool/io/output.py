@@ -39,7 +39,8 @@ def plain(value: Any, path: str = "", found: list[str] | None = None) -> Any:
     """``value`` with NumPy scalars and arrays as Python values and every NaN or ±inf as
     None; the path of each such None (``history[3].val_loss``) is added to ``found``."""
     if isinstance(value, dict):
-        return {k: plain(v, f"{path}.{k}" if path else str(k), found) for k, v in value.items()}
+        return {str(k): plain(v, f"{path}.{k}" if path else str(k), found)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
     if hasattr(value, "tolist") and hasattr(value, "dtype"):  # a NumPy array or scalar

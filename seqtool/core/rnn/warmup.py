@@ -275,9 +275,7 @@ def _cell_pass(layer: Any, dtype: np.dtype, truncated: bool,
     """One layer forward and backward, with ∂L/∂X and ∂L/∂W_ih (what the BPTT analysis
     runs), through the cell registry; with ``truncated``, the cell's extra kernels. The
     backward pass waits for the helper, if one compiles it."""
-    rng = np.random.default_rng(0)
-    params = layer.init_layer(rng, D, H, dtype)
-    X = rng.standard_normal((T, 1, D)).astype(dtype)
+    params, X = _tiny_layer(layer, dtype)
     record = layer.forward(X, params["weight_ih"], params["weight_hh"], params["bias_ih"],
                            params["bias_hh"])
     if assistant is not None:
@@ -285,12 +283,18 @@ def _cell_pass(layer: Any, dtype: np.dtype, truncated: bool,
     _backward_pass(layer, dtype, truncated, record)
 
 
+def _tiny_layer(layer: Any, dtype: np.dtype) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The weights of a tiny layer (D inputs, H units) and its input X (T, 1, D), the same
+    draws every time."""
+    rng = np.random.default_rng(0)
+    params = layer.init_layer(rng, D, H, dtype)
+    return params, rng.standard_normal((T, 1, D)).astype(dtype)
+
+
 def _backward_pass(layer: Any, dtype: np.dtype, truncated: bool, record: Any = None) -> None:
     """The layer's backward pass on the tiny problem of _cell_pass, from ``record`` (the
     forward pass's) or, without one, from the cell's blank record (the helper process)."""
-    rng = np.random.default_rng(0)
-    params = layer.init_layer(rng, D, H, dtype)
-    X = rng.standard_normal((T, 1, D)).astype(dtype)
+    params, X = _tiny_layer(layer, dtype)
     if record is None:
         record = layer.blank_record(T, 1, H, dtype)
     dh = np.ones((T, 1, H), dtype)
