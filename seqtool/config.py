@@ -505,12 +505,14 @@ class BpttConfig:
                            one_of(TARGETS_AT))
     truncate: int | None = param(None, "Truncated BPTT: each L_t reaches back at most k steps.",
                                  optional(as_positive_int))
-    check: bool = param(False, "Finite-difference check of every gradient (exit 1 if > 1e-6).",
+    check: bool = param(False, "Finite-difference check of every gradient (exit 1 if > 1e-6): "
+                        "4 forward passes per parameter, at most 5,000,000 steps in all.",
                         as_bool)
     steps: int = param(10, "Generated problem: sequence length T (at most 10,000).",
                        at_most(10_000, "the analysis follows one sequence step by step"))
     input_size: int = param(3, "Generated problem: input size D.", as_positive_int)
-    hidden: int = param(4, "Generated problem: hidden size H.", as_positive_int)
+    hidden: int = param(4, "Generated problem: hidden size H (T × G·H × H, the numbers of "
+                        "each step's share of ∂L/∂W_hh, at most 4,000,000).", as_positive_int)
     output_size: int = param(2, "Generated problem: output size O.", as_positive_int)
     seed: int = param(0, "Seed of the generated problem.", as_seed)
     radius: float | None = param(None, "Rescale W_hh to this spectral radius g (g<1 vanishing, "
@@ -717,13 +719,26 @@ def as_text_list(key: str, value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in items)
 
 
+MAX_TEXT_CHARS = 1_000_000  # a forward pass holds every step of a text: bounded up front
+
+
+def as_texts(key: str, value: Any) -> tuple[str, ...]:
+    """Texts to label, none longer than MAX_TEXT_CHARS."""
+    texts = as_text_list(key, value)
+    for i, text in enumerate(texts):
+        if len(text) > MAX_TEXT_CHARS:
+            raise InputError(key, f"has a text of {len(text):,} characters (text {i + 1}); "
+                             f"predict takes up to {MAX_TEXT_CHARS:,} per text")
+    return texts
+
+
 @dataclass(frozen=True)
 class PredictConfig:
     """Parameters of ``seqtool predict``."""
 
     run: str = param("", "The run directory of a classify or tag model (train-rnn --out).", as_text)
-    text: tuple[str, ...] = param((), "Texts to label (else one per line on stdin).",
-                                  as_text_list)
+    text: tuple[str, ...] = param((), "Texts to label (else one per line on stdin), each "
+                                  f"of at most {MAX_TEXT_CHARS:,} characters.", as_texts)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "PredictConfig":

@@ -84,11 +84,7 @@ class SeqtoolGroup(TyperGroup):
             where = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
             fail(2, once(err.format_message()) + where)
         except (click.exceptions.Abort, KeyboardInterrupt):
-            try:  # a further Ctrl-C must not cut the message short
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-            except ValueError:  # not the main thread (a test runner)
-                pass
-            fail(1, "interrupted")
+            _interrupted()
         except InputError as err:
             if debug:
                 raise
@@ -108,7 +104,21 @@ class SeqtoolGroup(TyperGroup):
             if debug:
                 raise
             fail(1, f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
+        if code == TYPER_INTERRUPTED:  # Typer's answer to a Ctrl-C inside a command, silent
+            _interrupted()
         sys.exit(code if isinstance(code, int) else 0)
+
+
+TYPER_INTERRUPTED = 130  # no seqtool command returns it itself
+
+
+def _interrupted() -> None:
+    """Ctrl-C: seqtool's one line and exit 1."""
+    try:  # a further Ctrl-C must not cut the message short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (a test runner)
+        pass
+    fail(1, "interrupted")
 
 
 EPILOG = (

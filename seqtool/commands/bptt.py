@@ -12,6 +12,11 @@ from seqtool.core.errors import InputError
 EXPLAIN_MAX_STEPS = 6
 # The Jacobian chains of the analysis (2·T·S³ multiply-adds): a bound of some seconds
 MAX_CHAIN_FLOPS = 2e11
+# Each step's share of ∂L/∂W_hh is in the report (T × G·H × H numbers): 4·10⁶ of them are
+# about 100 MB of JSON and seconds to write; more is no longer something to read
+MAX_SHARE_NUMBERS = 4_000_000
+# --check runs four forward passes of T steps per parameter entry, one step at a time
+MAX_CHECK_STEPS = 5_000_000
 
 
 def _steps(config: BpttConfig) -> int:
@@ -69,6 +74,25 @@ def check_sizes(config: BpttConfig) -> None:
         raise InputError(flag, f"makes {shown} multiply {config.steps:,} Jacobians of "
                          f"{S} × {S}, about {flops:.1e} operations (minutes to hours); at "
                          f"most {MAX_CHAIN_FLOPS:.0e}: a smaller --hidden or --steps")
+    if config.check:
+        check_cost(config, G, shown)
+    shares = config.steps * G * config.hidden ** 2
+    if shares > MAX_SHARE_NUMBERS:
+        flag = "hidden" if G * config.hidden ** 2 > config.steps else "steps"
+        raise InputError(flag, f"makes the report of {shown} hold {shares:,} numbers (each "
+                         f"step's share of ∂L/∂W_hh, T × G·H × H); at most "
+                         f"{MAX_SHARE_NUMBERS:,}: a smaller --hidden or --steps")
+
+
+def check_cost(config: BpttConfig, G: int, shown: str) -> None:
+    """--check's forward steps, 4 · P · T (P parameter entries), within MAX_CHECK_STEPS."""
+    H, D, O = config.hidden, config.input_size, config.output_size
+    P = G * H * (D + H + 2) + O * (H + 1)
+    steps = 4 * P * config.steps
+    if steps > MAX_CHECK_STEPS:
+        raise InputError("check", f"on {shown} runs four forward passes of T steps per "
+                         f"parameter entry ({P:,} entries): {steps:,} steps; at most "
+                         f"{MAX_CHECK_STEPS:,}: a smaller --hidden, --input-size or --steps")
 
 
 def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
@@ -84,8 +108,11 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
         hidden=config.hidden, output_size=config.output_size, seed=config.seed,
         radius=config.radius, activation=config.activation, loss=config.loss,
         target_at=config.target_at, forget_bias=config.forget_bias)
+    progress = events.on_progress
+    on_check = None if progress is None else (
+        lambda cell, done, total: progress(f"checking {cell}", done, total))
     return run_bptt(problems, truncate=config.truncate, check=config.check,
-                    generated=config.generated, jacobians=config.jacobian)
+                    generated=config.generated, jacobians=config.jacobian, on_check=on_check)
 
 
 def failure(report: Any) -> str | None:

@@ -73,6 +73,7 @@ register_command(Command(
     check_explain="seqtool.commands.bptt:check_explain",
     failure="seqtool.commands.bptt:failure",
     metrics="seqtool.commands.bptt:metrics",
+    live="seqtool.render.progress:AnalysisProgress",
     short_help="BPTT laid open. e.g. seqtool bptt --steps 20 --radius 1.5",
     help="""Backpropagation through time of a vanilla RNN, GRU or LSTM, every gradient laid open.
 

@@ -21,6 +21,7 @@ class Events:
     on_learn_step: Callable[[str, int, float], None] | None = None  # (selector, step, loss)
     on_result: Callable[[dict[str, Any]], None] | None = None  # recipes: each run's result
     on_record: Callable[[dict[str, Any]], None] | None = None  # a record of a jsonl stream
+    on_progress: Callable[[str, int, int], None] | None = None  # long analyses: what, done, total
     should_stop: Callable[[], bool] | None = None  # polled after each whole step
     # a warm-up that compiles: (cell, dtype) once it has taken ~0.5 s, then its WarmUp
     on_compile: Callable[[str, str], None] | None = None

@@ -91,6 +91,30 @@ def model_spec(config: TrainConfig, data: Any) -> ModelSpec:
     )
 
 
+def check_fits(spec: ModelSpec, config: TrainConfig, train: Any, val: Any) -> None:
+    """Refuse, before allocating, a model or a batch that cannot fit in the memory this
+    machine has (``--hidden 10000000`` would otherwise ask for petabytes part-way through
+    initialisation), naming the flag that makes it big."""
+    from seqtool.core.models import INFERENCE_BATCH, memory_bound, parameter_bound
+    from seqtool.core.resources import check_memory
+
+    longest = max(int(train.lengths.max(initial=1)), int(val.lengths.max(initial=1)) if len(val) else 1)
+    batch = min(config.batch_size, len(train))
+    params, step = memory_bound(spec, batch, longest, config.dtype, training=True)
+    _, evaluation = memory_bound(spec, min(INFERENCE_BATCH, max(len(val), 1)), longest, config.dtype,
+                                 training=False)
+    activations = step + evaluation  # the training step's arrays stay lent while it evaluates
+    # the flag furthest beyond its default is the one to name
+    sizes = {"hidden": spec.hidden / 64, "layers": spec.layers / 2, "batch-size": batch / 32,
+             "max-len": longest / 500}
+    if spec.tokens_in:
+        sizes["embedding-dim"] = (spec.embedding_dim or 1) / 32
+    flag = max(sizes, key=sizes.get)
+    what = (f"training (a model of up to {parameter_bound(spec):,} parameters, steps over "
+            f"{batch:,} sequences of up to {longest:,} tokens)")
+    check_memory(flag, params + activations, what)
+
+
 def settings_of(config: TrainConfig) -> TrainSettings:
     return TrainSettings(optimizer=config.optimizer, lr=config.lr,
                          weight_decay=config.weight_decay, clip_norm=config.clip_norm,
@@ -255,12 +279,18 @@ def _val_of(record: dict[str, Any]) -> dict[str, Any]:
 def _resume_config(directory: Path, changes: dict[str, Any]) -> tuple[TrainConfig, dict, dict]:
     """The stored config of a run, with only --epochs/--steps/--patience changed."""
     arrays, meta = load_checkpoint(directory, "last", "resume")
+    if not isinstance(meta.get("config"), dict) or "position" not in meta:
+        raise CheckpointError("resume", f"{directory}: last.json is not a train-rnn checkpoint "
+                              "(no \"config\" object or no \"position\")")
     try:
         stored = TrainConfig.from_mapping(meta["config"])
+    except InputError as err:  # the key it names is one of last.json's config, not a flag
+        raise CheckpointError("resume", f"{directory}: last.json has a config that cannot be "
+                              f"used: {err}") from None
+    try:
         position = Position.from_dict(meta["position"])
-    except (KeyError, TypeError, ValueError, InputError) as err:
-        raise CheckpointError("resume", f"{directory}: last.json is not a train-rnn "
-                              f"checkpoint ({err})") from None
+    except ValueError as err:
+        raise CheckpointError("resume", f"{directory}: last.json has {err}") from None
     for key, value in changes.items():
         if key in ("resume", "out") or key not in stored.to_dict():
             continue
@@ -288,6 +318,7 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
     train_data, val_data = load_data(config)
     spec = model_spec(config, train_data)
     dtype = np.dtype(config.dtype)
+    check_fits(spec, config, train_data, val_data)
     if resume is not None:
         model = _checked_model(arrays, stored["meta"], directory, "last", "resume")
         if model.spec != spec:

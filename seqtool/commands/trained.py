@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from seqtool.core.errors import InputError
-from seqtool.core.models import ModelSpec, init_params
+from seqtool.core.models import ModelSpec, init_params, parameter_bound
 from seqtool.io.checkpoint import CheckpointError, load_checkpoint
 
 OPTIM_PREFIX = "optim."  # checkpoint arrays that hold the optimiser's state, not the model's
@@ -108,16 +108,6 @@ def _checked_meta(meta: dict[str, Any], where: str, key: str) -> None:
                            "≥ 1 or null")
 
 
-def _parameter_bound(spec: ModelSpec) -> int:
-    """An upper bound on the parameters ``spec`` has (no allocation): embeddings, four gate
-    blocks per layer, the head."""
-    H, L = spec.hidden, spec.layers
-    E = spec.embedding_dim or spec.input_size
-    vocab = spec.input_size * E if spec.tokens_in else 0
-    layers = 0 if spec.cell == "bow" else 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2)
-    return vocab + layers + spec.output_size * (2 * max(H, E) + 1)
-
-
 def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], directory: str | Path,
                    name: str, key: str) -> Model:
     """The model in a loaded checkpoint (arrays, meta), checked as load_model says."""
@@ -129,7 +119,7 @@ def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], director
         raise CheckpointError(key, f"{where} does not describe a seqtool model ({err})") from None
     params = {k: v for k, v in arrays.items() if not k.startswith(OPTIM_PREFIX)}
     stored = sum(int(v.size) for v in params.values())
-    if _parameter_bound(spec) > 4 * stored + 10_000:  # before building the expected shapes
+    if parameter_bound(spec) > 4 * stored + 10_000:  # before building the expected shapes
         raise CheckpointError(key, f"{where} describes a model far larger than {name}.npz "
                               f"holds ({stored:,} numbers): a damaged or forged file")
     bad = next((k for k, v in params.items()
@@ -146,6 +136,22 @@ def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], director
             raise CheckpointError(key, f"{directory}: {name}.npz has {k} of shape "
                                   f"{params[k].shape}; the model needs {v.shape}")
     return Model(spec, params, meta)
+
+
+def check_inference_fits(model: Model, lengths: Any, flag: str) -> None:
+    """Refuse data whose forward passes (INFERENCE_BATCH sequences of up to the longest
+    one's tokens) cannot fit in this machine's memory, naming ``flag``."""
+    from seqtool.core.models import INFERENCE_BATCH, memory_bound
+    from seqtool.core.resources import check_memory
+
+    lengths = np.asarray(lengths)
+    if lengths.size == 0:
+        return
+    longest = int(lengths.max())
+    params, activations = memory_bound(model.spec, min(INFERENCE_BATCH, lengths.size), longest,
+                                       model.params["head.weight"].dtype, training=False)
+    check_memory(flag, params + activations, f"a forward pass over sequences of up to "
+                 f"{longest:,} tokens (hidden {model.spec.hidden:,} × {model.spec.layers} layers)")
 
 
 def dataset_for_model(model: Model, source: str, *, seed: int = 0,

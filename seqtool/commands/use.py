@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from seqtool.commands.events import Events
-from seqtool.commands.trained import Model, dataset_for_model, load_model
+from seqtool.commands.trained import Model, check_inference_fits, dataset_for_model, load_model
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig
 from seqtool.core.data.vocab import UNK_ID
 from seqtool.core.errors import InputError
@@ -78,9 +78,10 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
     if spec.task not in ("classify", "tag"):
         raise InputError("run", f"holds a {spec.task} model; predict labels texts with a "
                          "classify or tag model (sample draws from an lm, evaluate scores any)")
-    events.warm_up(spec.cell, model.params["head.weight"].dtype, spec=spec, training=False)
     vocab, labels = model.vocab, model.labels
     ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
+    check_inference_fits(model, [len(seq) for seq in ids], "text")
+    events.warm_up(spec.cell, model.params["head.weight"].dtype, spec=spec, training=False)
     unknown = [float(np.mean(seq == UNK_ID)) if len(seq) else 0.0 for seq in ids]
     blind = [i for i, share in enumerate(unknown) if share == 1.0]
     if blind:
@@ -206,9 +207,10 @@ def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None
     from seqtool.core.training import evaluate as evaluate_model
 
     model = load_run(config.run)
+    dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
+    check_inference_fits(model, dataset.lengths, "data")
     events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
                    training=False)
-    dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
     scores = evaluate_model(model.spec, model.params, dataset).to_dict()
     return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from seqtool.core.errors import InputError
 from seqtool.core.losses import log_softmax
-from seqtool.core.models import ModelSpec, forward, rnn_state
+from seqtool.core.models import INFERENCE_BATCH, ModelSpec, forward, rnn_state
 from seqtool.core.rnn.stack import stack_forward
 
 
@@ -24,21 +24,32 @@ def _batch(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return inputs, lengths
 
 
+def _chunks(sequences: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Batches of INFERENCE_BATCH: memory stays bounded however many texts come in."""
+    return [sequences[i:i + INFERENCE_BATCH] for i in range(0, len(sequences), INFERENCE_BATCH)]
+
+
 def classify(spec: ModelSpec, params: dict[str, np.ndarray],
              sequences: list[np.ndarray]) -> np.ndarray:
     """p(label | sequence) for each sequence: (N, classes)."""
-    inputs, lengths = _batch(sequences)
-    out = forward(spec, params, inputs, lengths).outputs
-    return np.exp(log_softmax(out.astype(np.float64)))
+    parts = []
+    for chunk in _chunks(sequences):
+        inputs, lengths = _batch(chunk)
+        out = forward(spec, params, inputs, lengths).outputs
+        parts.append(np.exp(log_softmax(out.astype(np.float64))))
+    return np.concatenate(parts) if parts else np.zeros((0, spec.output_size))
 
 
 def tag(spec: ModelSpec, params: dict[str, np.ndarray],
         sequences: list[np.ndarray]) -> list[np.ndarray]:
     """p(tag_t | token_1..token_t) for each sequence: a (T_i, tags) array each."""
-    inputs, lengths = _batch(sequences)
-    out = forward(spec, params, inputs, lengths).outputs  # (T, B, tags)
-    probs = np.exp(log_softmax(out.astype(np.float64)))
-    return [probs[:len(s), b] for b, s in enumerate(sequences)]
+    result = []
+    for chunk in _chunks(sequences):
+        inputs, lengths = _batch(chunk)
+        out = forward(spec, params, inputs, lengths).outputs  # (T, B, tags)
+        probs = np.exp(log_softmax(out.astype(np.float64)))
+        result += [probs[:len(s), b] for b, s in enumerate(chunk)]
+    return result
 
 
 def sample(spec: ModelSpec, params: dict[str, np.ndarray], prime: np.ndarray, length: int,

@@ -37,6 +37,7 @@ TASKS = ("classify", "tag", "lm", "regress")
 BASELINES = ("bow",)  # models without a recurrent cell
 POOLS = ("last", "mean", "max")
 RNN_PREFIX = "rnn."
+INFERENCE_BATCH = 256  # sequences per forward pass when evaluating or predicting
 
 
 def model_cells() -> tuple[str, ...]:
@@ -349,3 +350,48 @@ def _backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward,
 
 def parameter_count(params: dict[str, np.ndarray]) -> int:
     return int(sum(p.size for p in params.values()))
+
+
+# ---------------------------------------------------------------------------------------
+# What a model costs in memory, before anything is allocated
+
+
+def parameter_bound(spec: ModelSpec) -> int:
+    """An upper bound on the parameters ``spec`` has (computed, not allocated): the
+    embedding table V·E, at most four gate blocks per layer, G·H·(E + H + 2) for the first
+    and G·H·(2H + 2) for each further one, and the head O·(F + 1)."""
+    H, L = spec.hidden, spec.layers
+    E = spec.embedding_dim or spec.input_size
+    vocab = spec.input_size * E if spec.tokens_in else 0
+    layers = 0 if spec.cell == "bow" else 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2)
+    return vocab + layers + spec.output_size * (max(H, E) + 1)
+
+
+def _gates(spec: ModelSpec) -> int:
+    from seqtool.core.rnn.cells import get_cell
+
+    return 0 if spec.cell == "bow" else len(get_cell(spec.cell).gates)
+
+
+def memory_bound(spec: ModelSpec, batch: int, steps: int, dtype: Any,
+                 training: bool) -> tuple[float, float]:
+    """Bytes (parameters, activations) a step over ``batch`` sequences of ``steps`` tokens
+    needs at most, estimated from the sizes alone so that what cannot fit is refused before
+    it is allocated.
+
+    Parameters: P numbers, six copies in training (the weights, their gradients, Adam's two
+    moments, the best model and the checkpoint being written), two in inference, plus the
+    float64 draw of the initialisation. Activations per step and sequence: each layer keeps
+    its input projection, gates and states, (2G + 3)·H numbers, and training adds their
+    gradients, (2G + 1)·H more; the input rows E (twice in training) and the outputs O at
+    every step (three times in training: logits, log-probabilities, their gradient)."""
+    size = np.dtype(dtype).itemsize
+    P = parameter_bound(spec)
+    G, H, L = _gates(spec), spec.hidden, spec.layers
+    per_layer = (2 * G + 3) * H + ((2 * G + 1) * H if training else 0)
+    E = spec.embedding_dim or spec.input_size
+    out_steps = steps if spec.per_step else 1
+    per_token = L * per_layer + E * (2 if training else 1)
+    activations = batch * (steps * per_token + out_steps * spec.output_size * (3 if training else 2))
+    params = P * size * (6 if training else 2) + P * 8
+    return float(params), float(activations * size)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from seqtool.core.buffers import Workspace
-from seqtool.core.models import ModelSpec, backward, forward, loss_of
+from seqtool.core.models import INFERENCE_BATCH, ModelSpec, backward, forward, loss_of
 from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
 from seqtool.core.report import finite
 from seqtool.core.rnn.lengths import longest_first
@@ -66,13 +66,56 @@ class Position:
                 "history": self.history, "running": self.running}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Position":
-        best = d.get("best_val_loss")
-        return cls(epoch=int(d["epoch"]), step_in_epoch=int(d["step_in_epoch"]),
-                   global_step=int(d["global_step"]),
-                   best_val_loss=math.inf if best is None else float(best),
-                   best_epoch=d.get("best_epoch"), bad_epochs=int(d.get("bad_epochs", 0)),
-                   history=list(d.get("history", [])), running=dict(d.get("running", {})))
+    def from_dict(cls, d: Any) -> "Position":
+        """The position a checkpoint stored, checked field by field (a forged or damaged
+        file's is refused with ValueError naming the field, never half-used)."""
+        return cls(**_checked_position(d))
+
+
+COUNT_LIMIT = 10**15  # no real run comes near it
+
+
+def _checked_position(d: Any) -> dict[str, Any]:
+    def count(field: str, low: int = 0) -> int:
+        value = d.get(field, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= COUNT_LIMIT:
+            raise ValueError(f"position.{field} {value!r}; expected a whole number ≥ {low}")
+        return value
+
+    def number(value: Any) -> bool:
+        return (value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                  and math.isfinite(value)))
+
+    if not isinstance(d, dict):
+        raise ValueError("a position that is not an object")
+    for field in ("epoch", "step_in_epoch", "global_step"):
+        if field not in d:
+            raise ValueError(f"no position.{field}")
+    epoch, step, total = count("epoch"), count("step_in_epoch"), count("global_step")
+    if step > total:
+        raise ValueError(f"position.step_in_epoch {step}, beyond position.global_step {total}")
+    history = d.get("history", [])
+    if not isinstance(history, list) or len(history) != epoch:
+        raise ValueError(f"position.history that does not list the {epoch} epochs run")
+    for i, record in enumerate(history):
+        if (not isinstance(record, dict) or record.get("epoch") != i + 1
+                or not all(isinstance(k, str) and number(v) for k, v in record.items())):
+            raise ValueError(f"position.history[{i}] that is not epoch {i + 1}'s numbers")
+    best = d.get("best_val_loss")
+    if not number(best):
+        raise ValueError(f"position.best_val_loss {best!r}; expected a finite number or null")
+    best_epoch = d.get("best_epoch")
+    if best_epoch is not None and (isinstance(best_epoch, bool) or not isinstance(best_epoch, int)
+                                   or not 1 <= best_epoch <= epoch):
+        raise ValueError(f"position.best_epoch {best_epoch!r}; expected one of the epochs "
+                         f"1..{epoch} or null")
+    running = d.get("running", {})
+    if not isinstance(running, dict) or not all(isinstance(k, str) and number(v) and v is not None
+                                                for k, v in running.items()):
+        raise ValueError("position.running that is not an object of finite numbers")
+    return {"epoch": epoch, "step_in_epoch": step, "global_step": total,
+            "best_val_loss": math.inf if best is None else float(best), "best_epoch": best_epoch,
+            "bad_epochs": count("bad_epochs"), "history": history, "running": dict(running)}
 
 
 @dataclass
@@ -123,7 +166,7 @@ def batches(n: int, batch_size: int, order: np.ndarray | None = None,
 
 
 def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
-             batch_size: int = 256) -> Evaluation:
+             batch_size: int = INFERENCE_BATCH) -> Evaluation:
     """Mean loss and metric of ``params`` on every sequence of ``dataset`` (no dropout)."""
     from seqtool.core.data import make_batch
 

@@ -52,33 +52,51 @@ def plain(value: Any, path: str = "", found: list[str] | None = None) -> Any:
     return value
 
 
+def _as_python(value: Any) -> Any:
+    """json's hook for what it cannot write: NumPy arrays and scalars as Python values."""
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _dump(value: Any) -> str:
+    """``value`` as JSON in C speed; ValueError at a NaN or ±inf (see :func:`write_json`)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_as_python)
+
+
 def write_json(data: Any, stream: TextIO | None = None) -> None:
     """JSON with every float at full precision (repr round-trips), one trailing newline.
     JSON has no NaN or infinity: such a number is written null, and a top-level object
     lists where, under "non_finite" (a metric that could not be computed, a diverged
     loss)."""
     stream = stream or sys.stdout
-    found: list[str] = []
-    data = plain(data, "", found)
-    if found and isinstance(data, dict):
-        data = {**data, NON_FINITE_KEY: {
-            "note": "null stands for a number that was NaN or infinite (JSON has neither)",
-            "at": found[:50], "count": len(found)}}
-
-    def dump(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-    if isinstance(data, dict) and data:  # one top-level key per line: readable, and jq-ready
-        body = ",\n".join(f"  {dump(key)}: {dump(value)}" for key, value in data.items())
-        stream.write("{\n" + body + "\n}\n")
+    items = list(data.items()) if isinstance(data, dict) and data else None
+    try:  # all finite (nearly always): json's C encoder reads the NumPy values directly
+        texts = [(_dump(str(k)), _dump(v)) for k, v in items] if items else None
+        text = None if items else _dump(data)
+    except (ValueError, TypeError):  # a NaN or ±inf, or keys json will not take: walk it
+        found: list[str] = []
+        data = plain(data, "", found)
+        if found and isinstance(data, dict):
+            data = {**data, NON_FINITE_KEY: {
+                "note": "null stands for a number that was NaN or infinite (JSON has neither)",
+                "at": found[:50], "count": len(found)}}
+        texts = [(_dump(k), _dump(v)) for k, v in data.items()] if items else None
+        text = None if items else _dump(data)
+    if texts is not None:  # one top-level key per line: readable, and jq-ready
+        stream.write("{\n" + ",\n".join(f"  {k}: {v}" for k, v in texts) + "\n}\n")
     else:
-        stream.write(dump(data) + "\n")
+        stream.write(text + "\n")
 
 
 def write_jsonl(record: Any, stream: TextIO | None = None) -> None:
     """One JSON object on one line, flushed (a stream a reader can follow as it grows)."""
     stream = stream or sys.stdout
-    stream.write(json.dumps(plain(record), ensure_ascii=False, allow_nan=False) + "\n")
+    try:
+        text = _dump(record)
+    except (ValueError, TypeError):
+        text = _dump(plain(record))
+    stream.write(text + "\n")
     stream.flush()
 
 

@@ -128,3 +128,47 @@ class CompileProgress:
             self.progress.stop()
             self.progress = None
         return False
+
+
+class AnalysisProgress:
+    """bptt: a bar over the long part of an analysis (the finite-difference check's
+    parameter entries, per cell), on a terminal's stderr, from its first report on."""
+
+    def __init__(self, config: Any, fmt_name: str = "table", precision: int = 4):
+        self.progress = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "AnalysisProgress":
+        return self
+
+    def attach(self, events: Any) -> None:
+        events.on_progress = self.update
+
+    def update(self, what: str, done: int, total: int) -> None:
+        if self.progress is None:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            if not console.is_terminal:
+                self.progress = False  # nothing to draw on: never ask again
+                return
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeRemainingColumn(),
+                                     console=console, transient=True)
+            self.progress.start()
+        if self.progress is False:
+            return
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(what, total=total)
+        if done == total or done % 16 == 0:  # drawing every entry would cost more than it
+            self.progress.update(self.tasks[what], completed=done)
+
+    def __exit__(self, *exc: Any) -> bool:
+        if self.progress:
+            self.progress.stop()
+        self.progress = None
+        return False

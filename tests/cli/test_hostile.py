@@ -108,6 +108,27 @@ def test_ctrl_c_while_seqtool_starts_is_one_line(tmp_path):
     assert (done.returncode, done.stderr, done.stdout) == (1, "seqtool: error: interrupted\n", "")
 
 
+@pytest.mark.parametrize("command", ["bptt", "attend", "compare-selectors"])
+def test_ctrl_c_inside_a_command_is_one_line(command):
+    """Typer answers a KeyboardInterrupt inside a command with a silent exit 130; seqtool
+    says its line and exits 1 (made deterministic: the command's run raises it)."""
+    import subprocess
+    import sys
+
+    module = {"compare-selectors": "compare"}.get(command, command)
+    code = ("import sys\n"
+            f"import seqtool.commands.{module} as command\n"
+            "def ctrl_c(*args, **kwargs):\n"
+            "    raise KeyboardInterrupt\n"
+            "command.run = ctrl_c\n"
+            f"sys.argv = ['seqtool', '{command}', '-q', '3,-1'][:2 if '{command}' == 'bptt' else 4]\n"
+            "from seqtool.cli import main\n"
+            "main()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (1, "seqtool: error: interrupted\n", "")
+
+
 def test_a_second_ctrl_c_ends_with_one_line_and_a_run_that_resumes(tmp_path, long_training):
     import signal
     import subprocess
@@ -409,3 +430,226 @@ def test_nan_weights_are_refused(cli, trained_runs, tmp_path):
 def test_genuine_runs_still_load(cli, trained_runs, cell):
     result = cli("predict", str(trained_runs / cell), "-t", "0101", "-f", "json")
     assert result.exit_code == 0, result.stderr
+
+
+# -- sizes of models and data that cannot fit ------------------------------------------------
+
+
+@pytest.mark.parametrize("args, flag", [
+    (("--hidden", "10000000"), "--hidden"),
+    (("--embedding-dim", "100000000"), "--embedding-dim"),
+    (("--layers", "100000"), "--layers"),
+    (("--hidden", "30000", "--cell", "gru"), "--hidden"),
+])
+def test_models_that_cannot_fit_are_refused_before_allocating(cli, tmp_path, args, flag):
+    import re
+
+    out = tmp_path / "run"
+    error = one_line_error(cli("train-rnn", "--data", "parity", "--samples", "64", *args,
+                               "--out", str(out)))
+    assert error.startswith(f"seqtool: error: {flag} makes training (a model of up to ")
+    assert re.search(r"need about [0-9.,]+ (GB|TB); this machine has", error)
+    assert not out.exists()  # refused before the run directory is made
+
+
+@pytest.mark.parametrize("cell, task", [("rnn", "parity"), ("gru", "parity"), ("lstm", "parity"),
+                                        ("gru", "echo"), ("lstm", "dyck")])
+def test_the_training_memory_estimate_bounds_what_a_step_allocates(cell, task):
+    """memory_bound is an upper bound on the NumPy memory of an epoch of training (the
+    estimate must never let through what then fails), and not a wild one."""
+    import tracemalloc
+
+    from seqtool.core.data import builtin
+    from seqtool.core.models import ModelSpec, init_params, memory_bound
+    from seqtool.core.training import TrainSettings, train
+
+    data = builtin(task, samples=96, seq_len=40)
+    spec = ModelSpec(task=data.task, cell=cell, input_size=data.input_size,
+                     output_size=data.output_size, hidden=48, embedding_dim=16)
+    settings = TrainSettings(optimizer="adam", lr=0.01, batch_size=32, epochs=1)
+    params = init_params(spec, dtype=np.float32)
+    train(spec, settings, params, data, data)  # compiled and warm before measuring
+    tracemalloc.start()
+    try:
+        train(spec, settings, init_params(spec, dtype=np.float32), data, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    weights, step = memory_bound(spec, 32, 40, np.float32, training=True)
+    _, evaluation = memory_bound(spec, 96, 40, np.float32, training=False)
+    estimate = weights + step + evaluation  # as check_fits adds them
+    assert peak <= estimate <= 30 * peak, (peak, estimate)
+
+
+def test_texts_and_data_too_long_to_fit_are_refused(cli, trained_runs, tmp_path, monkeypatch):
+    from seqtool.config import MAX_TEXT_CHARS
+
+    error = one_line_error(cli("predict", str(trained_runs / "lstm"),
+                               input="0" * (MAX_TEXT_CHARS + 1) + "\n"))
+    assert f"--text has a text of {MAX_TEXT_CHARS + 1:,} characters (text 1)" in error
+    # a machine with 1 MB free: the forward pass over the data is refused, naming the flag
+    monkeypatch.setattr("seqtool.core.resources.available_bytes", lambda: 10**6)
+    data = tmp_path / "long.tsv"
+    data.write_text("text\tlabel\n" + "0 1 " * 20_000 + "\todd\n")
+    for args, flag in (
+            (("evaluate", str(trained_runs / "lstm"), "--data", str(data)), "--data"),
+            (("predict", str(trained_runs / "lstm"), "-t", "0 1 " * 20_000), "--text")):
+        error = one_line_error(cli(*args))
+        assert error.startswith(f"seqtool: error: {flag} makes a forward pass over sequences "
+                                "of up to "), error
+
+
+def test_predicting_many_texts_in_batches_gives_what_one_batch_gives(trained_runs):
+    """predict splits its texts into batches of INFERENCE_BATCH; the probabilities are those
+    of the texts taken one by one."""
+    from seqtool.commands.trained import load_model
+    from seqtool.core import inference
+    from seqtool.core.models import INFERENCE_BATCH
+
+    model = load_model(trained_runs / "lstm")
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(2, model.spec.input_size, size=rng.integers(1, 9))
+           for _ in range(INFERENCE_BATCH + 7)]
+    together = inference.classify(model.spec, model.params, ids)
+    alone = np.concatenate([inference.classify(model.spec, model.params, [x]) for x in ids[-9:]])
+    assert together.shape == (len(ids), model.spec.output_size)
+    np.testing.assert_allclose(together[-9:], alone, rtol=1e-5, atol=1e-7)
+
+
+# -- a forged last.json: --resume refuses it, naming the field -------------------------------
+
+
+def _set(path: str, value):
+    def change(meta):
+        *parents, last = path.split(".")
+        target = meta
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return change
+
+
+LAST_FORGERIES = {
+    "epoch text": (_set("position.epoch", "2"), "position.epoch '2'"),
+    "epoch negative": (_set("position.epoch", -1), "position.epoch -1"),
+    "epoch float": (_set("position.epoch", 1e20), "position.epoch 1e+20"),
+    "step beyond": (_set("position.step_in_epoch", 99), "position.step_in_epoch 99, beyond"),
+    "history short": (_set("position.history", []), "position.history that does not list the 2"),
+    "history text": (_set("position.history", "x"), "position.history that does not list"),
+    "history value": (lambda m: m["position"]["history"][1].update(val_loss="low"),
+                      "position.history[1] that is not epoch 2's numbers"),
+    "best loss": (_set("position.best_val_loss", "abc"), "position.best_val_loss 'abc'"),
+    "best epoch": (_set("position.best_epoch", 99), "position.best_epoch 99"),
+    "running": (_set("position.running", {"loss_sum": "x"}), "position.running that is not"),
+    "no position": (lambda m: m.pop("position"), "is not a train-rnn checkpoint"),
+    "position list": (_set("position", [1]), "a position that is not an object"),
+    "config hidden": (_set("config.hidden", "abc"), "a config that cannot be used: hidden"),
+    "config list": (_set("config", [1]), "is not a train-rnn checkpoint"),
+    "config key": (lambda m: m["config"].update(colour=1), "a config that cannot be used"),
+}
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from seqtool.cli import app
+
+    out = tmp_path_factory.mktemp("resume") / "run"
+    done = CliRunner().invoke(app, ["train-rnn", "--data", "parity", "--samples", "64",
+                                    "--epochs", "2", "--hidden", "8", "--out", str(out),
+                                    "-f", "json"])
+    assert done.exit_code == 0, done.output
+    return out
+
+
+@pytest.mark.parametrize("forgery", list(LAST_FORGERIES))
+def test_a_forged_last_json_is_refused_naming_the_field(cli, two_epochs, tmp_path, forgery):
+    import shutil
+
+    change, words = LAST_FORGERIES[forgery]
+    run = tmp_path / "run"
+    shutil.copytree(two_epochs, run)
+    meta = json.loads((run / "last.json").read_text())
+    change(meta)
+    (run / "last.json").write_text(json.dumps(meta))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    error = one_line_error(cli("train-rnn", "--resume", str(run), "--epochs", "3"))
+    assert words in error and "last.json" in error, error
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing touched
+
+
+def test_a_genuine_last_json_resumes(cli, two_epochs, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(two_epochs, run)
+    result = cli("train-rnn", "--resume", str(run), "--epochs", "3", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [r["epoch"] for r in json.loads(result.stdout)["history"]] == [1, 2, 3]
+
+
+# -- long analyses: bounded, and followed while they run -------------------------------------
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--steps", "1000", "--cell", "lstm", "--hidden", "64"),
+     "--hidden makes the report of the analysis (T = 1000, D = 3, H = 64, O = 2) hold "
+     "16,384,000 numbers"),
+    (("--steps", "10000", "--hidden", "30"), "--steps makes the report of the analysis"),
+    (("--steps", "1000", "--cell", "lstm", "--hidden", "30", "--check"),
+     "--check on the analysis (T = 1000, D = 3, H = 30, O = 2) runs four forward passes"),
+])
+def test_analyses_too_large_to_report_or_check_are_refused(cli, args, words):
+    assert words in one_line_error(cli("bptt", *args))
+
+
+def test_the_check_reports_its_progress_per_cell():
+    from seqtool.core.rnn.bptt import bptt_problems, run_bptt
+
+    heard = []
+    problems = bptt_problems(("rnn", "gru"), None, steps=4, input_size=2, hidden=3,
+                             output_size=2, seed=0)
+    report = run_bptt(problems, check=True, on_check=lambda *a: heard.append(a))
+    for cell, problem in zip(("rnn", "gru"), problems):
+        total = sum(v.size for v in problem.params.values())
+        counts = [done for c, done, n in heard if c == cell and n == total]
+        assert counts == list(range(1, total + 1)), cell  # every entry once, in order
+    assert report.check["passed"]
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_stays_silent_on_a_pipe(monkeypatch):
+    import io
+
+    import rich.console
+
+    from seqtool.render.progress import AnalysisProgress
+
+    real = rich.console.Console
+    drawn = io.StringIO()
+    terminal = real(file=drawn, force_terminal=True, width=60)
+    monkeypatch.setattr(rich.console, "Console", lambda **kw: terminal)
+    with AnalysisProgress(None) as view:
+        for done in range(1, 33):
+            view.update("checking lstm", done, 32)
+        assert view.progress.tasks[0].completed == 32
+    assert "checking lstm" in drawn.getvalue()
+    piped = real(file=io.StringIO(), force_terminal=False)
+    monkeypatch.setattr(rich.console, "Console", lambda **kw: piped)
+    with AnalysisProgress(None) as view:
+        view.update("checking lstm", 1, 32)
+        assert view.progress is False
+    assert piped.file.getvalue() == ""
+
+
+def test_json_of_numpy_values_is_written_as_their_plain_python_values():
+    """write_json's fast path (json's C encoder, NumPy through its default hook) writes what
+    the plain() walk would."""
+    from seqtool.io.output import plain
+
+    data = {"a": np.arange(6, dtype=np.float32).reshape(2, 3) / 7, "b": np.float64(1 / 3),
+            "c": [np.int64(5), {"d": np.array([True, False])}], 4: "four"}
+    out = io.StringIO()
+    write_json(data, out)
+    assert json.loads(out.getvalue()) == plain(data)
+    assert out.getvalue().splitlines()[1].startswith('  "a": [[0.0, 0.1428571')

@@ -189,6 +189,7 @@ def verdict(norms: np.ndarray) -> tuple[str, float]:
 def finite_difference_check(
     problem: Any, analytic: dict[str, np.ndarray], eps: float = FD_STEP,
     loss: Callable[[Any, dict[str, np.ndarray]], float] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Check every parameter entry against the five-point central difference
     ∂L/∂θ ≈ (−L(θ+2ε) + 8L(θ+ε) − 8L(θ−ε) + L(θ−2ε)) / 12ε, whose truncation error is O(ε⁴),
@@ -198,12 +199,14 @@ def finite_difference_check(
     floor, 1e-6 of the largest gradient of any parameter, keeps a vanished gradient
     (say 1e-15, below what any difference quotient resolves) from failing on noise alone.
     ``problem.params`` names the parameters; ``loss(problem, params)`` is L at other values
-    (default: the vanilla RNN's :func:`forward_loss`).
+    (default: the vanilla RNN's :func:`forward_loss`). ``progress(done, total)`` hears of
+    each parameter entry checked (four forward passes each).
     """
     forward_loss_of = loss or forward_loss
     base = problem.params
     floor = FD_FLOOR * max(float(np.abs(analytic[name]).max()) for name in base)
     errors = {}
+    total, done = sum(int(value.size) for value in base.values()), 0
     for name in base:
         value = base[name]
         numeric = np.empty_like(value)
@@ -216,6 +219,9 @@ def finite_difference_check(
             numeric[index] = (
                 -loss_at(2 * eps) + 8 * loss_at(eps) - 8 * loss_at(-eps) + loss_at(-2 * eps)
             ) / (12 * eps)
+            done += 1
+            if progress is not None:
+                progress(done, total)
         scale = max(np.abs(analytic[name]).max(), np.abs(numeric).max(), floor, 1e-300)
         errors[name] = float(np.abs(analytic[name] - numeric).max() / scale)
     return errors
@@ -343,10 +349,10 @@ def check_truncate(truncate: int | None) -> None:
 
 
 def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = False,
-            generated: bool = False,
-            jacobians: Sequence[tuple[int, int]] | None = None) -> BpttReport:
+            generated: bool = False, jacobians: Sequence[tuple[int, int]] | None = None,
+            on_check: Callable[[int, int], None] | None = None) -> BpttReport:
     """Run the whole analysis of ``problem`` (and the matrices ∂h_t/∂h_k of ``jacobians``,
-    pairs (t, k) with 0 ≤ k < t ≤ T)."""
+    pairs (t, k) with 0 ≤ k < t ≤ T); ``on_check(done, total)`` follows the check."""
     check_truncate(truncate)
     run = forward_backward(problem)
     norms = jacobian_norms(problem, run.h)
@@ -364,7 +370,8 @@ def analyse(problem: RNNProblem, *, truncate: int | None = None, check: bool = F
         report.truncate = truncate
         report.truncated = forward_backward(problem, truncate).gradients
     if check:
-        report.check = check_summary(finite_difference_check(problem, run.gradients))
+        report.check = check_summary(finite_difference_check(problem, run.gradients,
+                                                             progress=on_check))
     if jacobians:
         report.jacobians = jacobian_entries(jacobians, lambda t, k: jacobian_between(
             problem, run.h, t, k))
@@ -482,12 +489,13 @@ def bptt_problems(cells: Sequence[str], given: dict[str, Any] | None = None, *,
 
 
 def run_bptt(problems: Sequence[Any], *, truncate: int | None = None, check: bool = False,
-             generated: bool = False,
-             jacobians: Sequence[tuple[int, int]] | None = None) -> Any:
+             generated: bool = False, jacobians: Sequence[tuple[int, int]] | None = None,
+             on_check: Callable[[str, int, int], None] | None = None) -> Any:
     """The `seqtool bptt` run: one problem analysed (a :class:`BpttReport` or a
     :class:`~seqtool.core.rnn.gated_bptt.GatedBpttReport`), or several (one per cell, from
     :func:`bptt_problems`) side by side in a
-    :class:`~seqtool.core.rnn.gated_bptt.CellComparison`."""
+    :class:`~seqtool.core.rnn.gated_bptt.CellComparison`. ``on_check(cell, done, total)``
+    follows the finite-difference check, the long part of a large problem."""
     from seqtool.core.rnn import gated_bptt
 
     problems = list(problems)
@@ -496,7 +504,7 @@ def run_bptt(problems: Sequence[Any], *, truncate: int | None = None, check: boo
                          "one --cell")
     return gated_bptt.analyse_any(problems[0] if len(problems) == 1 else problems,
                                   truncate=truncate, check=check, generated=generated,
-                                  jacobians=jacobians)
+                                  jacobians=jacobians, on_check=on_check)
 
 
 __all__ = ["ACTIVATIONS", "LOSSES", "TARGETS_AT", "RNNProblem", "analyse", "bptt_problems",

@@ -23,7 +23,8 @@ Analysis runs in float64 with batch size 1.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from functools import partial
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -343,8 +344,8 @@ class GatedBpttReport(Report):
 
 
 def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: bool = False,
-                  generated: bool = False,
-                  jacobians: Sequence[tuple[int, int]] | None = None) -> GatedBpttReport:
+                  generated: bool = False, jacobians: Sequence[tuple[int, int]] | None = None,
+                  on_check: Callable[[int, int], None] | None = None) -> GatedBpttReport:
     """Run the whole analysis of a gated ``problem`` (and the matrices ∂h_t/∂h_k of
     ``jacobians``, pairs (t, k) with 0 ≤ k < t ≤ T)."""
     check_truncate(truncate)
@@ -366,7 +367,8 @@ def analyse_gated(problem: GatedProblem, *, truncate: int | None = None, check: 
         report.truncate = truncate
         report.truncated = forward_backward(problem, truncate).gradients
     if check:
-        errors = finite_difference_check(problem, run.gradients, loss=forward_loss)
+        errors = finite_difference_check(problem, run.gradients, loss=forward_loss,
+                                         progress=on_check)
         report.check = check_summary(errors)
     if jacobians:
         report.jacobians = jacobian_entries(jacobians, lambda t, k: jacobian_between(
@@ -420,17 +422,19 @@ class CellComparison(Report):
 
 
 def analyse_any(problem: Any, *, truncate: int | None = None, check: bool = False,
-                generated: bool = False,
-                jacobians: Sequence[tuple[int, int]] | None = None) -> Any:
+                generated: bool = False, jacobians: Sequence[tuple[int, int]] | None = None,
+                on_check: Callable[[str, int, int], None] | None = None) -> Any:
     """Analyse an RNNProblem, a GatedProblem, or a list of them side by side (``jacobians``:
-    one problem only)."""
+    one problem only); ``on_check(cell, done, total)`` follows each finite-difference check."""
     if isinstance(problem, list):
         return CellComparison([analyse_any(p, truncate=truncate, check=check,
-                                           generated=generated) for p in problem])
+                                           generated=generated, on_check=on_check)
+                               for p in problem])
+    follow = None if on_check is None else partial(on_check, getattr(problem, "cell", "rnn"))
     if isinstance(problem, GatedProblem):
         return analyse_gated(problem, truncate=truncate, check=check, generated=generated,
-                             jacobians=jacobians)
+                             jacobians=jacobians, on_check=follow)
     if isinstance(problem, RNNProblem):
         return analyse(problem, truncate=truncate, check=check, generated=generated,
-                       jacobians=jacobians)
+                       jacobians=jacobians, on_check=follow)
     raise TypeError(f"not a BPTT problem: {type(problem).__name__}")
