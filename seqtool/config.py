@@ -763,7 +763,9 @@ class SampleConfig:
 
     run: str = param("", "The run directory of a language model (train-rnn --out).", as_text)
     length: int = param(100, "Tokens to draw at most (fewer when the model draws its end "
-                        "marker).", as_positive_int)
+                        "marker); at most 100,000.",
+                        at_most(100_000, "a sample is for reading; each token is a step of "
+                                "the network"))
     temperature: float = param(1.0, "Softmax temperature (0: always the likeliest token).",
                                as_temperature)
     prime: str = param("", "Text to start from (default: the begin marker if the model has "

@@ -94,6 +94,15 @@ def _checked_meta(meta: dict[str, Any], where: str, key: str) -> None:
     vocab = meta.get("vocab")
     if vocab is not None and vocab[:2] != ["<pad>", "<unk>"]:
         raise fail("vocab", "that does not start with \"<pad>\", \"<unk>\"")
+    if spec.get("embedding_dim") is not None and (vocab is None
+                                                  or len(vocab) != spec.get("input_size")):
+        raise fail("vocab", f"of {'no' if vocab is None else len(vocab)} tokens; the model's "
+                   f"embedding has {spec.get('input_size')!r} rows")
+    labels = meta.get("labels")
+    if spec.get("task") in ("classify", "tag") and (labels is None
+                                                    or len(labels) != spec.get("output_size")):
+        raise fail("labels", f"of {'no' if labels is None else len(labels)} names; the "
+                   f"model's head has {spec.get('output_size')!r} outputs")
     if meta.get("tokenizer") not in (None, "word", "char", "space"):
         raise fail("tokenizer", f"{meta.get('tokenizer')!r}; expected word, char or space")
     if meta.get("max_len") is not None and not is_count(meta["max_len"]):

@@ -21,6 +21,7 @@ flag.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 MAX_DEPTH = 100  # levels of nesting: recipes and problems use a handful
@@ -35,6 +36,18 @@ class DocumentError(ValueError):
     def __init__(self, message: str, line: int | None = None):
         super().__init__(message)
         self.line = line
+
+
+# half of a UTF-16 pair on its own (JSON's "\ud800", or a byte that was not UTF-8): no
+# character, and nothing can write it out again
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogate(text: str, line: int | None = None) -> None:
+    found = _LONE_SURROGATE.search(text)
+    if found:
+        raise DocumentError(f"holds {found.group()!r}, which is not a character (half of a "
+                            "UTF-16 pair, or a byte that is not UTF-8)", line)
 
 
 def _measure(node: Any) -> tuple[int, int]:
@@ -55,6 +68,8 @@ def _measure(node: Any) -> tuple[int, int]:
             children = [part for pair in current.value for part in pair]
         else:
             children = []
+            mark = getattr(current, "start_mark", None)
+            _no_lone_surrogate(str(current.value), None if mark is None else mark.line + 1)
         if children_done:
             open_nodes.discard(key)
             expanded[key] = 1 + sum(expanded[id(child)] for child in children)
@@ -123,7 +138,20 @@ def load_json(text: str) -> Any:
                     raise DocumentError(f"nests deeper than {MAX_DEPTH} levels")
         elif ch in "]}":
             depth -= 1
-    return json.loads(text)
+    data = json.loads(text)
+    if "\\u" in text or _LONE_SURROGATE.search(text):  # only an escape can make one
+        stack = [data]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, dict):
+                for key in value:
+                    _no_lone_surrogate(key)
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+            elif isinstance(value, str):
+                _no_lone_surrogate(value)
+    return data
 
 
 __all__ = ["DocumentError", "FREE_NODES", "MAX_DEPTH", "MAX_EXPANSION", "load_json",

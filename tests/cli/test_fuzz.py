@@ -1,62 +1,71 @@
-"""A quick fuzz of the command line (#14): random values for every numeric and list flag of
-the analysis commands, and random bytes on stdin. Whatever comes in, seqtool answers with
-exit 0, or exit 2 and one line on stderr; never a traceback or an "internal error".
-A longer run: SEQTOOL_FUZZ_EXAMPLES=2000 python -m pytest tests/cli/test_fuzz.py."""
+"""A quick fuzz of the whole command line (#14): random values for every flag of every
+command, random stdin, random files, forged run directories and random recipes (see
+``tests/fuzz_cases.py``). Whatever comes in, seqtool answers with exit 0 or 1, or exit 2
+and one line on stderr; never a traceback, an "internal error" or a raw NumPy warning, and
+it writes nothing outside the case's own folder.
+
+The suite runs SEQTOOL_FUZZ_EXAMPLES (default 25) cases of each kind in-process; the long
+version, thousands of cases each in its own process with its time and memory measured, is
+``python benchmarks/bench_fuzz.py``.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_cases import KINDS, Case, prepare, problems, train_runs
+
 EXAMPLES = int(os.environ.get("SEQTOOL_FUZZ_EXAMPLES", "25"))
-
-# what a user could type into a number: numbers of every size, signs, separators, junk
-NUMBERISH = st.one_of(
-    st.integers(min_value=-10**30, max_value=10**30).map(str),
-    st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.text(alphabet="0123456789-+.,;e ", min_size=0, max_size=12),
-    st.sampled_from(["", "-", "nan", "inf", "1e309", "0x10", "1_000", "@", "@/nonexistent",
-                     "[1,2]", "[[1],[2,3]]", "{}", "3,,-1", ";"]),
-)
-
-FLAGS = {
-    "attend": ["--query", "--keys", "--values", "--scale", "--temperature", "--alpha", "--k",
-               "--seed", "--precision"],
-    "compare-selectors": ["--query", "--keys", "--repeats", "--sizes", "--dim", "--steps",
-                          "--pairs", "--vocab", "--lr", "--alpha", "--k", "--temperature"],
-    "bptt": ["--steps", "--input-size", "--hidden", "--output-size", "--seed", "--radius",
-             "--truncate", "--jacobian", "--forget-bias"],
-}
-BASE = {"attend": ["-q", "3,-1"], "compare-selectors": ["-q", "3,-1", "--repeats", "1"],
-        "bptt": ["--steps", "3"]}
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
 
 
-def answered_cleanly(result) -> None:
-    assert "internal error" not in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.exit_code in (0, 1, 2), (result.exit_code, result.stderr)
-    if result.exit_code == 2:
-        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A folder with the trained runs the cases use ({runs}) and room for the cases."""
+    from typer.testing import CliRunner
+
+    from seqtool.cli import app
+
+    root = tmp_path_factory.mktemp("fuzz")
+    train_runs(root / "runs", lambda args: CliRunner().invoke(app, args).exit_code)
+    return root
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(command=st.sampled_from(sorted(FLAGS)), data=st.data())
-def test_any_value_of_any_flag_is_answered_cleanly(cli, command, data):
-    flag = data.draw(st.sampled_from(FLAGS[command]))
-    value = data.draw(NUMBERISH)
-    extra = ["--cost", "--sizes", "16"] if flag in ("--sizes", "--dim") else []
-    extra += ["--learn", "--steps", "3"] if flag in ("--pairs", "--vocab", "--lr") else []
-    args = [command, *BASE[command], *extra, flag, value, "-f", "json"]
-    answered_cleanly(cli(*args))
+def answer_cleanly(cli, home: Path, case: Case) -> None:
+    folder = home / "case"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    runs = sorted(p.relative_to(home) for p in (home / "runs").rglob("*"))
+    here = sorted(os.listdir("."))
+    args, stdin = prepare(case, folder, home / "runs")
+    result = cli(*args, input=stdin)
+    assert not problems(result.exit_code, result.stderr), (str(case), result.stderr)
+    assert sorted(os.listdir(home)) == ["case", "runs"], str(case)  # nothing written beside
+    assert sorted(p.relative_to(home) for p in (home / "runs").rglob("*")) == runs
+    assert sorted(os.listdir(".")) == here, str(case)
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(text=st.one_of(st.text(max_size=200),
-                      st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
-def test_anything_on_stdin_is_answered_cleanly(cli, text):
-    answered_cleanly(cli("attend", "-q", "-", "-f", "json", input=text))
-    answered_cleanly(cli("attend", "-q", "3,-1", "--input", "-", "-f", "json", input=text))
+@pytest.mark.parametrize("kind", list(KINDS))
+@FUZZ
+@given(data=st.data())
+def test_any_case_of_every_kind_is_answered_cleanly(cli, home, kind, data):
+    answer_cleanly(cli, home, data.draw(KINDS[kind](), label="case"))
+
+
+def test_the_checker_finds_what_it_must():
+    """problems() is what the fuzz rests on: it must see each kind of bad answer."""
+    assert problems(0, "") == [] and problems(2, "seqtool: error: --k is 0\n") == []
+    assert problems(2, "seqtool: compiling the rnn kernels (float32)...\nseqtool: error: x\n") == []
+    assert problems(1, "Traceback (most recent call last):\n") == ["traceback"]
+    assert problems(1, "seqtool: error: internal error: KeyError: 'a'\n") == ["internal error"]
+    assert problems(0, "x.py:3: RuntimeWarning: overflow\n") == ["raw warning"]
+    assert problems(2, "seqtool: error: a\nseqtool: error: b\n") == ["2 lines for one error"]
+    assert problems(130, "") == ["exit 130"]

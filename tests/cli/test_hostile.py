@@ -290,6 +290,8 @@ def test_memory_estimates_grow_with_the_sizes_and_name_the_flag_that_grows():
     (("compare-selectors", "-q", "3,-1", "--repeats", "1000000000000"), "at most 1,000"),
     (("compare-selectors", "-q", "3,-1", "--learn", "--steps", "1000000000000"),
      "at most 100,000"),
+    (("sample", "runs/none", "--length", "1000000000000"), "--length is 1,000,000,000,000; "
+     "at most 100,000"),
 ])
 def test_work_that_would_not_end_is_refused_with_its_bound(cli, args, words):
     assert words in one_line_error(cli(*args))
