@@ -7,6 +7,8 @@ from --seed. Each runs in a folder of its own as its working directory, with a w
 cache. Reported:
 
   answers     per kind of case: exit 0 / 1 / 2 and hangs (past --timeout)
+  reproducers the issue's fixed cases of each class (sizes, endless work, bombs, a lying
+              file): exit, time and peak memory, one by one
   problems    tracebacks, internal errors, raw warnings, multi-line errors, other exit
               codes, hangs, and files written outside the case's folder: each with
               reproducers (should all be 0)
@@ -37,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_compile import cpu_model  # noqa: E402
-from fuzz_cases import KINDS, prepare, problems, train_runs  # noqa: E402
+from fuzz_cases import KINDS, REPRODUCERS, prepare, problems, train_runs  # noqa: E402
 
 SEQTOOL = [sys.executable, "-m", "seqtool"]
 GIB = 1 << 30
@@ -128,6 +130,12 @@ def main() -> None:
     train_runs(runs, lambda args: subprocess.run([*SEQTOOL, *args], env=env,
                                                  capture_output=True).returncode)
     before = listing(runs)
+    print("\nthe issue's reproducers (each must be exit 2, quick and small):")
+    for i, case in enumerate(REPRODUCERS):
+        r = run_case(case, root / f"case-r{i}", runs, env, options.timeout)
+        verdict = "ok" if r["exit"] == 2 and not r["problems"] else f"FAIL {r['problems']}"
+        print(f"  {r['seconds']:5.2f} s {r['peak_bytes'] / 2**20:5.0f} MiB exit {r['exit']} "
+              f"{verdict:<4} {str(case)[:90]}")
     drawn = draw_cases(options.cases, options.seed)
     print(f"{len(drawn)} cases drawn; running...", flush=True)
     with ThreadPoolExecutor(options.jobs) as pool:

@@ -108,7 +108,7 @@ class Case:
     args: list[str]
     stdin: str | None = None
     files: dict[str, bytes] = field(default_factory=dict)
-    forge: tuple[str, str, int, Any] | None = None
+    forge: tuple[str, str, int | str, Any] | None = None
     kind: str = ""
 
     def __str__(self) -> str:  # the reproducer, as a shell line would read
@@ -230,6 +230,45 @@ KINDS = {"flag": flag_cases, "stdin": stdin_cases, "file": file_cases,
          "forged run directory": forged_cases, "recipe": recipe_cases}
 
 
+# the issue's reproducers of sizes that cannot fit, work that would not end, bombs and lying
+# files: fixed cases, run first by the benchmark, whose refusals must be quick and small
+BILLION_LAUGHS = "".join(
+    [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)]
+).replace("*l0", '"lol"')
+LYING_NPY = (b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': "
+             b"(1000000, 1000000), }".ljust(117) + b"\n" + b"\x00" * 64)
+REPRODUCERS = [
+    Case(["bptt", "--input-size", "1000000000"], kind="size bptt"),
+    Case(["bptt", "--hidden", "100000", "--cell", "lstm"], kind="size bptt"),
+    Case(["compare-selectors", "-q", "3,-1", "--cost", "--sizes", "16", "--dim",
+          "1000000000"], kind="size compare-selectors"),
+    Case(["train-rnn", "--data", "parity", "--hidden", "10000000", "--out", "{dir}/r"],
+         kind="size train-rnn"),
+    Case(["train-rnn", "--data", "parity", "--layers", "100000", "--out", "{dir}/r"],
+         kind="size train-rnn"),
+    Case(["train-rnn", "--data", "parity", "--embedding-dim", "100000000", "--out", "{dir}/r"],
+         kind="size train-rnn"),
+    Case(["predict", "{dir}/cls", "-t", "0 1"], forge=("cls", "model.json", "spec.hidden", 10**9),
+         kind="size predict"),
+    Case(["predict", "{runs}/cls"], stdin="0 1 " * 3_000_000, kind="size predict"),
+    Case(["bptt", "--steps", "1000000", "--cell", "lstm"], kind="endless bptt"),
+    Case(["bptt", "--steps", "1000", "--cell", "lstm", "--hidden", "64"], kind="endless bptt"),
+    Case(["bptt", "--steps", "1000", "--cell", "lstm", "--hidden", "30", "--check"],
+         kind="endless bptt"),
+    Case(["compare-selectors", "-q", "3,-1", "--repeats", "1000000000000"],
+         kind="endless compare-selectors"),
+    Case(["compare-selectors", "-q", "3,-1", "--learn", "--steps", "1000000000000"],
+         kind="endless compare-selectors"),
+    Case(["sample", "{runs}/lm", "--length", "1000000000000"], kind="endless sample"),
+    Case(["run", "{dir}/bomb.yaml"], files={"bomb.yaml": BILLION_LAUGHS.encode()},
+         kind="bomb run"),
+    Case(["compare-selectors", "--input", "{dir}/bomb.yaml"],
+         files={"bomb.yaml": BILLION_LAUGHS.encode()}, kind="bomb compare-selectors"),
+    Case(["attend", "-q", "-"], stdin="[" * 200_000, kind="bomb attend"),
+    Case(["attend", "-q", "@{dir}/big.npy"], files={"big.npy": LYING_NPY}, kind="lying file"),
+]
+
+
 # -- running a case -------------------------------------------------------------------------
 
 TRAINED = {  # the runs the cases use, trained once
@@ -264,11 +303,13 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
-def forge(path: Path, where: int, value: Any) -> None:
-    """Replace (or delete) the field number ``where`` (modulo their count) of a JSON file."""
+def forge(path: Path, where: int | str, value: Any) -> None:
+    """Replace (or delete) the field number ``where`` (modulo their count), or the field
+    at the dotted path ``where``, of a JSON file."""
     meta = json.loads(path.read_text())
     paths = _paths(meta)
-    *parents, last = paths[where % len(paths)]
+    chosen = tuple(where.split(".")) if isinstance(where, str) else paths[where % len(paths)]
+    *parents, last = chosen
     target = meta
     for key in parents:
         target = target[key]

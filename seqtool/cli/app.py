@@ -6,6 +6,7 @@ and what was expected); 1 a run that failed. No traceback unless ``--debug`` is 
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -49,6 +50,8 @@ def os_message(err: OSError) -> str:
         return f"cannot write the output: {reason}"
     if err.filename2 is not None:
         return f"cannot move {err.filename} to {err.filename2}: {reason}"
+    if isinstance(err, FileExistsError) and os.path.isfile(err.filename):
+        return f"cannot use {err.filename} as a folder: it is a file (left as it is)"
     return f"cannot use {err.filename}: {reason}"
 
 

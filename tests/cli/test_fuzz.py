@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fuzz_cases import KINDS, Case, prepare, problems, train_runs
+from fuzz_cases import KINDS, REPRODUCERS, Case, prepare, problems, train_runs
 
 EXAMPLES = int(os.environ.get("SEQTOOL_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -39,7 +39,9 @@ def home(tmp_path_factory):
     return root
 
 
-def answer_cleanly(cli, home: Path, case: Case) -> None:
+def answer_cleanly(cli, home: Path, case: Case):
+    """Run ``case`` in-process in a fresh folder; check its answer and that it wrote nothing
+    outside that folder. Returns the result."""
     folder = home / "case"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
@@ -51,6 +53,7 @@ def answer_cleanly(cli, home: Path, case: Case) -> None:
     assert sorted(os.listdir(home)) == ["case", "runs"], str(case)  # nothing written beside
     assert sorted(p.relative_to(home) for p in (home / "runs").rglob("*")) == runs
     assert sorted(os.listdir(".")) == here, str(case)
+    return result
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -58,6 +61,15 @@ def answer_cleanly(cli, home: Path, case: Case) -> None:
 @given(data=st.data())
 def test_any_case_of_every_kind_is_answered_cleanly(cli, home, kind, data):
     answer_cleanly(cli, home, data.draw(KINDS[kind](), label="case"))
+
+
+@pytest.mark.parametrize("case", REPRODUCERS, ids=lambda case: " ".join(case.args)[:50])
+def test_the_reproducers_of_each_class_are_refused_in_one_line(cli, home, case):
+    """The issue's reproducers (sizes that cannot fit, work that would not end, bombs, a
+    lying file) are bad input: exit 2, one line (their time and memory:
+    benchmarks/bench_fuzz.py)."""
+    result = answer_cleanly(cli, home, case)
+    assert result.exit_code == 2, (str(case), result.stderr)
 
 
 def test_the_checker_finds_what_it_must():

@@ -655,3 +655,15 @@ def test_json_of_numpy_values_is_written_as_their_plain_python_values():
     write_json(data, out)
     assert json.loads(out.getvalue()) == plain(data)
     assert out.getvalue().splitlines()[1].startswith('  "a": [[0.0, 0.1428571')
+
+
+def test_an_out_that_is_a_file_is_refused_and_the_file_kept(cli, tmp_path):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("precious")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: a\ncommand: attend\nparams: {query: [3, -1]}\n")
+    for args in (("train-rnn", "--data", "parity", "--steps", "1", "--out", str(precious)),
+                 ("run", str(recipe), "--out", str(precious))):
+        error = one_line_error(cli(*args))
+        assert f"cannot use {precious} as a folder: it is a file (left as it is)" in error
+        assert precious.read_text() == "precious"
