@@ -89,6 +89,10 @@ def as_matrix(value: Any, key: str) -> np.ndarray:
             raise InputError(key, f"holds {array.dtype} data; expected numbers")
     else:
         _check_json_numbers(value, key)
+        if isinstance(value, list) and len({isinstance(row, list) for row in value}) > 1:
+            row = next(i for i, item in enumerate(value) if isinstance(item, list))
+            raise InputError(key, f"mixes numbers and rows: item {row + 1} is a list but "
+                             "others are numbers; expected a vector or a list of rows")
         if isinstance(value, list) and value and all(isinstance(row, list) for row in value):
             lengths = [len(row) for row in value]
             if len(set(lengths)) > 1:

@@ -107,6 +107,8 @@ def test_header_only_skipped_for_files_and_stdin():
         ("1,nan", "has nan at row 1, item 2"),
         ("-inf", "has -inf at row 1, item 1"),
         ("[[1,2],[3]]", "ragged rows"),
+        ("[6, [-3882], [-3882]]", "mixes numbers and rows: item 2 is a list"),  # the fuzz's
+        ("[[1], 2]", "mixes numbers and rows: item 1 is a list"),
         ("[[[1]]]", "nested too deeply"),
         ('[1, "a"]', 'has "a" where a number was expected'),
         ("[true]", "has true where a number was expected"),
