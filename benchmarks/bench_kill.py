@@ -1,9 +1,9 @@
 """kill -9 at random moments of training (#14): does the run always resume, with each epoch
 once in metrics.jsonl and the numbers of a run that was never killed?
 
-Each trial starts `seqtool train-rnn` (parity, a few epochs of a few hundred steps, a
-checkpoint every epoch), kills it with SIGKILL at a random moment (uniform over the run's
-length, so some land during start-up, some in a step, some in a checkpoint's save), then
+Each trial starts `seqtool train-rnn` (parity, 30 short epochs, a checkpoint after each),
+kills it with SIGKILL at a random moment (uniform over the run's length, so some land
+during start-up, some in a step, some in a checkpoint's save), then
 runs `--resume` to the end. Reported per trial: when it was killed, what the folder held
 (whole checkpoint pairs, leftover temp files), whether the resume succeeded, whether
 metrics.jsonl lists each epoch once, and whether the final metrics equal those of the
@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_compile import cpu_model  # noqa: E402
 
 SEQTOOL = [sys.executable, "-m", "seqtool"]
-TRAIN = ["train-rnn", "--data", "parity", "--samples", "1200", "--seq-len", "10", "--hidden",
-         "16", "--batch-size", "8", "--epochs", "4", "-f", "json"]
+# 30 short epochs: a checkpoint every ~0.1 s, so that many kills land in or near a save
+TRAIN = ["train-rnn", "--data", "parity", "--samples", "600", "--seq-len", "10", "--hidden",
+         "32", "--batch-size", "8", "--epochs", "30", "-f", "json"]
 
 
 def epochs_in(out: Path) -> list[int]:
