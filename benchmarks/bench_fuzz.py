@@ -72,6 +72,7 @@ def run_case(case, folder: Path, runs: Path, env: dict, timeout: float) -> dict:
     """Run one case in its own process; its answer, wall time and peak memory (wait4)."""
     folder.mkdir()
     args, stdin = prepare(case, folder, runs)
+    args = [a.replace("\x00", "") for a in args]  # no process argument can hold a NUL
     (folder / ".stdin").write_bytes((stdin or "").encode("utf-8", "surrogateescape"))
     with open(folder / ".stdin", "rb") as given, open(folder / ".out", "wb") as out, \
             open(folder / ".err", "wb") as err:
