@@ -669,8 +669,18 @@ class TrainConfig:
     layers: int = param(1, "Stacked recurrent layers.", as_positive_int)
     embedding_dim: int = param(32, "Token embedding size.", as_positive_int)
     dropout: float = param(0.0, "Dropout between stacked layers (training only).", as_dropout)
-    pool: str = param("last", "classify: last, mean or max over the real steps.",
-                      one_of(_pools))
+    pool: str = param("last", "classify: last, mean or max over the real steps, or "
+                      "attention over them (--score, --selector).", one_of(_pools))
+    score: str = param("dot", "--pool attention: the score of step t, dot (q·h_t), general "
+                       "(q·W h_t) or additive (q·tanh(W h_t + b)).",
+                       one_of(("dot", "general", "additive")))
+    selector: str = param("softmax", "--pool attention: the weights from the scores, one of: "
+                          f"{', '.join(selector_registry.selector_names())}.", as_selector)
+    temperature: float | None = param(None, "--pool attention: the selector's temperature.",
+                                      optional(as_float))
+    alpha: float | None = param(None, "--pool attention: entmax's α.", optional(as_float))
+    k: int | None = param(None, "--pool attention: top-k's k (cut to a shorter sequence's "
+                          "length).", optional(as_int))
     nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(_nonlinearities))
     dtype: str = param("float32", "float32 or float64.", one_of(("float32", "float64")))
     optimizer: str = param("adam", "sgd, momentum, adam or adagrad.",
@@ -691,10 +701,34 @@ class TrainConfig:
     # which parameters were given (not defaulted): --resume changes only those
     given_names: frozenset = field(default=frozenset(), compare=False)
 
+    @property
+    def selector_params(self) -> dict[str, Any]:
+        """The selector parameters given (the selector's defaults fill the rest)."""
+        return {name: getattr(self, name) for name in ("temperature", "alpha", "k")
+                if getattr(self, name) is not None}
+
+    def _check_attention(self) -> None:
+        """--score, --selector and its parameters belong to --pool attention; a selector
+        parameter the selector does not read is a mistake, not a silent no-op."""
+        if self.pool != "attention":
+            changed = [key for key, default in (("score", "dot"), ("selector", "softmax"))
+                       if getattr(self, key) != default] + list(self.selector_params)
+            if changed:
+                raise InputError(changed[0], "applies to --pool attention (the pool is "
+                                 f"{self.pool})")
+            return
+        reads = selector_registry.get_selector(self.selector).param_names
+        extra = [key for key in self.selector_params if key not in reads]
+        if extra:
+            raise InputError(extra[0], f"is not a parameter of the {self.selector} selector "
+                             f"(it reads {', '.join(reads) or 'none'})")
+        selector_registry.resolve_params(self.selector, 2**31, self.selector_params)
+
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
         config = cls(**coerce_all(cls, mapping, "train-rnn"), given_names=frozenset(mapping))
         # a stored config (--resume) names every parameter: only a changed f is a mistake
+        config._check_attention()
         if config.nonlinearity != "tanh" and config.cell != "rnn":
             raise InputError("nonlinearity", f"does not apply to --cell {config.cell} (only "
                              "the vanilla rnn cell has a choice of f)")

@@ -87,7 +87,8 @@ def model_spec(config: TrainConfig, data: Any) -> ModelSpec:
         output_size=data.output_size, hidden=config.hidden, layers=config.layers,
         embedding_dim=config.embedding_dim if tokens else None,
         pool=config.pool, target_at=data.target_at, dropout=config.dropout,
-        nonlinearity=config.nonlinearity,
+        nonlinearity=config.nonlinearity, score=config.score, selector=config.selector,
+        selector_params=config.selector_params,
     )
 
 
@@ -173,6 +174,7 @@ class TrainReport(Report):
     position: dict[str, Any] | None = None  # epoch, step_in_epoch, global_step at the end
     dependency: dict[str, Any] | None = None
     params: dict[str, np.ndarray] | None = None
+    attention: dict[str, Any] | None = None  # --pool attention: how far the scoring moved
 
     @property
     def metric(self) -> str:
@@ -208,6 +210,7 @@ class TrainReport(Report):
             "baseline": self.baseline, "history": self.history,
             "resumed_from": self.resumed_from, "position": self.position,
             **({"dependency": self.dependency} if self.dependency is not None else {}),
+            **({"attention": self.attention} if self.attention is not None else {}),
         }
 
 
@@ -362,6 +365,7 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         if user.on_epoch:
             user.on_epoch(pos, record, improved)
 
+    scoring = {k: v.copy() for k, v in params.items() if k.startswith("attention.")}
     result = train(spec, settings_of(config), params, train_data, val_data,
                    hooks=Hooks(on_step=user.on_step, on_epoch=on_epoch,
                                should_stop=user.should_stop),
@@ -379,6 +383,8 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         report.best_val = None if best is None else _val_of(best)
     report.final_val = _val_of(report.history[-1]) if report.history else None
     report.params = params
+    if scoring:
+        report.attention = attention_summary(spec, scoring, params)
     if explain and result.stop_reason != "diverged":
         from seqtool.core.dependency import dependency_map
 
@@ -386,6 +392,28 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         use = best_model.params if best_model else params
         report.dependency = dependency_map(spec, use, val_data)
     return report
+
+
+def attention_summary(spec: ModelSpec, before: dict[str, np.ndarray],
+                      after: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How far the pooling's scoring parameters moved in this run, ‖θ_end − θ_start‖ each,
+    and what it means for a selector whose gradient is zero (argmax): they never move."""
+    from seqtool.core.selectors import get_selector, resolve_params
+
+    moved = {name: float(np.linalg.norm((after[name] - value).astype(np.float64)))
+             for name, value in before.items()}
+    used = resolve_params(spec.selector, 2**31, spec.selector_params)
+    kind = get_selector(spec.selector).gradient_kind(used)
+    note = {
+        "zero": f"{spec.selector} has zero gradient: no gradient reached the scoring "
+                "parameters, so they never moved from their initial values; the rest of the "
+                "model learned around a fixed choice of steps",
+        "surrogate": f"{spec.selector} chooses hard steps with a surrogate gradient (the "
+                     "Jacobian of a soft map stands in for it)",
+        "exact": f"{spec.selector}'s exact gradient trained the scoring parameters",
+    }[kind]
+    return {"score": spec.score, "selector": spec.selector, "params": spec.selector_params,
+            "gradient": kind, "scoring_change": moved, "note": note}
 
 
 # ---------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def _checked_meta(meta: dict[str, Any], where: str, key: str) -> None:
     dropout = spec.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise fail("spec.dropout", f"{dropout!r}; expected a number in [0, 1)")
-    for field in ("task", "cell", "pool", "target_at", "nonlinearity"):
+    for field in ("task", "cell", "pool", "target_at", "nonlinearity", "score", "selector"):
         if field in spec and not isinstance(spec[field], str):
             raise fail(f"spec.{field}", f"{spec[field]!r}; expected a name")
     if meta.get("dtype", "float32") not in ("float32", "float64"):
@@ -124,7 +124,7 @@ def _checked_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], director
     _checked_meta(meta, where, key)
     try:
         spec = ModelSpec(**meta["spec"])
-    except (KeyError, TypeError, InputError) as err:
+    except (KeyError, TypeError, ValueError) as err:  # InputError is a ValueError
         raise CheckpointError(key, f"{where} does not describe a seqtool model ({err})") from None
     params = {k: v for k, v in arrays.items() if not k.startswith(OPTIM_PREFIX)}
     stored = sum(int(v.size) for v in params.values())

@@ -23,7 +23,7 @@ Parameters use torch's names and layouts: ``embedding.weight`` (V, E), ``rnn.wei
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,8 @@ from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forwar
 
 TASKS = ("classify", "tag", "lm", "regress")
 BASELINES = ("bow",)  # models without a recurrent cell
-POOLS = ("last", "mean", "max")
+POOLS = ("last", "mean", "max", "attention")
+ATTENTION_FIELDS = ("score", "selector", "selector_params")  # in a spec with pool attention
 RNN_PREFIX = "rnn."
 INFERENCE_BATCH = 256  # sequences per forward pass when evaluating or predicting
 
@@ -61,6 +62,10 @@ class ModelSpec:
     target_at: str = "all"  # regress: all or last; classify: last; tag, lm: all
     dropout: float = 0.0
     nonlinearity: str = "tanh"
+    # pool attention: the score, the selector and its parameters (seqtool.core.attention_pool)
+    score: str = "dot"
+    selector: str = "softmax"
+    selector_params: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -69,9 +74,31 @@ class ModelSpec:
             raise InputError("cell", f"is '{self.cell}'; choose one of {', '.join(model_cells())}")
         if self.pool not in POOLS:
             raise InputError("pool", f"is '{self.pool}'; choose one of {', '.join(POOLS)}")
+        if self.pool == "attention":
+            self._check_attention()
         if self.cell == "bow" and self.task != "classify":
             raise InputError("cell", f"bow (the bag-of-words baseline) classifies whole "
                              f"sequences; the task is {self.task}")
+
+    def _check_attention(self) -> None:
+        from seqtool.core.attention_pool import SCORES
+        from seqtool.core.selectors import resolve_params, selector_names, unknown_message
+
+        if self.task != "classify" or self.cell == "bow":
+            raise InputError("pool", "attention pools a recurrent classifier's outputs: it "
+                             f"needs --task classify and a recurrent cell (got {self.task}, "
+                             f"{self.cell})")
+        if self.score not in SCORES:
+            raise InputError("score", f"is '{self.score}'; choose one of {', '.join(SCORES)}")
+        if self.selector not in selector_names():
+            raise InputError("selector", unknown_message(self.selector, self.selector,
+                                                         selector_names()))
+        if not isinstance(self.selector_params, dict):
+            raise InputError("selector", f"has parameters {self.selector_params!r}; expected "
+                             "an object")
+        # checked as the selector checks them, for any length (top-k's k is cut to a
+        # shorter sequence's length when it runs)
+        resolve_params(self.selector, 2**31, self.selector_params)
 
     @property
     def tokens_in(self) -> bool:
@@ -88,7 +115,11 @@ class ModelSpec:
         return self.task in ("tag", "lm") or (self.task == "regress" and self.target_at == "all")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.pool != "attention":  # other models' specs stay as they were
+            for key in ATTENTION_FIELDS:
+                data.pop(key)
+        return data
 
 
 def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
@@ -105,6 +136,10 @@ def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict
     if spec.cell != "bow":
         rnn = init_state_dict(spec.cell, width, spec.hidden, spec.layers, seed=seed, dtype=dtype)
         params.update({RNN_PREFIX + key: value for key, value in rnn.items()})
+    if spec.pool == "attention":
+        from seqtool.core.attention_pool import init_attention
+
+        params.update(init_attention(spec.score, spec.hidden, seed, dtype))
     bound = 1.0 / np.sqrt(spec.features)
     params["head.weight"] = rng.uniform(-bound, bound, (spec.output_size, spec.features)).astype(dtype)
     params["head.bias"] = rng.uniform(-bound, bound, spec.output_size).astype(dtype)
@@ -129,7 +164,8 @@ class Forward:
     X: np.ndarray | None  # (T, B, E or D): what the first layer read; None when folded
     features: np.ndarray  # what the head read: (T, B, F) per step, (B, F) pooled
     stack: Any = None  # StackForward (None for bow)
-    pooled_at: np.ndarray | None = None  # classify/last-step: the time index per sequence (B,), or max: (B, F)
+    # classify/last-step: the time index per sequence (B,); max: (B, F); attention: Pooled
+    pooled_at: Any = None
 
 
 def _folds(spec: ModelSpec, params: dict[str, np.ndarray], steps: int) -> bool:
@@ -150,7 +186,8 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
             fold_embedding: bool = False, workspace: Any = None) -> Forward:
     """Outputs for a right-padded batch: inputs (T, B) ids or (T, B, D) numbers, lengths (B,).
 
-    ``dropout_rng`` turns dropout between layers on (training); None is evaluation.
+    ``dropout_rng`` turns dropout between layers on (training), and draws a Gumbel
+    selector's noise; None is evaluation.
     ``fold_embedding`` lets the first layer read its input projection from the table
     E W_ih_l0ᵀ (see :func:`_folds`); :func:`backward` then gives no ∂L/∂x (``Forward.X`` is
     None), which :func:`backward_with_inputs` needs. ``workspace`` lends the recurrent
@@ -181,6 +218,11 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
     out = stack.output  # (T, B, H)
     if spec.per_step:
         return Forward(out @ W.T + b, X, out, stack)
+    if spec.pool == "attention" and spec.task == "classify":
+        from seqtool.core.attention_pool import attention_pool
+
+        features, pooled = attention_pool(spec, params, out, lengths, dropout_rng)
+        return Forward(features @ W.T + b, X, features, stack, pooled)
     if spec.task == "regress" or spec.pool == "last":
         at = _last_index(lengths)
         features = out[at, np.arange(B)]  # (B, H)
@@ -330,7 +372,13 @@ def _backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward,
             d_out = d_features
         else:
             d_out = np.zeros((T, B, spec.hidden), dtype=F.dtype)
-            if spec.task == "regress" or spec.pool == "last":
+            if spec.pool == "attention" and spec.task == "classify":
+                from seqtool.core.attention_pool import attention_pool_backward
+
+                d_out, pool_grads = attention_pool_backward(spec, params, fwd.stack.output,
+                                                            fwd.pooled_at, d_features)
+                grads.update(pool_grads)
+            elif spec.task == "regress" or spec.pool == "last":
                 d_out[fwd.pooled_at, np.arange(B)] = d_features
             elif spec.pool == "mean":
                 mask = (np.arange(T)[:, None] < lengths[None, :])[..., None]
@@ -364,7 +412,8 @@ def parameter_bound(spec: ModelSpec) -> int:
     E = spec.embedding_dim or spec.input_size
     vocab = spec.input_size * E if spec.tokens_in else 0
     layers = 0 if spec.cell == "bow" else 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2)
-    return vocab + layers + spec.output_size * (max(H, E) + 1)
+    attention = 2 * H * (H + 1) if spec.pool == "attention" else 0
+    return vocab + layers + attention + spec.output_size * (max(H, E) + 1)
 
 
 def _gates(spec: ModelSpec) -> int:

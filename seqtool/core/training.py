@@ -204,6 +204,11 @@ class TrainResult:
     message: str = ""
 
 
+def draws(spec: ModelSpec) -> bool:
+    """Whether a training step draws random numbers: dropout, or a Gumbel selector."""
+    return spec.dropout > 0 or (spec.pool == "attention" and spec.selector == "gumbel")
+
+
 def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],
           train_data: Any, val_data: Any, *, hooks: Hooks | None = None,
           position: Position | None = None, optimizer: Any = None) -> TrainResult:
@@ -235,7 +240,7 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
         while pos.step_in_epoch < len(chunks) and pos.global_step < total_steps:
             batch = make_batch(train_data, chunks[pos.step_in_epoch])
             rng = (np.random.default_rng([settings.seed, 3, pos.epoch, pos.step_in_epoch])
-                   if spec.dropout > 0 else None)  # seeding costs ~7 µs: only when used
+                   if draws(spec) else None)  # seeding costs ~7 µs: only when used
             loss, norm = train_step(spec, settings, params, opt, batch, rng, workspace)
             if not (math.isfinite(loss.value) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss.value) else "gradient norm"

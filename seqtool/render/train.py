@@ -147,6 +147,11 @@ def render_summary(report: Any, *, precision: int = 4, explain: bool = False) ->
         table.add_row("val loss", f"{sparkline(curve)}  {_cell(curve[0], p)} → {_cell(curve[-1], p)}")
     for name, value in report.baseline.items():
         table.add_row("baseline", f"{name.replace('_', ' ')} {_cell(value, p)}")
+    if report.attention is not None:
+        moved = ", ".join(f"‖Δ{name.split('.')[-1]}‖ {_cell(v, p)}"
+                          for name, v in report.attention["scoring_change"].items())
+        table.add_row("attention", f"{report.attention['score']} score, "
+                      f"{report.attention['selector']} ({moved}): {report.attention['note']}")
     table.add_row("files", f"{report.out}/model.npz (best), last.npz, metrics.jsonl, config.yaml")
     console.print(table)
     if explain and report.dependency is not None:

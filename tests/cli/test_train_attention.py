@@ -1,0 +1,78 @@
+"""train-rnn --pool attention (#15, first part): a classifier that pools its RNN's outputs
+with attention under any selector, used by predict and evaluate, resumed bit for bit; and
+argmax, whose scoring parameters never move, said in the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from seqtool.commands.trained import load_model
+from seqtool.core.models import init_params
+
+
+def train(cli, out, *args):
+    result = cli("train-rnn", "--data", "parity", "--samples", "200", "--seq-len", "6",
+                 "--hidden", "8", "--pool", "attention", "--out", str(out), *args, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_argmax_attention_never_moves_its_scoring_parameters_and_says_so(cli, tmp_path):
+    report = train(cli, tmp_path / "run", "--selector", "argmax", "--score", "additive",
+                   "--epochs", "3", "--lr", "0.05")
+    assert report["attention"]["gradient"] == "zero"
+    assert report["attention"]["scoring_change"] == {"attention.query": 0.0,
+                                                     "attention.weight": 0.0,
+                                                     "attention.bias": 0.0}
+    model = load_model(tmp_path / "run")
+    start = init_params(model.spec, seed=0, dtype=np.float32)
+    for name in ("attention.query", "attention.weight", "attention.bias"):
+        np.testing.assert_array_equal(model.params[name], start[name])
+    assert not np.array_equal(model.params["head.weight"], start["head.weight"])
+
+
+@pytest.mark.parametrize("selector, extra", [("softmax", ()), ("sparsemax", ()),
+                                             ("entmax", ("--alpha", "1.5")),
+                                             ("topk", ("--k", "2"))])
+def test_exact_selectors_train_their_scoring_parameters(cli, tmp_path, selector, extra):
+    report = train(cli, tmp_path / "run", "--selector", selector, *extra, "--epochs", "2")
+    assert report["attention"]["gradient"] == "exact"
+    assert report["attention"]["scoring_change"]["attention.query"] > 0
+    assert report["spec"]["selector"] == selector
+
+
+def test_attention_runs_predict_evaluate_and_resume_bit_for_bit(cli, tmp_path):
+    whole = train(cli, tmp_path / "whole", "--selector", "gumbel", "--temperature", "0.5",
+                  "--epochs", "3")
+    train(cli, tmp_path / "part", "--selector", "gumbel", "--temperature", "0.5", "--epochs", "2")
+    resumed = cli("train-rnn", "--resume", str(tmp_path / "part"), "--epochs", "3", "-f", "json")
+    assert resumed.exit_code == 0, resumed.stderr
+
+    def losses(report):
+        return [(r["train_loss"], r["val_loss"]) for r in report["history"]]
+
+    assert losses(json.loads(resumed.stdout)) == losses(whole)  # gumbel's noise included
+    predicted = cli("predict", str(tmp_path / "whole"), "-t", "0 1 1", "-f", "json")
+    assert predicted.exit_code == 0, predicted.stderr
+    row = json.loads(predicted.stdout)[0]
+    assert abs(sum(row["probabilities"].values()) - 1) < 1e-12
+    evaluated = cli("evaluate", str(tmp_path / "whole"), "--data", "parity", "--samples", "50",
+                    "-f", "json")
+    assert evaluated.exit_code == 0, evaluated.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--selector", "argmax"), "--selector applies to --pool attention (the pool is last)"),
+    (("--pool", "attention", "--alpha", "1.5"),
+     "--alpha is not a parameter of the softmax selector (it reads temperature)"),
+    (("--pool", "attention", "--selector", "topk", "--k", "0"), "--k must be a whole number"),
+    (("--pool", "attention", "--score", "cosine"), "--score"),
+    (("--pool", "attention", "--cell", "bow"), "--pool attention pools a recurrent"),
+])
+def test_attention_settings_that_cannot_work_are_one_line(cli, tmp_path, args, words):
+    result = cli("train-rnn", "--data", "parity", *args, "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2, result.stderr
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
