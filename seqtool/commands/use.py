@@ -58,8 +58,9 @@ class PredictReport(Report):
                    for k in CSV_KEYS if k in r}
             if "probabilities" in r:
                 row.update({f"p_{name}": p for name, p in r["probabilities"].items()})
-            if "confidence" in r:
-                row["confidence"] = " ".join(repr(c) for c in r["confidence"])
+            for key in ("confidence", "attention"):
+                if key in r:
+                    row[key] = " ".join(repr(c) for c in r[key])
             row["unknown"] = r["unknown"]
             out.append(row)
         return out
@@ -88,9 +89,13 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
         events.say(f"warning: every token of {_texts(blind, texts)} is unknown to the model "
                    "(not in its training vocabulary): its prediction rests on no evidence")
     if spec.task == "classify":
+        probs, attention = inference.classify_attending(spec, model.params, ids)
         rows = [{"text": t, "label": labels[int(p.argmax())],
                  "probabilities": {name: float(v) for name, v in zip(labels, p)}}
-                for t, p in zip(texts, inference.classify(spec, model.params, ids))]
+                for t, p in zip(texts, probs)]
+        for row, seq, w in zip(rows, ids, attention or []):
+            # an attention-pooling model: the weight of each token in the pooled state
+            row["tokens"], row["attention"] = vocab.decode(seq), [float(v) for v in w]
     else:
         rows = [{"text": t, "tokens": vocab.decode(seq),
                  "tags": [labels[int(k)] for k in p.argmax(axis=1)],

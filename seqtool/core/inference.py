@@ -32,12 +32,22 @@ def _chunks(sequences: list[np.ndarray]) -> list[list[np.ndarray]]:
 def classify(spec: ModelSpec, params: dict[str, np.ndarray],
              sequences: list[np.ndarray]) -> np.ndarray:
     """p(label | sequence) for each sequence: (N, classes)."""
-    parts = []
+    return classify_attending(spec, params, sequences)[0]
+
+
+def classify_attending(spec: ModelSpec, params: dict[str, np.ndarray],
+                       sequences: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """(p(label | sequence) (N, classes), and for an attention-pooling model each
+    sequence's attention weights over its steps (T_i,) each; None for other models)."""
+    parts, weights = [], [] if spec.pool == "attention" else None
     for chunk in _chunks(sequences):
         inputs, lengths = _batch(chunk)
-        out = forward(spec, params, inputs, lengths).outputs
-        parts.append(np.exp(log_softmax(out.astype(np.float64))))
-    return np.concatenate(parts) if parts else np.zeros((0, spec.output_size))
+        fwd = forward(spec, params, inputs, lengths)
+        parts.append(np.exp(log_softmax(fwd.outputs.astype(np.float64))))
+        if weights is not None:
+            weights += [fwd.pooled_at.weights[b, :len(s)] for b, s in enumerate(chunk)]
+    probs = np.concatenate(parts) if parts else np.zeros((0, spec.output_size))
+    return probs, weights
 
 
 def tag(spec: ModelSpec, params: dict[str, np.ndarray],

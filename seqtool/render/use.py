@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from seqtool.render.console import make_console
 from seqtool.render.numbers import fmt
@@ -15,15 +16,34 @@ def render_predictions(report: Any, *, precision: int = 4, explain: bool = False
     table = Table(header_style="bold")
     rows = report.predictions
     if report.task == "classify":
-        for col in ("text", "label", "p(label)"):
+        attending = any("attention" in r for r in rows)
+        for col in ("text", "label", "p(label)") + (("attention",) if attending else ()):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["text"], r["label"], fmt(r["probabilities"][r["label"]], precision))
+            cells = [r["text"], r["label"], fmt(r["probabilities"][r["label"]], precision)]
+            if attending:
+                cells.append(attention_line(r["tokens"], r["attention"]))
+            table.add_row(*cells)
     else:
         table.add_column("token/tag")
         for r in rows:
             table.add_row(" ".join(f"{w}/{g}" for w, g in zip(r["tokens"], r["tags"])))
     make_console().print(table)
+
+
+def attention_line(tokens: list[str], weights: list[float]) -> Text:
+    """The tokens, each shaded by its attention weight (the heaviest in bold), with the
+    weights of the heaviest three written after them."""
+    line = Text()
+    top = max(weights) if weights else 0.0
+    for token, w in zip(tokens, weights):
+        shade = int(round(255 - 160 * (w / top))) if top > 0 else 255
+        style = f"on rgb({shade},{shade},255)" + (" bold" if w == top and w > 0 else "")
+        line.append(token, style=style if w > 0 else "dim")
+        line.append(" ")
+    heaviest = sorted(zip(weights, range(len(tokens))), reverse=True)[:3]
+    line.append("(" + ", ".join(f"{tokens[i]} {w:.2f}" for w, i in heaviest if w > 0) + ")")
+    return line
 
 
 def render_sample(report: Any, *, precision: int = 4, explain: bool = False) -> None:

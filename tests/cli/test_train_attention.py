@@ -76,3 +76,34 @@ def test_attention_settings_that_cannot_work_are_one_line(cli, tmp_path, args, w
     result = cli("train-rnn", "--data", "parity", *args, "--out", str(tmp_path / "r"))
     assert result.exit_code == 2, result.stderr
     assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_predict_shows_each_token_s_attention_weight(cli, tmp_path):
+    """predict's rows of an attention model carry the tokens and their weights, the same as
+    the model's forward pass gives them (and a plain model's rows do not)."""
+    from seqtool.core.data import encode_texts
+    from seqtool.core.models import forward
+
+    train(cli, tmp_path / "run", "--selector", "sparsemax", "--epochs", "2")
+    texts = ["01101", "1", "00"]  # parity reads characters
+    result = cli("predict", str(tmp_path / "run"), *[a for t in texts for a in ("-t", t)],
+                 "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = json.loads(result.stdout)
+    model = load_model(tmp_path / "run")
+    for text, row in zip(texts, rows):
+        ids = encode_texts([text], model.vocab, model.tokenizer)[0]
+        fwd = forward(model.spec, model.params, ids[:, None], np.array([len(ids)]))
+        assert row["tokens"] == list(text)
+        # float32: the batch of three rounds its products otherwise than one sequence alone
+        np.testing.assert_allclose(row["attention"], fwd.pooled_at.weights[0], rtol=1e-5)
+        assert abs(sum(row["attention"]) - 1) < 1e-9 and min(row["attention"]) >= 0
+    csv_out = cli("predict", str(tmp_path / "run"), "-t", "01", "-f", "csv").stdout
+    assert csv_out.splitlines()[0].split(",")[-2] == "attention"
+    table = cli("predict", str(tmp_path / "run"), "-t", "0110", "-f", "table").stdout
+    assert "attention" in table and "0110" in table
+    plain = cli("train-rnn", "--data", "parity", "--samples", "100", "--hidden", "4",
+                "--epochs", "1", "--out", str(tmp_path / "plain"), "-f", "json")
+    assert plain.exit_code == 0, plain.stderr
+    row = json.loads(cli("predict", str(tmp_path / "plain"), "-t", "01", "-f", "json").stdout)[0]
+    assert "attention" not in row and "tokens" not in row
