@@ -487,5 +487,8 @@ def metrics(report: dict[str, Any]) -> dict[str, Any]:
     """The best epoch's validation numbers, the epochs run, and the order-blind baseline."""
     out: dict[str, Any] = {f"val_{k}": v for k, v in (report.get("best_val") or {}).items()}
     out["epochs"] = report.get("epochs_run")
+    if report.get("attention"):  # how far the pooling's scoring moved: 0 for argmax
+        changes = report["attention"]["scoring_change"].values()
+        out["attention_change"] = float(np.sqrt(sum(v * v for v in changes)))
     out.update({f"baseline_{k}": v for k, v in (report.get("baseline") or {}).items()})
     return out

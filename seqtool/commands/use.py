@@ -217,7 +217,22 @@ def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None
     events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
                    training=False)
     scores = evaluate_model(model.spec, model.params, dataset).to_dict()
+    if model.spec.pool == "attention":
+        scores.update(attention_statistics(model, dataset))
     return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores)
+
+
+def attention_statistics(model: Model, dataset: Any) -> dict[str, float]:
+    """An attention-pooling model's weights over the data: their mean entropy
+    −Σ_t w_t log w_t (nats; log n for uniform weights over n steps, 0 for one step) and the
+    mean number of steps with a weight above zero."""
+    from seqtool.core.inference import classify_attending
+
+    _, weights = classify_attending(model.spec, model.params, list(dataset.inputs))
+    entropy = [float(-np.sum(w[w > 0] * np.log(w[w > 0]))) for w in weights]
+    support = [int(np.count_nonzero(w)) for w in weights]
+    return {"attention_entropy": float(np.mean(entropy)) if entropy else float("nan"),
+            "attention_support": float(np.mean(support)) if support else float("nan")}
 
 
 def evaluate_metrics(report: dict[str, Any]) -> dict[str, Any]:

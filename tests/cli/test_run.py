@@ -250,6 +250,8 @@ def test_an_unreachable_scheduler_is_one_line(cli, tmp_path):
 
 
 SMALL = {  # --set overrides that keep each recipe quick; the rest runs as shipped
+    "attention-pooling-selectors.yaml": ["params.epochs=1", "params.hidden=8",
+                                         "sweep.seeds=[0]"],
     "cells-on-sentiment.yaml": ["params.epochs=1", "params.hidden=8", "sweep.seeds=[0]",
                                 "sweep.grid.lr=[0.01]"],
     "dyck-lm.yaml": ["steps[0].params.epochs=1", "steps[0].params.hidden=8"],
@@ -292,6 +294,10 @@ def test_shipped_recipe_runs(cli, tmp_path, name):
         assert evaluate["metrics"]["sequences"]["mean"] == 500
         sample = json.loads((tmp_path / "out" / "002-sample" / "report.json").read_text())
         assert set(sample["text"]) <= set("()[]$")
+    if name == "attention-pooling-selectors.yaml":  # argmax's scoring never moves
+        change = {g["point"]["selector"]: g["metrics"]["attention_change"]["mean"]
+                  for g in data["summary"]}
+        assert change["argmax"] == 0.0 and change["softmax"] > 0 and change["sparsemax"] > 0
     if name == "compare-selectors-learn.yaml":
         assert data["summary"][0]["metrics"]["argmax.grad_norm_query"]["mean"] == 0.0
 

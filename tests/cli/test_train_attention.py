@@ -107,3 +107,24 @@ def test_predict_shows_each_token_s_attention_weight(cli, tmp_path):
     assert plain.exit_code == 0, plain.stderr
     row = json.loads(cli("predict", str(tmp_path / "plain"), "-t", "01", "-f", "json").stdout)[0]
     assert "attention" not in row and "tokens" not in row
+
+
+def test_evaluate_reports_the_attention_s_entropy_and_support(cli, tmp_path):
+    """Entropy and support of the weights over the data, against the weights themselves."""
+    from seqtool.commands.trained import dataset_for_model
+    from seqtool.core.inference import classify_attending
+
+    train(cli, tmp_path / "run", "--selector", "sparsemax", "--epochs", "2")
+    result = cli("evaluate", str(tmp_path / "run"), "--data", "parity", "--samples", "40",
+                 "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(result.stdout)
+    model = load_model(tmp_path / "run")
+    data = dataset_for_model(model, "parity", samples=40)
+    weights = [w.astype(np.float64) for w in
+               classify_attending(model.spec, model.params, list(data.inputs))[1]]
+    entropy = np.mean([-(w[w > 0] * np.log(w[w > 0])).sum() for w in weights])
+    assert scores["attention_entropy"] == pytest.approx(entropy, rel=1e-9)
+    assert scores["attention_support"] == pytest.approx(np.mean([np.count_nonzero(w)
+                                                                 for w in weights]))
+    assert 1 <= scores["attention_support"] <= max(len(w) for w in weights)
