@@ -433,7 +433,8 @@ def memory_bound(spec: ModelSpec, batch: int, steps: int, dtype: Any,
     float64 draw of the initialisation. Activations per step and sequence: each layer keeps
     its input projection, gates and states, (2G + 3)·H numbers, and training adds their
     gradients, (2G + 1)·H more; the input rows E (twice in training) and the outputs O at
-    every step (three times in training: logits, log-probabilities, their gradient)."""
+    every step (three times in training: logits, log-probabilities, their gradient); attention
+    pooling's keys, H more (and their gradient in training)."""
     size = np.dtype(dtype).itemsize
     P = parameter_bound(spec)
     G, H, L = _gates(spec), spec.hidden, spec.layers
@@ -441,6 +442,8 @@ def memory_bound(spec: ModelSpec, batch: int, steps: int, dtype: Any,
     E = spec.embedding_dim or spec.input_size
     out_steps = steps if spec.per_step else 1
     per_token = L * per_layer + E * (2 if training else 1)
+    if spec.pool == "attention":  # the scores' keys (general, additive) and their gradient
+        per_token += H * (2 if training else 1)
     activations = batch * (steps * per_token + out_steps * spec.output_size * (3 if training else 2))
     params = P * size * (6 if training else 2) + P * 8
     return float(params), float(activations * size)

@@ -454,9 +454,10 @@ def test_models_that_cannot_fit_are_refused_before_allocating(cli, tmp_path, arg
     assert not out.exists()  # refused before the run directory is made
 
 
-@pytest.mark.parametrize("cell, task", [("rnn", "parity"), ("gru", "parity"), ("lstm", "parity"),
-                                        ("gru", "echo"), ("lstm", "dyck")])
-def test_the_training_memory_estimate_bounds_what_a_step_allocates(cell, task):
+@pytest.mark.parametrize("cell, task, pool", [
+    ("rnn", "parity", "last"), ("gru", "parity", "last"), ("lstm", "parity", "last"),
+    ("gru", "echo", "last"), ("lstm", "dyck", "last"), ("gru", "parity", "attention")])
+def test_the_training_memory_estimate_bounds_what_a_step_allocates(cell, task, pool):
     """memory_bound is an upper bound on the NumPy memory of an epoch of training (the
     estimate must never let through what then fails), and not a wild one."""
     import tracemalloc
@@ -467,7 +468,8 @@ def test_the_training_memory_estimate_bounds_what_a_step_allocates(cell, task):
 
     data = builtin(task, samples=96, seq_len=40)
     spec = ModelSpec(task=data.task, cell=cell, input_size=data.input_size,
-                     output_size=data.output_size, hidden=48, embedding_dim=16)
+                     output_size=data.output_size, hidden=48, embedding_dim=16, pool=pool,
+                     target_at=data.target_at, score="additive")
     settings = TrainSettings(optimizer="adam", lr=0.01, batch_size=32, epochs=1)
     params = init_params(spec, dtype=np.float32)
     train(spec, settings, params, data, data)  # compiled and warm before measuring
