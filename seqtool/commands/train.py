@@ -99,7 +99,7 @@ def check_fits(spec: ModelSpec, config: TrainConfig, train: Any, val: Any) -> No
     from seqtool.core.models import INFERENCE_BATCH, memory_bound, parameter_bound
     from seqtool.core.resources import check_memory
 
-    longest = max(int(train.lengths.max(initial=1)), int(val.lengths.max(initial=1)) if len(val) else 1)
+    longest = max(int(train.lengths.max(initial=1)), int(val.lengths.max(initial=1)))
     batch = min(config.batch_size, len(train))
     params, step = memory_bound(spec, batch, longest, config.dtype, training=True)
     _, evaluation = memory_bound(spec, min(INFERENCE_BATCH, max(len(val), 1)), longest, config.dtype,

@@ -54,6 +54,7 @@ class Pooled:
     weights: np.ndarray  # (B, T) float64, zero on padded steps
     selection: Any  # seqtool.core.selectors.registry.Selection
     keys: np.ndarray | None  # (T, B, H): W h_t (general) or tanh(W h_t + b) (additive)
+    outputs: np.ndarray  # (T, B, H): the h_t pooled (kept: the backward pass reads them)
 
 
 def _selector(spec: Any, training: bool) -> tuple[str, dict[str, Any]]:
@@ -85,7 +86,7 @@ def attention_pool(spec: Any, params: dict[str, np.ndarray], out: np.ndarray,
     selection = select_rows(name, scores.T, lengths, **chosen)
     w = selection.weights.astype(out.dtype)
     pooled = np.einsum("bt,tbh->bh", w, out)
-    return pooled, Pooled(selection.weights, selection, keys)
+    return pooled, Pooled(selection.weights, selection, keys, out)
 
 
 def attention_pool_backward(spec: Any, params: dict[str, np.ndarray], out: np.ndarray,

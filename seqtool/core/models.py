@@ -375,7 +375,8 @@ def _backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward,
             if spec.pool == "attention" and spec.task == "classify":
                 from seqtool.core.attention_pool import attention_pool_backward
 
-                d_out, pool_grads = attention_pool_backward(spec, params, fwd.stack.output,
+                d_out, pool_grads = attention_pool_backward(spec, params,
+                                                            fwd.pooled_at.outputs,
                                                             fwd.pooled_at, d_features)
                 grads.update(pool_grads)
             elif spec.task == "regress" or spec.pool == "last":

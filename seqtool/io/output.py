@@ -64,16 +64,23 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_as_python)
 
 
+def _layout(data: Any) -> str:
+    """A non-empty object with one top-level key per line (readable, and jq-ready); any
+    other value on one line."""
+    if isinstance(data, dict) and data:
+        return "{\n" + ",\n".join(f"  {_dump(str(k))}: {_dump(v)}" for k, v in data.items()) \
+            + "\n}\n"
+    return _dump(data) + "\n"
+
+
 def write_json(data: Any, stream: TextIO | None = None) -> None:
     """JSON with every float at full precision (repr round-trips), one trailing newline.
     JSON has no NaN or infinity: such a number is written null, and a top-level object
     lists where, under "non_finite" (a metric that could not be computed, a diverged
     loss)."""
     stream = stream or sys.stdout
-    items = list(data.items()) if isinstance(data, dict) and data else None
     try:  # all finite (nearly always): json's C encoder reads the NumPy values directly
-        texts = [(_dump(str(k)), _dump(v)) for k, v in items] if items else None
-        text = None if items else _dump(data)
+        text = _layout(data)
     except (ValueError, TypeError):  # a NaN or ±inf, or keys json will not take: walk it
         found: list[str] = []
         data = plain(data, "", found)
@@ -81,12 +88,8 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
             data = {**data, NON_FINITE_KEY: {
                 "note": "null stands for a number that was NaN or infinite (JSON has neither)",
                 "at": found[:50], "count": len(found)}}
-        texts = [(_dump(k), _dump(v)) for k, v in data.items()] if items else None
-        text = None if items else _dump(data)
-    if texts is not None:  # one top-level key per line: readable, and jq-ready
-        stream.write("{\n" + ",\n".join(f"  {k}: {v}" for k, v in texts) + "\n}\n")
-    else:
-        stream.write(text + "\n")
+        text = _layout(data)
+    stream.write(text)
 
 
 def write_jsonl(record: Any, stream: TextIO | None = None) -> None:
