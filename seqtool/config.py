@@ -347,6 +347,14 @@ def name_list(choices: tuple[str, ...]) -> Callable[[str, Any], tuple[str, ...]]
     return as_name_list
 
 
+REINFORCE = "reinforce"  # hard attention trained by the score-function estimator (models only)
+
+
+def as_model_selector(key: str, value: Any) -> str:
+    """A selector of a trained model's attention: a registered one, or reinforce."""
+    return one_of(selector_registry.selector_names() + (REINFORCE,))(key, value)
+
+
 def as_selector_list(key: str, value: Any) -> tuple[str, ...]:
     """A comma list of distinct registered selectors (the registry as it is now)."""
     return name_list(selector_registry.selector_names())(key, value)
@@ -646,11 +654,12 @@ RESUMABLE_CHANGES = ("epochs", "steps", "patience")
 class TrainConfig:
     """Parameters of ``seqtool train-rnn``: data, model, optimiser, schedule, files."""
 
-    data: str = param("sentiment", "A built-in set (sentiment, parity, adding, echo, sine, dyck) "
-                      "or a file: TSV/CSV/JSONL text,label (classify) or tokens,tags (tag), "
-                      "plain text (lm), numeric CSV (regress).", as_text)
-    task: str | None = param(None, "classify, tag, lm or regress (built-in sets know theirs).",
-                             optional(one_of(_tasks)))
+    data: str = param("sentiment", "A built-in set (sentiment, parity, adding, echo, sine, "
+                      "dyck; seq2seq: reverse, sort, copy, addition, dates) or a file: "
+                      "TSV/CSV/JSONL text,label (classify), tokens,tags (tag) or source,target "
+                      "(seq2seq), plain text (lm), numeric CSV (regress).", as_text)
+    task: str | None = param(None, "classify, tag, lm, regress or seq2seq (built-in sets "
+                             "know theirs).", optional(one_of(_tasks)))
     val: str | None = param(None, "A validation file (else --val-fraction of the data).",
                             optional(as_text))
     val_fraction: float = param(0.1, "Share of the data held out for validation.", as_fraction)
@@ -669,17 +678,20 @@ class TrainConfig:
     layers: int = param(1, "Stacked recurrent layers.", as_positive_int)
     embedding_dim: int = param(32, "Token embedding size.", as_positive_int)
     dropout: float = param(0.0, "Dropout between stacked layers (training only).", as_dropout)
+    bidirectional: bool = param(False, "classify, seq2seq: a bidirectional encoder, H/2 "
+                                "units each way (its outputs stay H wide).", as_bool)
     pool: str = param("last", "classify: last, mean or max over the real steps, or "
                       "attention over them (--score, --selector).", one_of(_pools))
-    score: str = param("dot", "--pool attention: the score of step t, dot (q·h_t), general "
-                       "(q·W h_t) or additive (q·tanh(W h_t + b)).",
+    score: str = param("dot", "Attention (--pool attention, seq2seq): the score of a step, dot "
+                       "(q·h_t), general (q·W h_t) or additive (v·tanh(W q + U h_t + b)).",
                        one_of(("dot", "general", "additive")))
-    selector: str = param("softmax", "--pool attention: the weights from the scores, one of: "
-                          f"{', '.join(selector_registry.selector_names())}.", as_selector)
-    temperature: float | None = param(None, "--pool attention: the selector's temperature.",
+    selector: str = param("softmax", "Attention: the weights from the scores, one of: "
+                          f"{', '.join(selector_registry.selector_names())}, or reinforce "
+                          "(seq2seq: hard attention trained by REINFORCE).", as_model_selector)
+    temperature: float | None = param(None, "Attention: the selector's temperature.",
                                       optional(as_float))
-    alpha: float | None = param(None, "--pool attention: entmax's α.", optional(as_float))
-    k: int | None = param(None, "--pool attention: top-k's k (cut to a shorter sequence's "
+    alpha: float | None = param(None, "Attention: entmax's α.", optional(as_float))
+    k: int | None = param(None, "Attention: top-k's k (cut to a shorter sequence's "
                           "length).", optional(as_int))
     nonlinearity: str = param("tanh", "The rnn cell's f: tanh or relu.", one_of(_nonlinearities))
     dtype: str = param("float32", "float32 or float64.", one_of(("float32", "float64")))
@@ -707,28 +719,35 @@ class TrainConfig:
         return {name: getattr(self, name) for name in ("temperature", "alpha", "k")
                 if getattr(self, name) is not None}
 
-    def _check_attention(self) -> None:
-        """--score, --selector and its parameters belong to --pool attention; a selector
-        parameter the selector does not read is a mistake, not a silent no-op."""
-        if self.pool != "attention":
-            changed = [key for key, default in (("score", "dot"), ("selector", "softmax"))
-                       if getattr(self, key) != default] + list(self.selector_params)
-            if changed:
-                raise InputError(changed[0], "applies to --pool attention (the pool is "
-                                 f"{self.pool})")
+    def check_attention(self, attends: bool) -> None:
+        """--score, --selector and its parameters belong to a model that attends (--pool
+        attention, or seq2seq, known once the data is: ``attends``)."""
+        if attends:
             return
-        reads = selector_registry.get_selector(self.selector).param_names
+        changed = [key for key, default in (("score", "dot"), ("selector", "softmax"))
+                   if getattr(self, key) != default] + list(self.selector_params)
+        if changed:
+            raise InputError(changed[0], "applies to a model that attends: --pool attention "
+                             f"(the pool is {self.pool}) or --task seq2seq")
+
+    def _check_selector_params(self) -> None:
+        """A selector parameter the selector does not read is a mistake, not a silent no-op."""
+        if self.selector == REINFORCE:
+            reads: tuple[str, ...] = ()
+        else:
+            reads = selector_registry.get_selector(self.selector).param_names
         extra = [key for key in self.selector_params if key not in reads]
         if extra:
             raise InputError(extra[0], f"is not a parameter of the {self.selector} selector "
                              f"(it reads {', '.join(reads) or 'none'})")
-        selector_registry.resolve_params(self.selector, 2**31, self.selector_params)
+        if self.selector != REINFORCE:
+            selector_registry.resolve_params(self.selector, 2**31, self.selector_params)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "TrainConfig":
         config = cls(**coerce_all(cls, mapping, "train-rnn"), given_names=frozenset(mapping))
         # a stored config (--resume) names every parameter: only a changed f is a mistake
-        config._check_attention()
+        config._check_selector_params()
         if config.nonlinearity != "tanh" and config.cell != "rnn":
             raise InputError("nonlinearity", f"does not apply to --cell {config.cell} (only "
                              "the vanilla rnn cell has a choice of f)")
@@ -754,6 +773,7 @@ def as_text_list(key: str, value: Any) -> tuple[str, ...]:
 
 
 MAX_TEXT_CHARS = 1_000_000  # a forward pass holds every step of a text: bounded up front
+MAX_BEAM = 100  # hypotheses kept per step of a seq2seq beam search
 
 
 def as_texts(key: str, value: Any) -> tuple[str, ...]:
@@ -770,9 +790,12 @@ def as_texts(key: str, value: Any) -> tuple[str, ...]:
 class PredictConfig:
     """Parameters of ``seqtool predict``."""
 
-    run: str = param("", "The run directory of a classify or tag model (train-rnn --out).", as_text)
+    run: str = param("", "The run directory of a classify, tag or seq2seq model (train-rnn "
+                     "--out).", as_text)
     text: tuple[str, ...] = param((), "Texts to label (else one per line on stdin), each "
                                   f"of at most {MAX_TEXT_CHARS:,} characters.", as_texts)
+    beam: int = param(1, "seq2seq: decode with a beam of this width (1: greedy); at most "
+                      f"{MAX_BEAM}.", at_most(MAX_BEAM, "hypotheses kept per step"))
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "PredictConfig":

@@ -36,6 +36,8 @@ NAMEISH = st.one_of(
                      "topk", "gumbel", "st-argmax", "float32", "float64", "float99", "adam",
                      "sgd", "classify", "tag", "lm", "regress", "word", "char", "last", "max",
                      "mean", "relu", "tanh", "mse", "cross_entropy", "all", "lstm,gru", ",",
+                     "seq2seq", "reverse", "dates", "addition", "reinforce", "general",
+                     "additive",
                      "", "LSTM", "../x", "/dev/null"]),
     st.text(max_size=12),
 )

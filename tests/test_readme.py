@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILTIN = ("sentiment", "parity", "adding", "echo", "sine", "dyck")
+BUILTIN = ("sentiment", "parity", "adding", "echo", "sine", "dyck", "reverse", "copy", "sort",
+           "addition", "dates")
 
 
 def readme_lines() -> list[str]:

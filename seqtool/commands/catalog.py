@@ -169,7 +169,8 @@ register_command(Command(
     "ends; json: the summary; csv: the epochs. Default: table on a terminal, json piped.",
     short_help="Train RNN/GRU/LSTM. e.g. seqtool train-rnn --data parity",
     help="""Train a vanilla RNN, GRU or LSTM: classify (many-to-one), tag (one-way
-many-to-many), lm (p(y_t | y_<t)) or regress, on a built-in set or your data.
+many-to-many), lm (p(y_t | y_<t)), regress, or seq2seq (an encoder-decoder with global
+attention, any selector), on a built-in set or your data.
 
 Writes a run directory (--out): config.yaml, metrics.jsonl, model.npz/.json (the best
 model, torch names and layouts) and last.npz/.json (for --resume). Ctrl-C saves a
@@ -180,11 +181,12 @@ uninterrupted one.""",
         "seqtool train-rnn --data parity --seq-len 8 --cell lstm --hidden 32",
         "seqtool train-rnn --data dyck --cell lstm --format jsonl | jq .val_loss",
         "seqtool train-rnn --data examples/reviews.tsv --task classify --out runs/reviews --explain",
+        "seqtool train-rnn --data reverse --score general --selector sparsemax --out runs/rev",
         "seqtool train-rnn --resume runs/reviews --epochs 20",
     ),
     flags=(
         Flag("data", ("--data", "-d"), "NAME|FILE"),
-        Flag("task", ("--task",), "classify|tag|lm|regress"),
+        Flag("task", ("--task",), "classify|tag|lm|regress|seq2seq"),
         Flag("val", ("--val",), "FILE"),
         Flag("val_fraction", ("--val-fraction",), "F"),
         Flag("tokenizer", ("--tokenizer",), "char|word"),
@@ -197,6 +199,7 @@ uninterrupted one.""",
         Flag("layers", ("--layers", "-L"), "L"),
         Flag("embedding_dim", ("--embedding-dim",), "E"),
         Flag("dropout", ("--dropout",), "P"),
+        Flag("bidirectional", ("--bidirectional",), kind="switch"),
         Flag("pool", ("--pool",), "last|mean|max|attention"),
         Flag("score", ("--score",), "dot|general|additive"),
         Flag("selector", ("--selector", "-s"), "NAME"),
@@ -233,16 +236,21 @@ register_command(Command(
     streams=True,
     piped_default="jsonl",
     stdin_lines="text",
+    explain="seqtool.render.use:predict_explanation",
+    explain_help="seq2seq: each output's alignment over its source as a heatmap.",
     short_help="Label texts. e.g. seqtool predict runs/x --text 'not bad'",
-    help="Label texts with a trained classify or tag model: --text (repeatable) or one text "
-    "per line on stdin; JSONL out, one object per text.",
+    help="Label texts with a trained classify or tag model, or decode them with a seq2seq "
+    "model (greedy, or --beam N) with the attention of each output token over the source: "
+    "--text (repeatable) or one text per line on stdin; JSONL out, one object per text.",
     examples=(
         "seqtool predict runs/sentiment --text 'fun but far too long'",
         "cat reviews.txt | seqtool predict runs/sentiment | jq .label",
+        "seqtool predict runs/rev --text 3141592 --beam 4 --explain",
     ),
     flags=(
         Flag("run", ("run",), "RUN_DIR", kind="argument"),
         Flag("text", ("--text", "-t"), kind="many"),
+        Flag("beam", ("--beam",), "N"),
     ),
 ))
 

@@ -82,13 +82,14 @@ def _default_tokenizer(config: TrainConfig) -> str:
 
 def model_spec(config: TrainConfig, data: Any) -> ModelSpec:
     tokens = data.task != "regress"
+    config.check_attention(config.pool == "attention" or data.task == "seq2seq")
     return ModelSpec(
         task=data.task, cell=config.cell, input_size=data.input_size,
         output_size=data.output_size, hidden=config.hidden, layers=config.layers,
         embedding_dim=config.embedding_dim if tokens else None,
         pool=config.pool, target_at=data.target_at, dropout=config.dropout,
         nonlinearity=config.nonlinearity, score=config.score, selector=config.selector,
-        selector_params=config.selector_params,
+        selector_params=config.selector_params, bidirectional=config.bidirectional,
     )
 
 
@@ -100,6 +101,8 @@ def check_fits(spec: ModelSpec, config: TrainConfig, train: Any, val: Any) -> No
     from seqtool.core.resources import check_memory
 
     longest = max(int(train.lengths.max(initial=1)), int(val.lengths.max(initial=1)))
+    if spec.task == "seq2seq":  # the decoder runs over the targets, which may be longer
+        longest = max([longest] + [len(t) for data in (train, val) for t in data.targets])
     batch = min(config.batch_size, len(train))
     params, step = memory_bound(spec, batch, longest, config.dtype, training=True)
     _, evaluation = memory_bound(spec, min(INFERENCE_BATCH, max(len(val), 1)), longest, config.dtype,
@@ -149,6 +152,16 @@ def _model_meta(spec: ModelSpec, data: Any, config: TrainConfig) -> dict[str, An
 # The columns of an epoch's row (--format csv, and the table); {m} is the task's metric.
 COLUMNS = ("epoch", "train_loss", "train_{m}", "val_loss", "val_{m}", "grad_norm",
            "tokens_per_s", "seconds")
+SEQ2SEQ_COLUMNS = ("val_exact",)  # after val_{m}: the greedy outputs equal to their targets
+
+
+def columns_of(spec: ModelSpec) -> list[str]:
+    """The epoch columns of a model's runs, with its metric's name filled in."""
+    names = [c.format(m=metric_name(spec)) for c in COLUMNS]
+    if spec.task == "seq2seq":
+        at = names.index("grad_norm")
+        names[at:at] = list(SEQ2SEQ_COLUMNS)
+    return names
 
 
 @dataclass
@@ -175,13 +188,14 @@ class TrainReport(Report):
     dependency: dict[str, Any] | None = None
     params: dict[str, np.ndarray] | None = None
     attention: dict[str, Any] | None = None  # --pool attention: how far the scoring moved
+    alignment: dict[str, Any] | None = None  # seq2seq --explain: a validation example's
 
     @property
     def metric(self) -> str:
         return metric_name(self.spec)
 
     def columns(self) -> list[str]:
-        return [c.format(m=self.metric) for c in COLUMNS]
+        return columns_of(self.spec)
 
     def rows(self) -> list[dict[str, Any]]:
         return [{name: row.get(name, "") for name in self.columns()} for row in self.history]
@@ -211,12 +225,14 @@ class TrainReport(Report):
             "resumed_from": self.resumed_from, "position": self.position,
             **({"dependency": self.dependency} if self.dependency is not None else {}),
             **({"attention": self.attention} if self.attention is not None else {}),
+            **({"alignment": self.alignment} if self.alignment is not None else {}),
         }
 
 
 def baselines(spec: ModelSpec, train_data: Any, val_data: Any) -> dict[str, float]:
     """What a model that ignores the order of its input scores: the majority class
-    (classify, tag), the unigram entropy (lm), predicting the training mean (regress)."""
+    (classify, tag) or target token (seq2seq), the unigram entropy (lm), predicting the
+    training mean (regress)."""
     if spec.task == "lm":
         from seqtool.core.data import unigram_entropy
 
@@ -226,8 +242,10 @@ def baselines(spec: ModelSpec, train_data: Any, val_data: Any) -> dict[str, floa
         with np.errstate(over="ignore", invalid="ignore"):  # absurd targets: inf, said so
             sq = np.concatenate([(np.atleast_2d(t) - mean) ** 2 for t in val_data.targets])
             return {"predict_the_mean_mse": float(sq.mean())}
-    train_labels = np.concatenate([np.ravel(t) for t in train_data.targets])
-    val_labels = np.concatenate([np.ravel(t) for t in val_data.targets])
+    # seq2seq: the tokens the decoder predicts (y_1 .. y_m </s>, not the <s> it starts from)
+    skip = 1 if spec.task == "seq2seq" else 0
+    train_labels = np.concatenate([np.ravel(t)[skip:] for t in train_data.targets])
+    val_labels = np.concatenate([np.ravel(t)[skip:] for t in val_data.targets])
     majority = np.bincount(train_labels).argmax()
     return {"majority_accuracy": float(np.mean(val_labels == majority))}
 
@@ -365,7 +383,9 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         if user.on_epoch:
             user.on_epoch(pos, record, improved)
 
-    scoring = {k: v.copy() for k, v in params.items() if k.startswith("attention.")}
+    from seqtool.core.training import scoring_parameters
+
+    scoring = {k: params[k].copy() for k in scoring_parameters(spec, params)}
     result = train(spec, settings_of(config), params, train_data, val_data,
                    hooks=Hooks(on_step=user.on_step, on_epoch=on_epoch,
                                should_stop=user.should_stop),
@@ -383,27 +403,59 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         report.best_val = None if best is None else _val_of(best)
     report.final_val = _val_of(report.history[-1]) if report.history else None
     report.params = params
-    if scoring:
-        report.attention = attention_summary(spec, scoring, params)
+    if spec.uses_attention:
+        report.attention = attention_summary(spec, scoring, params, report.history)
     if explain and result.stop_reason != "diverged":
-        from seqtool.core.dependency import dependency_map
-
         best_model = load_model(out) if (out / "model.npz").exists() else None
         use = best_model.params if best_model else params
-        report.dependency = dependency_map(spec, use, val_data)
+        if spec.task == "seq2seq":
+            report.alignment = example_alignment(spec, use, val_data)
+        else:
+            from seqtool.core.dependency import dependency_map
+
+            report.dependency = dependency_map(spec, use, val_data)
     return report
 
 
+def example_alignment(spec: ModelSpec, params: dict[str, np.ndarray], data: Any,
+                      index: int = 0) -> dict[str, Any]:
+    """Validation pair ``index``: its source, target, the greedy output and the attention
+    of each output step over the source (the last row the step that wrote </s>)."""
+    from seqtool.core.inference import translate
+
+    out = translate(spec, params, [data.inputs[index]])[0]
+    decode = data.vocab.decode
+    return {"example": index, "source": decode(data.inputs[index]),
+            "target": decode(data.targets[index][1:-1]), "output": decode(out.ids),
+            "weights": [[float(v) for v in row] for row in out.alignment]}
+
+
 def attention_summary(spec: ModelSpec, before: dict[str, np.ndarray],
-                      after: dict[str, np.ndarray]) -> dict[str, Any]:
-    """How far the pooling's scoring parameters moved in this run, ‖θ_end − θ_start‖ each,
-    and what it means for a selector whose gradient is zero (argmax): they never move."""
+                      after: dict[str, np.ndarray],
+                      history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """How far the attention's scoring parameters moved in this run, ‖θ_end − θ_start‖
+    each, the mean norm of the gradient that reached them per epoch, and what it means for a
+    selector whose gradient is zero (argmax): they never move."""
+    from seqtool.core.global_attention import REINFORCE
     from seqtool.core.selectors import get_selector, resolve_params
 
     moved = {name: float(np.linalg.norm((after[name] - value).astype(np.float64)))
              for name, value in before.items()}
+    grads = [row["score_grad_norm"] for row in history or [] if "score_grad_norm" in row]
+    summary = {"score": spec.score, "selector": spec.selector, "params": spec.selector_params,
+               "scoring_change": moved,
+               "score_grad_norm": float(np.mean(grads)) if grads else None}
+    if spec.selector == REINFORCE:
+        return {**summary, "gradient": "score-function",
+                "note": "reinforce attends to one source step drawn from softmax(scores) and "
+                        "trains the scores with (ℓ_t − baseline)·∇ log p(choice), an unbiased "
+                        "estimate of the gradient of the expected loss"}
     used = resolve_params(spec.selector, 2**31, spec.selector_params)
     kind = get_selector(spec.selector).gradient_kind(used)
+    if not before:  # seq2seq's dot score: no scoring parameters of its own
+        return {**summary, "gradient": kind,
+                "note": f"the dot score has no parameters of its own; {spec.selector}'s "
+                        f"{kind} gradient reaches the decoder and encoder states instead"}
     note = {
         "zero": f"{spec.selector} has zero gradient: no gradient reached the scoring "
                 "parameters, so they never moved from their initial values; the rest of the "
@@ -412,8 +464,7 @@ def attention_summary(spec: ModelSpec, before: dict[str, np.ndarray],
                      "Jacobian of a soft map stands in for it)",
         "exact": f"{spec.selector}'s exact gradient trained the scoring parameters",
     }[kind]
-    return {"score": spec.score, "selector": spec.selector, "params": spec.selector_params,
-            "gradient": kind, "scoring_change": moved, "note": note}
+    return {**summary, "gradient": kind, "note": note}
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,5 +541,7 @@ def metrics(report: dict[str, Any]) -> dict[str, Any]:
     if report.get("attention"):  # how far the pooling's scoring moved: 0 for argmax
         changes = report["attention"]["scoring_change"].values()
         out["attention_change"] = float(np.sqrt(sum(v * v for v in changes)))
+        if report["attention"].get("score_grad_norm") is not None:
+            out["score_grad_norm"] = report["attention"]["score_grad_norm"]
     out.update({f"baseline_{k}": v for k, v in (report.get("baseline") or {}).items()})
     return out

@@ -82,6 +82,12 @@ def _checked_meta(meta: dict[str, Any], where: str, key: str) -> None:
     for field in ("task", "cell", "pool", "target_at", "nonlinearity", "score", "selector"):
         if field in spec and not isinstance(spec[field], str):
             raise fail(f"spec.{field}", f"{spec[field]!r}; expected a name")
+    if not isinstance(spec.get("bidirectional", False), bool):
+        raise fail("spec.bidirectional", f"{spec['bidirectional']!r}; expected true or false")
+    if spec.get("task") == "seq2seq" and (not isinstance(meta.get("vocab"), list)
+                                         or meta["vocab"][2:4] != ["<s>", "</s>"]):
+        raise fail("vocab", "that does not have \"<s>\", \"</s>\" as entries 2 and 3 (a "
+                   "seq2seq model frames its outputs with them)")
     if meta.get("dtype", "float32") not in ("float32", "float64"):
         raise fail("dtype", f"{meta.get('dtype')!r}; expected \"float32\" or \"float64\"")
     for field in ("vocab", "labels"):
@@ -181,7 +187,7 @@ def dataset_for_model(model: Model, source: str, *, seed: int = 0,
                    delay=settings.get("delay"), seed=seed)
     if data.vocab is not None and model.vocab is not None and data.vocab.tokens != model.vocab.tokens:
         data.inputs = [model.vocab.encode(data.vocab.decode(x)) for x in data.inputs]
-        if spec.task == "lm":
+        if spec.task in ("lm", "seq2seq"):
             data.targets = [model.vocab.encode(data.vocab.decode(y)) for y in data.targets]
         data.vocab = model.vocab
     if data.labels is not None and model.labels is not None and data.labels != model.labels:

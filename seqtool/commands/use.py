@@ -29,7 +29,7 @@ def load_run(run: str) -> Model:
 # predict
 
 
-CSV_KEYS = ("text", "label", "tokens", "tags")
+CSV_KEYS = ("text", "label", "output", "tokens", "tags", "log_prob", "finished")
 
 
 @dataclass
@@ -61,6 +61,9 @@ class PredictReport(Report):
             for key in ("confidence", "attention"):
                 if key in r:
                     row[key] = " ".join(repr(c) for c in r[key])
+            if "alignment" in r:  # rows of the matrix separated by ";" (as a matrix flag)
+                row["alignment"] = ";".join(",".join(repr(v) for v in line)
+                                            for line in r["alignment"])
             row["unknown"] = r["unknown"]
             out.append(row)
         return out
@@ -76,9 +79,12 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
         raise InputError("text", "is missing: give --text or lines on stdin")
     model = load_run(config.run)
     spec = model.spec
-    if spec.task not in ("classify", "tag"):
+    if spec.task not in ("classify", "tag", "seq2seq"):
         raise InputError("run", f"holds a {spec.task} model; predict labels texts with a "
-                         "classify or tag model (sample draws from an lm, evaluate scores any)")
+                         "classify, tag or seq2seq model (sample draws from an lm, evaluate "
+                         "scores any)")
+    if config.beam > 1 and spec.task != "seq2seq":
+        raise InputError("beam", f"applies to a seq2seq model; this one does {spec.task}")
     vocab, labels = model.vocab, model.labels
     ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
     check_inference_fits(model, [len(seq) for seq in ids], "text")
@@ -88,7 +94,9 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
     if blind:
         events.say(f"warning: every token of {_texts(blind, texts)} is unknown to the model "
                    "(not in its training vocabulary): its prediction rests on no evidence")
-    if spec.task == "classify":
+    if spec.task == "seq2seq":
+        rows = _translations(model, texts, ids, config.beam)
+    elif spec.task == "classify":
         probs, attention = inference.classify_attending(spec, model.params, ids)
         rows = [{"text": t, "label": labels[int(p.argmax())],
                  "probabilities": {name: float(v) for name, v in zip(labels, p)}}
@@ -104,6 +112,26 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
     for row, share in zip(rows, unknown):
         row["unknown"] = share  # the share of the text's tokens the model never saw
     return PredictReport(spec.task, rows)
+
+
+def _translations(model: Model, texts: list[str], ids: list[np.ndarray],
+                  beam: int) -> list[dict[str, Any]]:
+    """Each source's output (greedy or beam search) with its alignment: row t is the
+    attention of output step t over the source tokens (the last row the step that wrote
+    </s>), so ``alignment`` has len(output tokens) + 1 rows when the output ended."""
+    from seqtool.core import inference
+
+    vocab = model.vocab
+    joiner = "" if model.tokenizer == "char" else " "
+    rows = []
+    for text, seq, out in zip(texts, ids, inference.translate(model.spec, model.params, ids,
+                                                               beam)):
+        tokens = vocab.decode(out.ids)
+        rows.append({"text": text, "output": joiner.join(tokens),
+                     "source_tokens": vocab.decode(seq), "tokens": tokens,
+                     "log_prob": out.log_prob, "finished": out.finished,
+                     "alignment": [[float(v) for v in row] for row in out.alignment]})
+    return rows
 
 
 def _texts(indices: list[int], texts: list[str]) -> str:

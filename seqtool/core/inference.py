@@ -94,3 +94,20 @@ def sample(spec: ModelSpec, params: dict[str, np.ndarray], prime: np.ndarray, le
         f = stack_forward(spec.cell, E[[token]][:, None, :], state, h0=f.h_n, c0=f.c_n,
                           nonlinearity=spec.nonlinearity)
     return drawn, logps
+
+
+def translate(spec: ModelSpec, params: dict[str, np.ndarray], sequences: list[np.ndarray],
+              beam: int = 1) -> list:
+    """A seq2seq model's output for each source (ids (n_i,)): greedy (``beam`` 1) in
+    batches, or a beam search of width ``beam`` per source; each a
+    :class:`seqtool.core.seq2seq.Decoded` (ids, alignment over the source, log p)."""
+    from seqtool.core import seq2seq
+
+    if beam > 1:
+        return [seq2seq.beam_search(spec, params, s if len(s) else np.zeros(1, np.int64), beam)
+                for s in sequences]
+    out = []
+    for chunk in _chunks(sequences):
+        inputs, lengths = _batch(chunk)
+        out += seq2seq.greedy(spec, params, inputs, lengths)
+    return out

@@ -2,7 +2,9 @@
 
     x_t = E[token_t] (an embedding row) or the numeric input x_t
     h^l_t = cell(h^l_{t−1}, h^{l−1}_t)                (any registered cell; l = 1..L)
-    classify:  y = W pool(h^L_1..h^L_n) + b,  pool ∈ {last, mean, max} over the n real steps
+    classify:  y = W pool(h^L_1..h^L_n) + b,  pool ∈ {last, mean, max, attention} over the
+               n real steps; with a bidirectional encoder h_t = [→h_t; ←h_t] (H/2 each way)
+               and "last" is h_n of both directions, [→h_n; ←h_1]
     tag, lm:   y_t = W h^L_t + b at every real step  (y_t depends on x_1..x_t only)
     regress:   y_t = W h^L_t + b at every step, or at the last real step only
 
@@ -15,6 +17,7 @@ steps altogether (each sequence's state stays at its last real step's), so a bat
 real tokens, not T·B; batches sorted longest first skip the most (seqtool.core.rnn.lengths).
 
 The cell ``bow`` is the bag-of-words baseline: the mean of the embeddings, no recurrence.
+The task ``seq2seq`` (an encoder–decoder with attention) lives in seqtool.core.seq2seq.
 
 Parameters use torch's names and layouts: ``embedding.weight`` (V, E), ``rnn.weight_ih_l0``
 ... as ``torch.nn.RNN/GRU/LSTM``, ``head.weight`` (O, H), ``head.bias`` (O,).
@@ -33,7 +36,7 @@ from seqtool.core.rnn.cells import cell_names
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
 
-TASKS = ("classify", "tag", "lm", "regress")
+TASKS = ("classify", "tag", "lm", "regress", "seq2seq")
 BASELINES = ("bow",)  # models without a recurrent cell
 POOLS = ("last", "mean", "max", "attention")
 ATTENTION_FIELDS = ("score", "selector", "selector_params")  # in a spec with pool attention
@@ -66,6 +69,8 @@ class ModelSpec:
     score: str = "dot"
     selector: str = "softmax"
     selector_params: dict = field(default_factory=dict)
+    # a bidirectional encoder (classify, seq2seq); torch's "_reverse" parameters
+    bidirectional: bool = False
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -76,6 +81,10 @@ class ModelSpec:
             raise InputError("pool", f"is '{self.pool}'; choose one of {', '.join(POOLS)}")
         if self.pool == "attention":
             self._check_attention()
+        if self.task == "seq2seq":
+            self._check_seq2seq()
+        if self.bidirectional:
+            self._check_bidirectional()
         if self.cell == "bow" and self.task != "classify":
             raise InputError("cell", f"bow (the bag-of-words baseline) classifies whole "
                              f"sequences; the task is {self.task}")
@@ -90,6 +99,10 @@ class ModelSpec:
                              f"{self.cell})")
         if self.score not in SCORES:
             raise InputError("score", f"is '{self.score}'; choose one of {', '.join(SCORES)}")
+        if self.selector == "reinforce":
+            raise InputError("selector", "reinforce trains a seq2seq decoder's hard attention "
+                             "(--task seq2seq); attention pooling takes a registered selector "
+                             "(argmax, st-argmax and gumbel are its hard ones)")
         if self.selector not in selector_names():
             raise InputError("selector", unknown_message(self.selector, self.selector,
                                                          selector_names()))
@@ -99,6 +112,39 @@ class ModelSpec:
         # checked as the selector checks them, for any length (top-k's k is cut to a
         # shorter sequence's length when it runs)
         resolve_params(self.selector, 2**31, self.selector_params)
+
+    def _check_seq2seq(self) -> None:
+        from seqtool.core.global_attention import REINFORCE, SCORES
+        from seqtool.core.selectors import resolve_params, selector_names, unknown_message
+
+        if self.cell == "bow" or not self.tokens_in:
+            raise InputError("cell", "seq2seq needs a recurrent cell and token inputs (got "
+                             f"{self.cell})")
+        if self.score not in SCORES:
+            raise InputError("score", f"is '{self.score}'; choose one of {', '.join(SCORES)}")
+        names = selector_names() + (REINFORCE,)
+        if self.selector not in names:
+            raise InputError("selector", unknown_message(self.selector, self.selector, names))
+        if not isinstance(self.selector_params, dict):
+            raise InputError("selector", f"has parameters {self.selector_params!r}; expected "
+                             "an object")
+        if self.selector != REINFORCE:
+            resolve_params(self.selector, 2**31, self.selector_params)
+
+    def _check_bidirectional(self) -> None:
+        if self.task not in ("classify", "seq2seq") or self.cell == "bow":
+            why = (" (y_t would depend on x_{t+1}..x_n, the future the task must not see)"
+                   if self.task in ("tag", "lm") else "")
+            raise InputError("bidirectional", f"applies to a recurrent classify or seq2seq "
+                             f"encoder, not to {self.task} with {self.cell}{why}")
+        if self.hidden % 2:
+            raise InputError("bidirectional", f"splits --hidden between the two directions; "
+                             f"{self.hidden} is odd (give an even --hidden)")
+
+    @property
+    def uses_attention(self) -> bool:
+        """Does the model attend (attention pooling, or a seq2seq decoder)?"""
+        return self.pool == "attention" or self.task == "seq2seq"
 
     @property
     def tokens_in(self) -> bool:
@@ -116,15 +162,21 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        if self.pool != "attention":  # other models' specs stay as they were
+        if not self.uses_attention:  # other models' specs stay as they were
             for key in ATTENTION_FIELDS:
                 data.pop(key)
+        if not self.bidirectional:
+            data.pop("bidirectional")
         return data
 
 
 def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
     """torch's default initialisation: embeddings N(0, 1) (the padding row zero), recurrent
     weights and the head U(−1/√fan_in, 1/√fan_in)."""
+    if spec.task == "seq2seq":
+        from seqtool.core import seq2seq
+
+        return seq2seq.init_params(spec, seed, dtype)
     rng = np.random.default_rng([seed, 1])
     params: dict[str, np.ndarray] = {}
     width = spec.input_size
@@ -134,7 +186,10 @@ def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict
         params["embedding.weight"] = E.astype(dtype)
         width = spec.embedding_dim
     if spec.cell != "bow":
-        rnn = init_state_dict(spec.cell, width, spec.hidden, spec.layers, seed=seed, dtype=dtype)
+        # a bidirectional encoder runs H/2 units each way, so that its outputs stay H wide
+        rnn = init_state_dict(spec.cell, width, spec.hidden // (2 if spec.bidirectional else 1),
+                              spec.layers, seed=seed, dtype=dtype,
+                              **({"bidirectional": True} if spec.bidirectional else {}))
         params.update({RNN_PREFIX + key: value for key, value in rnn.items()})
     if spec.pool == "attention":
         from seqtool.core.attention_pool import init_attention
@@ -168,13 +223,36 @@ class Forward:
     pooled_at: Any = None
 
 
-def _folds(spec: ModelSpec, params: dict[str, np.ndarray], steps: int) -> bool:
-    """Whether the first recurrent layer should read its input projection from the table
-    E W_ih_l0ᵀ (V, G·H) rather than form X W_ih_l0ᵀ over the batch's ``steps`` (T·B) rows:
-    the table costs V·E·G·H multiply-adds against T·B·E·G·H, so it pays when V ≤ T·B. In
-    the backward pass the rows of ∂L/∂(X W_ihᵀ) summed per token, S (V, G·H), give
-    ∂L/∂W_ih = Sᵀ E and ∂L/∂E = S W_ih, again instead of two products over every step."""
-    return spec.cell != "bow" and params["embedding.weight"].shape[0] <= steps
+def embed_tokens(E: np.ndarray, W_ih: np.ndarray | None, ids: np.ndarray,
+                 fold: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(X, None) with X = E[ids] (T, B, E), or, when ``fold`` and it pays, (None, P) with
+    P = (E W_ihᵀ)[ids] (T, B, G·H), the first recurrent layer's input projection.
+
+    x_t W_ihᵀ = E[id_t] W_ihᵀ = (E W_ihᵀ)[id_t]: the table costs V·E·G·H multiply-adds
+    against T·B·E·G·H for the product over every step, so it pays when V ≤ T·B. In the
+    backward pass (:func:`embedding_gradients`) the rows of ∂L/∂P summed per token,
+    S (V, G·H), give ∂L/∂W_ih = Sᵀ E and ∂L/∂E = S W_ih, again instead of two products
+    over every step."""
+    if fold and W_ih is not None and E.shape[0] <= ids.size:
+        return None, (E @ W_ih.T)[ids]
+    return E[ids], None
+
+
+def embedding_gradients(E: np.ndarray, W_ih: np.ndarray | None, ids: np.ndarray,
+                        dX: np.ndarray | None, dP: np.ndarray | None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(∂L/∂E, ∂L/∂W_ih or None) from ∂L/∂X (unfolded) or ∂L/∂P (folded, see
+    :func:`embed_tokens`); the <pad> row gets none (it is never a real input)."""
+    if dP is not None:  # folded: S[v] = Σ of dP over the steps that read token v
+        S = np.zeros((E.shape[0], dP.shape[-1]), dtype=dP.dtype)
+        _scatter_add_rows(S, ids.ravel(), dP.reshape(-1, dP.shape[-1]))
+        dE = S @ W_ih
+        dE[0] = 0.0
+        return dE, S.T @ E
+    dE = np.zeros_like(E)
+    _scatter_add_rows(dE, ids.ravel(), np.ascontiguousarray(dX.reshape(-1, dX.shape[-1])))
+    dE[0] = 0.0
+    return dE, None
 
 
 def _last_index(lengths: np.ndarray) -> np.ndarray:
@@ -189,20 +267,17 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
     ``dropout_rng`` turns dropout between layers on (training), and draws a Gumbel
     selector's noise; None is evaluation.
     ``fold_embedding`` lets the first layer read its input projection from the table
-    E W_ih_l0ᵀ (see :func:`_folds`); :func:`backward` then gives no ∂L/∂x (``Forward.X`` is
+    E W_ih_l0ᵀ (see :func:`embed_tokens`); :func:`backward` then gives no ∂L/∂x (``Forward.X`` is
     None), which :func:`backward_with_inputs` needs. ``workspace`` lends the recurrent
     layers' large arrays (see :func:`seqtool.core.rnn.stack.stack_forward`).
     """
     T, B = inputs.shape[:2]
     projected = None
-    if spec.tokens_in and fold_embedding and _folds(spec, params, T * B):
-        # x_t W_ihᵀ = E[id_t] W_ihᵀ = (E W_ihᵀ)[id_t]: one small product and a gather in
-        # place of a product over every step of the batch
-        table = params["embedding.weight"] @ params[RNN_PREFIX + "weight_ih_l0"].T
-        projected = table[inputs]  # (T, B, G·H)
-        X = None
-    elif spec.tokens_in:
-        X = params["embedding.weight"][inputs]  # (T, B, E)
+    if spec.tokens_in:
+        X, projected = embed_tokens(params["embedding.weight"],
+                                    params.get(RNN_PREFIX + "weight_ih_l0"), inputs,
+                                    fold_embedding and spec.cell != "bow"
+                                    and not spec.bidirectional)
     else:
         X = inputs.astype(params["head.weight"].dtype, copy=False)
     mask = np.arange(T)[:, None] < lengths[None, :]  # (T, B)
@@ -223,7 +298,13 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], inputs: np.ndarray,
 
         features, pooled = attention_pool(spec, params, out, lengths, dropout_rng)
         return Forward(features @ W.T + b, X, features, stack, pooled)
-    if spec.task == "regress" or spec.pool == "last":
+    if spec.bidirectional and spec.pool == "last":
+        # h_n of both directions: the forward half after the last real step, the reverse
+        # half after it has read back to the first step
+        at = _last_index(lengths)
+        half = spec.hidden // 2
+        features = np.concatenate([out[at, np.arange(B), :half], out[0, :, half:]], axis=1)
+    elif spec.task == "regress" or spec.pool == "last":
         at = _last_index(lengths)
         features = out[at, np.arange(B)]  # (B, H)
     elif spec.pool == "mean":
@@ -247,6 +328,8 @@ class Loss:
     count: int  # predictions that count (labels, tokens or numbers)
     correct: int  # right argmax predictions (classify, tag, lm); 0 for regress
     sum: float  # the summed loss (value · count), for averages over batches
+    # training an attending model: ‖∂L/∂θ‖ of the scoring parameters (seqtool.core.training)
+    score_norm: float | None = None
 
 
 def loss_of(spec: ModelSpec, outputs: np.ndarray, targets: np.ndarray,
@@ -314,19 +397,12 @@ def backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward, input
              lengths: np.ndarray, d_outputs: np.ndarray) -> dict[str, np.ndarray]:
     """∂L/∂ every parameter, given ∂L/∂outputs."""
     grads, dX, dA_in = _backward(spec, params, fwd, lengths, d_outputs)
-    if dA_in is not None:  # folded: S[v] = Σ of dA over the steps that read token v
-        E, W_ih = params["embedding.weight"], params[RNN_PREFIX + "weight_ih_l0"]
-        S = np.zeros((E.shape[0], dA_in.shape[-1]), dtype=dA_in.dtype)
-        _scatter_add_rows(S, inputs.ravel(), dA_in.reshape(-1, dA_in.shape[-1]))
-        grads[RNN_PREFIX + "weight_ih_l0"] = S.T @ E
-        dE = S @ W_ih
-        dE[0] = 0.0  # <pad> is never a real input
-        grads["embedding.weight"] = dE
-    elif spec.tokens_in:
-        dE = np.zeros_like(params["embedding.weight"])
-        _scatter_add_rows(dE, inputs.ravel(), np.ascontiguousarray(dX.reshape(-1, dX.shape[-1])))
-        dE[0] = 0.0  # <pad> is never a real input
-        grads["embedding.weight"] = dE
+    if spec.tokens_in:
+        W_ih = params.get(RNN_PREFIX + "weight_ih_l0")
+        grads["embedding.weight"], dW_ih = embedding_gradients(
+            params["embedding.weight"], W_ih, inputs, dX, dA_in)
+        if dW_ih is not None:
+            grads[RNN_PREFIX + "weight_ih_l0"] = dW_ih
     return grads
 
 
@@ -379,6 +455,10 @@ def _backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward,
                                                             fwd.pooled_at.outputs,
                                                             fwd.pooled_at, d_features)
                 grads.update(pool_grads)
+            elif spec.bidirectional and spec.pool == "last":
+                half = spec.hidden // 2
+                d_out[fwd.pooled_at, np.arange(B), :half] = d_features[:, :half]
+                d_out[0, :, half:] = d_features[:, half:]
             elif spec.task == "regress" or spec.pool == "last":
                 d_out[fwd.pooled_at, np.arange(B)] = d_features
             elif spec.pool == "mean":
@@ -414,6 +494,8 @@ def parameter_bound(spec: ModelSpec) -> int:
     vocab = spec.input_size * E if spec.tokens_in else 0
     layers = 0 if spec.cell == "bow" else 4 * H * (E + H + 2) + (L - 1) * 4 * H * (2 * H + 2)
     attention = 2 * H * (H + 1) if spec.pool == "attention" else 0
+    if spec.task == "seq2seq":  # two embeddings and two stacks; W_q, W_k, b, v and W_c
+        vocab, layers, attention = 2 * vocab, 2 * layers, 4 * H * (H + 1)
     return vocab + layers + attention + spec.output_size * (max(H, E) + 1)
 
 
@@ -445,6 +527,14 @@ def memory_bound(spec: ModelSpec, batch: int, steps: int, dtype: Any,
     per_token = L * per_layer + E * (2 if training else 1)
     if spec.pool == "attention":  # the scores' keys (general, additive) and their gradient
         per_token += H * (2 if training else 1)
+    if spec.task == "seq2seq":
+        # an encoder and a decoder step per token, logits at every target step, and the
+        # attention's (B, M, S) scores, weights and gradients (float64), with the additive
+        # score's (B, M, S, H) tanh layer and its gradient
+        per_token, out_steps = 2 * per_token, steps
+        pairs = steps * steps * (6 * 8 // size + (H * (3 if training else 1)
+                                                   if spec.score == "additive" else 0))
+        per_token += pairs // max(steps, 1)
     activations = batch * (steps * per_token + out_steps * spec.output_size * (3 if training else 2))
     params = P * size * (6 if training else 2) + P * 8
     return float(params), float(activations * size)

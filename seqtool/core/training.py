@@ -133,14 +133,18 @@ class Evaluation:
     metric: float  # accuracy, perplexity or mse (see metric_name)
     metric_name: str
     count: int
+    # seq2seq: exact (greedy outputs equal to their targets) and attention_entropy (nats)
+    extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, self.metric_name: self.metric, "count": self.count}
+        return {"loss": self.loss, self.metric_name: self.metric, **self.extra,
+                "count": self.count}
 
 
 def metric_name(spec: ModelSpec) -> str:
+    """The task's metric; a seq2seq model's is the teacher-forced token accuracy."""
     return {"classify": "accuracy", "tag": "accuracy", "lm": "perplexity",
-            "regress": "mse"}[spec.task]
+            "regress": "mse", "seq2seq": "accuracy"}[spec.task]
 
 
 def _metric(spec: ModelSpec, loss_sum: float, correct: int, count: int) -> float:
@@ -170,6 +174,8 @@ def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
     """Mean loss and metric of ``params`` on every sequence of ``dataset`` (no dropout)."""
     from seqtool.core.data import make_batch
 
+    if spec.task == "seq2seq":
+        return _evaluate_seq2seq(spec, params, dataset, batch_size)
     loss_sum, correct, count = 0.0, 0, 0
     for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
         batch = make_batch(dataset, idx)
@@ -181,6 +187,33 @@ def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
         count += loss.count
     mean = loss_sum / count if count else math.nan
     return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count)
+
+
+def _evaluate_seq2seq(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
+                      batch_size: int) -> Evaluation:
+    """The teacher-forced loss and token accuracy, the share of sequences whose greedy
+    output equals the target exactly, and the mean entropy of the attention per target
+    step (teacher-forced)."""
+    from seqtool.core import seq2seq
+    from seqtool.core.data import make_batch
+
+    loss_sum, correct, count, exact, entropy = 0.0, 0, 0, 0, 0.0
+    for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
+        batch = make_batch(dataset, idx)
+        loss, _, io = seq2seq.batch_loss(spec, params, batch)
+        loss_sum, correct, count = loss_sum + loss.sum, correct + loss.correct, count + loss.count
+        entropy += loss.entropy_sum
+        outputs = seq2seq.greedy(spec, params, batch.inputs, batch.lengths,
+                                 limit=io.inputs.shape[0])
+        for b, out in enumerate(outputs):
+            target = batch.targets[1:, b]
+            exact += out.finished and out.ids == [int(t) for t in target[target >= 0][:-1]]
+    n = len(dataset)
+    extra = {"exact": exact / n if n else math.nan,
+             "attention_entropy": entropy / count if count else math.nan}
+    mean = loss_sum / count if count else math.nan
+    return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count,
+                      extra)
 
 
 def _cast(spec: ModelSpec, inputs: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
@@ -253,6 +286,8 @@ def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray
             r["correct"] = r.get("correct", 0) + loss.correct
             r["count"] = r.get("count", 0) + loss.count
             r["norm_sum"] = r.get("norm_sum", 0.0) + norm
+            if loss.score_norm is not None:
+                r["score_norm_sum"] = r.get("score_norm_sum", 0.0) + loss.score_norm
             r["steps"] = r.get("steps", 0) + 1
             r["tokens"] = r.get("tokens", 0) + int(batch.lengths.sum())
             r["seconds"] = time.perf_counter() - started
@@ -294,24 +329,59 @@ def train_step(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.nd
     ``workspace`` lends the recurrent layers' arrays (valid until the next step).
 
     Returns the loss and the gradient norm before clipping; when either is not finite the
-    update is not applied (the caller stops the run)."""
-    inputs = _cast(spec, batch.inputs, params)
+    update is not applied (the caller stops the run). An attending model's loss carries
+    the norm of the gradient that reached its scoring parameters (``score_norm``)."""
     # a diverging run overflows here; it is caught below (not finite: stop, nothing applied),
     # so NumPy's RuntimeWarnings would only repeat it as noise on the user's terminal
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng,
-                      fold_embedding=True, workspace=workspace)
-        loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
-        if not math.isfinite(loss.value):
+        loss, grads, updates = batch_gradients(spec, params, batch, rng, workspace)
+        if grads is None:
             return loss, math.nan
-        grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
         norm = global_norm(grads)
     if not math.isfinite(norm):
         return loss, norm
+    loss.score_norm = scoring_norm(spec, grads)
     if settings.clip_norm is not None:
         clip_grad_norm(grads, settings.clip_norm, total=norm)
     optimizer.step(grads)
+    for name, value in updates.items():  # buffers (REINFORCE's baseline) move after the step
+        params[name][...] = value
     return loss, norm
+
+
+def batch_gradients(spec: ModelSpec, params: dict[str, np.ndarray], batch: Any,
+                    rng: np.random.Generator | None, workspace: Any = None
+                    ) -> tuple[Any, dict[str, np.ndarray] | None, dict[str, Any]]:
+    """(loss, ∂L/∂ every weight or None when the loss is not finite, buffer updates) of one
+    training batch, for every task."""
+    if spec.task == "seq2seq":
+        from seqtool.core import seq2seq
+
+        return seq2seq.batch_gradients(spec, params, batch, rng, workspace)
+    inputs = _cast(spec, batch.inputs, params)
+    fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng,
+                  fold_embedding=True, workspace=workspace)
+    loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
+    if not math.isfinite(loss.value):
+        return loss, None, {}
+    return loss, backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs), {}
+
+
+def scoring_parameters(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
+    """The attention's scoring parameters (query, W_a, ...): the ones a zero-gradient
+    selector never moves. None for a dot-product seq2seq score, which has none."""
+    if not spec.uses_attention:
+        return []
+    return [name for name in params if name.startswith("attention.")
+            and name != "attention.baseline"]
+
+
+def scoring_norm(spec: ModelSpec, grads: dict[str, np.ndarray]) -> float | None:
+    """‖∂L/∂θ_score‖ over the scoring parameters, or None for a model without them."""
+    names = scoring_parameters(spec, grads)
+    if not names:
+        return None
+    return math.sqrt(sum(float(np.vdot(grads[n], grads[n])) for n in names))
 
 
 def prepare_optimizer(optimizer: Any) -> Any:
@@ -328,12 +398,15 @@ def _epoch_record(spec: ModelSpec, settings: TrainSettings, params: dict[str, np
     name = metric_name(spec)
     val = evaluate(spec, params, val_data)
     seconds = r.get("seconds", 0.0)
+    steps = max(r.get("steps", 1), 1)
     record = {
         "epoch": pos.epoch + 1, "step": pos.global_step,
         "train_loss": r.get("loss_sum", 0.0) / count if count else math.nan,
         f"train_{name}": _metric(spec, r.get("loss_sum", 0.0), r.get("correct", 0), count),
         "val_loss": val.loss, f"val_{name}": val.metric,
-        "grad_norm": r.get("norm_sum", 0.0) / max(r.get("steps", 1), 1),
+        **{f"val_{k}": v for k, v in val.extra.items()},
+        "grad_norm": r.get("norm_sum", 0.0) / steps,
+        **({"score_grad_norm": r["score_norm_sum"] / steps} if "score_norm_sum" in r else {}),
         "tokens_per_s": r.get("tokens", 0) / seconds if seconds > 0 else math.nan,
         "seconds": seconds,
     }

@@ -13,14 +13,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from seqtool.commands.train import COLUMNS
+from seqtool.commands.train import columns_of
 from seqtool.render.console import make_console
 from seqtool.render.numbers import fmt, sparkline
 
 SHORT = {"epoch": "epoch", "train_loss": "train loss", "val_loss": "val loss",
          "grad_norm": "‖grad‖", "tokens_per_s": "tokens/s", "seconds": "s",
          "train_accuracy": "train acc", "val_accuracy": "val acc", "train_perplexity": "train ppl",
-         "val_perplexity": "val ppl", "train_mse": "train mse", "val_mse": "val mse"}
+         "val_perplexity": "val ppl", "train_mse": "train mse", "val_mse": "val mse",
+         "val_exact": "val exact"}
 
 
 def _cell(value: Any, p: int) -> str:
@@ -68,9 +69,14 @@ class TrainView:
                 f"[bold]{spec.task}[/bold] on {report.data_name}: {report.train_size} train / "
                 f"{report.val_size} val sequences; {what}, {report.parameters:,} parameters; "
                 f"run directory {report.out}{resumed}")
-            names = [SHORT[c.format(m=self.metric)] for c in COLUMNS]
+            self.columns = columns_of(spec)
+            names = [SHORT[c] for c in self.columns]
             self.widths = [max(len(n), self.p + 4) for n in names]
             self.widths[0] = 5
+            # a row wider than the terminal would wrap: the last columns (seconds, then
+            # tokens/s) give way; the csv and json formats keep every one
+            while sum(self.widths) + len(self.widths) + 5 > self.console.width and len(names) > 6:
+                names, self.widths, self.columns = names[:-1], self.widths[:-1], self.columns[:-1]
             self.console.print(" ".join(n.rjust(w) for n, w in zip(names, self.widths)),
                                style="bold")
         err = Console(stderr=True)
@@ -111,8 +117,7 @@ class TrainView:
 
     def on_epoch(self, position: Any, record: dict[str, Any], improved: bool) -> None:
         if self.fmt == "table":
-            names = [c.format(m=self.metric) for c in COLUMNS]
-            cells = [_cell(record.get(n), self.p) for n in names]
+            cells = [_cell(record.get(n), self.p) for n in self.columns]
             line = " ".join(c.rjust(w) for c, w in zip(cells, self.widths))
             self._row_console().print(line + ("  [green]best[/green]" if improved else ""))
 
@@ -154,15 +159,28 @@ def render_summary(report: Any, *, precision: int = 4, explain: bool = False) ->
                       f"{report.attention['selector']} ({moved}): {report.attention['note']}")
     table.add_row("files", f"{report.out}/model.npz (best), last.npz, metrics.jsonl, config.yaml")
     console.print(table)
-    if explain and report.dependency is not None:
+    if explain and (report.dependency is not None or report.alignment is not None):
         console.print()
-        for line in explain_lines(report, p):
-            console.print(line, markup=False)
+        for line in explanation(report, p):
+            console.print(line, markup=False, highlight=False)
 
 
 def explanation(report: Any, precision: int = 4) -> list[str] | None:
-    """The --explain lines for JSON (None when there is no dependency map to explain)."""
+    """The --explain lines (None when there is nothing measured to explain): the
+    dependency map, or a seq2seq model's alignment of a validation example."""
+    if report.alignment is not None:
+        from seqtool.render.alignment import alignment_lines
+
+        a = report.alignment
+        title = (f"alignment of validation pair {a['example'] + 1} (rows: the greedy output; "
+                 f"target {''.join(a['target']) if _chars(a) else ' '.join(a['target'])!r})")
+        return architecture(report.spec) + [""] + alignment_lines(a["source"], a["output"],
+                                                                  a["weights"], title)
     return explain_lines(report, precision) if report.dependency is not None else None
+
+
+def _chars(alignment: dict[str, Any]) -> bool:
+    return all(len(t) == 1 for t in alignment["source"] + alignment["target"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,6 +198,15 @@ def architecture(spec: Any) -> list[str]:
     embed = (f"x_t = E[token_t] (E: {spec.input_size}×{spec.embedding_dim})" if spec.tokens_in
              else f"x_t ∈ R^{spec.input_size}")
     lines = [f"architecture ({spec.task}):"]
+    if spec.task == "seq2seq":
+        two = " (bidirectional, H/2 each way)" if spec.bidirectional else ""
+        return lines + [
+            f"  encoder: ē_1..ē_n = {spec.cell.upper()} ×{spec.layers}{two}(E_enc[x_1..x_n])",
+            f"  decoder: h_t = {spec.cell.upper()} ×{spec.layers}(h_{{t−1}}, E_dec[y_{{t−1}}]), "
+            "h_0 = the encoder's final state",
+            f"  attention: a_t = {spec.selector}({spec.score} score(h_t, ē_s)), "
+            "c_t = Σ_s a_ts ē_s, h̃_t = tanh(W_c [c_t; h_t])",
+            f"  p(y_t | y_<t, x) = softmax(W h̃_t + b)   (H = {spec.hidden})"]
     if spec.cell == "bow":
         return lines + ["  y = W · mean_t(x_t) + b: no order, every word counts the same",
                         f"  {embed}"]

@@ -15,6 +15,18 @@ def render_predictions(report: Any, *, precision: int = 4, explain: bool = False
     """Each text with its label and that label's probability, or its tokens as token/tag."""
     table = Table(header_style="bold")
     rows = report.predictions
+    if report.task == "seq2seq":
+        for col in ("text", "output", "log p"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["text"], r["output"] + ("" if r["finished"] else " …"),
+                          fmt(r["log_prob"], precision))
+        console = make_console()
+        console.print(table)
+        if explain:
+            for line in predict_explanation(report, precision):
+                console.print(line, markup=False, highlight=False)
+        return
     if report.task == "classify":
         attending = any("attention" in r for r in rows)
         for col in ("text", "label", "p(label)") + (("attention",) if attending else ()):
@@ -58,3 +70,17 @@ def render_evaluation(report: Any, *, precision: int = 4, explain: bool = False)
     for key, value in report.to_dict().items():
         shown = fmt(value, precision) if isinstance(value, float) else value
         console.print(f"[bold]{key}[/bold] {shown}")
+
+
+def predict_explanation(report: Any, precision: int = 4) -> list[str] | None:
+    """A seq2seq model's alignment of each output over its source, as heatmaps (None for
+    other models: their rows already carry what there is)."""
+    from seqtool.render.alignment import alignment_lines
+
+    if report.task != "seq2seq":
+        return None
+    lines: list[str] = []
+    for i, r in enumerate(report.predictions):
+        lines += [""] + alignment_lines(r["source_tokens"], r["tokens"], r["alignment"],
+                                        f"alignment of text {i + 1} ({r['text'][:40]!r})")
+    return lines

@@ -366,7 +366,7 @@ def test_bad_runs_and_bad_input(cli, runs, tmp_path):
     assert "no such directory" in one_line_error(cli("sample", str(tmp_path / "none")))
     assert "no such directory" in one_line_error(
         cli("evaluate", str(tmp_path / "none"), "--data", "parity"))
-    assert "predict labels texts with a classify or tag model" in one_line_error(
+    assert "predict labels texts with a classify, tag or seq2seq model" in one_line_error(
         cli("predict", str(runs / "dyck"), "--text", "()"))
     for name in ("parity", "echo"):
         assert "sample needs a language model" in one_line_error(cli("sample", str(runs / name)))

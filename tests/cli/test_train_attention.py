@@ -65,7 +65,7 @@ def test_attention_runs_predict_evaluate_and_resume_bit_for_bit(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--selector", "argmax"), "--selector applies to --pool attention (the pool is last)"),
+    (("--selector", "argmax"), "--selector applies to a model that attends: --pool attention (the pool is last)"),
     (("--pool", "attention", "--alpha", "1.5"),
      "--alpha is not a parameter of the softmax selector (it reads temperature)"),
     (("--pool", "attention", "--selector", "topk", "--k", "0"), "--k must be a whole number"),

@@ -86,6 +86,9 @@ def test_builtin_shapes_and_dtypes(name):
             elif data.task == "tag":
                 assert y.shape == (T,) and data.target_at == "all"
                 assert data.output_size == len(data.labels)
+            elif data.task == "seq2seq":  # [BOS, y_1 .. y_M, EOS], its own length
+                assert y.ndim == 1 and y[0] == 2 and y[-1] == 3 and data.labels is None
+                assert data.output_size == len(data.vocab)
             else:
                 assert y.shape == (T,) and data.labels is None
                 assert data.output_size == len(data.vocab)
@@ -613,5 +616,5 @@ def test_batch_indices_cover_everything():
 
 
 def test_tasks_constant():
-    assert TASKS == ("classify", "tag", "lm", "regress")
+    assert TASKS == ("classify", "tag", "lm", "regress", "seq2seq")
     assert set(BUILTIN_TASKS.values()) <= set(TASKS)

@@ -7,33 +7,76 @@
     echo       tag       symbols a..h -> at step t the symbol of step t − delay ("-" before)
     sine       regress   noisy mixtures of 2-3 sines: x_t -> x_{t+1} at every step
     dyck       lm        "^" + balanced "()"/"[]" string + "$", next-character prediction
+    reverse    seq2seq   digit strings "0".."9", lengths uniform over min(5, seq_len)..seq_len
+                         -> the same string reversed
+    copy       seq2seq   the same digit strings -> themselves
+    sort       seq2seq   the same digit strings -> their digits in ascending order
+    addition   seq2seq   "a+b", a and b uniform over 0..10^seq_len − 1 -> the digits of a + b
+    dates      seq2seq   a day of 1950-2049 spelled out in one of six formats ("5th of march
+                         1998", "thursday, march 5, 1998", ...) -> ISO 8601 "1998-03-05"
+
+Defaults (samples, seq_len) are in ``DEFAULTS``. The seq2seq sets are char tokens over a
+closed alphabet (vocabulary ``[<pad>, <unk>, <s>, </s>, ...]``, the same whatever the
+seed); reverse, copy and sort draw the same source strings for the same seed, samples and
+seq_len.
 """
 
 from __future__ import annotations
+
+import datetime
+import string
 
 import numpy as np
 
 from seqtool.core.data.dataset import Dataset
 from seqtool.core.data.sentiment import LABELS as SENTIMENT_LABELS
 from seqtool.core.data.sentiment import generate_reviews, vocabulary
-from seqtool.core.data.vocab import PAD, UNK, Vocab, tokenize
+from seqtool.core.data.vocab import PAD, SEQ2SEQ_SPECIALS, UNK, Vocab, tokenize, with_bos_eos
 from seqtool.core.errors import InputError
 
 BUILTIN_TASKS = {"sentiment": "classify", "parity": "classify", "adding": "regress",
-                 "echo": "tag", "sine": "regress", "dyck": "lm"}
+                 "echo": "tag", "sine": "regress", "dyck": "lm", "reverse": "seq2seq",
+                 "copy": "seq2seq", "sort": "seq2seq", "addition": "seq2seq",
+                 "dates": "seq2seq"}
 DEFAULTS = {  # samples, seq_len (None: not a setting of this set)
     "sentiment": (3000, None), "parity": (2000, 8), "adding": (2000, 20),
     "echo": (2000, 12), "sine": (1000, 40), "dyck": (2000, 24),
+    "reverse": (5000, 12), "copy": (5000, 12), "sort": (5000, 12), "addition": (5000, 3),
+    "dates": (5000, None),
 }
-MIN_SEQ_LEN = {"parity": 1, "adding": 2, "echo": 2, "sine": 1, "dyck": 2}
+MIN_SEQ_LEN = {"parity": 1, "adding": 2, "echo": 2, "sine": 1, "dyck": 2,
+               "reverse": 1, "copy": 1, "sort": 1, "addition": 1}
 MAX_SAMPLES = 1_000_000
 MAX_SEQ_LEN = 10_000
+ADDITION_MAX_DIGITS = 18  # a + b < 2·10^18: exact in int64, and short strings
+MAX_SEQ_LEN_OF = {"addition": ADDITION_MAX_DIGITS}  # sets with a tighter bound than MAX_SEQ_LEN
+SEQ_LEN_MEANS = {"addition": "digits per operand"}  # where seq_len is not a length in tokens
+NO_SEQ_LEN = {  # why seq_len is no setting of these sets
+    "sentiment": "whose reviews are 3 to 14 words long",
+    "dates": "whose sources are spelled-out dates of 1950-2049",
+}
 ECHO_SYMBOLS = list("abcdefgh")
 ECHO_BLANK = "-"
 DEFAULT_DELAY = 3
 DYCK_BEGIN, DYCK_END = "^", "$"
 DYCK_PAIRS = {"(": ")", "[": "]"}
 SINE_NOISE = 0.05
+DIGITS = [str(d) for d in range(10)]
+DIGIT_MIN_LEN = 5  # digit strings are min(5, seq_len) to seq_len long
+DATE_FIRST, DATE_LAST = datetime.date(1950, 1, 1), datetime.date(2049, 12, 31)
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december"]
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# str.format fields: day "5", ordinal "5th", month "march", mon "mar", year "1998",
+# weekday "thursday", wd "thu" (the weekday of that date)
+DATE_FORMATS = (
+    "{day} {month} {year}",
+    "{month} {day}, {year}",
+    "{mon} {day} {year}",
+    "{ordinal} of {month} {year}",
+    "{weekday}, {month} {day}, {year}",
+    "{wd} {day} {mon} {year}",
+)
 
 
 def _fixed_vocab(tokens: list[str]) -> Vocab:
@@ -157,6 +200,89 @@ def make_dyck(samples: int, seq_len: int, seed: int) -> Dataset:
     )
 
 
+def _seq2seq(name: str, vocab: Vocab, sources: list[np.ndarray],
+             targets: list[np.ndarray]) -> Dataset:
+    """A generated seq2seq set: char tokens, ``targets[i]`` already ``[BOS, ..., EOS]``."""
+    return Dataset(
+        task="seq2seq", name=name, inputs=sources, targets=targets, vocab=vocab, labels=None,
+        target_at="all", tokenizer="char", input_size=len(vocab), output_size=len(vocab),
+    )
+
+
+def _encode_pairs(name: str, vocab: Vocab, pairs: list[tuple[str, str]]) -> Dataset:
+    """(source, target) strings as a seq2seq set, one token per character."""
+    sources = [vocab.encode(list(source)) for source, _ in pairs]
+    targets = [with_bos_eos(vocab.encode(list(target))) for _, target in pairs]
+    return _seq2seq(name, vocab, sources, targets)
+
+
+def digit_strings(rng: np.random.Generator, samples: int, seq_len: int) -> list[np.ndarray]:
+    """``samples`` int64 arrays of digits 0..9, lengths uniform over min(5, seq_len)..seq_len
+    (views into one array: the digits are drawn in one call)."""
+    lengths = rng.integers(min(DIGIT_MIN_LEN, seq_len), seq_len + 1, size=samples)  # (N,)
+    digits = rng.integers(0, len(DIGITS), size=int(lengths.sum()))
+    return np.split(digits, np.cumsum(lengths)[:-1])
+
+
+DIGIT_TASKS = {  # source ids -> target ids (without BOS/EOS); ids grow with the digit
+    "reverse": lambda ids: ids[::-1],
+    "copy": lambda ids: ids,
+    "sort": np.sort,
+}
+
+
+def make_digit_task(name: str, samples: int, seq_len: int, seed: int) -> Dataset:
+    """reverse, copy or sort: digit strings -> the string transformed by DIGIT_TASKS[name]."""
+    vocab = Vocab.seq2seq(DIGITS)  # digit d has the id len(SEQ2SEQ_SPECIALS) + d
+    transform = DIGIT_TASKS[name]
+    sources = [d + len(SEQ2SEQ_SPECIALS) for d in
+               digit_strings(np.random.default_rng(seed), samples, seq_len)]
+    return _seq2seq(name, vocab, sources, [with_bos_eos(transform(x)) for x in sources])
+
+
+def make_addition(samples: int, digits: int, seed: int) -> Dataset:
+    """"a+b" -> str(a + b), a and b uniform over 0..10^digits − 1, no leading zeros."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 10**digits, size=samples).tolist()  # Python ints: exact sums
+    b = rng.integers(0, 10**digits, size=samples).tolist()
+    vocab = Vocab.seq2seq([*DIGITS, "+"])
+    return _encode_pairs("addition", vocab, [(f"{x}+{y}", str(x + y)) for x, y in zip(a, b)])
+
+
+def ordinal(day: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd"."""
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def spell_date(day: datetime.date, fmt: str) -> str:
+    """``day`` written in ``fmt``, one of DATE_FORMATS (lower case, English names)."""
+    month, weekday = MONTHS[day.month - 1], WEEKDAYS[day.weekday()]
+    return fmt.format(day=day.day, ordinal=ordinal(day.day), month=month, mon=month[:3],
+                      year=day.year, weekday=weekday, wd=weekday[:3])
+
+
+def date_alphabet() -> list[str]:
+    """Every character a spelled-out or ISO date can hold, sorted: the dates vocabulary."""
+    literal = "".join(text for fmt in DATE_FORMATS for text, *_ in string.Formatter().parse(fmt))
+    names = "".join(MONTHS + WEEKDAYS + DIGITS)
+    return sorted(set(literal + names + "stndrdth" + "-"))  # ordinal suffixes, ISO dashes
+
+
+def make_dates(samples: int, seed: int) -> Dataset:
+    """A day uniform over DATE_FIRST..DATE_LAST in a format uniform over DATE_FORMATS ->
+    its ISO 8601 form YYYY-MM-DD."""
+    rng = np.random.default_rng(seed)
+    days = rng.integers(0, (DATE_LAST - DATE_FIRST).days + 1, size=samples).tolist()
+    styles = rng.integers(0, len(DATE_FORMATS), size=samples).tolist()
+    first = DATE_FIRST.toordinal()
+    pairs = []
+    for offset, style in zip(days, styles):
+        day = datetime.date.fromordinal(first + offset)
+        pairs.append((spell_date(day, DATE_FORMATS[style]), day.isoformat()))
+    return _encode_pairs("dates", Vocab.seq2seq(date_alphabet()), pairs)
+
+
 def _check_int(key: str, value, low: int, high: int, what: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InputError(key, f"is {value!r}; expected a whole number")
@@ -173,13 +299,14 @@ def builtin(name: str, *, samples: int | None = None, seq_len: int | None = None
                                  f"built-in sets: {', '.join(BUILTIN_TASKS)}")
     default_samples, default_len = DEFAULTS[name]
     n = _check_int("samples", default_samples if samples is None else samples, 1, MAX_SAMPLES)
-    if name == "sentiment":
+    if name in NO_SEQ_LEN:
         if seq_len is not None:
-            raise InputError("seq_len", "does not apply to sentiment, whose reviews are "
-                                        "3 to 14 words long")
+            raise InputError("seq_len", f"does not apply to {name}, {NO_SEQ_LEN[name]}")
     else:
+        means = f" ({SEQ_LEN_MEANS[name]})" if name in SEQ_LEN_MEANS else ""
         seq_len = _check_int("seq_len", default_len if seq_len is None else seq_len,
-                             MIN_SEQ_LEN[name], MAX_SEQ_LEN, f" for {name}")
+                             MIN_SEQ_LEN[name], MAX_SEQ_LEN_OF.get(name, MAX_SEQ_LEN),
+                             f" for {name}{means}")
     if name != "echo" and delay is not None:
         raise InputError("delay", f"applies only to echo, not to {name}")
     if name == "sentiment":
@@ -195,4 +322,10 @@ def builtin(name: str, *, samples: int | None = None, seq_len: int | None = None
         return make_echo(n, seq_len, delay, seed)
     if name == "sine":
         return make_sine(n, seq_len, seed)
-    return make_dyck(n, seq_len, seed)
+    if name == "dyck":
+        return make_dyck(n, seq_len, seed)
+    if name in DIGIT_TASKS:
+        return make_digit_task(name, n, seq_len, seed)
+    if name == "addition":
+        return make_addition(n, seq_len, seed)
+    return make_dates(n, seed)

@@ -3,7 +3,8 @@
 For user files the vocabulary and the label (or tag) set come from the training split
 only, so validation measures what a trained model meets on new data: validation tokens
 never seen in training become UNK, and a validation label never seen in training is an
-error (the model could not predict it).
+error (the model could not predict it). A seq2seq vocabulary is one for both sides, built
+from the training split's sources and targets, ``[PAD, UNK, BOS, EOS, ...]``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 from seqtool.core.data.builtin import BUILTIN_TASKS, builtin
 from seqtool.core.data.dataset import TASKS, Dataset
 from seqtool.core.data.readers import Records, infer_task, read_records
-from seqtool.core.data.vocab import TOKENIZERS, Vocab, tokenize
+from seqtool.core.data.vocab import (
+    SEQ2SEQ_SPECIALS, TOKENIZERS, Vocab, tokenize, with_bos_eos,
+)
 from seqtool.core.errors import InputError
 
 MAX_LEN_LIMIT = 1_000_000
@@ -91,6 +94,10 @@ def encode_records(records: Records, vocab: Vocab | None, labels: list[str] | No
         return Dataset(task, name, records.inputs, records.targets, None, None,
                        records.target_at, None, D, O)
     ids = [vocab.encode(tokens) for tokens in records.tokens]
+    if task == "seq2seq":
+        targets = [with_bos_eos(vocab.encode(tokens)) for tokens in records.targets]
+        return Dataset(task, name, ids, targets, vocab, None, "all", tokenizer,
+                       len(vocab), len(vocab))
     if task == "lm":
         return Dataset(task, name, [x[:-1] for x in ids], [x[1:] for x in ids], vocab, None,
                        "all", tokenizer, len(vocab), len(vocab))
@@ -102,6 +109,16 @@ def encode_records(records: Records, vocab: Vocab | None, labels: list[str] | No
     return Dataset(task, name, ids, targets, vocab, list(labels),
                    "last" if task == "classify" else "all",
                    "space" if task == "tag" else tokenizer, len(vocab), len(labels))
+
+
+def build_vocab(records: Records) -> Vocab | None:
+    """The vocabulary of ``records``: none for regress; for seq2seq one shared by sources and
+    targets, with BOS and EOS reserved."""
+    if records.task == "regress":
+        return None
+    if records.task == "seq2seq":
+        return Vocab.build_seq2seq([*records.tokens, *records.targets])
+    return Vocab.build(records.tokens)
 
 
 def _check_compatible(train: Records, val: Records) -> None:
@@ -142,9 +159,10 @@ def prepare(source: str, task: str | None = None, *, val: str | None = None,
     A built-in set is generated (samples, seq_len, delay, seed) and split by
     ``val_fraction``; it has its own tokenizer and ignores ``tokenizer``. A file is read
     for ``task`` (inferred from its columns when None: text,label -> classify, tokens,tags
-    -> tag, seq,x..,y.. -> regress, any other file -> lm) and split by a seeded shuffle,
-    or validated on the separate file ``val``. A name of a built-in set wins over a file of
-    that name (write ./sentiment for the file).
+    -> tag, source,target -> seq2seq, seq,x..,y.. -> regress, any other file -> lm) and
+    split by a seeded shuffle, or validated on the separate file ``val``. ``max_len`` cuts
+    each sequence (seq2seq: each source and each target) to its first max_len tokens. A
+    name of a built-in set wins over a file of that name (write ./sentiment for the file).
     """
     _check_task(task)
     if source in BUILTIN_TASKS:
@@ -166,7 +184,7 @@ def prepare(source: str, task: str | None = None, *, val: str | None = None,
     else:
         train, held_out = records, read_records(val, task, "val", tokenizer, max_len)
         _check_compatible(train, held_out)
-    vocab = None if task == "regress" else Vocab.build(train.tokens)
+    vocab = build_vocab(train)
     labels = label_set(train) if task in ("classify", "tag") else None
     if labels is not None and (unseen := unseen_labels(held_out, labels)):
         if val is not None:
@@ -184,12 +202,17 @@ def read_data(path: str, task: str, *, vocab: Vocab | None = None,
               labels: list[str] | None = None, tokenizer: str = "word",
               max_len: int | None = None) -> Dataset:
     """A data file encoded with a trained model's vocabulary and labels (built from this
-    file when None). Unknown tokens become UNK; an unknown label is an InputError."""
+    file when None). Unknown tokens become UNK; an unknown label is an InputError. For
+    seq2seq ``vocab`` must be a seq2seq vocabulary (``Vocab.is_seq2seq``; else an
+    InputError about "vocab"): it encodes both sides."""
     _check_task(task)
     _check_file_settings(tokenizer, max_len)
+    if task == "seq2seq" and vocab is not None and not vocab.is_seq2seq:
+        raise InputError("vocab", f"starts {', '.join(vocab.tokens[:4])}; a seq2seq "
+                                  f"vocabulary starts {', '.join(SEQ2SEQ_SPECIALS)}")
     records = read_records(path, task, "data", tokenizer, max_len)
-    if task != "regress" and vocab is None:
-        vocab = Vocab.build(records.tokens)
+    if vocab is None:
+        vocab = build_vocab(records)
     if task in ("classify", "tag"):
         if labels is None:
             labels = label_set(records)
@@ -203,6 +226,7 @@ def read_data(path: str, task: str, *, vocab: Vocab | None = None,
 def encode_texts(texts: list[str], vocab: Vocab, tokenizer: str,
                  max_len: int | None = None) -> list[np.ndarray]:
     """int64 ids (T_i,) of every text, tokenised as in training and cut to ``max_len``
-    tokens; a text without tokens gives an empty array (the caller decides what it means)."""
+    tokens; a text without tokens gives an empty array (the caller decides what it means).
+    With a seq2seq vocabulary these are sources: no BOS or EOS is added."""
     _check_file_settings(tokenizer, max_len)
     return [vocab.encode(tokenize(text, tokenizer)[:max_len]) for text in texts]

@@ -21,8 +21,15 @@ regress   ``.csv`` or ``.tsv`` with a header ``seq,x1,..,xD,y1,..,yO`` (inputs a
           the last row of each sequence, leaving the y cells of the other rows empty, for
           one target per sequence (target_at "last").
 
+seq2seq   ``.csv``, ``.tsv`` or ``.jsonl`` (as for classify) with ``source`` and ``target``
+          columns, or ``{"source": "...", "target": "..."}`` objects: both are split by the
+          chosen tokenizer ("char" keeps every character as written, spaces included). An
+          empty source or target is an error, and so is a token the decoder reserves
+          (``<pad>``, ``<unk>``, ``<s>``, ``</s>``: only tokenizer "space" can write one).
+
 ``max_len`` truncates sequences to their first max_len steps (classify, tag, regress; a
-last-step regress target is kept).
+last-step regress target is kept; seq2seq: sources and targets each to max_len tokens,
+the target before the decoder's BOS and EOS go around it).
 """
 
 from __future__ import annotations
@@ -35,11 +42,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seqtool.core.data.vocab import tokenize
+from seqtool.core.data.vocab import SEQ2SEQ_SPECIALS, tokenize
 from seqtool.core.errors import InputError
 
 TABLE_FORMATS = (".csv", ".tsv", ".jsonl")
-COLUMNS = {"classify": ("text", "label"), "tag": ("tokens", "tags")}
+COLUMNS = {"classify": ("text", "label"), "tag": ("tokens", "tags"),
+           "seq2seq": ("source", "target")}
 DEFAULT_LM_LEN = 64
 _BOM = b"\xef\xbb\xbf"
 
@@ -50,8 +58,9 @@ class Records:
     number).
 
     ``tokens[i]`` token strings; ``targets[i]`` a label (classify), tag strings (tag), None
-    (lm: the targets are the next tokens), or float64 (T_i, O) / (O,) (regress, where
-    ``inputs[i]`` is float64 (T_i, D) and ``tokens`` is empty).
+    (lm: the targets are the next tokens), the target's token strings (seq2seq, without
+    BOS/EOS), or float64 (T_i, O) / (O,) (regress, where ``inputs[i]`` is float64 (T_i, D)
+    and ``tokens`` is empty).
     """
 
     path: str
@@ -245,6 +254,35 @@ def read_tag(path: str, key: str, max_len: int | None) -> Records:
     return records
 
 
+def _seq2seq_tokens(value, name: str, line: int, path: str, key: str,
+                    tokenizer: str) -> list[str]:
+    """The tokens of a row's source or target: at least one, none of them reserved."""
+    if isinstance(value, list):
+        raise InputError(key, f"{path} line {line} has a list as its '{name}'; expected a "
+                              "string")
+    tokens = tokenize(value, tokenizer)
+    if not tokens:  # a blank value is refused before; this guards a tokenizer that drops text
+        raise InputError(key, f"{path} line {line} has a '{name}' with no tokens")
+    reserved = next((t for t in tokens if t in SEQ2SEQ_SPECIALS), None)
+    if reserved is not None:
+        raise InputError(key, f"{path} line {line} has the token '{reserved}' in its "
+                              f"'{name}'; seq2seq reserves {', '.join(SEQ2SEQ_SPECIALS)}")
+    return tokens
+
+
+def read_seq2seq(path: str, key: str, tokenizer: str, max_len: int | None) -> Records:
+    """(source, target) rows, both sides tokenised and cut to ``max_len`` tokens."""
+    names = COLUMNS["seq2seq"]
+    records = Records(path, "seq2seq", target_at="all")
+    for line, row in table_rows(read_text(path, key), path, key, names):
+        source, target = (_seq2seq_tokens(_value(row, n, line, path, key, names), n, line,
+                                          path, key, tokenizer) for n in names)
+        records.tokens.append(source[:max_len])
+        records.targets.append(target[:max_len])
+        records.lines.append(line)
+    return records
+
+
 def read_lm(path: str, key: str, tokenizer: str, max_len: int | None) -> Records:
     """Chunks of max_len + 1 tokens overlapping by one (see the module docstring)."""
     text = read_text(path, key)
@@ -373,12 +411,15 @@ def read_records(path: str, task: str, key: str, tokenizer: str,
         return read_tag(path, key, max_len)
     if task == "lm":
         return read_lm(path, key, tokenizer, max_len)
+    if task == "seq2seq":
+        return read_seq2seq(path, key, tokenizer, max_len)
     return read_regress(path, key, max_len)
 
 
 def infer_task(path: str, key: str) -> str | None:
-    """The task a file's columns name (text,label / tokens,tags / seq,x..,y..); "lm" for
-    anything that is not a table; None when a table's columns fit no task."""
+    """The task a file's columns name (text,label / tokens,tags / source,target /
+    seq,x..,y..); "lm" for anything that is not a table; None when a table's columns fit
+    no task."""
     if extension(path) not in TABLE_FORMATS:
         return "lm"
     text = read_text(path, key)

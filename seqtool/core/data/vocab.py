@@ -1,7 +1,10 @@
 """Tokenisers and the vocabulary that maps tokens to integer ids.
 
 Every vocabulary starts with the same two entries, so padding and unknown tokens have the
-same ids in every model: ``tokens[0] == PAD`` and ``tokens[1] == UNK``.
+same ids in every model: ``tokens[0] == PAD`` and ``tokens[1] == UNK``. A seq2seq
+vocabulary (one for source and target) also reserves the next two for the decoder's
+begin and end markers: ``[PAD, UNK, BOS, EOS, ...]``, ids 0, 1, 2, 3
+(``Vocab.build_seq2seq``, ``Vocab.seq2seq``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from seqtool.core.errors import InputError
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
+BOS, EOS = "<s>", "</s>"
+BOS_ID, EOS_ID = 2, 3
+SEQ2SEQ_SPECIALS = (PAD, UNK, BOS, EOS)  # the first four tokens of a seq2seq vocabulary
 TOKENIZERS = ("word", "char", "space")
 
 # A word is a run of letters/digits, keeping inner apostrophes ("don't"); any other
@@ -71,10 +77,23 @@ class Vocab:
     def build(cls, sequences: Iterable[list[str]], min_count: int = 1) -> "Vocab":
         """PAD, UNK, then every token seen at least ``min_count`` times, most frequent first
         and ties in token order, so the same data always gives the same ids."""
-        counts = Counter(t for seq in sequences for t in seq)
-        kept = [t for t, c in counts.items() if c >= min_count and t not in (PAD, UNK)]
-        kept.sort(key=lambda t: (-counts[t], t))
-        return cls([PAD, UNK, *kept])
+        return cls(_specials_then_counted((PAD, UNK), sequences, min_count))
+
+    @classmethod
+    def build_seq2seq(cls, sequences: Iterable[list[str]], min_count: int = 1) -> "Vocab":
+        """PAD, UNK, BOS, EOS, then the tokens of ``sequences`` (sources and targets) ordered
+        as ``build`` orders them."""
+        return cls(_specials_then_counted(SEQ2SEQ_SPECIALS, sequences, min_count))
+
+    @classmethod
+    def seq2seq(cls, tokens: Iterable[str]) -> "Vocab":
+        """PAD, UNK, BOS, EOS, then ``tokens`` in the order given (a closed alphabet)."""
+        return cls([*SEQ2SEQ_SPECIALS, *tokens])
+
+    @property
+    def is_seq2seq(self) -> bool:
+        """Whether ids 2 and 3 are BOS and EOS, as a seq2seq model needs."""
+        return self.tokens[2:4] == [BOS, EOS]
 
     def to_list(self) -> list[str]:
         return list(self.tokens)
@@ -82,3 +101,20 @@ class Vocab:
     @classmethod
     def from_list(cls, tokens: Iterable[str]) -> "Vocab":
         return cls(list(tokens))
+
+
+def _specials_then_counted(specials: tuple[str, ...], sequences: Iterable[list[str]],
+                           min_count: int) -> list[str]:
+    """``specials``, then every other token seen at least ``min_count`` times, most frequent
+    first and ties in token order."""
+    counts = Counter(t for seq in sequences for t in seq)
+    kept = [t for t, c in counts.items() if c >= min_count and t not in specials]
+    kept.sort(key=lambda t: (-counts[t], t))
+    return [*specials, *kept]
+
+
+def with_bos_eos(ids: np.ndarray) -> np.ndarray:
+    """int64 ``[BOS_ID, *ids, EOS_ID]`` (len(ids) + 2,): a seq2seq target."""
+    out = np.empty(len(ids) + 2, dtype=np.int64)
+    out[0], out[1:-1], out[-1] = BOS_ID, ids, EOS_ID
+    return out

@@ -7,8 +7,16 @@ Layer l reads the outputs of layer l − 1 (layer 0 reads x). Parameters are sto
 4 for lstm: i, f, g, o), so weights move between seqtool and torch without reshaping.
 Initial and final states are (L, B, H) as in torch.
 
+A bidirectional stack (torch's ``bidirectional=True``; a state dict with the ``_reverse``
+keys, :func:`is_bidirectional`) runs each layer in both directions over the same input:
+h_t forward over x_0 .. x_{ℓ−1}, h̃ over x_{ℓ−1} .. x_0 (seqtool.core.rnn.directions), and
+its output is y_t = [h_t ; h̃ after reading x_{ℓ−1} .. x_t] (2H), which layer l + 1 reads
+(so D_l = 2H for l ≥ 1). States are then (2L, B, H) in torch's order: layer 0 forward,
+layer 0 reverse, layer 1 forward, ...
+
 The backward pass runs the layers top-down: ∂L/∂x of layer l is the ∂L/∂output of layer
-l − 1; a gradient on a final state (h_n, c_n) enters that layer's last step.
+l − 1 (in a bidirectional layer, the sum of the two directions' ∂L/∂x); a gradient on a
+final state (h_n, c_n) enters that (layer, direction)'s last step.
 """
 
 from __future__ import annotations
@@ -18,40 +26,67 @@ from typing import Any
 
 import numpy as np
 
+from seqtool.core.buffers import take
+from seqtool.core.rnn import directions
 from seqtool.core.rnn.cells import PARAM_NAMES, get_cell
+from seqtool.core.rnn.directions import REVERSE, ReverseLayers
 from seqtool.core.rnn.lengths import is_longest_first, longest_first
 
 
-def param_key(name: str, layer: int) -> str:
-    return f"{name}_l{layer}"
+def param_key(name: str, layer: int, suffix: str = "") -> str:
+    """torch's state-dict key: ``weight_ih_l0``; ``weight_ih_l0_reverse`` with suffix
+    ``"_reverse"`` (the reverse direction of a bidirectional layer)."""
+    return f"{name}_l{layer}{suffix}"
 
 
 def init_state_dict(cell: str, input_size: int, hidden: int, num_layers: int = 1,
-                    seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
+                    seed: int = 0, dtype: Any = np.float32,
+                    bidirectional: bool = False) -> dict[str, np.ndarray]:
     """Every layer initialised by the cell (:meth:`Cell.init_layer`: PyTorch's default,
-    every entry ~ U(−1/√H, 1/√H)), from one random stream."""
+    every entry ~ U(−1/√H, 1/√H)), from one random stream, layer by layer.
+
+    ``bidirectional``: each layer also has its reverse direction's parameters (torch's
+    ``_reverse`` keys), drawn right after its forward direction's, and layers l ≥ 1 read
+    the 2H outputs of the layer below. A one-way stack draws exactly what it always did."""
     spec = get_cell(cell)
     rng = np.random.default_rng(seed)
+    suffixes = ("", REVERSE) if bidirectional else ("",)
     state = {}
     for layer in range(num_layers):
-        D = input_size if layer == 0 else hidden
-        params = spec.init_layer(rng, D, hidden, dtype)
-        for name in PARAM_NAMES:
-            state[param_key(name, layer)] = params[name]
+        D = input_size if layer == 0 else len(suffixes) * hidden
+        for suffix in suffixes:
+            params = spec.init_layer(rng, D, hidden, dtype)
+            for name in PARAM_NAMES:
+                state[param_key(name, layer, suffix)] = params[name]
     return state
 
 
+def is_bidirectional(state: dict[str, np.ndarray]) -> bool:
+    """Whether ``state`` holds a bidirectional stack (torch's ``_reverse`` keys)."""
+    return any(key.endswith(REVERSE) for key in state)
+
+
 def num_layers_of(state: dict[str, np.ndarray]) -> int:
-    return sum(1 for key in state if key.startswith("weight_ih_l"))
+    """The layers of a stack (not its directions: a bidirectional layer counts once)."""
+    return sum(1 for key in state
+               if key.startswith("weight_ih_l") and not key.endswith(REVERSE))
 
 
-def _layer(state: dict[str, np.ndarray], layer: int) -> list[np.ndarray]:
-    return [state[param_key(name, layer)] for name in PARAM_NAMES]
+def _layer(state: dict[str, np.ndarray], layer: int, suffix: str = "") -> list[np.ndarray]:
+    try:
+        return [state[param_key(name, layer, suffix)] for name in PARAM_NAMES]
+    except KeyError as missing:
+        raise ValueError(f"the state dict has no {missing.args[0]} (a bidirectional stack "
+                         f"needs both directions of every layer)") from None
 
 
 @dataclass
 class StackForward:
-    """Every layer's forward record, the top layer's outputs and the final states."""
+    """Every layer's forward record, the top layer's outputs and the final states.
+
+    ``layers``, ``inputs`` and ``masks`` are per layer (the forward direction's records in
+    a bidirectional stack); ``reverse`` holds a bidirectional stack's reverse direction
+    (its records, the reversed inputs they read, the reversal index, the top output)."""
 
     cell: str
     layers: list[Any]  # per layer: the cell's forward record (RNNForward, GRUForward, ...)
@@ -63,6 +98,11 @@ class StackForward:
     # The layers run on the rows sorted longest first (seqtool.core.rnn.lengths): their row i
     # is the caller's row order[i]. None: the caller's order already was.
     order: np.ndarray | None = None
+    reverse: ReverseLayers | None = None  # a bidirectional stack's reverse direction
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.reverse is not None
 
     @property
     def steps_and_batch(self) -> tuple[int, int]:  # (T, B)
@@ -70,18 +110,29 @@ class StackForward:
         return h.shape[0] - 1, h.shape[1]
 
     @property
-    def output(self) -> np.ndarray:  # (T, B, H), the caller's order
+    def output(self) -> np.ndarray:
+        """(T, B, H), or (T, B, 2H) bidirectional: y_t = [h_t ; h̃_{ℓ_b−1−t}] (see
+        stack_forward; at a padded step each half holds its direction's final state), in
+        the caller's order."""
+        if self.reverse is not None:
+            return self._callers(self.reverse.output)
         return self._callers(self.layers[-1].h[1:])
 
     @property
-    def h_n(self) -> np.ndarray:  # (L, B, H)
-        return self._callers(np.stack([f.h[-1] for f in self.layers]))
+    def h_n(self) -> np.ndarray:  # (L, B, H), or (2L, B, H): l0, l0 reverse, l1, ...
+        return self._callers(np.stack([f.h[-1] for f in self._directions()]))
 
     @property
-    def c_n(self) -> np.ndarray | None:  # (L, B, H), cells with a cell state only
+    def c_n(self) -> np.ndarray | None:  # as h_n, cells with a cell state only
         if not get_cell(self.cell).has_cell_state:
             return None
-        return self._callers(np.stack([f.c[-1] for f in self.layers]))
+        return self._callers(np.stack([f.c[-1] for f in self._directions()]))
+
+    def _directions(self) -> list[Any]:
+        """Every (layer, direction)'s record in torch's order of the final states."""
+        if self.reverse is None:
+            return list(self.layers)
+        return [f for pair in zip(self.layers, self.reverse.layers) for f in pair]
 
     def _callers(self, a: np.ndarray) -> np.ndarray:
         """a (·, B, ...) with its rows back in the caller's order."""
@@ -113,10 +164,24 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                   projected: np.ndarray | None = None, workspace: Any = None) -> StackForward:
     """Run every layer over X (T, B, D); h0, c0 are (L, B, H) or None (zeros).
 
+    A bidirectional ``state`` (:func:`is_bidirectional`) runs each layer l in both
+    directions over its input x (T, B, D_l), from h0[2l] and h0[2l + 1] (so h0, c0 are
+    (2L, B, H): l0, l0 reverse, l1, ... as torch orders them):
+
+        h_t = cell(h_{t−1}, x_t)              t = 0 .. ℓ_b − 1
+        h̃_s = cell(h̃_{s−1}, x_{ℓ_b−1−s})      s = 0 .. ℓ_b − 1
+        y_t = [h_t ; h̃_{ℓ_b−1−t}]  (2H)       what layer l + 1 reads (through its dropout)
+
+    with h_{−1} = h0[2l], h̃_{−1} = h0[2l + 1], ℓ_b = T without ``lengths``. The output is
+    the top layer's y (T, B, 2H), h_n and c_n are (2L, B, H). At a padded step t ≥ ℓ_b,
+    y_t = [h_{ℓ_b−1} ; h̃_{ℓ_b−1}]: each direction's final state (torch pads with zeros;
+    callers mask these steps). See seqtool.core.rnn.directions.
+
     ``projected`` (T, B, G·H): the first layer's input projection X W_ih_l0ᵀ, formed by the
     caller (X is then not read and may be None; the array is consumed). With it,
     :func:`stack_backward` with ``input_products=False`` returns ∂L/∂(X W_ih_l0ᵀ) as
-    ``dA_ih_l0`` in place of ``x`` and ``weight_ih_l0``.
+    ``dA_ih_l0`` in place of ``x`` and ``weight_ih_l0``. One-way stacks only (a ValueError
+    for a bidirectional one: its reverse direction reads X in another order).
 
     ``lengths`` (B,) for a right-padded batch: sequence b runs lengths[b] steps, after which
     every layer keeps its state (torch's packed-sequence semantics: h_n, c_n are the states
@@ -127,11 +192,16 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     ``dropout`` p > 0 (with ``rng``) drops the inputs of layers 1..L−1, i.e. the outputs of
     the layers below them, as ``torch.nn.LSTM(dropout=p)`` does in training.
 
-    ``workspace`` (a :class:`seqtool.core.buffers.Workspace`, one scope per layer) lends the
-    large arrays of the cells that take one; the records then stay valid until the owner's
-    next forward pass (the training loop: the next step). None: fresh arrays.
+    ``workspace`` (a :class:`seqtool.core.buffers.Workspace`, one scope per layer and
+    direction) lends the large arrays of the cells that take one; the records then stay
+    valid until the owner's next forward pass (the training loop: the next step). None:
+    fresh arrays.
     """
     spec = get_cell(cell)
+    both = is_bidirectional(state)
+    num_layers = num_layers_of(state)
+    if both:
+        _check_bidirectional(X, projected, h0, c0, num_layers)
     order = None
     if lengths is not None:
         lengths = np.asarray(lengths)
@@ -140,30 +210,84 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
             lengths = lengths[order]
             X, h0, c0, projected = (None if a is None else _rows_to(a, order)
                                     for a in (X, h0, c0, projected))
+    reverse = None
+    if both:  # one reversal of the batch's steps serves every layer and the backward pass
+        reverse = ReverseLayers(directions.reversal_index(lengths, *X.shape[:2]))
     layers, inputs, masks = [], [], []
     x = X
-    for layer in range(num_layers_of(state)):
-        W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
-        P = projected if layer == 0 else None
+    for layer in range(num_layers):
         mask = None
         if layer > 0 and dropout > 0.0:
             mask = dropout_mask(x.shape, dropout, rng, x.dtype.type)
             x = x * mask
         masks.append(mask)
-        record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, None if h0 is None else h0[layer],
-                              None if c0 is None else c0[layer], lengths, projected=P,
-                              activation=nonlinearity, **_lent(spec, workspace, layer))
+        if reverse is None:
+            W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+            P = projected if layer == 0 else None
+            record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, _row(h0, layer),
+                                  _row(c0, layer), lengths, projected=P,
+                                  activation=nonlinearity, **_lent(spec, workspace, layer))
+            output = record.h[1:]
+        else:
+            record, output = _forward_both(spec, state, layer, x, h0, c0, lengths,
+                                           nonlinearity, workspace, reverse)
         inputs.append(x)
         layers.append(record)
-        x = record.h[1:]
-    return StackForward(cell, layers, inputs, masks, lengths, workspace, order)
+        x = output
+    if reverse is not None:
+        reverse.output = x
+    return StackForward(cell, layers, inputs, masks, lengths, workspace, order, reverse)
 
 
-def _lent(spec: Any, workspace: Any, layer: int) -> dict[str, Any]:
-    """The ``workspace=`` argument of layer ``layer`` for a cell that takes one."""
+def _check_bidirectional(X, projected, h0, c0, num_layers: int) -> None:
+    if projected is not None:
+        raise ValueError("projected= (a caller-formed first-layer input projection) works "
+                         "with one-way stacks only: a bidirectional layer's reverse "
+                         "direction reads X in its own order; pass X")
+    if X is None:
+        raise ValueError("a bidirectional stack needs X")
+    for name, a in (("h0", h0), ("c0", c0)):
+        if a is not None and np.shape(a)[0] != 2 * num_layers:
+            raise ValueError(f"{name} of a bidirectional stack of {num_layers} layers is "
+                             f"(2·{num_layers}, B, H): l0, l0_reverse, l1, ...; got shape "
+                             f"{np.shape(a)}")
+
+
+def _row(a: np.ndarray | None, i: int) -> np.ndarray | None:
+    return None if a is None else a[i]
+
+
+def _forward_both(spec: Any, state: dict[str, np.ndarray], layer: int, x: np.ndarray,
+                  h0, c0, lengths, nonlinearity: str, workspace: Any,
+                  reverse: ReverseLayers) -> tuple[Any, np.ndarray]:
+    """Layer ``layer`` of a bidirectional stack over x (T, B, D_l): the forward direction's
+    record (the reverse one's and the reversed input go to ``reverse``) and the output y
+    (T, B, 2H)."""
+    key, reverse_key, join_key = directions.scope_keys(layer)
+    join_space = None if workspace is None else workspace.scope(join_key)
+    W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+    record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, _row(h0, 2 * layer), _row(c0, 2 * layer),
+                          lengths, activation=nonlinearity, **_lent(spec, workspace, key))
+    x_rev = directions.reverse_steps(x, reverse.index,
+                                     take(join_space, "directions.x", x.shape, x.dtype))
+    W_ih, W_hh, b_ih, b_hh = _layer(state, layer, REVERSE)
+    record_rev = spec.forward(x_rev, W_ih, W_hh, b_ih, b_hh, _row(h0, 2 * layer + 1),
+                              _row(c0, 2 * layer + 1), lengths, activation=nonlinearity,
+                              **_lent(spec, workspace, reverse_key))
+    reverse.layers.append(record_rev)
+    reverse.inputs.append(x_rev)
+    T, B, H = record.h.shape[0] - 1, record.h.shape[1], record.h.shape[2]
+    y = take(join_space, "directions.y", (T, B, 2 * H), record.h.dtype)
+    return record, directions.join(record.h[1:], record_rev.h[1:], reverse.index, y)
+
+
+def _lent(spec: Any, workspace: Any, key: Any) -> dict[str, Any]:
+    """The ``workspace=`` argument of the (layer, direction) whose scope is ``key`` (the
+    layer, or ``"<layer>_reverse"``: seqtool.core.rnn.directions.scope_keys) for a cell that
+    takes one."""
     if workspace is None or not spec.uses_workspace:
         return {}
-    return {"workspace": workspace.scope(layer)}
+    return {"workspace": workspace.scope(key)}
 
 
 def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
@@ -176,31 +300,46 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     with ``input_products`` False (for a first layer whose input projection the caller
     formed), ``dA_ih_l0`` = ∂L/∂(X W_ih_l0ᵀ) (T, B, G·H) instead of ``x`` and
     ``weight_ih_l0``.
+
+    Bidirectional (``forward.bidirectional``): dout is (T, B, 2H), dh_n, dc_n and the
+    returned ``h0``, ``c0`` are (2L, B, H) in torch's order, and the ``_reverse`` keys get
+    their gradients too. Of ∂L/∂y_t = [∂L/∂h_t ; ∂L/∂h̃_{ℓ_b−1−t}], each half goes back
+    through its own direction (the reverse half in the reverse direction's step order),
+    and ∂L/∂x_t = (∂L/∂x_t through the forward direction) + (∂L/∂x̃_{ℓ_b−1−t} through the
+    reverse one). ``input_products`` False is refused (ValueError): see stack_forward's
+    ``projected``.
     """
     spec = get_cell(forward.cell)
+    reverse = forward.reverse
+    if reverse is not None and not input_products:
+        raise ValueError("input_products=False (a caller-formed first-layer input "
+                         "projection) works with one-way stacks only")
     L = len(forward.layers)
+    states = L if reverse is None else 2 * L
     grads: dict[str, np.ndarray] = {}
-    h0_grads, c0_grads = [None] * L, [None] * L
+    h0_grads, c0_grads = [None] * states, [None] * states
     upstream, dh_n, dc_n = (forward._layers(a) for a in (dout, dh_n, dc_n))
     for layer in range(L - 1, -1, -1):
-        W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
-        record, x = forward.layers[layer], forward.inputs[layer]
-        dh = np.array(upstream, dtype=record.h.dtype)  # a copy: we add to it
-        if dh_n is not None:
-            dh[-1] += dh_n[layer]  # h_n of this layer is its last output
-        products = input_products or layer > 0
-        g = spec.backward(x, W_ih, W_hh, record, dh, None if dc_n is None else dc_n[layer],
-                          lengths=forward.lengths, activation=nonlinearity,
-                          input_products=products, **_lent(spec, forward.workspace, layer))
-        c0_grads[layer] = g.c0
-        for name in PARAM_NAMES:
-            value = getattr(g, name)
-            if value is not None:  # weight_ih_l0 without input_products
-                grads[param_key(name, layer)] = value
-        if not products:
-            grads["dA_ih_l0"] = forward._callers(g.dA_ih)
-        h0_grads[layer] = g.h0
-        upstream = g.x
+        if reverse is not None:
+            upstream = _backward_both(spec, forward, state, layer, upstream, dh_n, dc_n,
+                                      nonlinearity, grads, h0_grads, c0_grads)
+        else:
+            W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
+            record, x = forward.layers[layer], forward.inputs[layer]
+            dh = np.array(upstream, dtype=record.h.dtype)  # a copy: we add to it
+            if dh_n is not None:
+                dh[-1] += dh_n[layer]  # h_n of this layer is its last output
+            products = input_products or layer > 0
+            g = spec.backward(x, W_ih, W_hh, record, dh, _row(dc_n, layer),
+                              lengths=forward.lengths, activation=nonlinearity,
+                              input_products=products,
+                              **_lent(spec, forward.workspace, layer))
+            c0_grads[layer] = g.c0
+            _keep(grads, g, layer)
+            if not products:
+                grads["dA_ih_l0"] = forward._callers(g.dA_ih)
+            h0_grads[layer] = g.h0
+            upstream = g.x
         if forward.masks and forward.masks[layer] is not None:
             upstream = upstream * forward.masks[layer]  # back through this layer's dropout
     grads["h0"] = forward._callers(np.stack(h0_grads))
@@ -209,3 +348,40 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     if input_products:
         grads["x"] = forward._callers(upstream)
     return grads
+
+
+def _keep(grads: dict[str, np.ndarray], g: Any, layer: int, suffix: str = "") -> None:
+    """Put a (layer, direction)'s parameter gradients under their state-dict keys."""
+    for name in PARAM_NAMES:
+        value = getattr(g, name)
+        if value is not None:  # weight_ih_l0 without input_products
+            grads[param_key(name, layer, suffix)] = value
+
+
+def _backward_both(spec: Any, forward: StackForward, state: dict[str, np.ndarray],
+                   layer: int, dy: np.ndarray, dh_n, dc_n, nonlinearity: str,
+                   grads: dict[str, np.ndarray], h0_grads: list, c0_grads: list) -> np.ndarray:
+    """Layer ``layer`` of a bidirectional stack given ∂L/∂y (T, B, 2H), the layers' order:
+    fills ``grads`` and the two directions' rows of h0_grads, c0_grads, and returns ∂L/∂x
+    (T, B, D_l)."""
+    reverse, workspace = forward.reverse, forward.workspace
+    key, reverse_key, join_key = directions.scope_keys(layer)
+    join_space = None if workspace is None else workspace.scope(join_key)
+    record, record_rev = forward.layers[layer], reverse.layers[layer]
+    dy = np.asarray(dy, dtype=record.h.dtype)
+    dh, dh_rev = directions.split(dy, reverse.index, join_space)
+    if dh_n is not None:  # each direction's final state is its record's last state
+        dh[-1] += dh_n[2 * layer]
+        dh_rev[-1] += dh_n[2 * layer + 1]
+    sides = ((key, "", record, forward.inputs[layer], dh, 2 * layer),
+             (reverse_key, REVERSE, record_rev, reverse.inputs[layer], dh_rev, 2 * layer + 1))
+    dx = []
+    for scope_key, suffix, rec, x, d, row in sides:
+        W_ih, W_hh, _, _ = _layer(state, layer, suffix)
+        g = spec.backward(x, W_ih, W_hh, rec, d, _row(dc_n, row), lengths=forward.lengths,
+                          activation=nonlinearity, input_products=True,
+                          **_lent(spec, workspace, scope_key))
+        _keep(grads, g, layer, suffix)
+        h0_grads[row], c0_grads[row] = g.h0, g.c0
+        dx.append(g.x)
+    return directions.merge_input_gradients(dx[0], dx[1], reverse.index, join_space)

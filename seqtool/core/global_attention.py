@@ -1,0 +1,238 @@
+"""Global attention of a decoder over its encoder's states (Luong, Pham & Manning 2015).
+
+For each sequence b, decoder step t (state h_t, H) and encoder step s (state ē_s, H; only
+the n_b real source steps take part):
+
+    dot:       score(h_t, ē_s) = h_tᵀ ē_s
+    general:   score(h_t, ē_s) = h_tᵀ W_a ē_s
+    additive:  score(h_t, ē_s) = vᵀ tanh(W_q h_t + W_k ē_s + b)   (Luong's "concat",
+                                                                  Bahdanau's form)
+    a_t = selector(score(h_t, ē_1..ē_n))          (any registered selector, or REINFORCE)
+    c_t = Σ_s a_ts ē_s
+    h̃_t = tanh(W_c [c_t; h_t])                     → the output layer
+
+Every (b, t) pair is one row of the selection, so a whole teacher-forced batch is a few
+batched products: scores (B, M, S) = H_dec (B, M, H) × keys (B, H, S), and so on. The
+parameters are named as torch modules of the same shapes would name them:
+``attention.weight`` (general, an ``nn.Linear(H, H, bias=False)``), ``attention.query.weight``,
+``attention.key.weight``, ``attention.key.bias`` and ``attention.v.weight`` (1, H)
+(additive), and ``combine.weight`` (H, 2H).
+
+REINFORCE (``selector="reinforce"``) is hard attention trained with the score-function
+estimator (Williams 1992; Xu et al. 2015): in training a_t is one-hot at a key drawn from
+p_t = softmax(scores), and the scores receive (ℓ_t − b)(onehot(k_t) − p_t) / N, the
+gradient of the surrogate Σ_t (ℓ_t − b) log p_t(k_t) / N, where ℓ_t is step t's
+cross-entropy and b a running mean of ℓ (the baseline, a buffer stored with the weights).
+At evaluation it attends to argmax p_t. The decoder reads no context (no input feeding), so
+a step's choice changes that step's loss alone: ℓ_t is its whole reward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SCORES = ("dot", "general", "additive")
+REINFORCE = "reinforce"
+BASELINE = "attention.baseline"  # REINFORCE's running mean of the step losses (a buffer)
+BASELINE_DECAY = 0.9  # b ← 0.9 b + 0.1 mean(ℓ) after every training step
+
+
+def attention_shapes(score: str, hidden: int, selector: str) -> dict[str, tuple[int, ...]]:
+    """The attention's parameters (and buffers) and their shapes."""
+    H = hidden
+    shapes: dict[str, tuple[int, ...]] = {}
+    if score == "general":
+        shapes["attention.weight"] = (H, H)
+    elif score == "additive":
+        shapes.update({"attention.query.weight": (H, H), "attention.key.weight": (H, H),
+                       "attention.key.bias": (H,), "attention.v.weight": (1, H)})
+    shapes["combine.weight"] = (H, 2 * H)
+    if selector == REINFORCE:
+        shapes[BASELINE] = ()
+    return shapes
+
+
+def buffers(params: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The entries of ``params`` that are state, not weights: no gradient, no optimiser."""
+    return tuple(name for name in params if name == BASELINE)
+
+
+def init_attention(score: str, hidden: int, selector: str, seed: int,
+                   dtype: Any) -> dict[str, np.ndarray]:
+    """U(−1/√fan_in, 1/√fan_in) for each weight (torch's Linear default), from a generator
+    of their own; the baseline starts at 0."""
+    rng = np.random.default_rng([seed, 8])
+    out = {}
+    for name, shape in attention_shapes(score, hidden, selector).items():
+        if name == BASELINE:
+            out[name] = np.zeros((), dtype=dtype)
+            continue
+        bound = 1.0 / np.sqrt(shape[-1])
+        out[name] = rng.uniform(-bound, bound, shape).astype(dtype)
+    return out
+
+
+@dataclass
+class Attended:
+    """Everything the backward pass needs, and what reports show."""
+
+    weights: np.ndarray  # (B, M, S) float64, zero on padded source steps
+    selection: Any  # Selection over the B·M rows (None for REINFORCE in training)
+    keys: np.ndarray  # (B, S, H) encoder states, zero on padded steps
+    queries: np.ndarray  # (B, M, H) decoder states
+    context: np.ndarray  # (B, M, H)
+    combined: np.ndarray  # (B, M, H) h̃
+    projected_keys: np.ndarray | None = None  # general: W_a ē (B, S, H); additive: W_k ē + b
+    hidden_pairs: np.ndarray | None = None  # additive: tanh(W_q h_t + W_k ē_s + b) (B, M, S, H)
+    probabilities: np.ndarray | None = None  # REINFORCE: p (B, M, S)
+    chosen: np.ndarray | None = None  # REINFORCE: the drawn key per row (B, M)
+
+
+def _selector(spec: Any, training: bool) -> tuple[str, dict[str, Any]]:
+    name, params = spec.selector, dict(spec.selector_params or {})
+    if not training and name in ("gumbel", REINFORCE):
+        return "argmax", {}
+    return name, params
+
+
+def scores_of(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray,
+              keys: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(scores (B, M, S), projected keys, the additive score's tanh layer)."""
+    if spec.score == "dot":
+        return queries @ keys.transpose(0, 2, 1), None, None
+    if spec.score == "general":
+        projected = keys @ params["attention.weight"].T  # W_a ē_s, as rows
+        return queries @ projected.transpose(0, 2, 1), projected, None
+    projected = keys @ params["attention.key.weight"].T + params["attention.key.bias"]
+    q = queries @ params["attention.query.weight"].T  # (B, M, H)
+    pairs = np.tanh(q[:, :, None, :] + projected[:, None, :, :])  # (B, M, S, H)
+    return pairs @ params["attention.v.weight"][0], projected, pairs
+
+
+def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: np.ndarray,
+           lengths: np.ndarray, rng: np.random.Generator | None = None) -> Attended:
+    """Attention of the decoder states ``queries`` (B, M, H) over the encoder states ``keys``
+    (B, S, H, zero past each source's ``lengths``) and the combined outputs h̃ (B, M, H).
+    ``rng`` is the training step's generator (None: evaluation)."""
+    from seqtool.core.selectors.masked import select_rows
+
+    B, M, _ = queries.shape
+    S = keys.shape[1]
+    scores, projected, pairs = scores_of(spec, params, queries, keys)
+    rows = scores.reshape(B * M, S)
+    row_lengths = np.repeat(lengths, M)
+    name, chosen = _selector(spec, rng is not None)
+    probabilities = picked = selection = None
+    if name == REINFORCE:
+        selection = select_rows("softmax", rows, row_lengths)
+        p = selection.weights
+        picked = _draw(p, row_lengths, rng)
+        weights = np.zeros_like(p)
+        weights[np.arange(B * M), picked] = 1.0
+        probabilities, picked = p.reshape(B, M, S), picked.reshape(B, M)
+        selection = None
+    else:
+        if name == "gumbel":
+            chosen["seed"] = int(rng.integers(2**31))
+        selection = select_rows(name, rows, row_lengths, **chosen)
+        weights = selection.weights
+    weights = weights.reshape(B, M, S)
+    context = weights.astype(keys.dtype) @ keys  # (B, M, H)
+    combined = np.tanh(np.concatenate([context, queries], axis=-1) @ params["combine.weight"].T)
+    return Attended(weights, selection, keys, queries, context, combined, projected, pairs,
+                    probabilities, picked)
+
+
+def _draw(p: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row of p (B·M, S) drawn by inverse CDF from one uniform each: the
+    first k with Σ_{j≤k} p_j > u, kept within the row's real steps."""
+    u = rng.random((p.shape[0], 1))
+    cdf = np.cumsum(p, axis=1)
+    picked = (cdf <= u * cdf[:, -1:]).sum(axis=1)
+    return np.minimum(picked, lengths - 1)
+
+
+def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
+                    d_combined: np.ndarray, step_losses: np.ndarray | None = None,
+                    step_mask: np.ndarray | None = None, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(∂L/∂queries (B, M, H), ∂L/∂keys (B, S, H), ∂L/∂ the attention's weights) given
+    ∂L/∂h̃ (B, M, H):
+
+        u = W_c [c; h],  ∂u = ∂h̃ ⊙ (1 − h̃²),  ∂W_c = Σ ∂u [c; h]ᵀ,  [∂c; ∂h] = W_cᵀ ∂u
+        ∂a_ts = ∂c_t · ē_s,  ∂ē_s += Σ_t a_ts ∂c_t,  ∂score = vjp_selector(∂a)
+    then through the score (dot: ∂h_t += Σ_s ∂score_ts ē_s, ∂ē_s += Σ_t ∂score_ts h_t; general
+    with W_a ē in place of ē; additive through tanh). For REINFORCE, ∂score is the
+    score-function term (ℓ_t − b)(onehot − p)·``scale`` from ``step_losses`` (B, M) (the
+    per-step cross-entropies) on the real steps ``step_mask`` (B, M) instead of a vjp."""
+    H = att.queries.shape[-1]
+    W_c = params["combine.weight"]
+    d_u = d_combined * (1.0 - att.combined * att.combined)
+    both = np.concatenate([att.context, att.queries], axis=-1)
+    grads = {"combine.weight": d_u.reshape(-1, H).T @ both.reshape(-1, 2 * H)}
+    d_both = d_u @ W_c
+    d_context, d_queries = d_both[..., :H], np.array(d_both[..., H:])
+    weights = att.weights.astype(att.keys.dtype)
+    d_keys = weights.transpose(0, 2, 1) @ d_context  # (B, S, H)
+    B, M, S = att.weights.shape
+    if att.probabilities is not None:  # REINFORCE: the score-function estimator
+        d_scores = _reinforce_scores(att, step_losses, step_mask, float(params[BASELINE]),
+                                     scale)
+    else:
+        d_weights = d_context @ att.keys.transpose(0, 2, 1)  # (B, M, S)
+        d_scores = att.selection.vjp(d_weights.reshape(B * M, S)).reshape(B, M, S)
+    d_scores = d_scores.astype(att.keys.dtype)
+    if spec.score == "dot":
+        d_queries += d_scores @ att.keys
+        d_keys += d_scores.transpose(0, 2, 1) @ att.queries
+    elif spec.score == "general":
+        W_a = params["attention.weight"]
+        d_queries += d_scores @ att.projected_keys
+        d_projected = d_scores.transpose(0, 2, 1) @ att.queries  # (B, S, H)
+        grads["attention.weight"] = d_projected.reshape(-1, H).T @ att.keys.reshape(-1, H)
+        d_keys += d_projected @ W_a
+    else:
+        v = params["attention.v.weight"][0]
+        pairs = att.hidden_pairs
+        grads["attention.v.weight"] = np.einsum("bms,bmsh->h", d_scores, pairs)[None, :]
+        d_pre = d_scores[..., None] * v * (1.0 - pairs * pairs)  # (B, M, S, H)
+        d_q, d_k = d_pre.sum(axis=2), d_pre.sum(axis=1)  # (B, M, H), (B, S, H)
+        W_q, W_k = params["attention.query.weight"], params["attention.key.weight"]
+        grads["attention.query.weight"] = d_q.reshape(-1, H).T @ att.queries.reshape(-1, H)
+        grads["attention.key.weight"] = d_k.reshape(-1, H).T @ att.keys.reshape(-1, H)
+        grads["attention.key.bias"] = d_k.sum(axis=(0, 1))
+        d_queries += d_q @ W_q
+        d_keys += d_k @ W_k
+    return d_queries, d_keys, grads
+
+
+def _reinforce_scores(att: Attended, step_losses: np.ndarray | None,
+                      step_mask: np.ndarray | None, baseline: float, scale: float) -> np.ndarray:
+    if step_losses is None or step_mask is None:
+        raise ValueError("reinforce needs the per-step losses and their mask")
+    p = att.probabilities
+    B, M, S = p.shape
+    onehot = np.zeros_like(p)
+    onehot.reshape(B * M, S)[np.arange(B * M), att.chosen.reshape(-1)] = 1.0
+    advantage = np.where(step_mask, step_losses - baseline, 0.0)  # padded steps: no choice
+    return (advantage * scale)[..., None] * (onehot - p)
+
+
+def next_baseline(baseline: float, step_losses: np.ndarray, count: int) -> float:
+    """b ← 0.9 b + 0.1 · mean ℓ (the first step sets b to the mean)."""
+    mean = float(step_losses.sum()) / max(count, 1)
+    return mean if baseline == 0.0 else BASELINE_DECAY * baseline + (1 - BASELINE_DECAY) * mean
+
+
+def entropy(weights: np.ndarray) -> np.ndarray:
+    """H(a_t) = −Σ_s a_ts log a_ts in nats, per row (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(weights > 0, weights * np.log(weights), 0.0)
+    return -terms.sum(axis=-1)
+
+
+__all__ = ["Attended", "BASELINE", "REINFORCE", "SCORES", "attend", "attend_backward",
+           "attention_shapes", "buffers", "entropy", "init_attention", "next_baseline",
+           "scores_of"]
