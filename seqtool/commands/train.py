@@ -447,7 +447,7 @@ def attention_summary(spec: ModelSpec, before: dict[str, np.ndarray],
                "score_grad_norm": float(np.mean(grads)) if grads else None}
     if spec.selector == REINFORCE:
         return {**summary, "gradient": "score-function",
-                "note": "reinforce attends to one source step drawn from softmax(scores) and "
+                "note": "reinforce attends to one step drawn from softmax(scores) and "
                         "trains the scores with (ℓ_t − baseline)·∇ log p(choice), an unbiased "
                         "estimate of the gradient of the expected loss"}
     used = resolve_params(spec.selector, 2**31, spec.selector_params)

@@ -15,6 +15,10 @@ selectors run in float64 (as everywhere in seqtool); the weights are cast to the
 dtype. A Gumbel selector draws new noise every training step (from the step's generator)
 and is its argmax at evaluation, as Gumbel-softmax training is used; argmax gives the
 scoring parameters exactly zero gradient, which is the point of comparing it.
+
+``reinforce`` pools one step drawn from p = softmax(s) in training and the argmax of p at
+evaluation; the scores get (ℓ_b − b)(onehot(t_b) − p_b)/N, ℓ_b the sequence's
+cross-entropy and b the running mean of ℓ (``attention.baseline``, see global_attention).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from seqtool.core.global_attention import BASELINE, REINFORCE, draw, reinforce_scores
 
 SCORES = ("dot", "general", "additive")
 PREFIX = "attention."
@@ -38,13 +44,18 @@ def attention_param_shapes(score: str, hidden: int) -> dict[str, tuple[int, ...]
     return shapes
 
 
-def init_attention(score: str, hidden: int, seed: int, dtype: Any) -> dict[str, np.ndarray]:
+def init_attention(score: str, hidden: int, seed: int, dtype: Any,
+                   selector: str = "softmax") -> dict[str, np.ndarray]:
     """U(−1/√H, 1/√H) for each parameter (torch's Linear default), from a generator of
-    their own, so that adding attention changes no other parameter's first values."""
+    their own, so that adding attention changes no other parameter's first values; and
+    REINFORCE's baseline buffer (0) when the selector is reinforce."""
     rng = np.random.default_rng([seed, 4])
     bound = 1.0 / np.sqrt(hidden)
-    return {name: rng.uniform(-bound, bound, shape).astype(dtype)
-            for name, shape in attention_param_shapes(score, hidden).items()}
+    params = {name: rng.uniform(-bound, bound, shape).astype(dtype)
+              for name, shape in attention_param_shapes(score, hidden).items()}
+    if selector == REINFORCE:
+        params[BASELINE] = np.zeros((), dtype=dtype)
+    return params
 
 
 @dataclass
@@ -52,14 +63,18 @@ class Pooled:
     """What the backward pass needs: the selection, and the scores' intermediate."""
 
     weights: np.ndarray  # (B, T) float64, zero on padded steps
-    selection: Any  # seqtool.core.selectors.registry.Selection
+    selection: Any  # seqtool.core.selectors.registry.Selection (None: REINFORCE training)
     keys: np.ndarray | None  # (T, B, H): W h_t (general) or tanh(W h_t + b) (additive)
     outputs: np.ndarray  # (T, B, H): the h_t pooled (kept: the backward pass reads them)
+    probabilities: np.ndarray | None = None  # REINFORCE: p = softmax(scores) (B, T)
+    chosen: np.ndarray | None = None  # REINFORCE: the drawn step per sequence (B,)
+    # REINFORCE: (ℓ_b − baseline)/N per sequence, set by the training step before backward
+    advantage: np.ndarray | None = None
 
 
 def _selector(spec: Any, training: bool) -> tuple[str, dict[str, Any]]:
     name, params = spec.selector, dict(spec.selector_params or {})
-    if name == "gumbel" and not training:
+    if name in ("gumbel", REINFORCE) and not training:
         return "argmax", {}
     return name, params
 
@@ -81,6 +96,13 @@ def attention_pool(spec: Any, params: dict[str, np.ndarray], out: np.ndarray,
             keys = np.tanh(keys + params[PREFIX + "bias"])
         scores = keys @ q
     name, chosen = _selector(spec, rng is not None)
+    if name == REINFORCE:  # one step drawn from softmax(scores), as a one-hot weight
+        p = select_rows("softmax", scores.T, lengths).weights
+        picked = draw(p, lengths, rng)
+        weights = np.zeros_like(p)
+        weights[np.arange(len(picked)), picked] = 1.0
+        pooled = np.einsum("bt,tbh->bh", weights.astype(out.dtype), out)
+        return pooled, Pooled(weights, None, keys, out, p, picked)
     if name == "gumbel":
         chosen["seed"] = int(rng.integers(2**31))
     selection = select_rows(name, scores.T, lengths, **chosen)
@@ -100,8 +122,12 @@ def attention_pool_backward(spec: Any, params: dict[str, np.ndarray], out: np.nd
     dtype = out.dtype
     w = pooled.weights.astype(dtype)  # (B, T)
     d_out = np.einsum("bt,bh->tbh", w, d_pooled)
-    d_w = np.einsum("tbh,bh->bt", out, d_pooled)
-    d_s = pooled.selection.vjp(d_w).T.astype(dtype)  # (T, B)
+    if pooled.probabilities is not None:  # REINFORCE: the score-function estimator
+        d_s = reinforce_scores(pooled.probabilities, pooled.chosen, pooled.advantage)
+        d_s = d_s.T.astype(dtype)
+    else:
+        d_w = np.einsum("tbh,bh->bt", out, d_pooled)
+        d_s = pooled.selection.vjp(d_w).T.astype(dtype)  # (T, B)
     q = params[PREFIX + "query"]
     grads = {}
     if spec.score == "dot":

@@ -55,11 +55,6 @@ def attention_shapes(score: str, hidden: int, selector: str) -> dict[str, tuple[
     return shapes
 
 
-def buffers(params: dict[str, np.ndarray]) -> tuple[str, ...]:
-    """The entries of ``params`` that are state, not weights: no gradient, no optimiser."""
-    return tuple(name for name in params if name == BASELINE)
-
-
 def init_attention(score: str, hidden: int, selector: str, seed: int,
                    dtype: Any) -> dict[str, np.ndarray]:
     """U(−1/√fan_in, 1/√fan_in) for each weight (torch's Linear default), from a generator
@@ -129,7 +124,7 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     if name == REINFORCE:
         selection = select_rows("softmax", rows, row_lengths)
         p = selection.weights
-        picked = _draw(p, row_lengths, rng)
+        picked = draw(p, row_lengths, rng)
         weights = np.zeros_like(p)
         weights[np.arange(B * M), picked] = 1.0
         probabilities, picked = p.reshape(B, M, S), picked.reshape(B, M)
@@ -141,12 +136,14 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
         weights = selection.weights
     weights = weights.reshape(B, M, S)
     context = weights.astype(keys.dtype) @ keys  # (B, M, H)
-    combined = np.tanh(np.concatenate([context, queries], axis=-1) @ params["combine.weight"].T)
+    # one (B·M, 2H) × (2H, H) product: a (B, M, 2H) @ matmul would run B small ones
+    both = np.concatenate([context, queries], axis=-1).reshape(B * M, -1)
+    combined = np.tanh(both @ params["combine.weight"].T).reshape(B, M, -1)
     return Attended(weights, selection, keys, queries, context, combined, projected, pairs,
                     probabilities, picked)
 
 
-def _draw(p: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw(p: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One index per row of p (B·M, S) drawn by inverse CDF from one uniform each: the
     first k with Σ_{j≤k} p_j > u, kept within the row's real steps."""
     u = rng.random((p.shape[0], 1))
@@ -172,14 +169,17 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     d_u = d_combined * (1.0 - att.combined * att.combined)
     both = np.concatenate([att.context, att.queries], axis=-1)
     grads = {"combine.weight": d_u.reshape(-1, H).T @ both.reshape(-1, 2 * H)}
-    d_both = d_u @ W_c
+    d_both = (d_u.reshape(-1, H) @ W_c).reshape(*d_u.shape[:2], 2 * H)
     d_context, d_queries = d_both[..., :H], np.array(d_both[..., H:])
     weights = att.weights.astype(att.keys.dtype)
     d_keys = weights.transpose(0, 2, 1) @ d_context  # (B, S, H)
     B, M, S = att.weights.shape
     if att.probabilities is not None:  # REINFORCE: the score-function estimator
-        d_scores = _reinforce_scores(att, step_losses, step_mask, float(params[BASELINE]),
-                                     scale)
+        if step_losses is None or step_mask is None:
+            raise ValueError("reinforce needs the per-step losses and their mask")
+        advantage = np.where(step_mask, step_losses - float(params[BASELINE]), 0.0) * scale
+        d_scores = reinforce_scores(att.probabilities.reshape(B * M, S), att.chosen.reshape(-1),
+                                    advantage.reshape(-1)).reshape(B, M, S)
     else:
         d_weights = d_context @ att.keys.transpose(0, 2, 1)  # (B, M, S)
         d_scores = att.selection.vjp(d_weights.reshape(B * M, S)).reshape(B, M, S)
@@ -208,16 +208,13 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     return d_queries, d_keys, grads
 
 
-def _reinforce_scores(att: Attended, step_losses: np.ndarray | None,
-                      step_mask: np.ndarray | None, baseline: float, scale: float) -> np.ndarray:
-    if step_losses is None or step_mask is None:
-        raise ValueError("reinforce needs the per-step losses and their mask")
-    p = att.probabilities
-    B, M, S = p.shape
+def reinforce_scores(p: np.ndarray, chosen: np.ndarray, advantage: np.ndarray) -> np.ndarray:
+    """∂/∂s of Σ_r A_r log p_r(k_r) for rows p (R, S) = softmax(s_r), the drawn keys k
+    (R,) and the advantages A (R,) (the reward less the baseline, scaled; 0 for a row that
+    made no choice): A_r (onehot(k_r) − p_r)."""
     onehot = np.zeros_like(p)
-    onehot.reshape(B * M, S)[np.arange(B * M), att.chosen.reshape(-1)] = 1.0
-    advantage = np.where(step_mask, step_losses - baseline, 0.0)  # padded steps: no choice
-    return (advantage * scale)[..., None] * (onehot - p)
+    onehot[np.arange(len(chosen)), chosen] = 1.0
+    return advantage[:, None] * (onehot - p)
 
 
 def next_baseline(baseline: float, step_losses: np.ndarray, count: int) -> float:
@@ -234,5 +231,5 @@ def entropy(weights: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["Attended", "BASELINE", "REINFORCE", "SCORES", "attend", "attend_backward",
-           "attention_shapes", "buffers", "entropy", "init_attention", "next_baseline",
-           "scores_of"]
+           "attention_shapes", "draw", "entropy", "init_attention", "next_baseline",
+           "reinforce_scores", "scores_of"]

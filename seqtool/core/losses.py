@@ -42,3 +42,14 @@ def sequence_loss(
     np.put_along_axis(probs, labels, np.take_along_axis(probs, labels, axis=-1) - 1.0, axis=-1)
     grad[steps] = probs
     return losses, grad
+
+
+def cross_entropy_each(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """ℓ = −log softmax(z)[y] for every prediction: logits (..., C), targets (...) ids, in
+    float64; 0 where the target is padding (< 0)."""
+    z = logits.astype(np.float64)
+    top = z.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(z - top).sum(axis=-1)) + top[..., 0]
+    y = np.maximum(targets, 0)
+    picked = np.take_along_axis(z, y[..., None], axis=-1)[..., 0]
+    return np.where(targets >= 0, lse - picked, 0.0)

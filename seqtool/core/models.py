@@ -99,19 +99,16 @@ class ModelSpec:
                              f"{self.cell})")
         if self.score not in SCORES:
             raise InputError("score", f"is '{self.score}'; choose one of {', '.join(SCORES)}")
-        if self.selector == "reinforce":
-            raise InputError("selector", "reinforce trains a seq2seq decoder's hard attention "
-                             "(--task seq2seq); attention pooling takes a registered selector "
-                             "(argmax, st-argmax and gumbel are its hard ones)")
-        if self.selector not in selector_names():
-            raise InputError("selector", unknown_message(self.selector, self.selector,
-                                                         selector_names()))
+        names = selector_names() + ("reinforce",)
+        if self.selector not in names:
+            raise InputError("selector", unknown_message(self.selector, self.selector, names))
         if not isinstance(self.selector_params, dict):
             raise InputError("selector", f"has parameters {self.selector_params!r}; expected "
                              "an object")
         # checked as the selector checks them, for any length (top-k's k is cut to a
         # shorter sequence's length when it runs)
-        resolve_params(self.selector, 2**31, self.selector_params)
+        if self.selector != "reinforce":
+            resolve_params(self.selector, 2**31, self.selector_params)
 
     def _check_seq2seq(self) -> None:
         from seqtool.core.global_attention import REINFORCE, SCORES
@@ -194,7 +191,7 @@ def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict
     if spec.pool == "attention":
         from seqtool.core.attention_pool import init_attention
 
-        params.update(init_attention(spec.score, spec.hidden, seed, dtype))
+        params.update(init_attention(spec.score, spec.hidden, seed, dtype, spec.selector))
     bound = 1.0 / np.sqrt(spec.features)
     params["head.weight"] = rng.uniform(-bound, bound, (spec.output_size, spec.features)).astype(dtype)
     params["head.bias"] = rng.uniform(-bound, bound, spec.output_size).astype(dtype)

@@ -34,6 +34,7 @@ from seqtool.core.global_attention import (
     BASELINE, REINFORCE, Attended, attend, attend_backward, entropy, init_attention,
     next_baseline,
 )
+from seqtool.core.losses import cross_entropy_each
 from seqtool.core.models import (
     Loss, ModelSpec, embed_tokens, embedding_gradients, loss_of,
 )
@@ -41,6 +42,9 @@ from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forwar
 
 ENCODER, DECODER = "encoder.", "decoder."
 BOS_ID, EOS_ID = 2, 3  # the shared vocabulary's <s> and </s> (seqtool.core.data.vocab)
+# a decoder never writes <pad> (id 0) or <s>: no target holds them, so their probability
+# only drains to 0 in training; decoding leaves them out from the first step
+NEVER_WRITTEN = (0, BOS_ID)
 
 
 def encoder_hidden(spec: ModelSpec) -> int:
@@ -157,18 +161,14 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], src: np.ndarray,
                         workspace=None if workspace is None else workspace.scope("decoder"))
     queries = np.ascontiguousarray(dec.output.transpose(1, 0, 2))  # (B, M, H)
     att = attend(spec, params, queries, enc.keys, src_lengths, rng)
-    logits = att.combined @ params["head.weight"].T + params["head.bias"]  # (B, M, V)
-    return Seq2SeqForward(logits.transpose(1, 0, 2), enc, dec, X, att)
+    B, M, H = att.combined.shape
+    logits = att.combined.reshape(B * M, H) @ params["head.weight"].T + params["head.bias"]
+    return Seq2SeqForward(logits.reshape(B, M, -1).transpose(1, 0, 2), enc, dec, X, att)
 
 
 def step_losses(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """ℓ_t = −log softmax(z_t)[y_t] per step (M, B) in float64, 0 where y_t is padding."""
-    z = logits.astype(np.float64)
-    top = z.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(z - top).sum(axis=-1)) + top[..., 0]
-    y = np.maximum(targets, 0)
-    picked = np.take_along_axis(z, y[..., None], axis=-1)[..., 0]
-    return np.where(targets >= 0, lse - picked, 0.0)
+    return cross_entropy_each(logits, targets)
 
 
 # ---------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Seq2SeqForward
     V, H = d_z.shape[-1], att.combined.shape[-1]
     grads = {"head.weight": d_z.reshape(-1, V).T @ att.combined.reshape(-1, H),
              "head.bias": d_z.reshape(-1, V).sum(axis=0)}
-    d_combined = d_z @ params["head.weight"]
+    d_combined = (d_z.reshape(-1, V) @ params["head.weight"]).reshape(*d_z.shape[:2], H)
     losses = None if step_loss is None else step_loss.T
     mask = None if step_mask is None else step_mask.T
     d_queries, d_keys, att_grads = attend_backward(spec, params, att, d_combined, losses, mask,
@@ -235,16 +235,19 @@ class Seq2SeqLoss(Loss):
 
 def batch_loss(spec: ModelSpec, params: dict[str, np.ndarray], batch: Any,
                rng: np.random.Generator | None = None, fold_embedding: bool = False,
-               workspace: Any = None) -> tuple[Seq2SeqLoss, Seq2SeqForward, Any]:
-    """(loss, forward, decoder io) of a seq2seq Batch (seqtool.core.data)."""
+               workspace: Any = None, measure: bool = False
+               ) -> tuple[Seq2SeqLoss, Seq2SeqForward, Any]:
+    """(loss, forward, decoder io) of a seq2seq Batch (seqtool.core.data); ``measure`` sums
+    the attention's entropy too (evaluation)."""
     from seqtool.core.data import decoder_io
 
     io = decoder_io(batch)
     fwd = forward(spec, params, batch.inputs, batch.lengths, io.inputs, io.lengths, rng=rng,
                   fold_embedding=fold_embedding, workspace=workspace)
     loss = loss_of(spec, fwd.outputs, io.targets, io.lengths)
-    real = (io.targets >= 0).T  # (B, M)
-    ent = float(entropy(fwd.attended.weights)[real].sum())
+    ent = 0.0
+    if measure:
+        ent = float(entropy(fwd.attended.weights)[(io.targets >= 0).T].sum())
     return (Seq2SeqLoss(loss.value, loss.d_outputs, loss.count, loss.correct, loss.sum,
                         entropy_sum=ent),
             fwd, io)
@@ -308,6 +311,7 @@ def _decoder_step(spec: ModelSpec, params: dict[str, np.ndarray], tokens: np.nda
     z = (att.combined[:, 0] @ params["head.weight"].T + params["head.bias"]).astype(np.float64)
     top = z.max(axis=1, keepdims=True)
     logp = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+    logp[:, list(NEVER_WRITTEN)] = -np.inf  # outside the model's distribution of outputs
     return logp, dec.h_n, dec.c_n, att.weights[:, 0]
 
 

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import numpy as np
 
 from seqtool.core.buffers import Workspace
+from seqtool.core.global_attention import BASELINE, REINFORCE, next_baseline
+from seqtool.core.losses import cross_entropy_each
 from seqtool.core.models import INFERENCE_BATCH, ModelSpec, backward, forward, loss_of
 from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
 from seqtool.core.report import finite
@@ -200,7 +202,7 @@ def _evaluate_seq2seq(spec: ModelSpec, params: dict[str, np.ndarray], dataset: A
     loss_sum, correct, count, exact, entropy = 0.0, 0, 0, 0, 0.0
     for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
         batch = make_batch(dataset, idx)
-        loss, _, io = seq2seq.batch_loss(spec, params, batch)
+        loss, _, io = seq2seq.batch_loss(spec, params, batch, measure=True)
         loss_sum, correct, count = loss_sum + loss.sum, correct + loss.correct, count + loss.count
         entropy += loss.entropy_sum
         outputs = seq2seq.greedy(spec, params, batch.inputs, batch.lengths,
@@ -238,8 +240,9 @@ class TrainResult:
 
 
 def draws(spec: ModelSpec) -> bool:
-    """Whether a training step draws random numbers: dropout, or a Gumbel selector."""
-    return spec.dropout > 0 or (spec.pool == "attention" and spec.selector == "gumbel")
+    """Whether a training step draws random numbers: dropout, or attention that samples
+    (Gumbel noise, REINFORCE's choices)."""
+    return spec.dropout > 0 or (spec.uses_attention and spec.selector in ("gumbel", "reinforce"))
 
 
 def train(spec: ModelSpec, settings: TrainSettings, params: dict[str, np.ndarray],
@@ -364,7 +367,15 @@ def batch_gradients(spec: ModelSpec, params: dict[str, np.ndarray], batch: Any,
     loss = loss_of(spec, fwd.outputs, batch.targets, batch.lengths)
     if not math.isfinite(loss.value):
         return loss, None, {}
-    return loss, backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs), {}
+    updates = {}
+    if spec.pool == "attention" and spec.selector == REINFORCE:
+        # each sequence's choice is rewarded by its own loss, less the running baseline
+        per_sequence = cross_entropy_each(fwd.outputs, batch.targets)
+        baseline = float(params[BASELINE])
+        fwd.pooled_at.advantage = (per_sequence - baseline) / max(loss.count, 1)
+        updates[BASELINE] = next_baseline(baseline, per_sequence, loss.count)
+    grads = backward(spec, params, fwd, inputs, batch.lengths, loss.d_outputs)
+    return loss, grads, updates
 
 
 def scoring_parameters(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
@@ -372,8 +383,7 @@ def scoring_parameters(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
     selector never moves. None for a dot-product seq2seq score, which has none."""
     if not spec.uses_attention:
         return []
-    return [name for name in params if name.startswith("attention.")
-            and name != "attention.baseline"]
+    return [name for name in params if name.startswith("attention.") and name != BASELINE]
 
 
 def scoring_norm(spec: ModelSpec, grads: dict[str, np.ndarray]) -> float | None:

@@ -44,6 +44,16 @@ def test_exact_selectors_train_their_scoring_parameters(cli, tmp_path, selector,
     assert report["spec"]["selector"] == selector
 
 
+def test_reinforce_pooling_trains_its_scoring_by_the_score_function(cli, tmp_path):
+    report = train(cli, tmp_path / "run", "--selector", "reinforce", "--score", "general",
+                   "--epochs", "2")
+    assert report["attention"]["gradient"] == "score-function"
+    assert report["attention"]["scoring_change"]["attention.query"] > 0
+    assert "attention.baseline" not in report["attention"]["scoring_change"]
+    model = load_model(tmp_path / "run")
+    assert float(model.params["attention.baseline"]) > 0  # the running mean of the losses
+
+
 def test_attention_runs_predict_evaluate_and_resume_bit_for_bit(cli, tmp_path):
     whole = train(cli, tmp_path / "whole", "--selector", "gumbel", "--temperature", "0.5",
                   "--epochs", "3")

@@ -150,3 +150,46 @@ def test_other_models_keep_their_spec_and_initial_weights():
     pooled = init_params(spec_for(), seed=4)
     for name, value in init_params(plain, seed=4).items():
         np.testing.assert_array_equal(pooled[name], value)
+
+
+def test_reinforce_pools_one_drawn_step_and_trains_the_scores_by_the_score_function():
+    """Training pools h_k at a step k drawn from p = softmax(s); the scores' gradient is
+    Σ_b A_b ∇ log p_b(k_b) with A_b = (ℓ_b − baseline)/N (torch's log-softmax as the
+    reference), and evaluation pools the argmax of p."""
+    torch = pytest.importorskip("torch")
+    from seqtool.core.training import batch_gradients
+
+    spec = spec_for("lstm", "general", "reinforce")
+    params = init_params(spec, seed=2, dtype=np.float64)
+    params["attention.baseline"] = np.array(0.9)
+    inputs, lengths, targets = batch()
+
+    class Batch:  # what batch_gradients reads of seqtool.core.data.Batch
+        pass
+
+    b = Batch()
+    b.inputs, b.lengths, b.targets = inputs, lengths, targets
+    rng = np.random.default_rng(4)
+    loss, grads, updates = batch_gradients(spec, params, b, rng)
+    f = forward(spec, params, inputs, lengths, dropout_rng=np.random.default_rng(4))
+    pooled = f.pooled_at
+    assert np.all(pooled.weights.max(axis=1) == 1.0) and np.all(pooled.weights.sum(axis=1) == 1)
+    assert np.all(pooled.chosen < lengths)
+    logp_all = f.outputs - f.outputs.max(1, keepdims=True)
+    logp_all = logp_all - np.log(np.exp(logp_all).sum(1, keepdims=True))
+    ell = -logp_all[np.arange(len(targets)), targets]
+    assert updates["attention.baseline"] == pytest.approx(0.9 * 0.9 + 0.1 * ell.mean())
+
+    W = torch.tensor(params["attention.weight"], requires_grad=True)
+    out = torch.tensor(pooled.outputs)  # (T, B, H)
+    s = (out @ W.T) @ torch.tensor(params["attention.query"])  # (T, B)
+    pad = torch.tensor(np.arange(inputs.shape[0])[:, None] >= lengths[None, :])
+    logp = torch.log_softmax(s.masked_fill(pad, float("-inf")), dim=0)
+    chosen = torch.tensor(pooled.chosen)
+    advantage = torch.tensor((ell - 0.9) / len(targets))
+    (advantage * logp[chosen, torch.arange(len(targets))]).sum().backward()
+    # W reaches the loss only through the scores, and the pooled state not through them
+    np.testing.assert_allclose(grads["attention.weight"], W.grad.numpy(), rtol=1e-10, atol=1e-15)
+    argmax = spec_for("lstm", "general", "argmax")
+    evaluated = forward(spec, params, inputs, lengths).features
+    np.testing.assert_array_equal(evaluated, forward(argmax, params, inputs, lengths).features)

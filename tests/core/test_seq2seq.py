@@ -298,3 +298,65 @@ def test_the_tagger_refuses_a_bidirectional_encoder_and_says_why():
     with pytest.raises(InputError, match="future") as caught:
         ModelSpec("tag", "lstm", V, 3, hidden=H, bidirectional=True)
     assert caught.value.key == "bidirectional"
+
+
+def test_the_training_loop_draws_for_the_selectors_that_sample():
+    from seqtool.core.training import draws
+
+    assert draws(spec_for(selector="gumbel")) and draws(spec_for(selector="reinforce"))
+    assert not draws(spec_for(selector="softmax")) and not draws(spec_for(selector="argmax"))
+
+
+def trained_like(seed):
+    """An untrained model with peaked outputs (the head scaled up), whose decoding of the
+    sources below ends after a few tokens for these seeds (the tests check they do)."""
+    spec = spec_for("gru", "general", "softmax")
+    params = seq2seq.init_params(spec, seed=seed, dtype=np.float64)
+    params["head.weight"] = params["head.weight"] * 6
+    return spec, params
+
+
+def test_greedy_decoding_is_the_argmax_of_teacher_forcing_on_its_own_output():
+    """Feeding the greedy output back teacher-forced gives the same logits, so every output
+    token is the argmax there, and the summed log-probabilities agree."""
+    spec, params = trained_like(seed=1)
+    src, sl, *_ = pairs((5, 3, 6, 4), (1, 1, 1, 1), seed=2)
+    outputs = seq2seq.greedy(spec, params, src, sl, limit=8)
+    assert all(out.finished and out.ids for out in outputs)
+    assert all(seq2seq.BOS_ID not in out.ids and 0 not in out.ids for out in outputs)
+    for b, out in enumerate(outputs):
+        body = out.ids
+        dec_in = np.array([seq2seq.BOS_ID] + body)[:, None]
+        f = seq2seq.forward(spec, params, src[:sl[b], b:b + 1], sl[b:b + 1], dec_in,
+                            np.array([len(body) + 1]))
+        logits = f.outputs[:, 0]
+        allowed = logits.copy()
+        allowed[:, list(seq2seq.NEVER_WRITTEN)] = -np.inf  # decoding never writes <pad>, <s>
+        chosen = allowed.argmax(axis=1)
+        steps = len(body) + out.finished
+        np.testing.assert_array_equal(chosen[:len(body)], body)
+        if out.finished:
+            assert chosen[len(body)] == seq2seq.EOS_ID
+        # the model's own log p (normalised over the whole vocabulary)
+        logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
+                               keepdims=True)) - logits.max(1, keepdims=True)
+        assert out.log_prob == pytest.approx(logp[np.arange(steps), chosen[:steps]].sum(),
+                                             rel=1e-12)
+        np.testing.assert_allclose(out.alignment, f.attended.weights[0, :steps, :sl[b]],
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_a_beam_of_one_is_greedy_and_wider_beams_find_no_worse():
+    spec, params = trained_like(seed=3)
+    src, sl, *_ = pairs((5, 3, 6, 4), (1, 1, 1, 1), seed=2)
+    greedy = seq2seq.greedy(spec, params, src, sl, limit=8)
+    assert sum(bool(g.ids) and g.finished for g in greedy) >= 3
+    better = 0
+    for b in range(len(sl)):
+        one = seq2seq.beam_search(spec, params, src[:sl[b], b], 1, limit=8)
+        assert one.ids == greedy[b].ids and one.log_prob == pytest.approx(greedy[b].log_prob)
+        wide = seq2seq.beam_search(spec, params, src[:sl[b], b], 4, limit=8)
+        if greedy[b].finished:
+            assert wide.finished and wide.log_prob >= greedy[b].log_prob - 1e-12
+            better += wide.log_prob > greedy[b].log_prob + 1e-6
+    assert better >= 2  # the beam found more probable outputs than greedy did
