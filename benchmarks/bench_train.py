@@ -1,7 +1,8 @@
 """End-to-end training throughput: `seqtool train-rnn`'s step against a PyTorch CPU loop.
 
 Workload, the same for both, on one thread, float32, for every cell (rnn, gru, lstm) at
-every hidden size H (default 32, 128, 512) and two tasks:
+every hidden size H (default 32, 128, 512; --sizes or --hidden) and each task of --tasks
+(default classify,lm):
 
     classify  builtin("sentiment") (3000 reviews of 3-14 words; 2 classes):
               embedding (V, E) -> 1-layer cell -> h at the last real step (pool "last")
@@ -9,25 +10,47 @@ every hidden size H (default 32, 128, 512) and two tasks:
     lm        builtin("dyck", seq_len=24) (2000 strings, 3-25 steps; 9 symbols):
               embedding -> 1-layer cell -> linear head at every step
               -> cross-entropy, mean over the real (non-padded) steps
+    seq2seq   the training split of prepare("reverse", seed=0) (4500 digit strings of 5-12
+              tokens -> the string reversed; V = 14: 10 digits, <pad> <unk> <s> </s>,
+              shared by source and target): seqtool.core.seq2seq, score "dot", selector
+              "softmax", 1 layer, no dropout:
+              encoder embedding -> cell over the source -> keys ē_s (B, S, H);
+              decoder embedding -> cell over <s> y_1..y_m from the encoder's final state
+              (teacher forcing) -> h_t; a_t = softmax over the real s of h_tᵀ ē_s,
+              c_t = Σ a_ts ē_s, h̃_t = tanh(W_c [c_t; h_t]) (no bias) -> linear head
+              -> cross-entropy against y_1..y_m </s>, mean over the real decoder steps
 
 E = 32, the `--embedding-dim` default of `seqtool train-rnn` (--embedding-dim changes it).
 Batches of 32 in the order of the first epoch of `seqtool.core.training.train` (seed 0,
 ``epoch_order(0, 0, n)``), time-major and right-padded to the longest sequence of the batch,
-as ``seqtool.core.data.make_batch`` builds them. Adam, lr 1e-3, no weight decay, no clipping.
+as ``seqtool.core.data.make_batch`` builds them (seq2seq: the sources so, the targets
+[<s> y.. </s>] padded to their own longest; ``decoder_io`` gives the decoder's inputs,
+targets and lengths). Adam, lr 1e-3, no weight decay, no clipping.
 
 Same weights: seqtool's ``init_params(spec, seed=0)`` is copied into the torch modules with
-``load_state_dict`` (names embedding.*, rnn.*, head.*). Same batches: every batch is built
-once, before timing, on both sides (seqtool's ``Batch`` objects; torch int64 tensors of the
-same arrays), so both time only forward + loss + backward + optimiser step.
+``load_state_dict`` (names embedding.*, rnn.*, head.*; seq2seq: encoder.embedding.*,
+encoder.rnn.*, decoder.embedding.*, decoder.rnn.*, combine.weight, head.*). Same batches:
+every batch is built once, before timing, on both sides (seqtool's ``Batch`` objects; torch
+int64 tensors of the same arrays, seq2seq's decoder inputs, (B, M) targets and (B, 1, S)
+padding mask included), so both time only forward + loss + backward + optimiser step.
 
-    seqtool, one step (what the inner loop of seqtool.core.training.train does per step,
-    reproduced call by call, minus make_batch and the hooks):
-        rng = np.random.default_rng([seed, 3, epoch, step])  # train() makes it every step
-        fwd = forward(spec, params, inputs, lengths, dropout_rng=None)
+    seqtool, one step: what the inner loop of seqtool.core.training.train does per step,
+    minus make_batch and the hooks, i.e. its own function
+        loss, norm = train_step(spec, settings, params, optimizer, batch, None, workspace)
+    with one seqtool.core.buffers.Workspace kept for the whole run, as train() keeps one,
+    and no generator (train() seeds one only when the step draws: dropout, Gumbel; none
+    here). For classify and lm that is
+        fwd = forward(spec, params, inputs, lengths, fold_embedding=True, workspace=...)
         loss = loss_of(spec, fwd.outputs, targets, lengths); isfinite(loss.value)
         grads = backward(spec, params, fwd, inputs, lengths, loss.d_outputs)
         norm = global_norm(grads); isfinite(norm)
-        optimizer.step(grads)                                   # seqtool.core.optim.Adam
+        optimizer.step(grads)                      # seqtool.core.optim.Adam, fused update
+    and for seq2seq, seqtool.core.seq2seq.batch_gradients in place of the first three:
+        io = decoder_io(batch)
+        fwd = seq2seq.forward(spec, params, batch.inputs, batch.lengths, io.inputs,
+                              io.lengths, fold_embedding=True, workspace=...)
+        loss = loss_of(...); the attention's entropy (a training statistic)
+        grads = seq2seq.backward(spec, params, fwd, batch.inputs, io.inputs, ...)
     torch, one step (nn.Embedding(V, E, padding_idx=0), nn.RNN/GRU/LSTM(E, H),
     batch_first=False, nn.Linear(H, O); torch.optim.Adam(lr=1e-3), its defaults):
         optimizer.zero_grad(set_to_none=True)
@@ -41,12 +64,30 @@ same arrays), so both time only forward + loss + backward + optimiser step.
                             CrossEntropyLoss()(model.head(out.data),
                                                pack_padded_sequence(y, lengths).data)
         loss.backward(); optimizer.step(); loss.item()
+    seq2seq (torch.nn.Embedding(V, E, padding_idx=0) and an RNN/GRU/LSTM(E, H) each for
+    encoder and decoder, nn.Linear(2H, H, bias=False) combine, nn.Linear(H, V) head;
+    targets y (B, M) built once):
+        "packed":  out, state = encoder.rnn(pack_padded_sequence(enc_emb, src_lengths))
+                   keys = pad_packed_sequence(out, batch_first=True)       (B, S, H)
+                   out, _ = decoder.rnn(pack_padded_sequence(dec_emb, dec_lengths), state)
+                   queries = pad_packed_sequence(out, batch_first=True)    (B, M, H)
+        "full":    the RNNs over the padding too: keys = out.transpose(0, 1), the decoder
+                   from state = out[src_lengths - 1, arange(B)] (rnn, gru); the LSTM's
+                   encoder stays packed, the only way to its cell state at each source's
+                   last real step (its decoder runs over the padding)
+        then       scores = bmm(queries, keys.transpose(1, 2)).masked_fill(pad, -inf)
+                   context = bmm(softmax(scores, -1), keys)
+                   logits = head(tanh(combine(cat([context, queries], -1))))   (B, M, V)
+                   F.cross_entropy(logits.reshape(-1, V), y.reshape(-1), ignore_index=-1)
     "packed" skips the padded steps, as seqtool's layers always do (train-rnn sorts each
-    batch longest first, so both sides see sorted batches and torch needs no re-sorting).
+    batch longest first, so both sides see sorted batches and torch needs no re-sorting;
+    a seq2seq batch sorted by source length is sorted by target length too for reverse, and
+    enforce_sorted follows each batch's lengths).
     --torch-padding auto (default) probes full and packed on a throw-away copy of the model
     for each task, cell and size and keeps the faster one for torch (the "torch pad" column).
 
-Tokens = Σ lengths over a batch (real tokens, not padding). Timing: every sample is a block of
+Tokens = Σ lengths over a batch (real tokens, not padding; seq2seq: the sources', as
+train()'s tokens_per_s counts them). Timing: every sample is a block of
 k back-to-back steps of one implementation over batches j·k .. j·k + k − 1 (cycling through
 the epoch), with the same k and the same batches for seqtool and torch; blocks of the two
 alternate, so that drift hits both alike. k is chosen so that a block lasts about --block-ms
@@ -64,19 +105,24 @@ gradients of batch 0 from identical weights (≤ 1e-5 expected in float32: round
 as the rounding of the others (|g| ~ 1e-7) the two sides step differently, and up to 1e-2
 is expected there.
 
-Ratio = seqtool tokens/s ÷ torch tokens/s (= torch time / seqtool time). Goals: ≥ 3× at
-H ≤ 128, ≥ 1.0× at H = 512 (other sizes: ≥ 1.0×).
+Ratio = seqtool tokens/s ÷ torch tokens/s (= torch time / seqtool time). Goals: classify
+and lm ≥ 3× at H ≤ 128, ≥ 1.0× at H = 512 (other sizes: ≥ 1.0×); seq2seq ≥ 2× at every H
+(the issue asks for H = 64 and 256: --tasks seq2seq --hidden 64,256).
 
-    python benchmarks/bench_train.py [--sizes 32,128,512] [--cells rnn,gru,lstm]
-                                     [--tasks classify,lm] [--budget 1.0] [--block-ms 100]
+    python benchmarks/bench_train.py [--sizes|--hidden 32,128,512] [--cells rnn,gru,lstm]
+                                     [--tasks classify,lm,seq2seq] [--budget 1.0]
+                                     [--block-ms 100]
                                      [--torch-padding auto|full|packed]
                                      [--profile 25] [--profile-steps 200]
 
 --profile N runs cProfile over the seqtool side after each row's timing (--profile-steps
 steps, or as many as --budget allows, at least 5) and prints the share of each stage of the
-step and the top N functions by own time.
+step (seq2seq: decoder_io, forward (encode, stack_forward, attend), loss_of, entropy,
+backward (attend_backward, stack_backward, embedding gradients), global_norm, the optimiser;
+stack_* count both RNNs) and the top N functions by own time.
 
-Run it without the OpenBLAS core override, which makes NumPy use AVX2 kernels on an AVX-512
+It prints the CPU model, the versions and the BLAS kernels first. Run it without the
+OpenBLAS core override, which makes NumPy use AVX2 kernels on an AVX-512
 machine while torch's MKL uses AVX-512:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py
 """
@@ -111,8 +157,10 @@ try:
 except RuntimeError:  # already set
     pass
 
-DATA = {"classify": ("sentiment", None), "lm": ("dyck", 24)}  # name, seq_len
+DATA = {"classify": ("sentiment", None), "lm": ("dyck", 24),  # name, seq_len
+        "seq2seq": ("reverse", None)}
 SMALL_GOAL, DEFAULT_GOAL = 3.0, 1.0  # seqtool/torch at H <= 128, at larger H
+SEQ2SEQ_GOAL = 2.0  # seqtool/torch for seq2seq, at every H
 CHECK_STEPS = 3
 WARMUP_STEPS = 3
 MIN_BLOCKS = 5
@@ -126,7 +174,28 @@ def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
 
-def ratio_goal(hidden: int) -> float:
+def cpu_model() -> str:
+    """The CPU's model name and how many CPUs the process may use."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), "")
+    except OSError:
+        pass
+    import platform
+
+    name = name or platform.processor() or platform.machine()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return f"CPU: {name}, {usable} usable CPUs"
+
+
+def ratio_goal(task: str, hidden: int) -> float:
+    if task == "seq2seq":
+        return SEQ2SEQ_GOAL
     return SMALL_GOAL if hidden <= 128 else DEFAULT_GOAL
 
 
@@ -141,13 +210,22 @@ class Data:
 
         name, seq_len = DATA[task]
         self.task, self.name = task, name
-        self.dataset = builtin(name, seq_len=seq_len, seed=SEED)
+        if task == "seq2seq":  # the training split, as `seqtool train-rnn --data reverse` has it
+            from seqtool.core.data import prepare
+
+            self.dataset = prepare(name, seq_len=seq_len, seed=SEED)[0]
+        else:
+            self.dataset = builtin(name, seq_len=seq_len, seed=SEED)
         n = len(self.dataset)
         order = epoch_order(SEED, 0, n)  # train()'s first epoch
         self.batches = [make_batch(self.dataset, idx)
                         for idx in batches(n, batch_size, order, self.dataset.lengths)]
+        # train()'s count (its tokens_per_s): the real input tokens, a seq2seq batch's sources
         self.tokens = [int(b.lengths.sum()) for b in self.batches]
         self.torch_batches = []
+        if task == "seq2seq":
+            self.torch_batches = [seq2seq_torch_batch(b) for b in self.batches]
+            return
         for b in self.batches:
             lengths = torch.from_numpy(b.lengths.copy())
             self.torch_batches.append(dict(
@@ -159,6 +237,8 @@ class Data:
             ))
 
     def describe(self) -> str:
+        if self.task == "seq2seq":
+            return self._describe_seq2seq()
         lengths = np.concatenate([b.lengths for b in self.batches])
         T = [b.inputs.shape[0] for b in self.batches]
         real = sum(self.tokens) / sum(b.inputs.size for b in self.batches)
@@ -168,6 +248,46 @@ class Data:
                 f"{real:.0%} of the padded steps real; V={self.dataset.input_size}, "
                 f"O={self.dataset.output_size}")
 
+    def _describe_seq2seq(self) -> str:
+        from seqtool.core.data import decoder_io
+
+        src = np.concatenate([b.lengths for b in self.batches])
+        ios = [decoder_io(b) for b in self.batches]
+        dec = np.concatenate([io.lengths for io in ios])
+        S = [b.inputs.shape[0] for b in self.batches]
+        M = [io.inputs.shape[0] for io in ios]
+        real_src = src.sum() / sum(b.inputs.size for b in self.batches)
+        real_dec = dec.sum() / sum(io.inputs.size for io in ios)
+        return (f"{self.task}: {self.name} (training split), {len(self.dataset)} pairs, "
+                f"{len(self.batches)} batches, sources {src.min()}-{src.max()} tokens "
+                f"(mean {src.mean():.1f}), decoder steps {dec.min()}-{dec.max()} "
+                f"(<s> y_1..y_m -> y_1..y_m </s>), padded S mean {np.mean(S):.1f}, M mean "
+                f"{np.mean(M):.1f}, {real_src:.0%} / {real_dec:.0%} of the padded encoder / "
+                f"decoder steps real; V={self.dataset.input_size} (shared)")
+
+
+def seq2seq_torch_batch(b) -> dict:
+    """A seq2seq Batch as torch tensors, built once: sources (S, B), decoder inputs (M, B)
+    (seqtool.core.data.decoder_io), targets (B, M) with −1 pads, lengths, the attention's
+    padding mask (B, 1, S)."""
+    from seqtool.core.data import decoder_io
+
+    io = decoder_io(b)
+    S = b.inputs.shape[0]
+    src_lengths, dec_lengths = b.lengths.copy(), io.lengths.copy()
+    return {
+        "src": torch.from_numpy(b.inputs.copy()),  # (S, B) int64
+        "src_lengths": torch.from_numpy(src_lengths),
+        "src_sorted": bool(np.all(np.diff(src_lengths) <= 0)),
+        "last": torch.from_numpy(src_lengths - 1),
+        "arange": torch.arange(len(src_lengths)),
+        "dec": torch.from_numpy(io.inputs.copy()),  # (M, B) int64
+        "dec_lengths": torch.from_numpy(dec_lengths),
+        "dec_sorted": bool(np.all(np.diff(dec_lengths) <= 0)),
+        "y": torch.from_numpy(np.ascontiguousarray(io.targets.T)),  # (B, M), −1 past the end
+        "pad": torch.from_numpy(np.arange(S)[None, None, :] >= src_lengths[:, None, None]),
+    }
+
 
 # ---------------------------------------------------------------------------------------
 # seqtool's side
@@ -175,33 +295,35 @@ class Data:
 
 class SeqtoolTrainer:
     def __init__(self, spec, params: dict[str, np.ndarray], data: Data, lr: float):
-        from seqtool.core import models, optim
+        from seqtool.core import optim
 
-        self.models, self.optim = models, optim
         self.spec, self.params, self.data = spec, params, data
         from seqtool.core import training
+        from seqtool.core.buffers import Workspace
 
         self.training = training
         self.settings = training.TrainSettings(optimizer="adam", lr=lr)
         self.opt = training.prepare_optimizer(optim.make_optimizer("adam", params, lr, 0.0))
+        if training.draws(spec):
+            raise ValueError("the benchmark's models draw no random numbers (no dropout)")
+        self.workspace = Workspace()  # train() keeps one for the whole run
 
     def step(self, i: int) -> float:
         """One step of seqtool.core.training.train on batch i (prebuilt): the loop's own
-        train_step (no dropout here, so no generator)."""
+        train_step with its workspace (no dropout here, so no generator)."""
         batch = self.data.batches[i]
         loss, norm = self.training.train_step(self.spec, self.settings, self.params, self.opt,
-                                              batch, None)
+                                              batch, None, self.workspace)
         if not (math.isfinite(loss.value) and math.isfinite(norm)):
             raise RuntimeError(f"seqtool: loss {loss.value}, gradient norm {norm} at batch {i}")
         return loss.value
 
     def gradients(self, i: int) -> dict[str, np.ndarray]:
-        """The gradients of batch i, as train_step computes them, without a step."""
-        m, batch = self.models, self.data.batches[i]
-        fwd = m.forward(self.spec, self.params, batch.inputs, batch.lengths, fold_embedding=True)
-        loss = m.loss_of(self.spec, fwd.outputs, batch.targets, batch.lengths)
-        return m.backward(self.spec, self.params, fwd, batch.inputs, batch.lengths,
-                          loss.d_outputs)
+        """The gradients of batch i, as train_step computes them (folded embeddings), without
+        a step and without the workspace (so that they are the caller's to keep)."""
+        _, grads, _ = self.training.batch_gradients(self.spec, self.params,
+                                                    self.data.batches[i], None)
+        return grads
 
 
 # ---------------------------------------------------------------------------------------
@@ -280,6 +402,89 @@ class TorchTrainer:
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().numpy() for k, v in self.model.state_dict().items()}
+
+
+def torch_rnn(cell: str, E: int, H: int) -> torch.nn.Module:
+    if cell == "rnn":
+        return torch.nn.RNN(E, H, nonlinearity="tanh", batch_first=False)
+    if cell == "gru":
+        return torch.nn.GRU(E, H, batch_first=False)
+    return torch.nn.LSTM(E, H, batch_first=False)
+
+
+class TorchSide(torch.nn.Module):
+    """One side of the encoder-decoder: encoder.* or decoder.* (embedding, rnn)."""
+
+    def __init__(self, cell: str, V: int, E: int, H: int):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(V, E, padding_idx=0)
+        self.rnn = torch_rnn(cell, E, H)
+
+
+class TorchSeq2Seq(torch.nn.Module):
+    """seqtool.core.seq2seq's model (dot score, softmax) with its parameter names."""
+
+    def __init__(self, cell: str, V: int, E: int, H: int):
+        super().__init__()
+        self.cell = cell
+        self.encoder = TorchSide(cell, V, E, H)
+        self.decoder = TorchSide(cell, V, E, H)
+        self.combine = torch.nn.Linear(2 * H, H, bias=False)
+        self.head = torch.nn.Linear(H, V)
+
+
+class TorchSeq2SeqTrainer(TorchTrainer):
+    """The seq2seq model as a PyTorch user writes it: the RNNs over packed sequences (or
+    over the padding, --torch-padding), batched attention with bmm, ignore_index loss."""
+
+    def __init__(self, cell: str, params: dict[str, np.ndarray], data: Data, hidden: int,
+                 lr: float, pool: str = "packed"):
+        V, E = params["encoder.embedding.weight"].shape
+        self.task, self.pool, self.data, self.O = "seq2seq", pool, data, V
+        self.model = TorchSeq2Seq(cell, V, E, hidden)
+        self.model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in params.items()},
+                                   strict=True)
+        self.model.train()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=lr)
+
+    def step(self, i: int, update: bool = True) -> float:
+        b = self.data.torch_batches[i]
+        model = self.model
+        pack = torch.nn.utils.rnn.pack_padded_sequence
+        unpack = torch.nn.utils.rnn.pad_packed_sequence
+        self.opt.zero_grad(set_to_none=True)
+        # encoder: keys (B, S, H) and the final state at each source's last real step
+        src = model.encoder.embedding(b["src"])  # (S, B, E)
+        S, M = b["src"].shape[0], b["dec"].shape[0]
+        if self.pool == "packed" or model.cell == "lstm":
+            # (an LSTM's cell state at the last real step needs packing even for "full")
+            out, state = model.encoder.rnn(pack(src, b["src_lengths"],
+                                                enforce_sorted=b["src_sorted"]))
+            keys, _ = unpack(out, batch_first=True, total_length=S)  # zeros past the end
+        else:
+            out, _ = model.encoder.rnn(src)  # (S, B, H), over the padding too
+            keys = out.transpose(0, 1)  # the padded steps are masked out of the softmax
+            state = out[b["last"], b["arange"]].unsqueeze(0)  # (1, B, H)
+        # decoder, from the encoder's final state, teacher-forced
+        dec = model.decoder.embedding(b["dec"])  # (M, B, E)
+        if self.pool == "packed":
+            out, _ = model.decoder.rnn(pack(dec, b["dec_lengths"],
+                                            enforce_sorted=b["dec_sorted"]), state)
+            queries, _ = unpack(out, batch_first=True, total_length=M)  # (B, M, H)
+        else:
+            out, _ = model.decoder.rnn(dec, state)
+            queries = out.transpose(0, 1)  # (B, M, H); padded steps are ignored by the loss
+        # global attention (dot score, softmax over the real source steps)
+        scores = torch.bmm(queries, keys.transpose(1, 2))  # (B, M, S)
+        weights = torch.softmax(scores.masked_fill(b["pad"], float("-inf")), dim=-1)
+        context = torch.bmm(weights, keys)  # (B, M, H)
+        combined = torch.tanh(model.combine(torch.cat([context, queries], dim=-1)))
+        logits = model.head(combined)  # (B, M, V)
+        loss = F.cross_entropy(logits.reshape(-1, self.O), b["y"].reshape(-1), ignore_index=-1)
+        loss.backward()
+        if update:
+            self.opt.step()
+        return loss.item()
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,6 +573,21 @@ STAGES = [  # (label, file suffix, function name): cumulative time of each stage
     ("global_norm", "core/optim.py", "global_norm"),
     ("optimizer.step", "core/optim.py", "step"),
 ]
+SEQ2SEQ_STAGES = [  # seqtool.core.seq2seq.batch_gradients and the rest of train_step
+    ("decoder_io", "core/data/batching.py", "decoder_io"),
+    ("forward", "core/seq2seq.py", "forward"),
+    ("(encode", "core/seq2seq.py", "encode"),
+    ("stack_forward", "core/rnn/stack.py", "stack_forward"),
+    ("attend)", "core/global_attention.py", "attend"),
+    ("loss_of", "core/models.py", "loss_of"),
+    ("entropy", "core/global_attention.py", "entropy"),
+    ("backward", "core/seq2seq.py", "backward"),
+    ("(attend_backward", "core/global_attention.py", "attend_backward"),
+    ("stack_backward", "core/rnn/stack.py", "stack_backward"),
+    ("embedding gradients)", "core/models.py", "embedding_gradients"),
+    ("global_norm", "core/optim.py", "global_norm"),
+    ("optimizer.step", "core/optim.py", "step"),
+]
 
 
 def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top: int) -> str:
@@ -383,13 +603,15 @@ def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top
     out = io.StringIO()
     out.write(f"  {steps} steps, {wall * 1e3 / steps:.3f} ms/step under the profiler\n"
               f"  stages (cumulative share of the profiled time):")
-    for label, suffix, name in STAGES:
+    for label, suffix, name in (SEQ2SEQ_STAGES if data.task == "seq2seq" else STAGES):
         ct = sum(v[3] for (f, _, fn), v in raw.items() if fn == name and f.endswith(suffix))
         out.write(f" {label} {ct / total:.0%};")
-    # a Cython function, invisible to cProfile (its time is the caller's own time)
-    t_rng = min(timeit.repeat(lambda: np.random.default_rng([SEED, 3, 0, 7]), number=1000,
-                              repeat=3)) / 1000
-    out.write(f" (np.random.default_rng, not seen by cProfile: {t_rng * 1e6:.1f} µs/step)\n")
+    if seq.training.draws(seq.spec):  # train() seeds a generator for the step: Cython,
+        # invisible to cProfile (its time is the caller's own time)
+        t_rng = min(timeit.repeat(lambda: np.random.default_rng([SEED, 3, 0, 7]), number=1000,
+                                  repeat=3)) / 1000
+        out.write(f" (np.random.default_rng, not seen by cProfile: {t_rng * 1e6:.1f} µs/step)")
+    out.write("\n")
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(top)
     lines = buf.getvalue().splitlines()
@@ -406,9 +628,10 @@ def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top
 def main() -> None:
     first = __doc__.splitlines()[0]
     parser = argparse.ArgumentParser(description=first)
-    parser.add_argument("--sizes", default="32,128,512", help="hidden sizes (default 32,128,512)")
+    parser.add_argument("--sizes", "--hidden", dest="sizes", default="32,128,512",
+                        help="hidden sizes (default 32,128,512)")
     parser.add_argument("--cells", default="rnn,gru,lstm")
-    parser.add_argument("--tasks", default="classify,lm")
+    parser.add_argument("--tasks", default="classify,lm", help="classify, lm, seq2seq")
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -425,6 +648,9 @@ def main() -> None:
     sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    for task in tasks:
+        if task not in DATA:
+            parser.error(f"unknown task {task!r}; choose from {', '.join(DATA)}")
 
     import numba
 
@@ -433,6 +659,7 @@ def main() -> None:
     print(f"numpy {np.__version__}, numba {numba.__version__} "
           f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), torch {torch.__version__} "
           f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}")
+    print(cpu_model())
     for line in blas_report():
         print(line)
     print(f"batch {args.batch_size}, E={args.embedding_dim}, Adam lr {args.lr:g}, float32; "
@@ -448,11 +675,20 @@ def main() -> None:
         data = datas[task]
         for cell in cells:
             for H in sizes:
-                spec = ModelSpec(task=task, cell=cell, input_size=data.dataset.input_size,
-                                 output_size=data.dataset.output_size, hidden=H,
-                                 embedding_dim=args.embedding_dim, pool="last")
+                if task == "seq2seq":
+                    V = data.dataset.input_size
+                    spec = ModelSpec("seq2seq", cell, V, V, hidden=H,
+                                     embedding_dim=args.embedding_dim, score="dot",
+                                     selector="softmax")
+                else:
+                    spec = ModelSpec(task=task, cell=cell, input_size=data.dataset.input_size,
+                                     output_size=data.dataset.output_size, hidden=H,
+                                     embedding_dim=args.embedding_dim, pool="last")
                 params = init_params(spec, seed=SEED, dtype=np.float32)
-                tch = TorchTrainer(task, cell, params, data, H, args.lr)
+                if task == "seq2seq":
+                    tch = TorchSeq2SeqTrainer(cell, params, data, H, args.lr)
+                else:
+                    tch = TorchTrainer(task, cell, params, data, H, args.lr)
                 if args.torch_padding == "auto":
                     pool, probes = choose_pool(tch, data, min(0.3, args.budget / 3))
                 else:
@@ -496,7 +732,7 @@ def main() -> None:
     all_met = True
     for r in rows:
         ratio = r["tps_seq"] / r["tps_torch"]
-        goal = ratio_goal(r["H"])
+        goal = ratio_goal(r["task"], r["H"])
         met = ratio >= goal
         all_met &= met
         print(f"{r['task']:<8} {r['cell']:<4} {r['H']:>4} {r['tps_seq']:>13,.0f} "

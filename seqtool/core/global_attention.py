@@ -79,7 +79,9 @@ class Attended:
     keys: np.ndarray  # (B, S, H) encoder states, zero on padded steps
     queries: np.ndarray  # (B, M, H) decoder states
     context: np.ndarray  # (B, M, H)
-    combined: np.ndarray  # (B, M, H) h̃
+    combined: np.ndarray  # (R, H) h̃ of the R rows b·M + t in ``rows`` (all B·M: None)
+    both: np.ndarray  # (R, 2H) [c_t; h_t] of those rows
+    rows: np.ndarray | None  # the real decoder steps, as flat indices into (B, M)
     projected_keys: np.ndarray | None = None  # general: W_a ē (B, S, H); additive: W_k ē + b
     hidden_pairs: np.ndarray | None = None  # additive: tanh(W_q h_t + W_k ē_s + b) (B, M, S, H)
     probabilities: np.ndarray | None = None  # REINFORCE: p (B, M, S)
@@ -108,21 +110,24 @@ def scores_of(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray,
 
 
 def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: np.ndarray,
-           lengths: np.ndarray, rng: np.random.Generator | None = None) -> Attended:
+           lengths: np.ndarray, rng: np.random.Generator | None = None,
+           rows: np.ndarray | None = None) -> Attended:
     """Attention of the decoder states ``queries`` (B, M, H) over the encoder states ``keys``
-    (B, S, H, zero past each source's ``lengths``) and the combined outputs h̃ (B, M, H).
-    ``rng`` is the training step's generator (None: evaluation)."""
+    (B, S, H, zero past each source's ``lengths``) and the combined outputs h̃ of the
+    decoder steps ``rows`` (flat indices b·M + t; None: all of them): the combine layer, the
+    largest product, skips the padded steps as the recurrent layers do. ``rng`` is the
+    training step's generator (None: evaluation)."""
     from seqtool.core.selectors.masked import select_rows
 
     B, M, _ = queries.shape
     S = keys.shape[1]
     scores, projected, pairs = scores_of(spec, params, queries, keys)
-    rows = scores.reshape(B * M, S)
+    flat_scores = scores.reshape(B * M, S)  # one row per (b, t)
     row_lengths = np.repeat(lengths, M)
     name, chosen = _selector(spec, rng is not None)
     probabilities = picked = selection = None
     if name == REINFORCE:
-        selection = select_rows("softmax", rows, row_lengths)
+        selection = select_rows("softmax", flat_scores, row_lengths)
         p = selection.weights
         picked = draw(p, row_lengths, rng)
         weights = np.zeros_like(p)
@@ -132,15 +137,17 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     else:
         if name == "gumbel":
             chosen["seed"] = int(rng.integers(2**31))
-        selection = select_rows(name, rows, row_lengths, **chosen)
+        selection = select_rows(name, flat_scores, row_lengths, **chosen)
         weights = selection.weights
     weights = weights.reshape(B, M, S)
     context = weights.astype(keys.dtype) @ keys  # (B, M, H)
-    # one (B·M, 2H) × (2H, H) product: a (B, M, 2H) @ matmul would run B small ones
+    # one (R, 2H) × (2H, H) product: a (B, M, 2H) @ matmul would run B small ones
     both = np.concatenate([context, queries], axis=-1).reshape(B * M, -1)
-    combined = np.tanh(both @ params["combine.weight"].T).reshape(B, M, -1)
-    return Attended(weights, selection, keys, queries, context, combined, projected, pairs,
-                    probabilities, picked)
+    if rows is not None:
+        both = both[rows]
+    combined = np.tanh(both @ params["combine.weight"].T)
+    return Attended(weights, selection, keys, queries, context, combined, both, rows,
+                    projected, pairs, probabilities, picked)
 
 
 def draw(p: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -156,7 +163,7 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
                     d_combined: np.ndarray, step_losses: np.ndarray | None = None,
                     step_mask: np.ndarray | None = None, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(∂L/∂queries (B, M, H), ∂L/∂keys (B, S, H), ∂L/∂ the attention's weights) given
-    ∂L/∂h̃ (B, M, H):
+    ∂L/∂h̃ of the rows the forward pass combined (R, H):
 
         u = W_c [c; h],  ∂u = ∂h̃ ⊙ (1 − h̃²),  ∂W_c = Σ ∂u [c; h]ᵀ,  [∂c; ∂h] = W_cᵀ ∂u
         ∂a_ts = ∂c_t · ē_s,  ∂ē_s += Σ_t a_ts ∂c_t,  ∂score = vjp_selector(∂a)
@@ -166,14 +173,18 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     per-step cross-entropies) on the real steps ``step_mask`` (B, M) instead of a vjp."""
     H = att.queries.shape[-1]
     W_c = params["combine.weight"]
+    B, M, S = att.weights.shape
     d_u = d_combined * (1.0 - att.combined * att.combined)
-    both = np.concatenate([att.context, att.queries], axis=-1)
-    grads = {"combine.weight": d_u.reshape(-1, H).T @ both.reshape(-1, 2 * H)}
-    d_both = (d_u.reshape(-1, H) @ W_c).reshape(*d_u.shape[:2], 2 * H)
+    grads = {"combine.weight": d_u.T @ att.both}
+    if att.rows is None:
+        d_both = (d_u @ W_c).reshape(B, M, 2 * H)
+    else:  # the padded steps were never combined: no gradient comes back from them
+        d_both = np.zeros((B * M, 2 * H), dtype=d_u.dtype)
+        d_both[att.rows] = d_u @ W_c
+        d_both = d_both.reshape(B, M, 2 * H)
     d_context, d_queries = d_both[..., :H], np.array(d_both[..., H:])
     weights = att.weights.astype(att.keys.dtype)
     d_keys = weights.transpose(0, 2, 1) @ d_context  # (B, S, H)
-    B, M, S = att.weights.shape
     if att.probabilities is not None:  # REINFORCE: the score-function estimator
         if step_losses is None or step_mask is None:
             raise ValueError("reinforce needs the per-step losses and their mask")

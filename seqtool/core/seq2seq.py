@@ -160,9 +160,17 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], src: np.ndarray,
                         dropout=p, rng=rng, lengths=dec_lengths, projected=projected,
                         workspace=None if workspace is None else workspace.scope("decoder"))
     queries = np.ascontiguousarray(dec.output.transpose(1, 0, 2))  # (B, M, H)
-    att = attend(spec, params, queries, enc.keys, src_lengths, rng)
-    B, M, H = att.combined.shape
-    logits = att.combined.reshape(B * M, H) @ params["head.weight"].T + params["head.bias"]
+    B, M = queries.shape[:2]
+    real = np.arange(M)[None, :] < dec_lengths[:, None]  # (B, M)
+    rows = None if real.all() else np.flatnonzero(real)
+    att = attend(spec, params, queries, enc.keys, src_lengths, rng, rows)
+    # the output layer on the real steps only; a padded step's logits are 0 (never read)
+    z = att.combined @ params["head.weight"].T + params["head.bias"]
+    if rows is None:
+        logits = z
+    else:
+        logits = np.zeros((B * M, z.shape[1]), dtype=z.dtype)
+        logits[rows] = z
     return Seq2SeqForward(logits.reshape(B, M, -1).transpose(1, 0, 2), enc, dec, X, att)
 
 
@@ -184,11 +192,12 @@ def backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Seq2SeqForward
     encoder's final states), the encoder, and both embeddings. ``step_loss``, ``step_mask``
     (M, B) and ``scale`` (1/N) feed REINFORCE's score-function gradient."""
     att = fwd.attended
-    d_z = np.ascontiguousarray(d_logits.transpose(1, 0, 2))  # (B, M, V)
-    V, H = d_z.shape[-1], att.combined.shape[-1]
-    grads = {"head.weight": d_z.reshape(-1, V).T @ att.combined.reshape(-1, H),
-             "head.bias": d_z.reshape(-1, V).sum(axis=0)}
-    d_combined = (d_z.reshape(-1, V) @ params["head.weight"]).reshape(*d_z.shape[:2], H)
+    V = d_logits.shape[-1]
+    d_z = np.ascontiguousarray(d_logits.transpose(1, 0, 2)).reshape(-1, V)  # (B·M, V)
+    if att.rows is not None:
+        d_z = d_z[att.rows]  # the combined rows (a padded step's gradient is 0 anyway)
+    grads = {"head.weight": d_z.T @ att.combined, "head.bias": d_z.sum(axis=0)}
+    d_combined = d_z @ params["head.weight"]
     losses = None if step_loss is None else step_loss.T
     mask = None if step_mask is None else step_mask.T
     d_queries, d_keys, att_grads = attend_backward(spec, params, att, d_combined, losses, mask,
@@ -308,7 +317,7 @@ def _decoder_step(spec: ModelSpec, params: dict[str, np.ndarray], tokens: np.nda
     X = params[DECODER + "embedding.weight"][tokens][None]  # (1, B, E)
     dec = stack_forward(spec.cell, X, state, h, c, nonlinearity=spec.nonlinearity)
     att = attend(spec, params, np.ascontiguousarray(dec.output.transpose(1, 0, 2)), keys, lengths)
-    z = (att.combined[:, 0] @ params["head.weight"].T + params["head.bias"]).astype(np.float64)
+    z = (att.combined @ params["head.weight"].T + params["head.bias"]).astype(np.float64)
     top = z.max(axis=1, keepdims=True)
     logp = z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
     logp[:, list(NEVER_WRITTEN)] = -np.inf  # outside the model's distribution of outputs

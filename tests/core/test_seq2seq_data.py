@@ -17,31 +17,12 @@ from seqtool.core.data import (
     DecoderIO, Vocab, builtin, decoder_io, encode_texts, make_batch, prepare, read_data,
     unigram_entropy,
 )
+from core.test_data import raises  # a one-line InputError about a key, with fragments
 from seqtool.core.data.readers import infer_task
 from seqtool.core.errors import InputError
 
 SEQ2SEQ = [name for name, task in BUILTIN_TASKS.items() if task == "seq2seq"]
 SPECIALS = [PAD, UNK, BOS, EOS]
-
-
-def raises(key, *fragments):
-    """pytest.raises for a one-line InputError about ``key`` whose message holds every
-    fragment."""
-    class Check:
-        def __enter__(self):
-            self.ctx = pytest.raises(InputError)
-            self.info = self.ctx.__enter__()
-            return self.info
-
-        def __exit__(self, *exc):
-            suppressed = self.ctx.__exit__(*exc)
-            err = self.info.value
-            assert err.key == key, str(err)
-            for fragment in fragments:
-                assert fragment in err.message, f"{fragment!r} not in {err.message!r}"
-            assert "\n" not in err.message
-            return suppressed
-    return Check()
 
 
 def text(data: Dataset, ids) -> str:
