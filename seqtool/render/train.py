@@ -153,7 +153,7 @@ def render_summary(report: Any, *, precision: int = 4, explain: bool = False) ->
     for name, value in report.baseline.items():
         table.add_row("baseline", f"{name.replace('_', ' ')} {_cell(value, p)}")
     if report.attention is not None:
-        moved = ", ".join(f"‖Δ{name.split('.')[-1]}‖ {_cell(v, p)}"
+        moved = ", ".join(f"‖Δ{name.removeprefix('attention.')}‖ {_cell(v, p)}"
                           for name, v in report.attention["scoring_change"].items())
         table.add_row("attention", f"{report.attention['score']} score, "
                       f"{report.attention['selector']} ({moved}): {report.attention['note']}")
@@ -200,13 +200,14 @@ def architecture(spec: Any) -> list[str]:
     lines = [f"architecture ({spec.task}):"]
     if spec.task == "seq2seq":
         two = " (bidirectional, H/2 each way)" if spec.bidirectional else ""
+        cell = f"{spec.cell.upper()} ×{spec.layers}"
         return lines + [
-            f"  encoder: ē_1..ē_n = {spec.cell.upper()} ×{spec.layers}{two}(E_enc[x_1..x_n])",
-            f"  decoder: h_t = {spec.cell.upper()} ×{spec.layers}(h_{{t−1}}, E_dec[y_{{t−1}}]), "
-            "h_0 = the encoder's final state",
-            f"  attention: a_t = {spec.selector}({spec.score} score(h_t, ē_s)), "
-            "c_t = Σ_s a_ts ē_s, h̃_t = tanh(W_c [c_t; h_t])",
-            f"  p(y_t | y_<t, x) = softmax(W h̃_t + b)   (H = {spec.hidden})"]
+            f"  encoder:   ē_1..ē_n = {cell}(E_enc[x_1..x_n]){two}",
+            f"  decoder:   h_t = {cell}(h_{{t−1}}, E_dec[y_{{t−1}}]), h_0 = the encoder's",
+            "             final state (H = {})".format(spec.hidden),
+            f"  attention: a_t = {spec.selector}({spec.score} score of h_t and ē_1..ē_n)",
+            "             c_t = Σ_s a_ts ē_s,  h̃_t = tanh(W_c [c_t; h_t])",
+            "  output:    p(y_t | y_<t, x) = softmax(W h̃_t + b)"]
     if spec.cell == "bow":
         return lines + ["  y = W · mean_t(x_t) + b: no order, every word counts the same",
                         f"  {embed}"]

@@ -252,6 +252,8 @@ def test_an_unreachable_scheduler_is_one_line(cli, tmp_path):
 SMALL = {  # --set overrides that keep each recipe quick; the rest runs as shipped
     "attention-pooling-selectors.yaml": ["params.epochs=1", "params.hidden=8",
                                          "sweep.seeds=[0]"],
+    "attention-selectors-seq2seq.yaml": ["params.epochs=1", "params.hidden=8",
+                                         "params.samples=200", "sweep.seeds=[0]"],
     "cells-on-sentiment.yaml": ["params.epochs=1", "params.hidden=8", "sweep.seeds=[0]",
                                 "sweep.grid.lr=[0.01]"],
     "dyck-lm.yaml": ["steps[0].params.epochs=1", "steps[0].params.hidden=8"],
@@ -298,6 +300,14 @@ def test_shipped_recipe_runs(cli, tmp_path, name):
         change = {g["point"]["selector"]: g["metrics"]["attention_change"]["mean"]
                   for g in data["summary"]}
         assert change["argmax"] == 0.0 and change["softmax"] > 0 and change["sparsemax"] > 0
+    if name == "attention-selectors-seq2seq.yaml":  # argmax's W_a never moves, nor gets any
+        metrics = {g["point"]["selector"]: g["metrics"] for g in data["summary"]}
+        assert metrics["argmax"]["attention_change"]["mean"] == 0.0
+        assert metrics["argmax"]["score_grad_norm"]["mean"] == 0.0
+        for selector in ("softmax", "sparsemax", "reinforce", "gumbel"):
+            assert metrics[selector]["attention_change"]["mean"] > 0, selector
+            assert metrics[selector]["score_grad_norm"]["mean"] > 0, selector
+        assert all("val_exact" in m and "val_attention_entropy" in m for m in metrics.values())
     if name == "compare-selectors-learn.yaml":
         assert data["summary"][0]["metrics"]["argmax.grad_norm_query"]["mean"] == 0.0
 
