@@ -901,3 +901,35 @@ class CompileConfig:
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "CompileConfig":
         return cls(**coerce_all(cls, mapping, "compile"))
+
+
+# ---------------------------------------------------------------------------------------
+# seqtool report
+
+
+def as_html_path(key: str, value: Any) -> str:
+    """A file name ending in .html (the page is one self-contained HTML file)."""
+    from pathlib import PurePath
+
+    text = as_text(key, value)
+    if PurePath(text).suffix.lower() != ".html":
+        raise InputError(key, f"is '{text}'; the report is one HTML page: give a file name "
+                         "ending in .html, e.g. report.html")
+    return text
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Parameters of ``seqtool report``."""
+
+    run: str = param("", "A sweep directory (seqtool run: summary.json), one of its runs "
+                     "(report.json) or a train-rnn run directory (metrics.jsonl).", as_text)
+    out: str | None = param(None, "The page to write, ending in .html (default: "
+                            "RUN_OR_SWEEP_DIR/report.html).", optional(as_html_path))
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "ReportConfig":
+        config = cls(**coerce_all(cls, mapping, "report"))
+        if not config.run:
+            raise InputError("run", "is missing: give a run or sweep directory")
+        return config

@@ -25,6 +25,7 @@ from seqtool.core.errors import InputError, RunError
 FORMAT = "output_format"
 PRECISION = "precision"
 EXPLAIN = "explain"
+PLOT = "plot"
 
 
 # ---------------------------------------------------------------------------------------
@@ -97,6 +98,11 @@ def _output_parameters(command: Command) -> list[inspect.Parameter]:
     if command.explain:
         out.append(inspect.Parameter(EXPLAIN, keyword, annotation=bool, default=typer.Option(
             False, "--explain", help=command.explain_help)))
+    if command.plot:
+        out.append(inspect.Parameter(PLOT, keyword, annotation=Optional[str], default=typer.Option(
+            None, "--plot", metavar="FILE", help="Also draw the result to FILE: .png, .svg, "
+            ".pdf or .html (one self-contained page); needs matplotlib "
+            "(pip install 'seqtool[plot]').")))
     return out
 
 
@@ -277,6 +283,16 @@ class RuntimeWarningsAsNote:
         return False
 
 
+def _write_plot(command: Command, report: Any, path: Any) -> None:
+    """Draw the report (from its to_dict(), as `seqtool report` does) and write the file."""
+    from seqtool.io.checkpoint import write_atomic
+    from seqtool.render.plots import encode
+
+    fig = command.call("plot", report.to_dict())
+    write_atomic(path, encode(fig, path.suffix, command.plot_title or f"seqtool {command.name}"))
+    _notice(f"plot written to {path}")
+
+
 def _notice(text: str) -> None:
     sys.stderr.write(f"seqtool: {text}\n")
     sys.stderr.flush()
@@ -295,6 +311,11 @@ def invoke(command: Command, values: dict[str, Any]) -> None:
         fmt = command.piped_default
     precision = values.get(PRECISION, 4)
     explain = bool(values.get(EXPLAIN))
+    plot_path = None
+    if values.get(PLOT) is not None:  # checked before any work: a bad path wastes no run
+        from seqtool.render.plots import check_plot_path
+
+        plot_path = check_plot_path(values[PLOT])
     config = command.config.from_mapping(gather(command, values))
     if explain and command.check_explain:
         command.call("check_explain", config)
@@ -321,6 +342,8 @@ def invoke(command: Command, values: dict[str, Any]) -> None:
             else:
                 explanation = command.call("explain", report, precision)
         write_report(report, fmt, explanation)
+    if plot_path is not None:
+        _write_plot(command, report, plot_path)
     failed = command.call("failure", report) if command.failure else None
     if failed:
         raise RunError(failed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from seqtool.commands.registry import Command, Flag, register_command
 from seqtool.config import (
     AttendConfig, BpttConfig, CompareConfig, CompileConfig, EvaluateConfig, PredictConfig,
-    RunConfig, SampleConfig, TrainConfig,
+    ReportConfig, RunConfig, SampleConfig, TrainConfig,
 )
 
 INPUT_HELP = (
@@ -34,6 +34,7 @@ SELECTOR_PARAMS = (
 
 register_command(Command(
     name="attend",
+    plot="seqtool.render.plots.attend:plot",
     config=AttendConfig,
     run="seqtool.commands.attend:run",
     report="seqtool.core.attention:AttendReport",
@@ -64,6 +65,7 @@ values (1,0,0),(0,1,0),(0,0,1),(6,1,2).""",
 
 register_command(Command(
     name="bptt",
+    plot="seqtool.render.plots.bptt:plot",
     config=BpttConfig,
     run="seqtool.commands.bptt:run",
     report="seqtool.core.rnn.bptt:BpttReport",
@@ -113,6 +115,7 @@ norms ‖dh_T/dh_k‖ that vanish or explode, truncated BPTT and a finite-differ
 
 register_command(Command(
     name="compare-selectors",
+    plot="seqtool.render.plots.compare:plot",
     config=CompareConfig,
     run="seqtool.commands.compare:run",
     report="seqtool.core.compare:CompareReport",
@@ -152,6 +155,7 @@ associative recall through each selector, which shows why argmax cannot learn th
 
 register_command(Command(
     name="train-rnn",
+    plot="seqtool.render.plots.train:plot",
     config=TrainConfig,
     run="seqtool.commands.train:run",
     report="seqtool.commands.train:TrainReport",
@@ -281,6 +285,7 @@ register_command(Command(
 
 register_command(Command(
     name="evaluate",
+    plot="seqtool.render.plots.evaluate:plot",
     config=EvaluateConfig,
     run="seqtool.commands.use:evaluate",
     report="seqtool.commands.use:EvaluateReport",
@@ -304,6 +309,7 @@ register_command(Command(
 
 register_command(Command(
     name="run",
+    plot="seqtool.render.plots.recipe:plot",
     config=RunConfig,
     run="seqtool.commands.recipe:run",
     report="seqtool.recipes.runner:RecipeReport",
@@ -364,5 +370,33 @@ per cell and dtype the seconds it took and whether it compiled or only loaded.""
         Flag("cells", ("--cells", "-c"), "CELL[,...]"),
         Flag("dtypes", ("--dtypes",), "float32|float64[,...]"),
         Flag("jobs", ("--jobs", "-j"), "N", kind="int", minimum=1),
+    ),
+))
+
+register_command(Command(
+    name="report",
+    config=ReportConfig,
+    run="seqtool.commands.report:run",
+    report="seqtool.commands.report:PageReport",
+    render="seqtool.render.plots.report:render_report",
+    recipes=False,
+    precision=False,
+    format_help="table: where the page was written; json or csv: the same as data. "
+    "Default: table on a terminal, json when piped.",
+    short_help="One HTML page of a run or sweep. e.g. seqtool report runs/x -o x.html",
+    help="""Write one self-contained HTML page (inline CSS and SVG, no script, nothing fetched)
+with everything about a run or a sweep: its config, its metrics and every plot.
+
+A sweep directory (seqtool run) gives the summary table (mean ± std over seeds per grid
+point), the recipe's plot, and a section per run with its config, metrics and its
+command's plot; a train-rnn run directory gives its config, every epoch and its training
+plot. Needs matplotlib (pip install 'seqtool[plot]').""",
+    examples=(
+        "seqtool report runs/cells-on-sentiment -o cells.html",
+        "seqtool report runs/reviews              # writes runs/reviews/report.html",
+    ),
+    flags=(
+        Flag("run", ("run",), "RUN_OR_SWEEP_DIR", kind="argument"),
+        Flag("out", ("--out", "-o"), "FILE.html"),
     ),
 ))

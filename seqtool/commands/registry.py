@@ -57,6 +57,9 @@ class Command:
     explain:    ``"module:function"``, ``explain(report, precision) -> list[str]``: the
                 --explain lines (added to JSON as "explanation"); None: no --explain flag.
     check_explain: ``"module:function"``, ``(config) -> None``: refuse --explain early.
+    plot:       ``"module:function"``, ``plot(report_dict) -> matplotlib Figure``: the
+                picture of --plot FILE (seqtool.render.plots), drawn from ``to_dict()``;
+                None: no --plot flag.
     failure:    ``"module:function"``, ``(report) -> str | None``: a run that computed its
                 report but failed (exit 1 after the output).
     metrics:    ``"module:function"``, ``(report_dict) -> dict``: the scalars a recipe's
@@ -84,6 +87,8 @@ class Command:
     explain: str | None = None
     explain_help: str = ""
     check_explain: str | None = None
+    plot: str | None = None
+    plot_title: str = ""
     failure: str | None = None
     metrics: str | None = None
     live: str | None = None

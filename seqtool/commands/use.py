@@ -5,7 +5,7 @@ Each returns a Report (see :mod:`seqtool.core.report`), the same for the CLI and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -220,20 +220,32 @@ def sample_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class EvaluateReport(Report):
-    """A trained model's loss and metric on a file or a fresh draw of a built-in set."""
+    """A trained model's loss and metric on a file or a fresh draw of a built-in set, and
+    what a picture of it needs (``details``, nested; the CSV row keeps the scalars):
+
+    confusion          classify, tag: {"labels": [L names], "counts": L × L whole numbers,
+                       row = the true label, column = the predicted one (the argmax)}
+    exact_by_length    seq2seq: {"length": [M], "sequences": [n per M], "exact": [share of
+                       greedy outputs equal to their target, per M]} (M: target tokens)
+    loss_by_position   lm, and regress with a target at every step: {"position": [1..T],
+                       "loss": [mean loss at that step: cross-entropy in nats (lm), squared
+                       error (regress)], "count": [targets at that step]}
+    """
 
     run: str
     data: str
     task: str
     sequences: int
     scores: dict[str, Any]  # loss and accuracy / perplexity / mse
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run, "data": self.data, "task": self.task,
-                "sequences": self.sequences, **self.scores}
+                "sequences": self.sequences, **self.scores, **self.details}
 
     def rows(self) -> list[dict[str, Any]]:
-        return [self.to_dict()]
+        """One row of the scalars (the nested details are in the json format)."""
+        return [{k: v for k, v in self.to_dict().items() if not isinstance(v, (dict, list))}]
 
 
 def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None) -> EvaluateReport:
@@ -244,10 +256,65 @@ def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None
     check_inference_fits(model, dataset.lengths, "data")
     events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
                    training=False)
-    scores = evaluate_model(model.spec, model.params, dataset).to_dict()
+    evaluation = evaluate_model(model.spec, model.params, dataset)
+    scores = evaluation.to_dict()
     if model.spec.pool == "attention":
         scores.update(attention_statistics(model, dataset))
-    return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores)
+    details = {**evaluation.details, **breakdown(model, dataset)}
+    return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores,
+                          details)
+
+
+def breakdown(model: Model, dataset: Any) -> dict[str, Any]:
+    """The confusion matrix (classify, tag) or the mean loss per position (lm, regress at
+    every step) of ``model`` on ``dataset``: the batches the evaluation scores, through the
+    same forward pass again (the counts' diagonal sums to its accuracy). {} for other
+    models (seq2seq's exact share per length comes with its evaluation)."""
+    from seqtool.core.data import make_batch
+    from seqtool.core.losses import log_softmax
+    from seqtool.core.models import INFERENCE_BATCH, forward
+    from seqtool.core.training import batches
+
+    spec, params = model.spec, model.params
+    if spec.task in ("classify", "tag"):
+        L = spec.output_size
+        counts = np.zeros((L, L), dtype=np.int64)
+    elif spec.task == "lm" or (spec.task == "regress" and spec.per_step):
+        T = int(max(dataset.lengths, default=0))
+        sums, counts = np.zeros(T), np.zeros(T, dtype=np.int64)
+    else:
+        return {}
+    for idx in batches(len(dataset), INFERENCE_BATCH, lengths=dataset.lengths):
+        batch = make_batch(dataset, idx)
+        inputs = (batch.inputs if spec.tokens_in
+                  else batch.inputs.astype(params["head.weight"].dtype, copy=False))
+        out = forward(spec, params, inputs, batch.lengths).outputs
+        if spec.task in ("classify", "tag"):
+            truth = batch.targets.reshape(-1)
+            guess = out.reshape(-1, out.shape[-1]).argmax(axis=1)
+            real = truth >= 0  # tag: padded steps hold IGNORE
+            np.add.at(counts, (truth[real], guess[real]), 1)
+        elif spec.task == "lm":
+            for t in range(out.shape[0]):  # a step at a time: (B, V) in float64, not (T, B, V)
+                real = batch.targets[t] >= 0
+                logp = log_softmax(out[t].astype(np.float64))
+                picked = logp[np.arange(len(real)), np.maximum(batch.targets[t], 0)]
+                sums[t] += float(-picked[real].sum())
+                counts[t] += int(real.sum())
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):  # inf: divergence, said so
+                sq = ((out.astype(np.float64) - batch.targets) ** 2).mean(axis=-1)
+            steps = batch.mask.shape[0]
+            sums[:steps] += np.where(batch.mask, sq, 0.0).sum(axis=1)
+            counts[:steps] += batch.mask.sum(axis=1)
+    if spec.task in ("classify", "tag"):
+        labels = list(model.labels) if model.labels else [str(i) for i in range(L)]
+        return {"confusion": {"labels": labels, "counts": counts.tolist()}}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return {"loss_by_position": {"position": list(range(1, len(counts) + 1)),
+                                 "loss": [float(v) for v in means],
+                                 "count": [int(c) for c in counts]}}
 
 
 def attention_statistics(model: Model, dataset: Any) -> dict[str, float]:
@@ -264,7 +331,9 @@ def attention_statistics(model: Model, dataset: Any) -> dict[str, float]:
 
 
 def evaluate_metrics(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in report.items() if k not in ("run", "data", "task")}
+    """The scalars (a recipe's summary averages them; the nested details are not)."""
+    return {k: v for k, v in report.items()
+            if k not in ("run", "data", "task") and not isinstance(v, (dict, list))}
 
 
 __all__ = ["EvaluateReport", "PredictReport", "SampleReport", "evaluate", "predict",

@@ -137,6 +137,9 @@ class Evaluation:
     count: int
     # seq2seq: exact (greedy outputs equal to their targets) and attention_entropy (nats)
     extra: dict[str, float] = field(default_factory=dict)
+    # nested numbers for a picture, kept out of ``extra``: an epoch's record (built from
+    # ``extra``) holds numbers only, as --resume checks. seq2seq: "exact_by_length"
+    details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"loss": self.loss, self.metric_name: self.metric, **self.extra,
@@ -194,12 +197,13 @@ def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
 def _evaluate_seq2seq(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
                       batch_size: int) -> Evaluation:
     """The teacher-forced loss and token accuracy, the share of sequences whose greedy
-    output equals the target exactly, and the mean entropy of the attention per target
-    step (teacher-forced)."""
+    output equals the target exactly (overall, and per target length in ``details``), and
+    the mean entropy of the attention per target step (teacher-forced)."""
     from seqtool.core import seq2seq
     from seqtool.core.data import make_batch
 
     loss_sum, correct, count, exact, entropy = 0.0, 0, 0, 0, 0.0
+    by_length: dict[int, list[int]] = {}  # target length M -> [sequences, exact]
     for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
         batch = make_batch(dataset, idx)
         loss, _, io = seq2seq.batch_loss(spec, params, batch, measure=True)
@@ -209,13 +213,22 @@ def _evaluate_seq2seq(spec: ModelSpec, params: dict[str, np.ndarray], dataset: A
                                  limit=io.inputs.shape[0])
         for b, out in enumerate(outputs):
             target = batch.targets[1:, b]
-            exact += out.finished and out.ids == [int(t) for t in target[target >= 0][:-1]]
+            wanted = [int(t) for t in target[target >= 0][:-1]]  # y_1 .. y_M, no </s>
+            hit = bool(out.finished and out.ids == wanted)
+            exact += hit
+            tally = by_length.setdefault(len(wanted), [0, 0])
+            tally[0] += 1
+            tally[1] += hit
     n = len(dataset)
     extra = {"exact": exact / n if n else math.nan,
              "attention_entropy": entropy / count if count else math.nan}
+    lengths = sorted(by_length)
+    details = {"exact_by_length": {  # the share of exact outputs per target length M
+        "length": lengths, "sequences": [by_length[m][0] for m in lengths],
+        "exact": [by_length[m][1] / by_length[m][0] for m in lengths]}}
     mean = loss_sum / count if count else math.nan
     return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count,
-                      extra)
+                      extra, details)
 
 
 def _cast(spec: ModelSpec, inputs: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:

@@ -218,7 +218,9 @@ def architecture(spec: Any) -> list[str]:
         lines += [f"  {ys}     {what}", f"   {up}"]
     else:
         pooled = {"last": "y = W h_n + b (the last real step)",
-                  "mean": "y = W mean_t(h_t) + b", "max": "y = W max_t(h_t) + b"}
+                  "mean": "y = W mean_t(h_t) + b", "max": "y = W max_t(h_t) + b",
+                  "attention": f"y = W Σ_t w_t h_t + b, w = {spec.selector}({spec.score} "
+                               "scores)"}
         key = "last" if spec.task == "regress" else spec.pool
         lines += [f"  {pooled[key]}: one output reads the whole sequence", "   ↑"]
     lines += [f"  {hs}     {cell}", f"   {up}", f"  {xs}     {embed}"]

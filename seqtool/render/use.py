@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from seqtool.render.console import make_console
-from seqtool.render.numbers import fmt
+from seqtool.render.numbers import fmt, sparkline
 
 
 def render_predictions(report: Any, *, precision: int = 4, explain: bool = False) -> None:
@@ -64,12 +66,56 @@ def render_sample(report: Any, *, precision: int = 4, explain: bool = False) -> 
                          highlight=False)
 
 
+CONFUSION_MAX = 12  # labels shown as a table; more: --format json has the counts
+
+
 def render_evaluation(report: Any, *, precision: int = 4, explain: bool = False) -> None:
-    """One line per number."""
+    """One line per number, then the details: the confusion matrix as a table, the exact
+    share per target length as a table, the loss per position as a sparkline."""
     console = make_console()
+    details = {}
     for key, value in report.to_dict().items():
+        if isinstance(value, (dict, list)):
+            details[key] = value
+            continue
         shown = fmt(value, precision) if isinstance(value, float) else value
         console.print(f"[bold]{key}[/bold] {shown}")
+    if "confusion" in details:
+        # the title on a line of its own: a table's title wraps at the table's width
+        console.print("[bold]confusion[/bold] (rows: true label, columns: predicted)")
+        console.print(confusion_table(details["confusion"]))
+    if "exact_by_length" in details:
+        part = details["exact_by_length"]
+        console.print("[bold]exact outputs by target length[/bold]")
+        table = Table(header_style="bold")
+        for col in ("length", "sequences", "exact"):
+            table.add_column(col, justify="right")
+        for m, n, share in zip(part["length"], part["sequences"], part["exact"]):
+            table.add_row(str(m), str(n), fmt(share, precision))
+        console.print(table)
+    if "loss_by_position" in details:
+        part = details["loss_by_position"]
+        losses = [v for v in part["loss"] if v is not None and np.isfinite(v)]
+        if losses:
+            console.print(f"[bold]loss by position[/bold] 1..{len(part['loss'])}: "
+                          f"{sparkline(np.array(losses), log=False)}  "
+                          f"{fmt(losses[0], precision)} → {fmt(losses[-1], precision)}")
+
+
+def confusion_table(confusion: dict[str, Any]) -> Table | str:
+    """Rows the true label, columns the predicted one; the diagonal in bold."""
+    labels, counts = confusion["labels"], confusion["counts"]
+    if len(labels) > CONFUSION_MAX:
+        return (f"confusion matrix: {len(labels)} × {len(labels)} labels "
+                "(all counts: --format json)")
+    table = Table(header_style="bold")
+    table.add_column("true \\ predicted", style="bold")
+    for name in labels:
+        table.add_column(escape(str(name)), justify="right")
+    for i, (name, row) in enumerate(zip(labels, counts)):
+        cells = [f"[bold]{c}[/bold]" if i == j else str(c) for j, c in enumerate(row)]
+        table.add_row(escape(str(name)), *cells)
+    return table
 
 
 def predict_explanation(report: Any, precision: int = 4) -> list[str] | None:

@@ -55,7 +55,8 @@ def test_attend_and_help_do_not_import_numba_or_pydantic():
         "from seqtool.cli import app\n"
         "r = CliRunner().invoke(app, {args})\n"
         "assert r.exit_code == 0, r.output\n"
-        "print(sorted(m for m in ('numba', 'pydantic', 'yaml', 'scipy') if m in sys.modules))\n"
+        "print(sorted(m for m in ('numba', 'pydantic', 'yaml', 'scipy', 'matplotlib')\n"
+        "             if m in sys.modules))\n"
     )
     for args in (["--help"], ["bptt", "--help"], ["attend", "-q", "3,-1", "-f", "table"],
                  ["attend", "-q", "3,-1"], ["compare-selectors", "--repeats", "1", "--learn",

@@ -339,14 +339,18 @@ def test_evaluate_every_format_holds_the_same_numbers(cli, runs):
     whole = cli(*args, "-f", "json")
     assert whole.exit_code == 0, whole.stderr
     data = whole.json()
-    assert set(data) == {"run", "data", "task", "sequences", "loss", "perplexity", "count"}
+    assert set(data) == {"run", "data", "task", "sequences", "loss", "perplexity", "count",
+                         "loss_by_position"}  # nested: the loss at each position (#16)
     assert json.loads(cli(*args, "-f", "jsonl").stdout.strip()) == data
+    scalars = {k: v for k, v in data.items() if k != "loss_by_position"}
     rows = list(csv.DictReader(io.StringIO(cli(*args, "-f", "csv").stdout)))
-    assert len(rows) == 1 and list(rows[0]) == list(data)
-    assert {k: type(data[k])(v) for k, v in rows[0].items()} == data
+    assert len(rows) == 1 and list(rows[0]) == list(scalars)
+    assert {k: type(data[k])(v) for k, v in rows[0].items()} == scalars
     lines = cli(*args, "-f", "table", "--precision", "5").stdout.splitlines()
-    shown = dict(line.split(" ", 1) for line in lines)
-    assert shown == {k: f"{v:.5g}" if isinstance(v, float) else str(v) for k, v in data.items()}
+    assert lines[-1].startswith("loss by position 1..")  # a sparkline of the nested part
+    shown = dict(line.split(" ", 1) for line in lines[:-1])
+    assert shown == {k: f"{v:.5g}" if isinstance(v, float) else str(v)
+                     for k, v in scalars.items()}
 
 
 # ---------------------------------------------------------------------------------------

@@ -44,6 +44,13 @@ def test_exact_selectors_train_their_scoring_parameters(cli, tmp_path, selector,
     assert report["spec"]["selector"] == selector
 
 
+def test_explain_draws_the_attention_pooling_and_measures_its_dependency_map(cli, tmp_path):
+    report = train(cli, tmp_path / "run", "--selector", "sparsemax", "--epochs", "1",
+                   "--explain")
+    assert any("w = sparsemax(dot scores)" in line for line in report["explanation"])
+    assert report["dependency"] is not None
+
+
 def test_reinforce_pooling_trains_its_scoring_by_the_score_function(cli, tmp_path):
     report = train(cli, tmp_path / "run", "--selector", "reinforce", "--score", "general",
                    "--epochs", "2")
