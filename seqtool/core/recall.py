@@ -24,6 +24,7 @@ from seqtool.core.selectors import get_selector, select
 
 LOGIT_SCALE = 8.0
 EVAL_SEQUENCES = 2000
+CURVE_POINTS = 20  # held-out evaluations along a learning run (its accuracy curve)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class LearningResult:
     grad_norm_Wk: float
     weights_changed: bool
     losses: list[float]  # the training curve, one value per step
+    # held-out accuracy as training goes: [step, accuracy] at step 0 (untrained), about
+    # every steps/CURVE_POINTS steps, and at the end
+    accuracy_curve: list[list] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -122,6 +126,7 @@ class LearningResult:
             "chance": self.chance,
             "grad_norm_Wq": self.grad_norm_Wq, "grad_norm_Wk": self.grad_norm_Wk,
             "weights_changed": self.weights_changed, "losses": self.losses,
+            "accuracy_curve": self.accuracy_curve,
         }
 
 
@@ -155,6 +160,8 @@ def learn(selector: str, setup: RecallSetup, selector_params: dict | None = None
     optimiser = Adam(params, lr=setup.lr)
     data_rng = np.random.default_rng([setup.seed, 1])
     losses, norm_q, norm_k = [], 0.0, 0.0
+    curve = [[0, float(before.correct.mean())]]
+    every = max(1, setup.steps // CURVE_POINTS)
     for step in range(setup.steps):
         batch = sample_batch(data_rng, setup, setup.batch)
         if reseeded:
@@ -166,12 +173,16 @@ def learn(selector: str, setup: RecallSetup, selector_params: dict | None = None
         losses.append(result.loss)
         if on_step is not None:
             on_step(step, result.loss)
+        if (step + 1) % every == 0 and step + 1 < setup.steps:  # the same held-out set
+            seen = forward_backward(params, E, held_out, selector, eval_params, need_grads=False)
+            curve.append([step + 1, float(seen.correct.mean())])
     final = forward_backward(params, E, held_out, selector, eval_params, need_grads=False)
+    curve.append([setup.steps, float(final.correct.mean())])
     changed = not (np.array_equal(params["W_q"], init[0]) and np.array_equal(params["W_k"], init[1]))
     return LearningResult(
         selector=selector, loss_start=losses[0] if losses else final.loss,
         loss_end=losses[-1] if losses else final.loss, accuracy=float(final.correct.mean()),
         accuracy_at_init=float(before.correct.mean()),
         chance=chance_accuracy(setup, E, setup.seed + 3), grad_norm_Wq=norm_q, grad_norm_Wk=norm_k,
-        weights_changed=changed, losses=losses,
+        weights_changed=changed, losses=losses, accuracy_curve=curve,
     )

@@ -203,18 +203,34 @@ def test_compare_learning_curves_and_held_out_accuracy(compared):
         np.testing.assert_allclose(solid.get_ydata(), moving_mean(np.array(r["losses"]), window))
         assert solid.get_label() == r["selector"] and solid.get_color() == PALETTE[s]
         assert faint.get_label().startswith("_")  # not in a legend
-        # the report holds held-out accuracy before and after training: one segment
-        segment = next(line for line in accuracy.lines if line.get_label() == r["selector"])
-        np.testing.assert_allclose(segment.get_xydata(),
-                                   [[s, r["accuracy_at_init"]], [s, r["accuracy"]]])
+        # held-out accuracy along the run: from the untrained number to the trained one
+        curve = np.array(r["accuracy_curve"])
+        assert curve[0].tolist() == [0, r["accuracy_at_init"]]
+        assert curve[-1].tolist() == [50, r["accuracy"]] and len(curve) > 10
+        line = next(line for line in accuracy.lines if line.get_label() == r["selector"])
+        np.testing.assert_allclose(line.get_xydata(), curve)
     argmax = compared["learning"][1]
     assert argmax["selector"] == "argmax" and not argmax["weights_changed"]
     assert len(set(argmax["losses"])) > 1  # new batches, same weights: a flat, noisy line
+    # no gradient reaches W_q, W_k: the same held-out sequences score the same all along
+    assert len({a for _, a in argmax["accuracy_curve"]}) == 1
     chance = [line for line in accuracy.lines if line.get_label() == "_chance"]
     assert [line.get_ydata()[0] for line in chance] == sorted({r["chance"] for r in
                                                                compared["learning"]})
-    assert [t.get_text() for t in accuracy.get_xticklabels()] == list(SELECTORS)
+    assert accuracy.get_xlabel() == "Adam step"
     assert "held-out" in accuracy.get_title() and "held-out" in accuracy.get_ylabel()
+
+
+def test_compare_accuracy_without_a_curve_is_two_points_per_selector(compared):
+    """A report from before the curve was kept (or a recipe's older report.json)."""
+    old = {**compared, "learning": [{k: v for k, v in r.items() if k != "accuracy_curve"}
+                                    for r in compared["learning"]]}
+    accuracy = plot_compare(old).axes[4]
+    for s, r in enumerate(old["learning"]):
+        segment = next(line for line in accuracy.lines if line.get_label() == r["selector"])
+        np.testing.assert_allclose(segment.get_xydata(),
+                                   [[s, r["accuracy_at_init"]], [s, r["accuracy"]]])
+    assert [t.get_text() for t in accuracy.get_xticklabels()] == list(SELECTORS)
 
 
 def test_compare_without_cost_or_learn_is_the_weights_alone(cli):

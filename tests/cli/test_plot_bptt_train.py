@@ -206,7 +206,7 @@ def test_seq2seq_plot_draws_exact_sequences_and_the_alignment(runs):
     _, report = runs["reverse"]
     fig = train_plot.plot(report)
     labelled(fig)
-    metric = panel(fig, "exact sequences")
+    metric = panel(fig, "exact-sequence accuracy")
     np.testing.assert_allclose(line(metric, "exact").get_ydata(),
                                [r["val_exact"] for r in report["history"]])
     alignment = report["alignment"]

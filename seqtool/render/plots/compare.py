@@ -9,8 +9,9 @@ the same 0–1 scale. Below, side by side, what the report holds of the rest:
   vertical bar, and the time of the scores q·K (the same for every selector) dashed;
 - with ``--learn``: the training loss (nats) per Adam step, a line per selector (faint: each
   batch's loss; solid: its moving mean), and the held-out accuracy each selector reached,
-  from before training (hollow marker) to after (filled), against chance (dotted). The
-  report keeps held-out accuracy only at those two points, so that is what is drawn.
+  as training goes (the report's ``accuracy_curve``: the same held-out sequences about
+  every steps/20 steps), against chance (dotted); a report without the curve shows the
+  two points before and after training.
 
 One legend for the figure: a selector has the same colour and marker in every panel.
 """
@@ -145,6 +146,8 @@ def _loss_panel(ax: Any, data: dict[str, Any], style_of: dict[str, dict]) -> Non
 
 def _accuracy_panel(ax: Any, data: dict[str, Any], style_of: dict[str, dict]) -> None:
     learning = data["learning"]
+    if all(r.get("accuracy_curve") for r in learning):
+        return _accuracy_curves(ax, learning, style_of)
     for s, r in enumerate(learning):
         look = style_of.get(r["selector"], {"color": REFERENCE, "marker": "o"})
         # a segment from untrained to trained: the two held-out numbers the report holds
@@ -168,6 +171,22 @@ def _accuracy_panel(ax: Any, data: dict[str, Any], style_of: dict[str, dict]) ->
     style(ax, f"held-out accuracy\n○ untrained → ● {after}\ndotted: chance", "selector",
           "accuracy on held-out sequences")
     ax.grid(False, axis="x")
+
+
+def _accuracy_curves(ax: Any, learning: list[dict], style_of: dict[str, dict]) -> None:
+    """Held-out accuracy against the Adam step, a line per selector (argmax's stays flat:
+    no gradient reaches W_q, W_k), chance dotted."""
+    for r in learning:
+        look = style_of.get(r["selector"], {"color": REFERENCE, "marker": "o"})
+        steps, accuracy = zip(*r["accuracy_curve"])
+        ax.plot(steps, accuracy, color=look["color"], marker=look["marker"], markersize=4,
+                linewidth=1.6, label=r["selector"])
+    for chance in sorted({r["chance"] for r in learning}):
+        ax.axhline(chance, color=REFERENCE, linestyle=":", linewidth=1.4, label="_chance")
+    ax.set_ylim(0.0, 1.02)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    style(ax, "held-out accuracy as it learns\n(the same held-out sequences at every "
+          "point)\ndotted: chance", "Adam step", "accuracy on held-out sequences")
 
 
 def plot(data: dict[str, Any]):
