@@ -189,6 +189,7 @@ class TrainReport(Report):
     params: dict[str, np.ndarray] | None = None
     attention: dict[str, Any] | None = None  # --pool attention: how far the scoring moved
     alignment: dict[str, Any] | None = None  # seq2seq --explain: a validation example's
+    pooling: dict[str, Any] | None = None  # --pool attention --explain: a validation example's
 
     @property
     def metric(self) -> str:
@@ -226,6 +227,7 @@ class TrainReport(Report):
             **({"dependency": self.dependency} if self.dependency is not None else {}),
             **({"attention": self.attention} if self.attention is not None else {}),
             **({"alignment": self.alignment} if self.alignment is not None else {}),
+            **({"pooling": self.pooling} if self.pooling is not None else {}),
         }
 
 
@@ -414,7 +416,23 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
             from seqtool.core.dependency import dependency_map
 
             report.dependency = dependency_map(spec, use, val_data)
+        if spec.pool == "attention":  # the dependency map's sequence, so the two sit together
+            report.pooling = example_pooling(spec, use, val_data, report.dependency["sequence"])
     return report
+
+
+def example_pooling(spec: ModelSpec, params: dict[str, np.ndarray], data: Any,
+                    index: int = 0) -> dict[str, Any]:
+    """Validation sequence ``index`` (0-based, as the dependency map numbers it) of an
+    attention-pooling classifier: its tokens, the weight of each in the pooled state, its
+    label and the model's."""
+    from seqtool.core.inference import classify_attending
+
+    probs, weights = classify_attending(spec, params, [data.inputs[index]])
+    return {"example": index, "tokens": data.vocab.decode(data.inputs[index]),
+            "weights": [float(w) for w in weights[0]],
+            "label": data.labels[int(np.ravel(data.targets[index])[0])],
+            "predicted": data.labels[int(probs[0].argmax())]}
 
 
 def example_alignment(spec: ModelSpec, params: dict[str, np.ndarray], data: Any,

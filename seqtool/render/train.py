@@ -176,7 +176,18 @@ def explanation(report: Any, precision: int = 4) -> list[str] | None:
                  f"target {''.join(a['target']) if _chars(a) else ' '.join(a['target'])!r})")
         return architecture(report.spec) + [""] + alignment_lines(a["source"], a["output"],
                                                                   a["weights"], title)
-    return explain_lines(report, precision) if report.dependency is not None else None
+    if report.dependency is None:
+        return None
+    lines = explain_lines(report, precision)
+    if report.pooling is not None:
+        p = report.pooling
+        heaviest = sorted(zip(p["weights"], p["tokens"]), reverse=True)[:5]
+        lines += ["", f"attention pooling on validation sequence {p['example']} "
+                  f"(label {p['label']}, predicted {p['predicted']}): the heaviest tokens "
+                  + ", ".join(f"{t} {fmt(w, precision)}" for w, t in heaviest if w > 0),
+                  "  " + " ".join(f"{t}({fmt(w, 2)})" for t, w in zip(p["tokens"],
+                                                                      p["weights"]))]
+    return lines
 
 
 def _chars(alignment: dict[str, Any]) -> bool:

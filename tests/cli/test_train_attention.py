@@ -49,6 +49,25 @@ def test_explain_draws_the_attention_pooling_and_measures_its_dependency_map(cli
                    "--explain")
     assert any("w = sparsemax(dot scores)" in line for line in report["explanation"])
     assert report["dependency"] is not None
+    # a validation sequence's pooling weights, as predict gives them for its text
+    pooling = report["pooling"]
+    assert len(pooling["weights"]) == len(pooling["tokens"])
+    assert sum(pooling["weights"]) == pytest.approx(1.0)
+    assert pooling["example"] == report["dependency"]["sequence"]  # the map's sequence
+    assert pooling["tokens"] == report["dependency"]["inputs"]
+    assert any(f"attention pooling on validation sequence {pooling['example']} " in line
+               for line in report["explanation"])
+    text = "".join(pooling["tokens"])  # parity's tokens are characters
+    predicted = cli("predict", str(tmp_path / "run"), "-t", text, "-f", "json")
+    row = json.loads(predicted.stdout)[0]
+    np.testing.assert_allclose(row["attention"], pooling["weights"], rtol=1e-6, atol=1e-7)
+    assert row["label"] == pooling["predicted"]
+    from seqtool.render.plots.train import plot
+
+    fig = plot(report)
+    panel = next(ax for ax in fig.axes if "attention pooling" in ax.get_title())
+    np.testing.assert_allclose(panel.images[0].get_array()[0], pooling["weights"])
+    assert [t.get_text() for t in panel.get_xticklabels()] == pooling["tokens"]
 
 
 def test_reinforce_pooling_trains_its_scoring_by_the_score_function(cli, tmp_path):

@@ -7,7 +7,8 @@
                seq2seq also the exact-sequence share of greedy outputs; the baseline
     --explain  the measured dependency map ‖∂y_t/∂x_s‖ as a heatmap (``dependency``), or for
                seq2seq a validation pair's alignment, source tokens across, output tokens
-               down (``alignment``)
+               down (``alignment``); an attention-pooling classifier's weights over a
+               validation sequence's tokens beside the map (``pooling``)
 An attention-pooling or seq2seq run says in the title how far the attention's scoring
 parameters moved (``attention.scoring_change``).
 
@@ -58,10 +59,12 @@ def plot(data: dict[str, Any]):
     has_map = data.get("alignment") is not None or data.get("dependency") is not None
     rows = (data.get("dependency") or {}).get("norms") or []
     single_row = data.get("alignment") is None and len(rows) == 1
+    pooling = data.get("pooling")
     if has_map:
-        fig = figure(11.0, 8.0 if not single_row else 6.5)
-        axes = fig.subplot_mosaic([["loss", "metric"], ["map", "map"]],
-                                  height_ratios=[1.0, 0.45 if single_row else 1.25])
+        layout = [["loss", "metric"], ["map", "map"]] + ([["pool", "pool"]] if pooling else [])
+        ratios = [1.0, 0.45 if single_row else 1.25] + ([0.35] if pooling else [])
+        fig = figure(11.0, (8.0 if not single_row else 6.5) + (2.0 if pooling else 0.0))
+        axes = fig.subplot_mosaic(layout, height_ratios=ratios)
     else:
         fig = figure(11.0, 4.6)
         axes = fig.subplot_mosaic([["loss", "metric"]])
@@ -74,6 +77,8 @@ def plot(data: dict[str, Any]):
         alignment_panel(fig, axes["map"], data["alignment"])
     elif data.get("dependency") is not None:
         dependency_panel(fig, axes["map"], data["dependency"])
+    if pooling and has_map:
+        pooling_panel(fig, axes["pool"], pooling)
     suptitle(fig, _title(data, task, history))
     return fig
 
@@ -253,6 +258,18 @@ def alignment_panel(fig: Any, ax: Any, alignment: dict[str, Any]) -> Any:
     return image
 
 
+def pooling_panel(fig: Any, ax: Any, pooling: dict[str, Any]) -> Any:
+    """An attention-pooling classifier's weights over the tokens of a validation sequence:
+    one row, the tokens across (the pooled state is Σ_t w_t h_t)."""
+    image = heatmap(fig, ax, [pooling["weights"]], list(pooling["tokens"]), ["w_t"],
+                    bar="attention weight", vmin=0.0, vmax=1.0, fmt="{:.2f}")
+    style(ax, f"attention pooling on validation sequence {pooling.get('example', 0)} "
+              f"(label {plain(pooling.get('label', '?'))}, predicted "
+              f"{plain(pooling.get('predicted', '?'))})", "token", "")
+    ax.grid(False)
+    return image
+
+
 def dependency_panel(fig: Any, ax: Any, dependency: dict[str, Any]) -> Any:
     """‖∂y_t/∂x_s‖: one row per output step (one row for a many-to-one model), one column
     per input step, labelled with the input tokens."""
@@ -272,4 +289,4 @@ def dependency_panel(fig: Any, ax: Any, dependency: dict[str, Any]) -> Any:
 
 
 __all__ = ["alignment_panel", "attention_note", "dependency_panel", "heatmap", "legend_below",
-           "plain", "plot", "suptitle"]
+           "plain", "plot", "pooling_panel", "suptitle"]
