@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,21 @@ def svg_text(fig: Any) -> str:
     return text[text.index("<svg"):]  # without the XML prolog, to sit inside HTML
 
 
+def inline_svg(fig: Any, prefix: str) -> str:
+    """The figure as an <svg> element for an HTML page: without matplotlib's metadata and
+    namespace declarations (HTML needs none, and the page then names no URL at all),
+    ``xlink:href`` as ``href``, and every id prefixed with ``prefix`` so that several
+    figures on one page never share one."""
+    text = svg_text(fig)
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
+    head_end = text.index(">")
+    head = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text[:head_end])
+    text = head + text[head_end:]
+    text = text.replace("xlink:href=", "href=")
+    text = text.replace(' id="', f' id="{prefix}-').replace('href="#', f'href="#{prefix}-')
+    return text.replace("url(#", f"url(#{prefix}-")
+
+
 def html_page(title: str, body: str) -> str:
     """A self-contained page: inline CSS, no script, nothing fetched."""
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -117,7 +133,7 @@ def encode(fig: Any, suffix: str, title: str = "seqtool") -> bytes:
     CLI writes them (atomically, as every seqtool file)."""
     suffix = suffix.lower()
     if suffix == ".html":
-        body = f"<h1>{html.escape(title)}</h1>\n<figure>{svg_text(fig)}</figure>"
+        body = f"<h1>{html.escape(title)}</h1>\n<figure>{inline_svg(fig, 'plot')}</figure>"
         return html_page(title, body).encode("utf-8")
     if suffix == ".svg":
         return svg_text(fig).encode("utf-8")
@@ -128,4 +144,5 @@ def encode(fig: Any, suffix: str, title: str = "seqtool") -> bytes:
 
 
 __all__ = ["EXTRA", "FORMATS", "HEATMAP", "MARKERS", "PALETTE", "check_plot_path", "color",
-           "encode", "figure", "html_page", "require_matplotlib", "style", "svg_text"]
+           "encode", "figure", "html_page", "inline_svg", "require_matplotlib", "style",
+           "svg_text"]

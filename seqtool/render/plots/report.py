@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from seqtool.render.numbers import fmt
+from seqtool.render.plots import inline_svg
 
 PRECISION = 4
 HISTORY_OPEN = 20  # epoch tables longer than this start folded
@@ -72,20 +73,6 @@ def table(header: list[str], rows: Iterable[list[Any]], caption: str = "") -> st
 
 def key_values(mapping: dict[str, Any], caption: str, header=("parameter", "value")) -> str:
     return table(list(header), ([k, v] for k, v in mapping.items()), caption)
-
-
-def inline_svg(fig: Any, prefix: str) -> str:
-    """The figure as an <svg> for an HTML page (see the module docstring)."""
-    from seqtool.render.plots import svg_text
-
-    text = svg_text(fig)
-    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
-    head_end = text.index(">")
-    head = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text[:head_end])
-    text = head + text[head_end:]
-    text = text.replace("xlink:href=", "href=")
-    text = text.replace(' id="', f' id="{prefix}-').replace('href="#', f'href="#{prefix}-')
-    return text.replace("url(#", f"url(#{prefix}-")
 
 
 def figure_block(fig: Any, prefix: str, caption: str) -> str:
@@ -301,4 +288,4 @@ def render_report(report: Any, *, precision: int = 4, explain: bool = False) -> 
         console.print(text, markup=False)
 
 
-__all__ = ["inline_svg", "render_report", "run_page", "summary_table", "sweep_page"]
+__all__ = ["render_report", "run_page", "summary_table", "sweep_page"]
