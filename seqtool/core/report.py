@@ -49,3 +49,16 @@ class Report:
     def columns(self) -> list[str]:
         rows = self.rows()
         return list(rows[0]) if rows else []
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the command's table (and plot), drawn by
+        ``seqtool.render.notebook`` (imported only here: core draws nothing itself); the
+        JSON in a <pre> if it cannot be drawn."""
+        try:
+            from seqtool.render.notebook import report_html
+        except Exception:  # noqa: BLE001  (rich missing or broken: still the numbers)
+            import html
+            import json
+
+            return f"<pre>{html.escape(json.dumps(self.to_json(), indent=2, default=str))}</pre>"
+        return report_html(self)
