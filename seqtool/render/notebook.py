@@ -10,18 +10,15 @@ gives the report's JSON in a ``<pre>``.
 from __future__ import annotations
 
 import html
-import inspect
 import io
 import itertools
 import json
-import threading
 from typing import Any
 
 WIDTH = 100
 # a fragment for a notebook's output cell (Rich's default is a whole page)
 CODE_FORMAT = ('<pre style="font-family:Menlo,\'DejaVu Sans Mono\',Consolas,monospace;'
                'line-height:1.2">{code}</pre>')
-_LOCK = threading.Lock()  # the renderers' make_console is swapped while one draws
 _FIGURES = itertools.count()  # distinct SVG id prefixes for the figures of one notebook
 
 
@@ -53,26 +50,13 @@ def table_html(command: Any, report: Any, precision: int = 4) -> str:
     from rich.console import Console
 
     from seqtool.commands.registry import load
+    from seqtool.render.console import drawing_on
 
     console = Console(record=True, width=WIDTH, file=io.StringIO(), force_terminal=True,
                       color_system="truecolor", highlight=False, emoji=False)
     render = load(command.render)
-    options: dict[str, Any] = {"precision": precision, "explain": False}
-    try:
-        if "console" in inspect.signature(render).parameters:
-            options["console"] = console
-    except (TypeError, ValueError):
-        pass
-    namespace = getattr(render, "__globals__", {})
-    with _LOCK:
-        previous = namespace.get("make_console")
-        if previous is not None:
-            namespace["make_console"] = lambda: console
-        try:
-            render(report, **options)
-        finally:
-            if previous is not None:
-                namespace["make_console"] = previous
+    with drawing_on(console):  # every renderer draws through make_console()
+        render(report, precision=precision, explain=False)
     return console.export_html(inline_styles=True, code_format=CODE_FORMAT)
 
 
