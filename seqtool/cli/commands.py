@@ -319,6 +319,8 @@ def invoke(command: Command, values: dict[str, Any]) -> None:
     config = command.config.from_mapping(gather(command, values))
     if explain and command.check_explain:
         command.call("check_explain", config)
+    if plot_path is not None and command.check_plot:
+        command.call("check_plot", config)
     options = {flag.name: values.get(flag.name) for flag in command.options}
     if command.explain_runs:
         options[EXPLAIN] = explain

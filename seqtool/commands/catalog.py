@@ -310,6 +310,7 @@ register_command(Command(
 register_command(Command(
     name="run",
     plot="seqtool.render.plots.recipe:plot",
+    check_plot="seqtool.commands.recipe:check_plot",
     config=RunConfig,
     run="seqtool.commands.recipe:run",
     report="seqtool.recipes.runner:RecipeReport",

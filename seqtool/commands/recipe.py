@@ -9,6 +9,7 @@ from typing import Any
 
 from seqtool.commands.events import Events
 from seqtool.config import RunConfig
+from seqtool.core.errors import InputError
 from seqtool.core.report import Report
 
 
@@ -50,6 +51,12 @@ def run(config: RunConfig, events: Events, run_dir: Path | None = None,
         events.on_start(len(runs))
     return run_recipe(loaded, target, jobs=config.jobs, scheduler=config.scheduler,
                       on_result=events.on_result, runs=runs)
+
+
+def check_plot(config: RunConfig) -> None:
+    """--plot draws the runs' results: a dry run has none (refused before it prints)."""
+    if config.dry_run:
+        raise InputError("plot", "has nothing to draw: --dry-run runs nothing")
 
 
 def failure(report: Report) -> str | None:

@@ -60,6 +60,8 @@ class Command:
     plot:       ``"module:function"``, ``plot(report_dict) -> matplotlib Figure``: the
                 picture of --plot FILE (seqtool.render.plots), drawn from ``to_dict()``;
                 None: no --plot flag.
+    check_plot: ``"module:function"``, ``(config) -> None``: refuse --plot early (a run
+                that would draw nothing).
     failure:    ``"module:function"``, ``(report) -> str | None``: a run that computed its
                 report but failed (exit 1 after the output).
     metrics:    ``"module:function"``, ``(report_dict) -> dict``: the scalars a recipe's
@@ -89,6 +91,7 @@ class Command:
     check_explain: str | None = None
     plot: str | None = None
     plot_title: str = ""
+    check_plot: str | None = None
     failure: str | None = None
     metrics: str | None = None
     live: str | None = None

@@ -355,3 +355,11 @@ def test_pipeline_recipe_summary_into_jq(tmp_path):
                  "| jq -c '[.summary[] | {step, out: .metrics[\"output[0]\"].mean}]'", tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0] == {"step": "argmax", "out": 6}
+
+
+def test_a_dry_run_with_plot_is_refused_before_it_prints(cli, tmp_path):
+    picture = tmp_path / "summary.png"
+    result = cli("run", str(RECIPES / "echo-tagging.yaml"), "--dry-run", "--plot", str(picture))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "--plot has nothing to draw: --dry-run runs nothing" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not picture.exists()
