@@ -116,3 +116,23 @@ def test_readme_line_works(line, scratch, request):
         assert all(float(v) > 0 for v in done.stdout.split())  # a number on every line
     if "verdict" in line and "--activation identity" in line:  # the README says exploding
         assert done.stdout.strip().strip('"') == "exploding"
+
+
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"),
+                    re.S)
+
+
+def test_the_readme_has_its_python_example():
+    assert BLOCKS and any("seqtool.attend" in block for block in BLOCKS)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_readme_python_block_works(block, scratch):
+    """Each ```python block runs as written (in the README's scratch folder), and what its
+    comments say it prints is what it prints."""
+    work, env = scratch
+    done = subprocess.run([sys.executable, "-c", block], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for claim in re.findall(r"print\(.*?\)\s+# (\[\[.*?\]\])", block):
+        assert claim in done.stdout.replace("  ", " "), (claim, done.stdout)
