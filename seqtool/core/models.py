@@ -167,13 +167,29 @@ class ModelSpec:
         return data
 
 
+# Tasks whose model is not this module's one-RNN model, by the module that implements it:
+# ``init_params(spec, seed, dtype)``, ``batch_gradients(spec, params, batch, rng,
+# workspace)``, ``evaluate(spec, params, dataset, batch_size)`` and ``warm_passes(tiny,
+# params, training, step, regimes, steps)``; the training loop, the warm-up and the
+# checkpoints reach them through :func:`family_of`, never by naming the task.
+MODEL_FAMILIES: dict[str, str] = {"seq2seq": "seqtool.core.seq2seq"}
+
+
+def family_of(spec: ModelSpec) -> Any:
+    """The module of the model family that implements ``spec.task``, or None for the
+    one-RNN models of this module (imported on first use)."""
+    import importlib
+
+    path = MODEL_FAMILIES.get(spec.task)
+    return None if path is None else importlib.import_module(path)
+
+
 def init_params(spec: ModelSpec, seed: int = 0, dtype: Any = np.float32) -> dict[str, np.ndarray]:
     """torch's default initialisation: embeddings N(0, 1) (the padding row zero), recurrent
     weights and the head U(−1/√fan_in, 1/√fan_in)."""
-    if spec.task == "seq2seq":
-        from seqtool.core import seq2seq
-
-        return seq2seq.init_params(spec, seed, dtype)
+    family = family_of(spec)
+    if family is not None:
+        return family.init_params(spec, seed, dtype)
     rng = np.random.default_rng([seed, 1])
     params: dict[str, np.ndarray] = {}
     width = spec.input_size

@@ -283,8 +283,42 @@ def batch_gradients(spec: ModelSpec, params: dict[str, np.ndarray], batch: Any,
     return loss, grads, updates
 
 
-__all__ = ["Encoded", "Seq2SeqForward", "Seq2SeqLoss", "backward", "batch_gradients",
-           "batch_loss", "encode", "encoder_hidden", "forward", "init_params", "step_losses"]
+def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
+             batch_size: int) -> Any:
+    """The teacher-forced loss and token accuracy, the share of sequences whose greedy
+    output equals the target exactly (overall, and per target length in ``details``), and
+    the mean entropy of the attention per target step (teacher-forced): the training
+    loop's ``seqtool.core.training.Evaluation``."""
+    from seqtool.core.data import make_batch
+    from seqtool.core.training import Evaluation, _metric, batches, metric_name
+
+    loss_sum, correct, count, exact, entropy = 0.0, 0, 0, 0, 0.0
+    by_length: dict[int, list[int]] = {}  # target length M -> [sequences, exact]
+    for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
+        batch = make_batch(dataset, idx)
+        loss, _, io = batch_loss(spec, params, batch, measure=True)
+        loss_sum, correct, count = loss_sum + loss.sum, correct + loss.correct, count + loss.count
+        entropy += loss.entropy_sum
+        outputs = greedy(spec, params, batch.inputs, batch.lengths,
+                                 limit=io.inputs.shape[0])
+        for b, out in enumerate(outputs):
+            target = batch.targets[1:, b]
+            wanted = [int(t) for t in target[target >= 0][:-1]]  # y_1 .. y_M, no </s>
+            hit = bool(out.finished and out.ids == wanted)
+            exact += hit
+            tally = by_length.setdefault(len(wanted), [0, 0])
+            tally[0] += 1
+            tally[1] += hit
+    n = len(dataset)
+    extra = {"exact": exact / n if n else math.nan,
+             "attention_entropy": entropy / count if count else math.nan}
+    lengths = sorted(by_length)
+    details = {"exact_by_length": {  # the share of exact outputs per target length M
+        "length": lengths, "sequences": [by_length[m][0] for m in lengths],
+        "exact": [by_length[m][1] / by_length[m][0] for m in lengths]}}
+    mean = loss_sum / count if count else math.nan
+    return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count,
+                      extra, details)
 
 
 # ---------------------------------------------------------------------------------------
@@ -395,3 +429,40 @@ def beam_search(spec: ModelSpec, params: dict[str, np.ndarray], src: np.ndarray,
         return max(finished, key=lambda d: d.log_prob)
     ids, rows, score = beams[0] if not survivors else survivors[0]
     return Decoded(ids, np.array(rows), score, False)
+
+
+def warm_passes(tiny: ModelSpec, params: dict[str, np.ndarray], training: bool, step: Any,
+                regimes: tuple, steps: int) -> None:
+    """The warm-up's run of a tiny model (seqtool.core.rnn.warmup): a teacher-forced pass
+    (both embeddings folded and not, a workspace, the backward pass, an optimiser step
+    ``step``) and greedy decoding's one-step passes, under each tuning of ``regimes``, so
+    that every kernel these paths call is compiled or loaded before a run's clocks."""
+    from seqtool.core.buffers import Workspace
+    from seqtool.core.rnn import tuning
+
+    T, V = steps, tiny.input_size
+    rng = np.random.default_rng(1)
+    src_lengths, dec_lengths = np.array([T, T - 1, T - 2]), np.array([T - 1, T, T - 2])
+    src = np.where(np.arange(T)[:, None] < src_lengths, rng.integers(4, V, (T, 3)), 0)
+    dec_in = np.where(np.arange(T)[:, None] < dec_lengths, rng.integers(4, V, (T, 3)), 0)
+    targets = np.where(np.arange(T)[:, None] < dec_lengths, rng.integers(0, V, (T, 3)), -1)
+    drawing = np.random.default_rng(2)
+    for changes in regimes:
+        with tuning.use(**changes):
+            greedy(tiny, params, src, src_lengths, limit=2)
+            if not training:
+                continue
+            for fold in (True, False):
+                fwd = forward(tiny, params, src, src_lengths, dec_in, dec_lengths,
+                              rng=drawing, fold_embedding=fold, workspace=Workspace())
+                loss = loss_of(tiny, fwd.outputs, targets, dec_lengths)
+                grads = backward(tiny, params, fwd, src, dec_in, loss.d_outputs,
+                                 step_losses(fwd.outputs, targets), targets >= 0,
+                                 1.0 / max(loss.count, 1))
+                if step is not None:
+                    step.step(grads)
+
+
+__all__ = ["Encoded", "Seq2SeqForward", "Seq2SeqLoss", "backward", "batch_gradients",
+           "batch_loss", "encode", "encoder_hidden", "evaluate", "forward", "init_params",
+           "step_losses", "warm_passes"]

@@ -22,7 +22,9 @@ import numpy as np
 from seqtool.core.buffers import Workspace
 from seqtool.core.global_attention import BASELINE, REINFORCE, next_baseline
 from seqtool.core.losses import cross_entropy_each
-from seqtool.core.models import INFERENCE_BATCH, ModelSpec, backward, forward, loss_of
+from seqtool.core.models import (
+    INFERENCE_BATCH, ModelSpec, backward, family_of, forward, loss_of,
+)
 from seqtool.core.optim import clip_grad_norm, global_norm, make_optimizer
 from seqtool.core.report import finite
 from seqtool.core.rnn.lengths import longest_first
@@ -179,8 +181,9 @@ def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
     """Mean loss and metric of ``params`` on every sequence of ``dataset`` (no dropout)."""
     from seqtool.core.data import make_batch
 
-    if spec.task == "seq2seq":
-        return _evaluate_seq2seq(spec, params, dataset, batch_size)
+    family = family_of(spec)
+    if family is not None:
+        return family.evaluate(spec, params, dataset, batch_size)
     loss_sum, correct, count = 0.0, 0, 0
     for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
         batch = make_batch(dataset, idx)
@@ -192,43 +195,6 @@ def evaluate(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
         count += loss.count
     mean = loss_sum / count if count else math.nan
     return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count)
-
-
-def _evaluate_seq2seq(spec: ModelSpec, params: dict[str, np.ndarray], dataset: Any,
-                      batch_size: int) -> Evaluation:
-    """The teacher-forced loss and token accuracy, the share of sequences whose greedy
-    output equals the target exactly (overall, and per target length in ``details``), and
-    the mean entropy of the attention per target step (teacher-forced)."""
-    from seqtool.core import seq2seq
-    from seqtool.core.data import make_batch
-
-    loss_sum, correct, count, exact, entropy = 0.0, 0, 0, 0, 0.0
-    by_length: dict[int, list[int]] = {}  # target length M -> [sequences, exact]
-    for idx in batches(len(dataset), batch_size, lengths=dataset.lengths):
-        batch = make_batch(dataset, idx)
-        loss, _, io = seq2seq.batch_loss(spec, params, batch, measure=True)
-        loss_sum, correct, count = loss_sum + loss.sum, correct + loss.correct, count + loss.count
-        entropy += loss.entropy_sum
-        outputs = seq2seq.greedy(spec, params, batch.inputs, batch.lengths,
-                                 limit=io.inputs.shape[0])
-        for b, out in enumerate(outputs):
-            target = batch.targets[1:, b]
-            wanted = [int(t) for t in target[target >= 0][:-1]]  # y_1 .. y_M, no </s>
-            hit = bool(out.finished and out.ids == wanted)
-            exact += hit
-            tally = by_length.setdefault(len(wanted), [0, 0])
-            tally[0] += 1
-            tally[1] += hit
-    n = len(dataset)
-    extra = {"exact": exact / n if n else math.nan,
-             "attention_entropy": entropy / count if count else math.nan}
-    lengths = sorted(by_length)
-    details = {"exact_by_length": {  # the share of exact outputs per target length M
-        "length": lengths, "sequences": [by_length[m][0] for m in lengths],
-        "exact": [by_length[m][1] / by_length[m][0] for m in lengths]}}
-    mean = loss_sum / count if count else math.nan
-    return Evaluation(mean, _metric(spec, loss_sum, correct, count), metric_name(spec), count,
-                      extra, details)
 
 
 def _cast(spec: ModelSpec, inputs: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
@@ -370,10 +336,9 @@ def batch_gradients(spec: ModelSpec, params: dict[str, np.ndarray], batch: Any,
                     ) -> tuple[Any, dict[str, np.ndarray] | None, dict[str, Any]]:
     """(loss, ∂L/∂ every weight or None when the loss is not finite, buffer updates) of one
     training batch, for every task."""
-    if spec.task == "seq2seq":
-        from seqtool.core import seq2seq
-
-        return seq2seq.batch_gradients(spec, params, batch, rng, workspace)
+    family = family_of(spec)
+    if family is not None:
+        return family.batch_gradients(spec, params, batch, rng, workspace)
     inputs = _cast(spec, batch.inputs, params)
     fwd = forward(spec, params, inputs, batch.lengths, dropout_rng=rng,
                   fold_embedding=True, workspace=workspace)

@@ -340,7 +340,7 @@ def _model_passes(spec: Any, dtype: np.dtype, training: bool, optimizer: str | N
     rows) and a full one; the training step (folded, with a workspace, backward, an
     optimiser step) and evaluation's forward pass."""
     from seqtool.core.buffers import Workspace
-    from seqtool.core.models import backward, forward, init_params, loss_of
+    from seqtool.core.models import backward, family_of, forward, init_params, loss_of
     from seqtool.core.rnn import tuning
 
     tiny = _tiny_spec(spec)
@@ -355,8 +355,9 @@ def _model_passes(spec: Any, dtype: np.dtype, training: bool, optimizer: str | N
                                                             params.items()}, 1e-3, 0.0))
     rng = np.random.default_rng(2) if spec.dropout > 0 else None
     regimes = ({}, {"recycle_from": 0, "products_in_kernel_below": 0})
-    if tiny.task == "seq2seq":
-        return _seq2seq_passes(tiny, params, dtype, training, step, regimes)
+    family = family_of(tiny)
+    if family is not None:  # a model of its own (seq2seq): its own passes
+        return family.warm_passes(tiny, params, training, step, regimes, T)
     for changes in regimes:
         with tuning.use(**changes):
             for lengths in (np.array([T, T - 1, T - 2]), np.full(B, T)):
@@ -374,38 +375,6 @@ def _model_passes(spec: Any, dtype: np.dtype, training: bool, optimizer: str | N
                     grads = backward(tiny, params, fwd, inputs, lengths, loss.d_outputs)
                     if step is not None:
                         step.step(grads)
-
-
-def _seq2seq_passes(tiny: Any, params: dict, dtype: np.dtype, training: bool, step: Any,
-                    regimes: tuple) -> None:
-    """The encoder–decoder's paths: a teacher-forced pass (both embeddings folded and not,
-    a workspace, the backward pass, an optimiser step) and greedy decoding's one-step
-    passes from a given state."""
-    from seqtool.core import seq2seq
-    from seqtool.core.buffers import Workspace
-    from seqtool.core.models import loss_of
-    from seqtool.core.rnn import tuning
-
-    rng = np.random.default_rng(1)
-    src_lengths, dec_lengths = np.array([T, T - 1, T - 2]), np.array([T - 1, T, T - 2])
-    src = np.where(np.arange(T)[:, None] < src_lengths, rng.integers(4, V, (T, 3)), 0)
-    dec_in = np.where(np.arange(T)[:, None] < dec_lengths, rng.integers(4, V, (T, 3)), 0)
-    targets = np.where(np.arange(T)[:, None] < dec_lengths, rng.integers(0, V, (T, 3)), -1)
-    drawing = np.random.default_rng(2)
-    for changes in regimes:
-        with tuning.use(**changes):
-            seq2seq.greedy(tiny, params, src, src_lengths, limit=2)
-            if not training:
-                continue
-            for fold in (True, False):
-                fwd = seq2seq.forward(tiny, params, src, src_lengths, dec_in, dec_lengths,
-                                      rng=drawing, fold_embedding=fold, workspace=Workspace())
-                loss = loss_of(tiny, fwd.outputs, targets, dec_lengths)
-                losses = seq2seq.step_losses(fwd.outputs, targets)
-                grads = seq2seq.backward(tiny, params, fwd, src, dec_in, loss.d_outputs, losses,
-                                         targets >= 0, 1.0 / max(loss.count, 1))
-                if step is not None:
-                    step.step(grads)
 
 
 __all__ = ["DTYPES", "HELPER_VARIABLE", "WarmUp", "check_dtype", "helper_main", "warm_up"]
