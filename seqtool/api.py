@@ -26,6 +26,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from seqtool.core.errors import RunError
+from seqtool.core.report import set_html_view
+
+
+def _report_html(report: Any) -> str:
+    """A report's table and plot as HTML, drawn by the render layer (imported on first use)."""
+    from seqtool.render.notebook import report_html
+
+    return report_html(report)
+
+
+set_html_view(_report_html)  # reports returned by this API draw themselves in Jupyter
 
 __all__ = ["Model", "attend", "bptt", "compare_selectors", "load", "run_recipe", "train"]
 

@@ -16,7 +16,7 @@ here formats text or touches a stream.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 
 def finite(value: Any) -> Any:
@@ -51,14 +51,22 @@ class Report:
         return list(rows[0]) if rows else []
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: the command's table (and plot), drawn by
-        ``seqtool.render.notebook`` (imported only here: core draws nothing itself); the
-        JSON in a <pre> if it cannot be drawn."""
-        try:
-            from seqtool.render.notebook import report_html
-        except Exception:  # noqa: BLE001  (rich missing or broken: still the numbers)
-            import html
-            import json
+        """Jupyter's view: the command's table and plot when a drawing layer has set one
+        (``seqtool.api`` sets ``seqtool.render.notebook``'s: core draws nothing and imports
+        no renderer), else the JSON in a <pre>."""
+        if _html_view is not None:
+            return _html_view(self)
+        import html
+        import json
 
-            return f"<pre>{html.escape(json.dumps(self.to_json(), indent=2, default=str))}</pre>"
-        return report_html(self)
+        return f"<pre>{html.escape(json.dumps(self.to_json(), indent=2, default=str))}</pre>"
+
+
+# How a Report draws itself as HTML (Jupyter), set by the layer that can draw.
+_html_view: Callable[[Report], str] | None = None
+
+
+def set_html_view(view: Callable[[Report], str] | None) -> None:
+    """Use ``view(report) -> html`` for every Report's ``_repr_html_`` (None: the JSON)."""
+    global _html_view
+    _html_view = view
