@@ -802,6 +802,45 @@ class PredictConfig:
         return _with_run(cls(**coerce_all(cls, mapping, "predict")))
 
 
+def export_formats() -> tuple[str, ...]:
+    from seqtool.export import EXPORTERS
+
+    return tuple(EXPORTERS)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Parameters of ``seqtool export``."""
+
+    run: str = param("", "The run directory of a trained model (train-rnn --out).", as_text)
+    to: str | None = param(None, "The format: torch (a TorchScript archive, .pt) or onnx (an "
+                           "ONNX model with ONNX's RNN/GRU/LSTM operators, .onnx). Default: "
+                           "from the extension of --out.", optional(one_of(export_formats)))
+    out: str = param("", "The file to write (atomically).", as_text)
+    no_check: bool = param(False, "Skip the check: by default the file is first run in its "
+                           "own runtime (torch, onnxruntime) on a sample batch, compared with "
+                           "seqtool, and written only if it agrees.", as_bool)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any]) -> "ExportConfig":
+        from pathlib import PurePath
+
+        from seqtool.export import EXPORTERS
+
+        config = _with_run(cls(**coerce_all(cls, mapping, "export")))
+        if not config.out:
+            raise InputError("out", "is missing: give the file to write, e.g. -o model.onnx")
+        if config.to is None:
+            suffix = PurePath(config.out).suffix.lower()
+            found = [name for name, (ext, _, _) in EXPORTERS.items() if ext == suffix]
+            if not found:
+                raise InputError("to", f"is not given and {config.out!r} does not say it: give "
+                                 f"--to {' or '.join(EXPORTERS)}, or an --out ending in "
+                                 f"{' or '.join(ext for ext, _, _ in EXPORTERS.values())}")
+            config = replace(config, to=found[0])
+        return config
+
+
 def as_any_text(key: str, value: Any) -> str:
     """Text as given (it may be empty, and its spaces count)."""
     return "" if value is None else str(value)
