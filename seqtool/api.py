@@ -22,10 +22,14 @@ with the CLI's message; the report is its ``report`` attribute.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from seqtool.core.errors import RunError
+# a vector or matrix: the CLI's text ("3,-1", "1,5;1,0", "@keys.npy"), a (nested) list or
+# tuple of numbers, or a NumPy array
+Numbers = Any
+
+from seqtool.core.errors import InputError, RunError
 from seqtool.core.report import set_html_view
 
 
@@ -80,11 +84,12 @@ def _run(name: str, params: dict[str, Any], **options: Any) -> Any:
     return report
 
 
-def attend(query: Any = None, keys: Any = None, values: Any = None, selector: str = "softmax",
+def attend(query: Numbers = None, keys: Numbers = None, values: Numbers = None,
+           selector: str = "softmax",
            *, temperature: float | None = None, alpha: float | None = None,
            k: int | None = None, seed: int | None = None, hard: bool = False,
            scale: float | str | None = None, grad: bool = False,
-           upstream: Any = None) -> Any:
+           upstream: Numbers = None) -> Any:
     """Attention of a query over keys and values with any selector (``seqtool attend``).
 
     scores = scale · q·k_i, weights = selector(scores), output = Σ_i weights_i v_i.
@@ -144,21 +149,41 @@ def attend(query: Any = None, keys: Any = None, values: Any = None, selector: st
         "scale": scale, "grad": grad, "upstream": upstream})
 
 
-def compare_selectors(query: Any = None, keys: Any = None, values: Any = None,
-                      **params: Any) -> Any:
+def compare_selectors(query: Numbers = None, keys: Numbers = None, values: Numbers = None,
+                      selectors: str | Sequence[str] | None = None, *,
+                      temperature: float | None = None, alpha: float | None = None,
+                      k: int | None = None, seed: int | None = None, hard: bool = False,
+                      scale: float | str | None = None, upstream: Numbers = None,
+                      repeats: int | None = None, cost: bool = False,
+                      sizes: str | Sequence[int] | None = None, dim: int | None = None,
+                      learn: bool = False, steps: int | None = None, pairs: int | None = None,
+                      vocab: int | None = None, lr: float | None = None) -> Any:
     """Selectors side by side on the same inputs (``seqtool compare-selectors``).
 
     Parameters
     ----------
     query, keys, values : str, array_like or None
         As for :func:`attend` (the worked example when no keys are given).
-    **params
-        Any other parameter of ``seqtool compare-selectors``, by its Config name:
-        ``selectors`` (``"softmax,argmax"`` or a list; default every registered selector),
-        the selectors' ``temperature``, ``alpha``, ``k``, ``seed``, ``hard``, ``scale``,
-        ``upstream``; ``repeats`` (timing repeats); ``cost``, ``sizes``, ``dim`` (time
-        selection as the number of keys grows); ``learn``, ``steps``, ``pairs``, ``vocab``,
-        ``lr`` (train on associative recall through each selector).
+    selectors : str or sequence of str, optional
+        The selectors to compare, ``"softmax,argmax"`` or a list (default: every
+        registered selector).
+    temperature, alpha, k, seed, hard, scale : optional
+        The selectors' parameters, as for :func:`attend` (each selector reads its own).
+    upstream : str or array_like, optional
+        The upstream gradient ∂L/∂output of the gradient columns (default ones).
+    repeats : int, optional
+        Timing repeats per measurement (the median is reported; default 15).
+    cost : bool
+        Also time scores and selection as the number of keys grows: ``sizes`` (default
+        16, 256, 4096, 65536) keys of dimension ``dim`` (default 64).
+    sizes : str or sequence of int, optional
+    dim : int, optional
+    learn : bool
+        Also train W_q, W_k on associative recall through each selector: ``steps`` Adam
+        steps (default 600) of ``pairs`` (key, value) pairs per sequence (default 8) over
+        ``vocab`` tokens (default 64) at learning rate ``lr`` (default 0.02).
+    steps, pairs, vocab : int, optional
+    lr : float, optional
 
     Returns
     -------
@@ -170,7 +195,7 @@ def compare_selectors(query: Any = None, keys: Any = None, values: Any = None,
     Raises
     ------
     InputError
-        As the flags: an unknown parameter or selector, a bad number or shape.
+        As the flags: an unknown selector, a bad number or shape, a value out of range.
 
     Examples
     --------
@@ -184,23 +209,57 @@ def compare_selectors(query: Any = None, keys: Any = None, values: Any = None,
     ...
     seqtool.core.errors.InputError: selectors is 'argmx' (did you mean argmax?); choose one of ...
     """
-    return _run("compare-selectors", {"query": query, "keys": keys, "values": values,
-                                      **params})
+    return _run("compare-selectors", {
+        "query": query, "keys": keys, "values": values, "selectors": selectors,
+        "temperature": temperature, "alpha": alpha, "k": k, "seed": seed, "hard": hard,
+        "scale": scale, "upstream": upstream, "repeats": repeats, "cost": cost,
+        "sizes": sizes, "dim": dim, "learn": learn, "steps": steps, "pairs": pairs,
+        "vocab": vocab, "lr": lr})
 
 
-def bptt(**params: Any) -> Any:
+def bptt(W_xh: Numbers = None, W_hh: Numbers = None, W_hy: Numbers = None,
+         b_h: Numbers = None, b_y: Numbers = None, h0: Numbers = None, x: Numbers = None,
+         y: Numbers = None, *, activation: str | None = None, loss: str | None = None,
+         target_at: str | None = None, truncate: int | None = None, check: bool = False,
+         steps: int | None = None, input_size: int | None = None, hidden: int | None = None,
+         output_size: int | None = None, seed: int | None = None,
+         radius: float | None = None, cell: str | Sequence[str] | None = None,
+         forget_bias: float | None = None, jacobian: str | Sequence[Sequence[int]] | None = None
+         ) -> Any:
     """Backpropagation through time of a vanilla RNN, GRU or LSTM, laid open (``seqtool
     bptt``).
 
+    h_t = f(W_xh x_t + W_hh h_{t−1} + b_h), ŷ_t = W_hy h_t + b_y, L = Σ_t L_t; every
+    gradient by BPTT, each step's share of ∂L/∂W_hh, and the chain ∂h_t/∂h_k.
+
     Parameters
     ----------
-    **params
-        Any parameter of ``seqtool bptt`` by its Config name. A generated problem:
-        ``steps`` (T), ``input_size``, ``hidden``, ``output_size``, ``seed``, ``radius``
-        (the spectral radius of W_hh), ``cell`` (``"rnn"``, ``"gru"``, ``"lstm"`` or a
-        comma list), ``forget_bias``; or a given one: ``W_xh``, ``W_hh``, ``W_hy``,
-        ``b_h``, ``b_y``, ``h0``, ``x``, ``y`` (arrays, lists or the CLI's text). Settings:
-        ``activation``, ``loss``, ``target_at``, ``truncate``, ``jacobian``, ``check``.
+    W_xh, W_hh, W_hy, b_h, b_y, h0, x, y : str, array_like or None
+        A given problem: input weights (H×D), recurrent weights (H×H), output weights (O×H),
+        biases (H, O; default zeros), the initial state (H; default zeros), the inputs
+        (T×D) and the targets (T×O reals for mse, T labels for cross_entropy, one target
+        with ``target_at="last"``). None of them: a generated problem.
+    activation : str, optional
+        f: ``"tanh"`` (default), ``"sigmoid"``, ``"relu"``, ``"identity"``.
+    loss : str, optional
+        ``"mse"`` (½‖ŷ−y‖², default) or ``"cross_entropy"``, summed over steps.
+    target_at : str, optional
+        ``"all"`` (many-to-many, default) or ``"last"`` (many-to-one: only L_T).
+    truncate : int, optional
+        Truncated BPTT: each L_t reaches back at most this many steps.
+    check : bool
+        A five-point finite-difference check of every gradient (fails above 1e-6).
+    steps, input_size, hidden, output_size, seed : int, optional
+        A generated problem's T (default 10), D (3), H (4), O (2) and seed (0).
+    radius : float, optional
+        Rescale W_hh to this spectral radius (< 1 vanishing, > 1 exploding).
+    cell : str or sequence of str, optional
+        ``"rnn"`` (default), ``"gru"``, ``"lstm"``, or several (``"rnn,gru,lstm"``) side by
+        side on the same sequence.
+    forget_bias : float, optional
+        Generated gated problems: the bias of the gate that keeps the old state (default 1).
+    jacobian : str or pairs of int, optional
+        The matrices ∂h_t/∂h_k for these (t, k): ``"3,1"``, ``"3,1;2,0"`` or ``[(3, 1)]``.
 
     Returns
     -------
@@ -211,7 +270,7 @@ def bptt(**params: Any) -> Any:
     Raises
     ------
     InputError
-        As the flags.
+        As the flags: a malformed number, shapes that do not fit, a value out of range.
     RunError
         ``check=True`` and the finite-difference check did not pass (the report is
         ``err.report``).
@@ -222,36 +281,97 @@ def bptt(**params: Any) -> Any:
     >>> report = seqtool.bptt(steps=5, hidden=3, seed=1)
     >>> len(report.to_json()["jacobian_norms"])
     5
+    >>> seqtool.bptt(W_xh=[[1.0]], W_hh=[[0.5]], W_hy=[[1.0]], x=[[1.0], [0.0]],
+    ...              y=[[0.0], [0.0]], activation="identity").to_json()["loss"]
+    0.625
     >>> seqtool.bptt(steps=0)
     Traceback (most recent call last):
     ...
     seqtool.core.errors.InputError: steps must be a whole number ≥ 1, got 0
     """
-    return _run("bptt", params)
+    return _run("bptt", {
+        "W_xh": W_xh, "W_hh": W_hh, "W_hy": W_hy, "b_h": b_h, "b_y": b_y, "h0": h0, "x": x,
+        "y": y, "activation": activation, "loss": loss, "target_at": target_at,
+        "truncate": truncate, "check": check, "steps": steps, "input_size": input_size,
+        "hidden": hidden, "output_size": output_size, "seed": seed, "radius": radius,
+        "cell": cell, "forget_bias": forget_bias, "jacobian": jacobian})
 
 
-def train(*, resume: str | None = None, explain: bool = False, **params: Any) -> Any:
+def train(data: str | None = None, *, task: str | None = None, val: str | None = None,
+          val_fraction: float | None = None, tokenizer: str | None = None,
+          max_len: int | None = None, samples: int | None = None, seq_len: int | None = None,
+          delay: int | None = None, cell: str | None = None, hidden: int | None = None,
+          layers: int | None = None, embedding_dim: int | None = None,
+          dropout: float | None = None, bidirectional: bool = False, pool: str | None = None,
+          score: str | None = None, selector: str | None = None,
+          temperature: float | None = None, alpha: float | None = None, k: int | None = None,
+          nonlinearity: str | None = None, dtype: str | None = None,
+          optimizer: str | None = None, lr: float | None = None,
+          weight_decay: float | None = None, clip_norm: float | None = None,
+          batch_size: int | None = None, epochs: int | None = None, steps: int | None = None,
+          patience: int | None = None, seed: int | None = None, out: str | None = None,
+          resume: str | None = None, explain: bool = False) -> Any:
     """Train a vanilla RNN, GRU or LSTM (``seqtool train-rnn``), writing a run directory.
+
+    Every keyword left at None takes the command's default (``seqtool train-rnn --help``).
 
     Parameters
     ----------
+    data : str, optional
+        A built-in set (``"sentiment"`` (default), ``"parity"``, ``"adding"``, ``"echo"``,
+        ``"sine"``, ``"dyck"``; seq2seq: ``"reverse"``, ``"sort"``, ``"copy"``,
+        ``"addition"``, ``"dates"``) or a file (TSV/CSV/JSONL; text for lm).
+    task : str, optional
+        ``"classify"``, ``"tag"``, ``"lm"``, ``"regress"`` or ``"seq2seq"`` (built-in sets
+        know theirs).
+    val, val_fraction : optional
+        A validation file, or the share of the data held out (default 0.1).
+    tokenizer, max_len : optional
+        ``"char"`` or ``"word"``; the longest sequence kept (lm: the chunk length).
+    samples, seq_len, delay : int, optional
+        Built-in sets: how many sequences, their length, echo's delay.
+    cell : str, optional
+        ``"rnn"``, ``"gru"``, ``"lstm"`` (default) or ``"bow"`` (bag of words).
+    hidden, layers, embedding_dim, dropout : optional
+        H (default 64), stacked layers (1), the embedding size (32), dropout between
+        layers (0).
+    bidirectional : bool
+        classify, seq2seq: a bidirectional encoder, H/2 units each way.
+    pool : str, optional
+        classify: ``"last"`` (default), ``"mean"``, ``"max"`` or ``"attention"``.
+    score, selector, temperature, alpha, k : optional
+        Attention (``pool="attention"``, seq2seq): the score (``"dot"``, ``"general"``,
+        ``"additive"``), the selector (any registered one, or ``"reinforce"``) and its
+        parameters.
+    nonlinearity, dtype : str, optional
+        The rnn cell's f (``"tanh"``, ``"relu"``); ``"float32"`` (default) or ``"float64"``.
+    optimizer, lr, weight_decay, clip_norm : optional
+        ``"sgd"``, ``"momentum"``, ``"adam"`` (default), ``"adagrad"``; the learning rate
+        (0.003); an L2 penalty; a global gradient-norm clip.
+    batch_size, epochs, steps, patience : int, optional
+        Sequences per step (32); passes over the data (10), or optimiser steps in all;
+        early stopping after this many epochs without a better validation loss.
+    seed : int, optional
+        Seed of the data, the initialisation, the order and dropout (default 0).
+    out : str, optional
+        The run directory (default ``runs/<task>-<cell>-<time>``).
     resume : str, optional
         Continue the run in this directory (``epochs``, ``steps`` and ``patience`` may
         change), as ``--resume``.
     explain : bool
         Also measure the trained model's dependency map, as ``--explain``.
-    **params
-        Any parameter of ``seqtool train-rnn`` by its Config name: ``data`` (a built-in
-        set such as ``"parity"`` or a file), ``task``, ``samples``, ``seq_len``, ``cell``,
-        ``hidden``, ``layers``, ``embedding_dim``, ``pool``, ``selector``, ``optimizer``,
-        ``lr``, ``batch_size``, ``epochs``, ``steps``, ``patience``, ``seed``, ``out``
-        (the run directory), ...
 
     Returns
     -------
     TrainReport
-        Every epoch's record and the summary; ``to_json()`` is what ``--format json``
-        prints. The run directory (``report.out``) holds the model: see :func:`load`.
+        ``to_json()`` is what ``--format json`` prints. Its attributes: ``out`` (the run
+        directory, which holds the model: see :func:`load`), ``spec`` (the ModelSpec),
+        ``history`` (one dict per epoch: ``train_loss``, ``val_loss``, the metric, ...),
+        ``metric`` (its name: accuracy, perplexity or mse), ``best_epoch``, ``best_val``
+        and ``final_val`` (validation records), ``baseline`` (the majority/mean
+        baseline's scores), ``params`` (the final weights by torch's names),
+        ``stop_reason``, ``train_size``, ``val_size``, ``parameters``, and with
+        ``explain`` ``dependency`` (the map ‖∂y_t/∂x_s‖).
 
     Raises
     ------
@@ -264,16 +384,25 @@ def train(*, resume: str | None = None, explain: bool = False, **params: Any) ->
     --------
     >>> import seqtool, tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     report = seqtool.train(data="parity", samples=64, hidden=4, epochs=1,
+    ...     report = seqtool.train("parity", samples=64, hidden=4, epochs=1,
     ...                            out=tmp + "/run")
     ...     print(report.to_json()["epochs_run"], report.spec.task)
     1 classify
-    >>> seqtool.train(data="parity", cell="lstn")  # doctest: +ELLIPSIS
+    >>> seqtool.train("parity", cell="lstn")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     seqtool.core.errors.InputError: cell is 'lstn' (did you mean lstm?); choose one of ...
     """
-    return _run("train-rnn", params, resume=resume, explain=explain)
+    return _run("train-rnn", {
+        "data": data, "task": task, "val": val, "val_fraction": val_fraction,
+        "tokenizer": tokenizer, "max_len": max_len, "samples": samples, "seq_len": seq_len,
+        "delay": delay, "cell": cell, "hidden": hidden, "layers": layers,
+        "embedding_dim": embedding_dim, "dropout": dropout, "bidirectional": bidirectional,
+        "pool": pool, "score": score, "selector": selector, "temperature": temperature,
+        "alpha": alpha, "k": k, "nonlinearity": nonlinearity, "dtype": dtype,
+        "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay,
+        "clip_norm": clip_norm, "batch_size": batch_size, "epochs": epochs, "steps": steps,
+        "patience": patience, "seed": seed, "out": out}, resume=resume, explain=explain)
 
 
 def run_recipe(path: str, *, out: str | None = None, jobs: int | None = None,
@@ -338,9 +467,25 @@ class Model:
         ``model.json``).
     """
 
-    def __init__(self, run: str, spec: Any):
+    def __init__(self, run: str, trained: Any):
         self.run = run
-        self.spec = spec
+        self._trained = trained  # seqtool.commands.trained.Model: spec, params, meta
+        self.spec = trained.spec
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The weights, by torch's names (``rnn.weight_ih_l0``, ``head.weight``, ...)."""
+        return self._trained.params
+
+    @property
+    def vocab(self) -> list[str] | None:
+        """The token of each id (``<pad>``, ``<unk>``, ...), or None (numeric inputs)."""
+        return self._trained.meta.get("vocab")
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The class or tag names (classify, tag), or None."""
+        return self._trained.labels
 
     def __repr__(self) -> str:
         return (f"seqtool.Model({self.run!r}: {self.spec.task}, {self.spec.cell}, "
@@ -457,6 +602,111 @@ class Model:
                                  "samples": samples})
 
 
+    def encode(self, texts: str | Iterable[str]) -> tuple[Any, Any]:
+        """Texts as the model's inputs, tokenised and cut as in training: what
+        :meth:`to_torch`'s module and an exported file take (seq2seq: the sources).
+
+        Parameters
+        ----------
+        texts : str or iterable of str
+            One text or several.
+
+        Returns
+        -------
+        ids : numpy.ndarray
+            (B, T) int64 vocabulary ids, right-padded with ``<pad>`` (0); an unknown token
+            is ``<unk>`` (1), a text with no tokens one ``<pad>`` step.
+        lengths : numpy.ndarray
+            (B,) int64, each ≥ 1.
+
+        Raises
+        ------
+        InputError
+            A model that reads numbers (regress), not texts.
+
+        Examples
+        --------
+        >>> import seqtool, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = seqtool.train("parity", samples=64, hidden=4, epochs=1, out=tmp + "/run")
+        ...     ids, lengths = seqtool.load(tmp + "/run").encode(["0110", "1"])
+        >>> ids.shape, lengths.tolist()
+        ((2, 4), [4, 1])
+        """
+        import numpy as np
+
+        from seqtool.core.data import encode_texts
+
+        if self.vocab is None:
+            raise InputError("texts", f"this {self.spec.task} model reads numbers, not texts")
+        items = [texts] if isinstance(texts, str) else list(texts)
+        trained = self._trained
+        sequences = encode_texts(items, trained.vocab, trained.tokenizer or "word",
+                                 trained.meta.get("max_len"))
+        lengths = np.array([max(len(seq), 1) for seq in sequences], dtype=np.int64)
+        ids = np.zeros((len(sequences), int(lengths.max(initial=1))), dtype=np.int64)
+        for b, seq in enumerate(sequences):
+            ids[b, :len(seq)] = seq
+        return ids, lengths
+
+    def to_torch(self) -> Any:
+        """The model as a ``torch.nn.Module`` (PyTorch must be installed): torch's own
+        Embedding, RNN/GRU/LSTM and Linear layers holding these weights, whose outputs equal
+        seqtool's. ``module(ids, lengths)`` (batch first, :meth:`encode` gives them;
+        ``module.encode(texts)`` too) returns the logits, and the attention weights for an
+        attending model; seq2seq: ``module(src, src_lengths, tgt, tgt_lengths)``. The inputs
+        and outputs of every task are listed in :mod:`seqtool.export`.
+
+        Raises
+        ------
+        InputError
+            PyTorch is not installed.
+
+        Examples
+        --------
+        >>> import seqtool, tempfile, torch
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = seqtool.train("parity", samples=64, hidden=4, epochs=1, out=tmp + "/run")
+        ...     model = seqtool.load(tmp + "/run")
+        ...     probs = model.predict(["0110"]).to_json()[0]["probabilities"]
+        >>> module = model.to_torch()
+        >>> ids, lengths = model.encode(["0110", "111"])
+        >>> logits = module(torch.from_numpy(ids), torch.from_numpy(lengths))
+        >>> abs(torch.softmax(logits, -1)[0, 0].item() - probs[model.labels[0]]) < 1e-6
+        True
+        """
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise InputError("to_torch", "needs PyTorch, which is not installed: pip install "
+                             "torch")
+        from seqtool.export.torch_module import build
+
+        trained = self._trained
+        return build(trained.spec, trained.params, trained.meta)
+
+    def export(self, out: str, to: str | None = None, check: bool = True) -> Any:
+        """Write the model for another runtime, as ``seqtool export``: a TorchScript
+        archive (``to="torch"``, .pt) or an ONNX model (``to="onnx"``, .onnx; default: from
+        the extension of ``out``), first run in its own runtime and compared with seqtool
+        (``check``).
+
+        Returns
+        -------
+        ExportReport
+            ``path``, ``bytes``, the inputs and outputs, and ``errors``: the largest
+            relative difference from seqtool per output.
+
+        Raises
+        ------
+        InputError
+            An unknown format, a file that must not be overwritten, a missing package.
+        RunError
+            The file's outputs differ from seqtool's (nothing was written).
+        """
+        return _run("export", {"run": self.run, "out": out, "to": to,
+                               "no_check": not check})
+
 def load(run_dir: Any) -> Model:
     """Read a trained run directory (``train(out=...)``, ``seqtool train-rnn --out``).
 
@@ -491,4 +741,4 @@ def load(run_dir: Any) -> Model:
     from seqtool.config import as_text
 
     run = as_text("run", str(run_dir))
-    return Model(run, load_run(run).spec)
+    return Model(run, load_run(run))

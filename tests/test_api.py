@@ -86,7 +86,8 @@ def test_doctests_pass():
 def test_every_public_function_has_a_numpydoc_docstring():
     for name in seqtool.api.__all__:
         obj = getattr(seqtool.api, name)
-        members = [obj] if name != "Model" else [obj.predict, obj.sample, obj.evaluate]
+        members = [obj] if name != "Model" else [obj.predict, obj.sample, obj.evaluate,
+                                                 obj.encode, obj.to_torch]
         for member in members:
             doc = member.__doc__ or ""
             if name != "Model":
@@ -225,8 +226,33 @@ def test_unknown_keyword_is_an_input_error():
     with pytest.raises(InputError, match="'temprature' is not a parameter of attend; did you "
                        "mean 'temperature'"):
         seqtool.api._run("attend", {"temprature": 1})
-    with pytest.raises(InputError, match="'hiden' is not a parameter of train-rnn"):
+    # the functions' keywords are typed: a misspelt one is Python's own TypeError
+    with pytest.raises(TypeError, match="unexpected keyword argument 'hiden'"):
         seqtool.train(data="parity", hiden=8)
+
+
+@pytest.mark.parametrize("function, command, extra", [
+    ("attend", "attend", set()),
+    ("compare_selectors", "compare-selectors", set()),
+    ("bptt", "bptt", set()),
+    ("train", "train-rnn", {"resume", "explain"}),
+])
+def test_keywords_are_the_configs_parameters(function, command, extra):
+    """Each function takes exactly its command's Config parameters (and the command's
+    options): a parameter added to a Config and not to the API fails here."""
+    import inspect
+
+    from seqtool.commands.registry import get_command
+    from seqtool.config import parameter_names
+
+    config = get_command(command).config
+    hidden = {"example"}  # set by the CLI's own flags, not a user parameter
+    expected = set(parameter_names(config)) - hidden | extra
+    signature = inspect.signature(getattr(seqtool, function))
+    assert set(signature.parameters) == expected
+    for name, parameter in signature.parameters.items():
+        # None (or a switch's False) means "the command's default", as a flag left out
+        assert parameter.default in (None, False) or name == "selector", name
 
 
 def test_repr_html_holds_the_table():
@@ -259,3 +285,31 @@ def test_a_failed_run_raises_run_error_with_its_report(monkeypatch):
     with pytest.raises(seqtool.RunError, match="the check did not pass") as info:
         seqtool.bptt(steps=3)
     assert _json(info.value.report) == expected
+
+
+def test_docs_api_md_is_the_generated_reference():
+    from pathlib import Path
+
+    from seqtool.api_reference import reference
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+    text = reference()
+    assert doc.read_text(encoding="utf-8") == text, (
+        "docs/api.md is stale: run python -m seqtool.api_reference > docs/api.md")
+    for name in seqtool.api.__all__:
+        assert f"## `seqtool.{name}`" in text
+    assert "### `Model.to_torch`" in text and "**Raises**" in text
+
+
+def test_repr_html_in_a_kernel_sends_nothing_else(monkeypatch):
+    """In Jupyter, Rich would send every table it prints as a display output of its own;
+    the report's HTML must be the one output."""
+    import rich.console
+    import rich.jupyter
+
+    shown = []
+    monkeypatch.setattr(rich.console, "_is_jupyter", lambda: True)
+    monkeypatch.setattr(rich.jupyter, "display", lambda *args: shown.append(args))
+    html = seqtool.attend(query="3,-1", selector="argmax")._repr_html_()
+    assert "(6, 1, 2)" in html
+    assert shown == []

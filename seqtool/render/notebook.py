@@ -52,8 +52,11 @@ def table_html(command: Any, report: Any, precision: int = 4) -> str:
     from seqtool.commands.registry import load
     from seqtool.render.console import drawing_on
 
+    # force_jupyter=False: inside a kernel Rich would also send each table to the notebook
+    # as a display output of its own, beside the HTML this returns
     console = Console(record=True, width=WIDTH, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", highlight=False, emoji=False)
+                      force_jupyter=False, color_system="truecolor", highlight=False,
+                      emoji=False)
     render = load(command.render)
     with drawing_on(console):  # every renderer draws through make_console()
         render(report, precision=precision, explain=False)
