@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +115,11 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
                 raise InputError("scheduler", f"is {scheduler}, which did not answer: "
                                  f"{' '.join(str(err).split())[:200]}") from None
         else:
+            # silence_logs: on a busy machine a worker's last heartbeat can reach a
+            # scheduler that is closing, and Dask logs that with a traceback on stderr; a
+            # run's own failure still comes back through its future
             cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
         with client:
             futures = [client.submit(execute_in_worker, run.to_dict(), str(out.resolve()),
