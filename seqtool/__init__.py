@@ -1,7 +1,7 @@
 """seqtool: hands-on sequence-model experiments from the command line, and from Python.
 
 ``import seqtool`` is light: the Python API (:mod:`seqtool.api`: ``attend``,
-``compare_selectors``, ``bptt``, ``train``, ``run_recipe``, ``load``, ``Model``) and the
+``compare_selectors``, ``bptt``, ``train``, ``run_recipe``, ``load``, ``Model``, ``plot``) and the
 errors are imported on first use of their names.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("attend", "compare_selectors", "bptt", "train", "run_recipe", "load", "Model")
+_API = ("attend", "compare_selectors", "bptt", "train", "run_recipe", "load", "Model", "plot")
 _ERRORS = ("InputError", "RunError", "SeqtoolError")
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "bptt",
     "compare_selectors",
     "load",
+    "plot",
     "run_recipe",
     "train",
 ]

@@ -42,7 +42,8 @@ def _report_html(report: Any) -> str:
 
 set_html_view(_report_html)  # reports returned by this API draw themselves in Jupyter
 
-__all__ = ["Model", "attend", "bptt", "compare_selectors", "load", "run_recipe", "train"]
+__all__ = ["Model", "attend", "bptt", "compare_selectors", "load", "plot", "run_recipe",
+           "train"]
 
 
 def _plain(value: Any) -> Any:
@@ -452,6 +453,61 @@ def run_recipe(path: str, *, out: str | None = None, jobs: int | None = None,
                         "dry_run": dry_run}, explain=explain)
 
 
+def plot(report: Any, path: str | None = None) -> Any:
+    """The picture of a report, as ``--plot FILE`` draws it (needs matplotlib).
+
+    Drawn from ``report.to_dict()`` by its command's plot, so a report read back from a
+    recipe's ``report.json`` draws the same picture.
+
+    Parameters
+    ----------
+    report : Report
+        What :func:`attend`, :func:`compare_selectors`, :func:`bptt`, :func:`train`,
+        :func:`run_recipe` or ``Model.evaluate`` returned.
+    path : str, optional
+        Also write the picture here, atomically; the extension picks the format: ``.png``,
+        ``.svg``, ``.pdf`` or ``.html`` (one self-contained page).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (``fig.savefig(...)`` for any other format matplotlib knows).
+
+    Raises
+    ------
+    InputError
+        A report whose command draws no picture (predict, sample, export), an unknown
+        extension, a folder that does not exist, matplotlib not installed.
+
+    Examples
+    --------
+    >>> import seqtool
+    >>> fig = seqtool.plot(seqtool.attend(query="3,-1", selector="argmax"))
+    >>> fig.axes[0].get_title().splitlines()[0]
+    'weights w = argmax(s)'
+    >>> seqtool.plot(seqtool.attend(query="3,-1"), "weights.gif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    seqtool.core.errors.InputError: path is 'weights.gif'; the extension chooses the format, ...
+    """
+    from seqtool.render.notebook import command_of
+    from seqtool.render.plots import check_plot_path, encode, require_matplotlib
+
+    command = command_of(report)
+    if command is None or not command.plot:
+        name = "this report's command" if command is None else command.name
+        raise InputError("report", f"{type(report).__name__}: {name} draws no picture")
+    target = check_plot_path(str(path), "path") if path is not None else None
+    require_matplotlib("report")
+    fig = command.call("plot", report.to_dict())
+    if target is not None:
+        from seqtool.io.checkpoint import write_atomic
+
+        write_atomic(target, encode(fig, target.suffix,
+                                    command.plot_title or f"seqtool {command.name}"))
+    return fig
+
+
 class Model:
     """A trained run directory (``train --out``), to predict, sample and evaluate with.
 
@@ -703,6 +759,17 @@ class Model:
             An unknown format, a file that must not be overwritten, a missing package.
         RunError
             The file's outputs differ from seqtool's (nothing was written).
+
+        Examples
+        --------
+        >>> import seqtool, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = seqtool.train("parity", samples=64, hidden=4, epochs=1, out=tmp + "/run")
+        ...     report = seqtool.load(tmp + "/run").export(tmp + "/parity.onnx")
+        >>> report.format, report.written, report.worst < 1e-4
+        ('onnx', True, True)
+        >>> [item["name"] for item in report.inputs]
+        ['ids', 'lengths']
         """
         return _run("export", {"run": self.run, "out": out, "to": to,
                                "no_check": not check})

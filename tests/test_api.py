@@ -73,6 +73,7 @@ def test_names_are_exposed_lazily():
     assert seqtool.attend is seqtool.api.attend
     assert seqtool.InputError is InputError
     assert {"attend", "train", "load", "Model"} <= set(dir(seqtool))
+    assert set(seqtool._API) == set(seqtool.api.__all__)  # every API name reachable
     with pytest.raises(AttributeError):
         seqtool.no_such_name  # noqa: B018
 
@@ -87,7 +88,7 @@ def test_every_public_function_has_a_numpydoc_docstring():
     for name in seqtool.api.__all__:
         obj = getattr(seqtool.api, name)
         members = [obj] if name != "Model" else [obj.predict, obj.sample, obj.evaluate,
-                                                 obj.encode, obj.to_torch]
+                                                 obj.encode, obj.to_torch, obj.export]
         for member in members:
             doc = member.__doc__ or ""
             if name != "Model":
@@ -313,3 +314,24 @@ def test_repr_html_in_a_kernel_sends_nothing_else(monkeypatch):
     html = seqtool.attend(query="3,-1", selector="argmax")._repr_html_()
     assert "(6, 1, 2)" in html
     assert shown == []
+
+
+def test_plot_is_the_clis_picture(cli, tmp_path):
+    """seqtool.plot(report, path) writes the bytes `--plot` writes (deterministic SVG), and
+    returns the figure."""
+    out = tmp_path / "api.svg"
+    fig = seqtool.plot(seqtool.bptt(steps=4, hidden=3, seed=2), str(out))
+    assert fig.axes and out.read_text().startswith("<svg")
+    result = cli("bptt", "--steps", "4", "--hidden", "3", "--seed", "2", "--plot",
+                 str(tmp_path / "cli.svg"), "-f", "json")
+    assert result.exit_code == 0
+    assert out.read_bytes() == (tmp_path / "cli.svg").read_bytes()
+
+
+def test_plot_refusals_are_input_errors(tmp_path, trained):
+    out, _ = trained
+    predictions = seqtool.load(out).predict(["0110"])
+    with pytest.raises(InputError, match="PredictReport: predict draws no picture"):
+        seqtool.plot(predictions)
+    with pytest.raises(InputError, match="in a folder that does not exist"):
+        seqtool.plot(seqtool.attend("3,-1"), str(tmp_path / "no" / "x.png"))
