@@ -136,3 +136,9 @@ def test_readme_python_block_works(block, scratch):
     assert done.returncode == 0, done.stderr[-3000:]
     for claim in re.findall(r"print\(.*?\)\s+# (\[\[.*?\]\])", block):
         assert claim in done.stdout.replace("  ", " "), (claim, done.stdout)
+    if "onnxruntime.InferenceSession" in block:  # seqtool-free inference labels as predict does
+        text = re.search(r'"tokenizer_pattern"\], "(.*?)"', block).group(1)
+        predicted = subprocess.run(["seqtool", "predict", "runs/sentiment", "--text", text,
+                                    "-f", "json"], cwd=work, env=env, capture_output=True,
+                                   text=True, check=True)
+        assert done.stdout.strip() == json.loads(predicted.stdout)[0]["label"]

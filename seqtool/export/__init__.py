@@ -59,6 +59,9 @@ def metadata(spec: Any, meta: dict[str, Any]) -> dict[str, Any]:
             "char": "every character, spaces included",
             "space": "the whitespace-separated fields as written",
         }.get(tokenizer),
+        # the word tokenizer as a regular expression to apply to the lower-cased text (None:
+        # char takes every character, space splits on whitespace)
+        "tokenizer_pattern": WORD_PATTERN if tokenizer == "word" else None,
         "max_len": meta.get("max_len"),
         "inputs": [{"name": n, "shape": shape, "dtype": dtype}
                    for n, shape, dtype in inputs_of(spec)],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 
 import numpy as np
@@ -63,6 +64,18 @@ def test_onnx_export_computes_the_model(cli, runs, tmp_path):
     np.testing.assert_allclose(attention, expected["attention"], rtol=1e-9, atol=1e-12)
     meta = json.loads({p.key: p.value for p in onnx.load(str(out)).metadata_props}["seqtool"])
     assert meta["vocab"] == model.meta["vocab"] and meta["labels"] == model.labels
+    assert meta["tokenizer"] == "char" and meta["tokenizer_pattern"] is None  # parity: chars
+
+
+def test_the_word_pattern_in_the_metadata_is_seqtools_tokenizer(runs):
+    """Code without seqtool tokenises with the metadata's pattern as training did."""
+    from seqtool.core.data.vocab import tokenize
+    from seqtool.export import metadata
+
+    model = load_run(str(runs / "classify"))
+    meta = metadata(model.spec, {**model.meta, "tokenizer": "word"})
+    for text in ("Don't stop -- it's 3.5 stars, not 2!", "ÉTÉ à Zürich: l'été", "a\tb\nc"):
+        assert re.findall(meta["tokenizer_pattern"], text.lower()) == tokenize(text, "word")
 
 
 def test_torch_export_from_the_extension_runs_without_seqtool_code(cli, runs, tmp_path):
