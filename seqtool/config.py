@@ -370,6 +370,7 @@ def as_size_list(key: str, value: Any) -> tuple[int, ...]:
 
 COST_SIZES = (16, 256, 4096, 65536)
 MAX_COST_SIZE = 1 << 22  # 4M keys: beyond that one timing needs more memory than is fair
+MAX_RECALL_VOCAB = 10_000  # --learn's tokens: its held-out logits are 2,000 × vocab
 
 
 @dataclass(frozen=True)
@@ -394,8 +395,9 @@ class CompareConfig(AttentionInputs):
                        at_most(100_000, "the learning run is a demonstration, not a training"))
     pairs: int = param(8, "--learn: (key, value) pairs per sequence.",
                        lambda key, v: as_positive_int(key, v))
-    vocab: int = param(64, "--learn: number of tokens (≥ pairs).",
-                       lambda key, v: as_positive_int(key, v))
+    vocab: int = param(64, f"--learn: number of tokens (≥ pairs; at most {MAX_RECALL_VOCAB:,}).",
+                       at_most(MAX_RECALL_VOCAB, "each held-out evaluation scores 2,000 "
+                               "sequences against every token"))
     lr: float = param(0.02, "--learn: Adam learning rate.", lambda key, v: as_positive_float(key, v))
 
     COMMAND = "compare-selectors"

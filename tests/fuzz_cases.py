@@ -261,6 +261,8 @@ REPRODUCERS = [
          kind="endless compare-selectors"),
     Case(["compare-selectors", "-q", "3,-1", "--learn", "--steps", "1000000000000"],
          kind="endless compare-selectors"),
+    Case(["compare-selectors", "-q", "3,-1", "--learn", "--steps", "3", "--vocab", "1000000"],
+         kind="endless compare-selectors"),
     Case(["sample", "{runs}/lm", "--length", "1000000000000"], kind="endless sample"),
     Case(["run", "{dir}/bomb.yaml"], files={"bomb.yaml": BILLION_LAUGHS.encode()},
          kind="bomb run"),

@@ -21,9 +21,16 @@ def memory_needed(config: CompareConfig) -> tuple[float, str, str]:
         flag = "dim" if config.dim * max(COST_SIZES) > n * 64 else "sizes"
         parts.append((8.0 * 6 * n * (config.dim + 2), flag, f"--cost at n = {n}, d = {config.dim}"))
     if config.learn:
+        from seqtool.core.recall import EVAL_SEQUENCES
+
         words = config.vocab * config.dim + 32 * 2 * config.pairs * config.dim + config.dim ** 2
+        # the held-out set of N sequences: its keys drawn from (N, V) random numbers and their
+        # argsort, its logits against every token with two softmax temporaries (N, V) each,
+        # and its embedded keys, values and projected keys (N, pairs, d) each
+        N = EVAL_SEQUENCES
+        held_out = 5 * N * config.vocab + 3 * N * config.pairs * config.dim
         flag = "dim" if config.dim >= config.vocab else "vocab"
-        parts.append((8.0 * 12 * words, flag, f"--learn at d = {config.dim}"))
+        parts.append((8.0 * (12 * words + held_out), flag, f"--learn at d = {config.dim}"))
     return max(parts)
 
 

@@ -135,6 +135,8 @@ BAD = [
     (["--cost", "--sizes", "99999999"], "--sizes has 99999999; at most"),
     (["--dim", "0"], "--dim must be a whole number ≥ 1"),
     (["--learn", "--pairs", "8", "--vocab", "4"], "--vocab is 4 but there are 8 pairs"),
+    (["--learn", "--vocab", "1000000"], "--vocab is 1,000,000; at most 10,000 (each held-out "
+     "evaluation scores 2,000 sequences against every token)"),
     (["--lr", "-1"], "--lr must be a number > 0"),
     (["-q", "3,-1", "-k", "1,2,3"], "--keys has rows of length 3 but the query has 2"),
     (["--k", "9"], "--k must be a whole number in 1..4"),
@@ -149,3 +151,19 @@ def test_bad_input(cli, args, message):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("seqtool: error: ")
     assert message in lines[0]
+
+
+def test_the_learning_runs_memory_counts_its_held_out_logits():
+    """The held-out evaluation scores every sequence against every token: (2,000, vocab)
+    arrays, which the estimate made before the run must count (it once counted only the
+    training batch, and a large --vocab ran for many minutes instead of being refused)."""
+    from seqtool.commands.compare import memory_needed
+    from seqtool.config import CompareConfig
+    from seqtool.core.recall import EVAL_SEQUENCES
+
+    small = CompareConfig.from_mapping({"learn": True, "vocab": 64, "dim": 4})
+    large = CompareConfig.from_mapping({"learn": True, "vocab": 10_000, "dim": 4})
+    needed, flag, _ = memory_needed(large)
+    assert flag == "vocab"
+    assert needed >= 8.0 * 3 * EVAL_SEQUENCES * 10_000  # logits and their temporaries
+    assert needed - memory_needed(small)[0] >= 8.0 * 3 * EVAL_SEQUENCES * (10_000 - 64)
