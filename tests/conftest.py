@@ -237,16 +237,3 @@ def torch_model():
     return lambda cell, params, nonlinearity="tanh": TorchModel(torch, cell, params,
                                                                 nonlinearity)
 
-
-LONGEST_FIRST = ("tests/test_readme.py", "tests/test_notebook.py")
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """The longest test files first (the README's command lines, the notebook): with one
-    file per worker (``--dist loadfile``), a long file that starts last keeps one worker
-    busy while the other has nothing left to do."""
-    def rank(item) -> int:
-        path = item.nodeid.split("::")[0]
-        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: every other test keeps its order
