@@ -236,4 +236,3 @@ def torch_model():
     torch = pytest.importorskip("torch")
     return lambda cell, params, nonlinearity="tanh": TorchModel(torch, cell, params,
                                                                 nonlinearity)
-
