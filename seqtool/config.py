@@ -834,11 +834,11 @@ class ExportConfig:
             raise InputError("out", "is missing: give the file to write, e.g. -o model.onnx")
         if config.to is None:
             suffix = PurePath(config.out).suffix.lower()
-            found = [name for name, (ext, _, _) in EXPORTERS.items() if ext == suffix]
+            found = [name for name, exporter in EXPORTERS.items() if exporter.suffix == suffix]
             if not found:
                 raise InputError("to", f"is not given and {config.out!r} does not say it: give "
                                  f"--to {' or '.join(EXPORTERS)}, or an --out ending in "
-                                 f"{' or '.join(ext for ext, _, _ in EXPORTERS.values())}")
+                                 f"{' or '.join(e.suffix for e in EXPORTERS.values())}")
             config = replace(config, to=found[0])
         return config
 

@@ -23,11 +23,6 @@ from seqtool.core.report import Report
 
 # the largest relative gap a checked file may show: float32 runtimes sum in other orders
 TOLERANCE = {"float32": 1e-4, "float64": 1e-9}
-# what each format needs to be written, and to be checked (the module and the pip install)
-BUILD_NEEDS = {"torch": ("torch", "pip install torch"),
-               "onnx": ("onnx", "pip install 'seqtool[export]'")}
-CHECK_NEEDS = {"torch": ("torch", "pip install torch"),
-               "onnx": ("onnxruntime", "pip install 'seqtool[export]'")}
 
 
 @dataclass
@@ -86,7 +81,7 @@ def check_target(out: str, fmt: str) -> Path:
     this format (a checkpoint, a user's file: never overwritten)."""
     from seqtool.export import EXPORTERS
 
-    suffix = EXPORTERS[fmt][0]
+    suffix = EXPORTERS[fmt].suffix
     path = Path(out)
     if path.is_dir():
         raise InputError("out", f"is {out}, a folder; give a file name such as "
@@ -108,27 +103,25 @@ def run(config: ExportConfig, events: Events, run_dir: Path | None = None) -> Ex
     from seqtool.io.checkpoint import write_atomic
 
     fmt = config.to
-    module, install = BUILD_NEEDS[fmt]
-    if not _installed(module):
-        raise InputError("to", f"{fmt} needs the {module} package, which is not installed: "
-                         f"{install}")
+    exporter = EXPORTERS[fmt]
+    if not _installed(exporter.builds_with):
+        raise InputError("to", f"{fmt} needs the {exporter.builds_with} package, which is not "
+                         f"installed: {exporter.install}")
     path = check_target(config.out, fmt)
     model = load_run(config.run)
     spec, params = model.spec, model.params
     dtype = params["head.weight"].dtype.name
-    target = EXPORTERS[fmt][1]
-    name, function = target.split(":")
-    data = getattr(importlib.import_module(name), function)(spec, params, model.meta)
+    data = exporter.function(exporter.build)(spec, params, model.meta)
     report = ExportReport(fmt, str(path), len(data), spec.task, spec.cell, dtype,
                           parameter_count(params),
                           [dict(zip(("name", "shape", "dtype"), i)) for i in inputs_of(spec)],
                           [dict(zip(("name", "shape", "dtype"), o)) for o in outputs_of(spec)],
                           tolerance=TOLERANCE[dtype])
-    runtime, install = CHECK_NEEDS[fmt]
+    runtime = exporter.runs_with
     if config.no_check:
         report.notes.append("not checked (--no-check)")
     elif not _installed(runtime):
-        report.notes.append(f"not checked: {runtime} is not installed ({install})")
+        report.notes.append(f"not checked: {runtime} is not installed ({exporter.install})")
     else:  # checked before writing: a file that fails never replaces a good one
         from seqtool.export.check import compare
 

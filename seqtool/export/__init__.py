@@ -1,8 +1,9 @@
 """Exports of a trained model to other runtimes: `seqtool export RUN --to torch|onnx`.
 
-An exporter is one entry of :data:`EXPORTERS`: a format name and the ``"module:function"``
-that turns a model into the file's bytes, ``to_bytes(spec, params, meta) -> bytes``
-(imported on first use: torch and onnx are optional). ``spec`` is the
+An exporter is one entry of :data:`EXPORTERS`: a format name and an :class:`Exporter`,
+which names (as ``"module:function"``, imported on first use: torch and onnx are optional)
+what turns a model into the file's bytes, ``to_bytes(spec, params, meta) -> bytes``, and
+what runs those bytes in their own runtime, ``run(data, arguments) -> outputs``. ``spec`` is the
 :class:`~seqtool.core.models.ModelSpec`, ``params`` the checkpoint's arrays (torch's names),
 ``meta`` the run's ``model.json`` (vocab, labels, tokenizer, max_len, dtype).
 
@@ -30,12 +31,37 @@ does outside training.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
 
-# format -> (the file's usual suffix, "module:function" giving its bytes, what it needs)
-EXPORTERS: dict[str, tuple[str, str, str]] = {
-    "torch": (".pt", "seqtool.export.torch_module:to_bytes", "torch"),
-    "onnx": (".onnx", "seqtool.export.onnx_graph:to_bytes", "onnx"),
+
+@dataclass(frozen=True)
+class Exporter:
+    """One export format: its file's suffix (``-o`` names the format by it), the
+    ``"module:function"`` giving the bytes and the one running them (see the module
+    docstring), the package each needs, and how to install them."""
+
+    suffix: str
+    build: str
+    run: str
+    builds_with: str  # the package to_bytes imports
+    runs_with: str  # the runtime that runs the file (the check)
+    install: str
+
+    def function(self, target: str) -> Callable[..., Any]:
+        """``build`` or ``run`` (a ``"module:function"``), imported."""
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "torch": Exporter(".pt", "seqtool.export.torch_module:to_bytes",
+                      "seqtool.export.check:run_torchscript", "torch", "torch",
+                      "pip install torch"),
+    "onnx": Exporter(".onnx", "seqtool.export.onnx_graph:to_bytes",
+                     "seqtool.export.check:run_onnx", "onnx", "onnxruntime",
+                     "pip install 'seqtool[export]'"),
 }
 
 # the word tokenizer's pattern (seqtool.core.data.vocab), applied to the lower-cased text

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from seqtool.export import input_names, output_names
+from seqtool.export import EXPORTERS, input_names, output_names
 
 
 def sample_inputs(spec: Any, batch: int = 4, steps: int = 7, seed: int = 1,
@@ -79,29 +79,34 @@ def zero_padding(per_step: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def run_exported(fmt: str, data: bytes, spec: Any,
                  inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The exported file's outputs for ``inputs``, run in its own runtime: a TorchScript
-    archive through ``torch.jit.load``, an ONNX model through onnxruntime (CPU)."""
-    names = input_names(spec)
-    if fmt == "torch":
-        import warnings
-
-        import torch
-
-        with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it still loads
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
-            module = torch.jit.load(io.BytesIO(data))
-        with torch.no_grad():
-            out = module(*[torch.from_numpy(np.ascontiguousarray(inputs[n])) for n in names])
-        out = out if isinstance(out, tuple) else (out,)
-        values = [t.numpy() for t in out]
-    elif fmt == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
-        values = session.run(None, {n: inputs[n] for n in names})
-    else:
-        raise ValueError(f"no runtime for the format {fmt!r}")
+    """The exported file's outputs for ``inputs``, run in its own runtime (the format's
+    :attr:`Exporter.run`), by the contract's output names."""
+    exporter = EXPORTERS[fmt]
+    arguments = {name: np.ascontiguousarray(inputs[name]) for name in input_names(spec)}
+    values = exporter.function(exporter.run)(data, arguments)
     return dict(zip(output_names(spec), values))
+
+
+def run_torchscript(data: bytes, arguments: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """A TorchScript archive through ``torch.jit.load``, its arguments in order."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it still loads
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torch")
+        module = torch.jit.load(io.BytesIO(data))
+    with torch.no_grad():
+        out = module(*[torch.from_numpy(a) for a in arguments.values()])
+    return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def run_onnx(data: bytes, arguments: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """An ONNX model through onnxruntime on the CPU, its inputs by name."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, arguments)
 
 
 @dataclass
