@@ -94,9 +94,10 @@ except RuntimeError:  # already set
 DEFAULT_SIZES = "50,1,16;100,32,32;100,32,64;100,32,128;200,64,256;100,128,512;1000,1,64"
 CEILING_SIZE = (100, 128, 512)
 RATIO_GOALS = {  # per cell; every other size: 1.0
-    "rnn": {(50, 1, 16): 20.0, (100, 32, 32): 2.0},
-    "gru": {(50, 1, 16): 10.0},
-    "lstm": {(50, 1, 16): 10.0},
+    "rnn": {(50, 1, 16): 25.0, (100, 32, 32): 2.0},
+    "gru": {(50, 1, 16): 20.0},
+    "lstm": {(50, 1, 16): 12.0, (100, 32, 64): 1.2, (100, 32, 128): 1.2,
+             (200, 64, 256): 1.2, (100, 128, 512): 1.2},
 }
 CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 DEFAULT_RATIO_GOAL = 1.0
@@ -235,6 +236,57 @@ class Case:
             "h0": (grads.h0, self.h0_t.grad.numpy()[0]),
             "x": (grads.x, self.X_t.grad.numpy()),
         }
+        return worst_error(pairs)
+
+
+class StackCase:
+    """The same workload through the public stack functions, as training calls them:
+    seqtool.core.rnn.stack.stack_forward / stack_backward with torch's state dict, a
+    Workspace kept across calls, for any cell."""
+
+    def __init__(self, cell: str, T: int, B: int, D: int, dtype_name: str, seed: int = 0):
+        from seqtool.core.buffers import Workspace
+        from seqtool.core.rnn import stack
+
+        self.stack, self.cell = stack, cell
+        tdtype = getattr(torch, dtype_name)
+        torch.manual_seed(seed)
+        module = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+        self.rnn = module(D, D, batch_first=False, dtype=tdtype)
+        self.X_t = torch.randn(T, B, D, dtype=tdtype, requires_grad=True)
+        self.h0_t = (0.1 * torch.randn(1, B, D, dtype=tdtype)).requires_grad_(True)
+        self.c0_t = (0.1 * torch.randn(1, B, D, dtype=tdtype)).requires_grad_(True)
+        self.G_t = torch.randn(T, B, D, dtype=tdtype)
+        self.state = {k: v.detach().numpy().copy() for k, v in self.rnn.state_dict().items()}
+        self.X = self.X_t.detach().numpy().copy()
+        self.h0 = self.h0_t.detach().numpy().copy()
+        self.c0 = self.c0_t.detach().numpy().copy() if cell == "lstm" else None
+        self.G = self.G_t.numpy().copy()
+        self.workspace = Workspace()
+
+    def run_seqtool(self):
+        f = self.stack.stack_forward(self.cell, self.X, self.state, self.h0, self.c0,
+                                     workspace=self.workspace)
+        return f, self.stack.stack_backward(f, self.state, self.G)
+
+    def run_torch(self):
+        self.rnn.zero_grad(set_to_none=True)
+        self.X_t.grad = self.h0_t.grad = self.c0_t.grad = None
+        state = (self.h0_t, self.c0_t) if self.cell == "lstm" else self.h0_t
+        out, _ = self.rnn(self.X_t, state)
+        out.backward(self.G_t)
+        return out
+
+    def check(self) -> tuple[float, str]:
+        """Max relative error (max |a − b| / max |b|) over h and every gradient."""
+        f, grads = self.run_seqtool()
+        out = self.run_torch()
+        pairs = {"h": (f.output, out.detach().numpy()), "x": (grads["x"], self.X_t.grad.numpy()),
+                 "h0": (grads["h0"], self.h0_t.grad.numpy())}
+        for name, p in self.rnn.named_parameters():
+            pairs[name] = (grads[name], p.grad.numpy())
+        if self.cell == "lstm":
+            pairs["c0"] = (grads["c0"], self.c0_t.grad.numpy())
         return worst_error(pairs)
 
 
@@ -384,6 +436,9 @@ def main() -> None:
                         help="length of a block of back-to-back calls (0: single calls)")
     parser.add_argument("--fresh-cache", action="store_true",
                         help="compile into a new, empty numba cache folder")
+    parser.add_argument("--through", default="stack", choices=("stack", "kernels"),
+                        help="stack: the public seqtool.core.rnn.stack functions training "
+                             "calls (default); kernels: the cells' own functions")
     parser.add_argument("--module", default=None,
                         help="benchmark this file instead of seqtool.core.rnn.vanilla")
     args = parser.parse_args()
@@ -407,7 +462,8 @@ def main() -> None:
         print(f"fresh numba cache: {os.environ['NUMBA_CACHE_DIR']}")
     mode = (f"blocks of back-to-back calls of ~{args.block_ms:g} ms, alternating"
             if args.block_ms > 0 else "single calls, alternating seqtool and torch")
-    print(f"timing: {mode}; median over blocks")
+    print(f"timing: {mode}; median over blocks; seqtool through "
+          f"{'its cell functions' if args.through == 'kernels' or args.module else 'seqtool.core.rnn.stack'}")
     print()
     print("First call per dtype (T=3, B=2, D=H=4; compile or cache load), before warm-up:")
     for name in dtypes:
@@ -441,8 +497,11 @@ def main() -> None:
     for cell in cells:
         for T, B, D in sizes:
             for name in dtypes:
-                case = (Case(vanilla, T, B, D, name) if cell == "rnn"
-                        else GatedCase(cell, T, B, D, name))
+                if args.through == "stack" and not args.module:
+                    case = StackCase(cell, T, B, D, name)
+                else:
+                    case = (Case(vanilla, T, B, D, name) if cell == "rnn"
+                            else GatedCase(cell, T, B, D, name))
                 err, err_name = case.check()
                 flag = "" if err <= TOLERANCE[name] else f"  <-- above {TOLERANCE[name]:g}"
                 log(f"{cell} ({T},{B},{D}) {name}: max rel err {err:.2e} ({err_name}){flag}")

@@ -225,8 +225,8 @@ def bptt(W_xh: Numbers = None, W_hh: Numbers = None, W_hy: Numbers = None,
          steps: int | None = None, input_size: int | None = None, hidden: int | None = None,
          output_size: int | None = None, seed: int | None = None,
          radius: float | None = None, cell: str | Sequence[str] | None = None,
-         forget_bias: float | None = None, jacobian: str | Sequence[Sequence[int]] | None = None
-         ) -> Any:
+         forget_bias: float | None = None, jacobian: str | Sequence[Sequence[int]] | None = None,
+         threads: int | None = None) -> Any:
     """Backpropagation through time of a vanilla RNN, GRU or LSTM, laid open (``seqtool
     bptt``).
 
@@ -261,6 +261,9 @@ def bptt(W_xh: Numbers = None, W_hh: Numbers = None, W_hy: Numbers = None,
         Generated gated problems: the bias of the gate that keeps the old state (default 1).
     jacobian : str or pairs of int, optional
         The matrices ∂h_t/∂h_k for these (t, k): ``"3,1"``, ``"3,1;2,0"`` or ``[(3, 1)]``.
+    threads : int, optional
+        Threads the finite-difference check's entries are shared among (default: every
+        core); the numbers do not depend on it.
 
     Returns
     -------
@@ -295,7 +298,7 @@ def bptt(W_xh: Numbers = None, W_hh: Numbers = None, W_hy: Numbers = None,
         "y": y, "activation": activation, "loss": loss, "target_at": target_at,
         "truncate": truncate, "check": check, "steps": steps, "input_size": input_size,
         "hidden": hidden, "output_size": output_size, "seed": seed, "radius": radius,
-        "cell": cell, "forget_bias": forget_bias, "jacobian": jacobian})
+        "cell": cell, "forget_bias": forget_bias, "jacobian": jacobian, "threads": threads})
 
 
 def train(data: str | None = None, *, task: str | None = None, val: str | None = None,
@@ -311,7 +314,8 @@ def train(data: str | None = None, *, task: str | None = None, val: str | None =
           weight_decay: float | None = None, clip_norm: float | None = None,
           batch_size: int | None = None, epochs: int | None = None, steps: int | None = None,
           patience: int | None = None, seed: int | None = None, out: str | None = None,
-          resume: str | None = None, explain: bool = False) -> Any:
+          threads: int | None = None, resume: str | None = None,
+          explain: bool = False) -> Any:
     """Train a vanilla RNN, GRU or LSTM (``seqtool train-rnn``), writing a run directory.
 
     Every keyword left at None takes the command's default (``seqtool train-rnn --help``).
@@ -356,6 +360,9 @@ def train(data: str | None = None, *, task: str | None = None, val: str | None =
         Seed of the data, the initialisation, the order and dropout (default 0).
     out : str, optional
         The run directory (default ``runs/<task>-<cell>-<time>``).
+    threads : int, optional
+        Threads the rows of each batch are split across (default: every core). A run is
+        bit-identical for a given count, which the run keeps for ``resume``.
     resume : str, optional
         Continue the run in this directory (``epochs``, ``steps`` and ``patience`` may
         change), as ``--resume``.
@@ -403,7 +410,8 @@ def train(data: str | None = None, *, task: str | None = None, val: str | None =
         "alpha": alpha, "k": k, "nonlinearity": nonlinearity, "dtype": dtype,
         "optimizer": optimizer, "lr": lr, "weight_decay": weight_decay,
         "clip_norm": clip_norm, "batch_size": batch_size, "epochs": epochs, "steps": steps,
-        "patience": patience, "seed": seed, "out": out}, resume=resume, explain=explain)
+        "patience": patience, "seed": seed, "out": out, "threads": threads}, resume=resume,
+        explain=explain)
 
 
 def run_recipe(path: str, *, out: str | None = None, jobs: int | None = None,

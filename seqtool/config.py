@@ -90,6 +90,17 @@ def at_most(limit: int, why: str):
     return coerce
 
 
+MAX_THREADS = 256
+
+
+def threads_param(what: str):
+    """The ``threads`` parameter of the commands that split work across cores
+    (seqtool.core.parallel): ``what`` says what is split."""
+    return param(None, f"Threads {what} (default: every core this process may use); "
+                 "results are bit-identical for a given count, and 1 runs on one thread.",
+                 optional(at_most(MAX_THREADS, "threads of one process")))
+
+
 def as_seed(key: str, value: Any) -> int:
     """A seed of NumPy's generators: a whole number ≥ 0."""
     number = as_int(key, value)
@@ -538,6 +549,8 @@ class BpttConfig:
     jacobian: tuple[tuple[int, int], ...] | None = param(
         None, "Print the matrices ∂h_t/∂h_k for these steps: t,k (several as t,k;t,k), "
         "0 ≤ k < t ≤ T (one cell).", optional(as_step_pairs))
+    threads: int | None = threads_param("of the finite-difference check (--check), whose "
+                                        "parameter entries they share")
 
     GIVEN = ("W_xh", "W_hh", "W_hy", "b_h", "b_y", "h0", "x", "y")
     REQUIRED = ("W_xh", "W_hh", "W_hy", "x", "y")  # any of them given: a problem file
@@ -649,7 +662,7 @@ def train_cells() -> tuple[str, ...]:
 
 
 # What --resume may change: how much longer to train, nothing about what is trained.
-RESUMABLE_CHANGES = ("epochs", "steps", "patience")
+RESUMABLE_CHANGES = ("epochs", "steps", "patience", "threads")
 
 
 @dataclass(frozen=True)
@@ -712,6 +725,8 @@ class TrainConfig:
     seed: int = param(0, "Seed of the data, initialisation, order and dropout.", as_seed)
     out: str | None = param(None, "Run directory (default runs/<task>-<cell>-<time>).",
                             optional(as_text))
+    threads: int | None = threads_param("a batch's rows are split across (the run keeps its "
+                                        "count: --resume uses it unless given again)")
     # which parameters were given (not defaulted): --resume changes only those
     given_names: frozenset = field(default=frozenset(), compare=False)
 
@@ -798,6 +813,7 @@ class PredictConfig:
                                   f"of at most {MAX_TEXT_CHARS:,} characters.", as_texts)
     beam: int = param(1, "seq2seq: decode with a beam of this width (1: greedy); at most "
                       f"{MAX_BEAM}.", at_most(MAX_BEAM, "hypotheses kept per step"))
+    threads: int | None = threads_param("a batch of texts is split across")
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "PredictConfig":
@@ -885,6 +901,7 @@ class EvaluateConfig:
     seed: int = param(0, "Seed of a built-in set.", as_seed)
     samples: int | None = param(None, "Built-in sets: how many sequences.",
                                 optional(as_positive_int))
+    threads: int | None = threads_param("a batch's rows are split across")
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "EvaluateConfig":

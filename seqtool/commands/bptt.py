@@ -7,6 +7,7 @@ from typing import Any
 
 from seqtool.commands.events import Events
 from seqtool.config import BpttConfig
+from seqtool.core import parallel
 from seqtool.core.errors import InputError
 
 EXPLAIN_MAX_STEPS = 6
@@ -111,8 +112,10 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
     progress = events.on_progress
     on_check = None if progress is None else (
         lambda cell, done, total: progress(f"checking {cell}", done, total))
-    return run_bptt(problems, truncate=config.truncate, check=config.check,
-                    generated=config.generated, jacobians=config.jacobian, on_check=on_check)
+    with parallel.threads(config.threads):  # the check's entries across cores
+        return run_bptt(problems, truncate=config.truncate, check=config.check,
+                        generated=config.generated, jacobians=config.jacobian,
+                        on_check=on_check)
 
 
 def failure(report: Any) -> str | None:

@@ -33,6 +33,9 @@ SELECTOR_PARAMS = (
     Flag("scale", ("--scale",), "1|sqrt|NUMBER"),
 )
 
+# The commands that split their work across cores (seqtool.core.parallel).
+THREADS = Flag("threads", ("--threads",), "N")
+
 register_command(Command(
     name="attend",
     plot="seqtool.render.plots.attend:plot",
@@ -111,6 +114,7 @@ norms ‖dh_T/dh_k‖ that vanish or explode, truncated BPTT and a finite-differ
         Flag("forget_bias", ("--forget-bias",), "B"),
         Flag("jacobian", ("--jacobian", "-J"), "T,K[;T,K]"),
         Flag("check", ("--check",), kind="switch"),
+        THREADS,
     ),
 ))
 
@@ -223,11 +227,12 @@ uninterrupted one.""",
         Flag("patience", ("--patience",), "N"),
         Flag("seed", ("--seed",), "INT"),
         Flag("out", ("--out", "-o"), "DIR"),
+        THREADS,
     ),
     options=(
         Flag("resume", ("--resume",), "DIR",
-             help="Continue the run in DIR with its optimiser and position (--epochs, --steps "
-             "and --patience may change)."),
+             help="Continue the run in DIR with its optimiser and position (--epochs, --steps, "
+             "--patience and --threads may change)."),
     ),
 ))
 
@@ -256,6 +261,7 @@ register_command(Command(
         Flag("run", ("run",), "RUN_DIR", kind="argument"),
         Flag("text", ("--text", "-t"), kind="many"),
         Flag("beam", ("--beam",), "N"),
+        THREADS,
     ),
 ))
 
@@ -305,6 +311,7 @@ register_command(Command(
         Flag("data", ("--data", "-d"), "FILE|NAME", required=True),
         Flag("seed", ("--seed",), "INT"),
         Flag("samples", ("--samples",), "N"),
+        THREADS,
     ),
 ))
 

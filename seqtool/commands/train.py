@@ -27,6 +27,7 @@ import numpy as np
 from seqtool import __version__
 from seqtool.commands.events import Events
 from seqtool.config import RESUMABLE_CHANGES, TrainConfig
+from seqtool.core import parallel
 from seqtool.core.errors import InputError
 from seqtool.core.report import Report, finite
 from seqtool.core.models import ModelSpec, init_params, parameter_count
@@ -355,6 +356,8 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         params = init_params(spec, seed=config.seed, dtype=dtype)
         out = Path(config.out) if config.out else default_out(config, train_data.task)
         config = replace(config, out=str(out))
+    # the count is kept in config.yaml: --resume splits its batches as the run did
+    config = replace(config, threads=config.threads or parallel.available_cores())
     files = RunFiles(out, config, spec, train_data)
     if resume is None:
         files.start(replace_run)
@@ -388,10 +391,11 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
     from seqtool.core.training import scoring_parameters
 
     scoring = {k: params[k].copy() for k in scoring_parameters(spec, params)}
-    result = train(spec, settings_of(config), params, train_data, val_data,
-                   hooks=Hooks(on_step=user.on_step, on_epoch=on_epoch,
-                               should_stop=user.should_stop),
-                   position=position, optimizer=optimizer)
+    with parallel.threads(config.threads):
+        result = train(spec, settings_of(config), params, train_data, val_data,
+                       hooks=Hooks(on_step=user.on_step, on_epoch=on_epoch,
+                                   should_stop=user.should_stop),
+                       position=position, optimizer=optimizer)
     if result.stop_reason == "interrupted":
         files.last(params, result.optimizer, result.position)
     report.history = result.position.history

@@ -14,6 +14,7 @@ import numpy as np
 from seqtool.commands.events import Events
 from seqtool.commands.trained import Model, check_inference_fits, dataset_for_model, load_model
 from seqtool.config import EvaluateConfig, PredictConfig, SampleConfig
+from seqtool.core import parallel
 from seqtool.core.data.vocab import UNK_ID
 from seqtool.core.errors import InputError
 from seqtool.core.report import Report
@@ -94,21 +95,22 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
     if blind:
         events.say(f"warning: every token of {_texts(blind, texts)} is unknown to the model "
                    "(not in its training vocabulary): its prediction rests on no evidence")
-    if spec.task == "seq2seq":
-        rows = _translations(model, texts, ids, config.beam)
-    elif spec.task == "classify":
-        probs, attention = inference.classify_attending(spec, model.params, ids)
-        rows = [{"text": t, "label": labels[int(p.argmax())],
-                 "probabilities": {name: float(v) for name, v in zip(labels, p)}}
-                for t, p in zip(texts, probs)]
-        for row, seq, w in zip(rows, ids, attention or []):
-            # an attention-pooling model: the weight of each token in the pooled state
-            row["tokens"], row["attention"] = vocab.decode(seq), [float(v) for v in w]
-    else:
-        rows = [{"text": t, "tokens": vocab.decode(seq),
-                 "tags": [labels[int(k)] for k in p.argmax(axis=1)],
-                 "confidence": [float(v) for v in p.max(axis=1)]}
-                for t, seq, p in zip(texts, ids, inference.tag(spec, model.params, ids))]
+    with parallel.threads(config.threads):  # the rows of a batch across cores
+        if spec.task == "seq2seq":
+            rows = _translations(model, texts, ids, config.beam)
+        elif spec.task == "classify":
+            probs, attention = inference.classify_attending(spec, model.params, ids)
+            rows = [{"text": t, "label": labels[int(p.argmax())],
+                     "probabilities": {name: float(v) for name, v in zip(labels, p)}}
+                    for t, p in zip(texts, probs)]
+            for row, seq, w in zip(rows, ids, attention or []):
+                # an attention-pooling model: the weight of each token in the pooled state
+                row["tokens"], row["attention"] = vocab.decode(seq), [float(v) for v in w]
+        else:
+            rows = [{"text": t, "tokens": vocab.decode(seq),
+                     "tags": [labels[int(k)] for k in p.argmax(axis=1)],
+                     "confidence": [float(v) for v in p.max(axis=1)]}
+                    for t, seq, p in zip(texts, ids, inference.tag(spec, model.params, ids))]
     for row, share in zip(rows, unknown):
         row["unknown"] = share  # the share of the text's tokens the model never saw
     return PredictReport(spec.task, rows)
@@ -256,11 +258,12 @@ def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None
     check_inference_fits(model, dataset.lengths, "data")
     events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
                    training=False)
-    evaluation = evaluate_model(model.spec, model.params, dataset)
-    scores = evaluation.to_dict()
-    if model.spec.pool == "attention":
-        scores.update(attention_statistics(model, dataset))
-    details = {**evaluation.details, **breakdown(model, dataset)}
+    with parallel.threads(config.threads):  # the rows of a batch across cores
+        evaluation = evaluate_model(model.spec, model.params, dataset)
+        scores = evaluation.to_dict()
+        if model.spec.pool == "attention":
+            scores.update(attention_statistics(model, dataset))
+        details = {**evaluation.details, **breakdown(model, dataset)}
     return EvaluateReport(config.run, config.data, model.spec.task, len(dataset), scores,
                           details)
 

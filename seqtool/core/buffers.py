@@ -17,7 +17,8 @@ results under those names when it makes the next call. Layers of a stack use a
 :meth:`Workspace.scope` each, so that their names never meet.
 
 A workspace belongs to the thread that made it (taking from another thread raises):
-threads (a Dask worker's, say) each make their own.
+threads (a Dask worker's, say) each make their own. The parts of a batch that run on other
+threads (seqtool.core.parallel) get theirs from :meth:`Workspace.for_thread`.
 """
 
 from __future__ import annotations
@@ -74,6 +75,20 @@ class Workspace:
                                                   _thread=self._thread)
         return scope
 
+    def for_thread(self, key, ident: int) -> Workspace:
+        """The workspace of part ``key`` of a batch, run on the thread ``ident``
+        (seqtool.core.parallel): this one's scope ``key`` on its own thread; on another, a
+        workspace of its own storage owned by that thread, kept here so that the same part
+        on the same thread gets it again batch after batch."""
+        if ident == self._thread:
+            return self.scope(key)
+        self._check_thread()
+        slot = ("thread", key, ident)
+        space = self._scopes.get(slot)
+        if space is None:
+            space = self._scopes[slot] = Workspace(_thread=ident)
+        return space
+
     def release(self, name: str | None = None) -> None:
         """Forget ``name`` (every name of this scope when None): its memory goes back once
         no caller holds the array."""
@@ -83,6 +98,8 @@ class Workspace:
             return
         for key in [k for k in self._arrays if k.startswith(self._prefix)]:
             del self._arrays[key]
+        for slot in [s for s in self._scopes if isinstance(s, tuple) and s[0] == "thread"]:
+            del self._scopes[slot]  # other threads' parts: dropped, freed once they end
 
     @property
     def nbytes(self) -> int:

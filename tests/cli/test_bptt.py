@@ -147,6 +147,7 @@ BAD = [
     (["--cell", "lstm", "--steps", "3", "--explain"], "--explain writes the vanilla RNN's "
      "chain rule; it needs --cell rnn (got --cell lstm)"),
     (["--cell", "gru", "--forget-bias", "x"], "--forget-bias is 'x'; expected a number"),
+    (["--check", "--threads", "0"], "--threads must be a whole number ≥ 1, got 0"),
 ]
 
 

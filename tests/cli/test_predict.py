@@ -388,6 +388,29 @@ def test_bad_runs_and_bad_input(cli, runs, tmp_path):
             cli("predict", str(runs / "parity"), "--text", "0", "-f", fmt))
 
 
+def test_threads_split_predict_and_evaluate_without_changing_the_numbers(cli, runs):
+    from seqtool.core.rnn import tuning
+
+    texts = ["0 1 1 0 1", "1", "0 0 1 1 1 0 1", "1 1", "0 1 0"]
+    out = {}
+    with tuning.use(split_from=0):  # split every batch of two rows or more
+        for n in ("1", "2"):
+            scored = cli("evaluate", str(runs / "parity"), "--data", "parity", "--threads", n,
+                         "-f", "json")
+            labelled = cli("predict", str(runs / "parity"), *sum((["--text", t] for t in texts),
+                           []), "--threads", n, "-f", "json")
+            assert scored.exit_code == 0 and labelled.exit_code == 0, scored.stderr
+            out[n] = scored.json(), labelled.json()
+    (eval1, pred1), (eval2, pred2) = out["1"], out["2"]
+    assert eval1["count"] == eval2["count"] > 0
+    assert eval2["loss"] == pytest.approx(eval1["loss"], rel=1e-6)
+    assert eval2["confusion"] == eval1["confusion"]
+    for a, b in zip(pred1, pred2):
+        assert a["label"] == b["label"]
+        for name, p in a["probabilities"].items():
+            assert b["probabilities"][name] == pytest.approx(p, rel=1e-5, abs=1e-7)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "random", "forged", "missing"])
 def test_a_damaged_model_npz_is_one_line(cli, runs, tmp_path, damage):
     run = copy_run(runs / "parity", tmp_path / "run")

@@ -175,6 +175,8 @@ def one_line_error(result, code=2):
     (["--cell", "bow", "--data", "echo"], "bow (the bag-of-words baseline)"),
     (["--format", "xml"], "--format is 'xml'"),
     (["--hidden", "many"], "--hidden is 'many'"),
+    (["--threads", "0"], "--threads must be a whole number ≥ 1, got 0"),
+    (["--threads", "257"], "--threads is 257; at most 256 (threads of one process)"),
 ])
 def test_bad_training_input(cli, tmp_path, args, message):
     err = one_line_error(cli("train-rnn", *args, "--out", str(tmp_path / "x")))

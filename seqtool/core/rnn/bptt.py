@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from seqtool.core import parallel
 from seqtool.core.errors import InputError
 from seqtool.core.report import Report
 from seqtool.core.losses import LOSSES, TARGETS_AT, sequence_loss
@@ -205,26 +206,56 @@ def finite_difference_check(
     forward_loss_of = loss or forward_loss
     base = problem.params
     floor = FD_FLOOR * max(float(np.abs(analytic[name]).max()) for name in base)
-    errors = {}
-    total, done = sum(int(value.size) for value in base.values()), 0
+    entries = [(name, index) for name in base for index in np.ndindex(base[name].shape)]
+
+    def difference_quotient(k: int) -> float:
+        name, index = entries[k]
+        value = base[name]
+
+        def loss_at(offset: float) -> float:
+            moved = value.copy()
+            moved[index] += offset
+            return forward_loss_of(problem, {**base, name: moved})
+
+        return (-loss_at(2 * eps) + 8 * loss_at(eps) - 8 * loss_at(-eps)
+                + loss_at(-2 * eps)) / (12 * eps)
+
+    quotients = _spread(difference_quotient, len(entries), progress)
+    errors, start = {}, 0
     for name in base:
         value = base[name]
-        numeric = np.empty_like(value)
-        for index in np.ndindex(value.shape):
-            def loss_at(offset: float) -> float:
-                moved = value.copy()
-                moved[index] += offset
-                return forward_loss_of(problem, {**base, name: moved})
-
-            numeric[index] = (
-                -loss_at(2 * eps) + 8 * loss_at(eps) - 8 * loss_at(-eps) + loss_at(-2 * eps)
-            ) / (12 * eps)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        numeric = quotients[start:start + value.size].reshape(value.shape).astype(value.dtype)
+        start += value.size
         scale = max(np.abs(analytic[name]).max(), np.abs(numeric).max(), floor, 1e-300)
         errors[name] = float(np.abs(analytic[name] - numeric).max() / scale)
     return errors
+
+
+def _spread(compute: Callable[[int], float], count: int,
+            progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """[compute(0), ..., compute(count − 1)], entry k on part k mod n of the thread count's
+    parts (seqtool.core.parallel; each entry is computed alone, so the numbers do not depend
+    on n); ``progress(done, count)`` is heard on the calling thread."""
+    out = np.empty(count)
+    n = max(1, min(parallel.current_threads(), count))
+    done = [0] * n
+
+    def part(i: int) -> Callable[[], None]:
+        def run() -> None:
+            for k in range(i, count, n):
+                out[k] = compute(k)
+                done[i] += 1
+                if i == 0 and progress is not None:
+                    progress(sum(done), count)
+        return run
+
+    if n == 1:
+        part(0)()
+    else:
+        parallel.crew(n).run([part(i) for i in range(n)])
+        if progress is not None:
+            progress(count, count)
+    return out
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from seqtool.core import parallel
 from seqtool.core.buffers import take
 from seqtool.core.rnn import directions
 from seqtool.core.rnn.cells import PARAM_NAMES, get_cell
@@ -99,13 +100,23 @@ class StackForward:
     # is the caller's row order[i]. None: the caller's order already was.
     order: np.ndarray | None = None
     reverse: ReverseLayers | None = None  # a bidirectional stack's reverse direction
+    # A batch split across threads (seqtool.core.parallel): each part's own StackForward
+    # (part i: rows i, i + n, ... of the layers' order), and the crew that ran them. The
+    # fields above are then empty but for lengths, workspace and order.
+    parts: list[StackForward] | None = None
+    crew: Any = None
 
     @property
     def bidirectional(self) -> bool:
+        if self.parts is not None:
+            return self.parts[0].bidirectional
         return self.reverse is not None
 
     @property
     def steps_and_batch(self) -> tuple[int, int]:  # (T, B)
+        if self.parts is not None:
+            T = self.parts[0].steps_and_batch[0]
+            return T, sum(p.steps_and_batch[1] for p in self.parts)
         h = self.layers[0].h
         return h.shape[0] - 1, h.shape[1]
 
@@ -114,18 +125,24 @@ class StackForward:
         """(T, B, H), or (T, B, 2H) bidirectional: y_t = [h_t ; h̃_{ℓ_b−1−t}] (see
         stack_forward; at a padded step each half holds its direction's final state), in
         the caller's order."""
+        if self.parts is not None:
+            return self._callers(_join_rows([p.output for p in self.parts]))
         if self.reverse is not None:
             return self._callers(self.reverse.output)
         return self._callers(self.layers[-1].h[1:])
 
     @property
     def h_n(self) -> np.ndarray:  # (L, B, H), or (2L, B, H): l0, l0 reverse, l1, ...
+        if self.parts is not None:
+            return self._callers(_join_rows([p.h_n for p in self.parts]))
         return self._callers(np.stack([f.h[-1] for f in self._directions()]))
 
     @property
     def c_n(self) -> np.ndarray | None:  # as h_n, cells with a cell state only
         if not get_cell(self.cell).has_cell_state:
             return None
+        if self.parts is not None:
+            return self._callers(_join_rows([p.c_n for p in self.parts]))
         return self._callers(np.stack([f.c[-1] for f in self._directions()]))
 
     def _directions(self) -> list[Any]:
@@ -141,6 +158,18 @@ class StackForward:
     def _layers(self, a: np.ndarray | None) -> np.ndarray | None:
         """a (·, B, ...) in the caller's order, with its rows in the layers' order."""
         return a if a is None or self.order is None else _rows_to(a, self.order)
+
+
+def _join_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """The arrays (·, B_i, ...) of the n parts of a batch as one (·, B, ...): part i's rows
+    are rows i, i + n, ... (seqtool.core.parallel.part_rows)."""
+    n = len(parts)
+    shape = list(parts[0].shape)
+    shape[1] = sum(p.shape[1] for p in parts)
+    out = np.empty(shape, parts[0].dtype)
+    for rows, part in zip(parallel.part_rows(n), parts):
+        out[:, rows] = part
+    return out
 
 
 def _rows_to(a: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -196,6 +225,11 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     direction) lends the large arrays of the cells that take one; the records then stay
     valid until the owner's next forward pass (the training loop: the next step). None:
     fresh arrays.
+
+    Inside ``seqtool.core.parallel.threads(n)`` a large enough batch is split into up to n
+    parts of interleaved rows that run on n threads at once, each through every layer
+    (:func:`seqtool.core.parallel.parts_for`); the dropout masks are drawn for the whole
+    batch first, as one thread draws them, so every thread count sees the same masks.
     """
     spec = get_cell(cell)
     both = is_bidirectional(state)
@@ -210,15 +244,76 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
             lengths = lengths[order]
             X, h0, c0, projected = (None if a is None else _rows_to(a, order)
                                     for a in (X, h0, c0, projected))
+    inputs = X if X is not None else projected
+    n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2]))
+    if n > 1 and (lengths is None or lengths.ndim == 1):
+        masks = _dropout_masks(state, inputs.shape[:2], inputs.dtype.type, dropout, rng)
+        return _forward_parts(n, cell, X, state, h0, c0, nonlinearity, masks, lengths,
+                              projected, workspace, order)
+    return _forward_rows(cell, X, state, h0, c0, nonlinearity, dropout, rng, lengths,
+                         projected, workspace, order)
+
+
+def _work(state: dict[str, np.ndarray], T: int, B: int) -> int:
+    """The multiply-adds of one pass of the stack over a (T, B) batch: T·B·Σ G·H·(D_l + H)
+    over its layers and directions."""
+    per_row_step = sum(w.shape[0] * (w.shape[1] + state[key.replace("_ih_", "_hh_")].shape[1])
+                       for key, w in state.items() if key.startswith("weight_ih_l"))
+    return T * B * per_row_step
+
+
+def _dropout_masks(state: dict[str, np.ndarray], steps_and_batch: tuple[int, int], dtype,
+                   p: float, rng: np.random.Generator | None) -> list[np.ndarray | None]:
+    """The masks of the inputs of layers 1..L−1 (None for layer 0 and without dropout), drawn
+    in the order and with the shapes with which :func:`_forward_rows` draws them."""
+    masks: list[np.ndarray | None] = [None]
+    for layer in range(1, num_layers_of(state)):
+        if p > 0.0:
+            D = state[param_key("weight_ih", layer)].shape[1]
+            masks.append(dropout_mask((*steps_and_batch, D), p, rng, dtype))
+        else:
+            masks.append(None)
+    return masks
+
+
+def _forward_parts(n: int, cell: str, X, state, h0, c0, nonlinearity: str, masks: list,
+                   lengths, projected, workspace, order) -> StackForward:
+    """stack_forward of a batch (in the layers' order) split into n parts on n threads."""
+    crew = parallel.crew(n)
+
+    def part(i: int, rows: slice):
+        def pick(a):
+            return None if a is None else np.ascontiguousarray(a[:, rows])
+
+        space = None if workspace is None else workspace.for_thread(f"part{i}",
+                                                                      crew.idents[i])
+        return lambda: _forward_rows(cell, pick(X), state, pick(h0), pick(c0), nonlinearity,
+                                     0.0, None, None if lengths is None else lengths[rows],
+                                     pick(projected), space, None,
+                                     drawn=[pick(m) for m in masks])
+
+    parts = crew.run([part(i, rows) for i, rows in enumerate(parallel.part_rows(n))])
+    return StackForward(cell, [], [], [], lengths, workspace, order, parts=parts, crew=crew)
+
+
+def _forward_rows(cell: str, X, state, h0, c0, nonlinearity: str, dropout: float, rng,
+                  lengths, projected, workspace, order,
+                  drawn: list | None = None) -> StackForward:
+    """stack_forward on one thread, of a batch already in the layers' order; ``drawn``: the
+    dropout masks drawn beforehand (else drawn here from ``rng``)."""
+    spec = get_cell(cell)
+    both = is_bidirectional(state)
+    num_layers = num_layers_of(state)
     reverse = None
     if both:  # one reversal of the batch's steps serves every layer and the backward pass
         reverse = ReverseLayers(directions.reversal_index(lengths, *X.shape[:2]))
     layers, inputs, masks = [], [], []
     x = X
     for layer in range(num_layers):
-        mask = None
-        if layer > 0 and dropout > 0.0:
+        mask = None if drawn is None else drawn[layer]
+        if drawn is None and layer > 0 and dropout > 0.0:
             mask = dropout_mask(x.shape, dropout, rng, x.dtype.type)
+        if mask is not None:
             x = x * mask
         masks.append(mask)
         if reverse is None:
@@ -308,7 +403,13 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     and ∂L/∂x_t = (∂L/∂x_t through the forward direction) + (∂L/∂x̃_{ℓ_b−1−t} through the
     reverse one). ``input_products`` False is refused (ValueError): see stack_forward's
     ``projected``.
+
+    A forward pass split across threads is taken back part by part on the same threads;
+    the parts' weight gradients are added in part order.
     """
+    if forward.parts is not None:
+        return _backward_parts(forward, state, dout, dh_n, dc_n, nonlinearity,
+                               input_products)
     spec = get_cell(forward.cell)
     reverse = forward.reverse
     if reverse is not None and not input_products:
@@ -347,6 +448,38 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
         grads["c0"] = forward._callers(np.stack(c0_grads))
     if input_products:
         grads["x"] = forward._callers(upstream)
+    return grads
+
+
+# the gradients that are per row (of the batch) rather than summed over rows
+_ROW_GRADIENTS = ("h0", "c0", "x", "dA_ih_l0")
+
+
+def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
+                    dh_n, dc_n, nonlinearity: str, input_products: bool) -> dict[str, np.ndarray]:
+    """stack_backward of a forward pass split into parts: each part on the thread that ran
+    its forward pass; row gradients joined, weight gradients added in part order."""
+    n = len(forward.parts)
+    dout, dh_n, dc_n = (forward._layers(a) for a in (dout, dh_n, dc_n))
+
+    def part(i: int, rows: slice):
+        def pick(a):
+            return None if a is None else np.ascontiguousarray(a[:, rows])
+
+        return lambda: stack_backward(forward.parts[i], state, pick(dout), pick(dh_n),
+                                      pick(dc_n), nonlinearity, input_products)
+
+    results = forward.crew.run([part(i, rows)
+                                for i, rows in enumerate(parallel.part_rows(n))])
+    grads: dict[str, np.ndarray] = {}
+    for key in results[0]:
+        if key in _ROW_GRADIENTS:
+            grads[key] = forward._callers(_join_rows([r[key] for r in results]))
+        else:
+            total = np.array(results[0][key])  # a copy: a part's may be lent by its workspace
+            for r in results[1:]:
+                total += r[key]
+            grads[key] = total
     return grads
 
 

@@ -85,6 +85,12 @@ class ProductTuning:
     # gather the real rows first: the copy costs far less than the multiply-adds on the
     # padded rows' zeros.
     gather_below: float = 0.9
+    # With several threads (seqtool.core.parallel), a batch splits into parts of at least
+    # this many multiply-adds of recurrent work each (T·B_part·Σ G·H·(D + H) over the
+    # layers): handing a part to another thread costs ~50 µs. On one Zen 3 core pair, GRU
+    # (50, 8, 32) (1.2 M a part in two) ran 1.14× slower split; LSTM (50, 8, 32) (1.6 M)
+    # 0.95×; (100, 32, 64) and up 0.51–0.57× (benchmarks/bench_rnn.py --threads 2).
+    split_from: int = 1 << 21
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -107,7 +113,7 @@ class ProductTuning:
 
 COMPILED_FIELDS = ("plain", "tiled_from_rows", "tiled_strip_below", "tiled_w_below",
                    "blocked_few_rows")
-PER_CALL_FIELDS = ("products_in_kernel_below", "recycle_from", "gather_below")
+PER_CALL_FIELDS = ("products_in_kernel_below", "recycle_from", "gather_below", "split_from")
 
 
 def from_environment(environ) -> ProductTuning:
