@@ -1,6 +1,6 @@
 """End-to-end training throughput: `seqtool train-rnn`'s step against a PyTorch CPU loop.
 
-Workload, the same for both, on one thread, float32, for every cell (rnn, gru, lstm) at
+Workload, the same for both, on one thread (--threads: more), float32, for every cell (rnn, gru, lstm) at
 every hidden size H (default 32, 128, 512; --sizes or --hidden) and each task of --tasks
 (default classify,lm):
 
@@ -132,10 +132,29 @@ from __future__ import annotations
 import os
 import sys
 
-for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+
+def _threads_asked(argv: list[str]) -> str:
+    """--threads as given (read before torch is imported: its default thread count comes
+    from OMP_NUM_THREADS)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--threads="):
+            return arg.split("=", 1)[1]
+    return "1"
+
+
+THREADS = _threads_asked(sys.argv)
+# NumPy's and SciPy's BLAS on one thread, as the seqtool CLI runs them (the parts of a batch
+# are its threads); torch on one thread too unless --threads says otherwise
+for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
+if THREADS == "1":
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import copy  # noqa: E402
 import cProfile  # noqa: E402
 import io  # noqa: E402
@@ -151,11 +170,12 @@ from machine import blas_report  # noqa: E402  (benchmarks/machine.py)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-torch.set_num_threads(1)
-try:
-    torch.set_num_interop_threads(1)
-except RuntimeError:  # already set
-    pass
+if THREADS != "default":  # else torch keeps the thread counts it chose itself
+    torch.set_num_threads(int(THREADS))
+    try:
+        torch.set_num_interop_threads(int(THREADS))
+    except RuntimeError:  # already set
+        pass
 
 DATA = {"classify": ("sentiment", None), "lm": ("dyck", 24),  # name, seq_len
         "seq2seq": ("reverse", None)}
@@ -644,7 +664,18 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="TOP",
                         help="cProfile seqtool's side of each row; print the top TOP entries")
     parser.add_argument("--profile-steps", type=int, default=None)
+    parser.add_argument("--threads", default="1",
+                        help="N: seqtool splits each batch across N threads "
+                        "(seqtool.core.parallel) and torch runs N threads; default: each "
+                        "side's own default (seqtool: every core, as train-rnn; torch: "
+                        "torch.get_num_threads() as it starts). Default 1: one each")
     args = parser.parse_args()
+    from seqtool.core import parallel
+
+    seqtool_threads = (parallel.available_cores() if args.threads == "default"
+                       else int(args.threads))
+    threads_context = contextlib.ExitStack()  # held to the end: every step splits so
+    threads_context.enter_context(parallel.threads(seqtool_threads))
     sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -658,7 +689,9 @@ def main() -> None:
 
     print(f"numpy {np.__version__}, numba {numba.__version__} "
           f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS}), torch {torch.__version__} "
-          f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}")
+          f"(threads {torch.get_num_threads()}, interop "
+          f"{torch.get_num_interop_threads()}), python {sys.version.split()[0]}; "
+          f"seqtool threads {seqtool_threads} (--threads {args.threads})")
     print(cpu_model())
     for line in blas_report():
         print(line)

@@ -87,10 +87,11 @@ class ProductTuning:
     gather_below: float = 0.9
     # With several threads (seqtool.core.parallel), a batch splits into parts of at least
     # this many multiply-adds of recurrent work each (T·B_part·Σ G·H·(D + H) over the
-    # layers): handing a part to another thread costs ~50 µs. On one Zen 3 core pair, GRU
-    # (50, 8, 32) (1.2 M a part in two) ran 1.14× slower split; LSTM (50, 8, 32) (1.6 M)
-    # 0.95×; (100, 32, 64) and up 0.51–0.57× (benchmarks/bench_rnn.py --threads 2).
-    split_from: int = 1 << 21
+    # layers): a part costs a hand-over to its thread (~20–40 µs), copies of its rows and
+    # the joins after. Training steps at B = 32 on a Zen 3 core pair
+    # (benchmarks/bench_train.py --threads 1 and 2): 2.5 M a part ran 1.4× slower split
+    # (lm rnn H = 64), 4–7 M about even, 13 M and up 0.66–0.76× the one-thread time.
+    split_from: int = 1 << 23
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
