@@ -955,6 +955,8 @@ class CompileConfig:
                                     lambda key, value: name_list(_dtypes())(key, value))
     jobs: int | None = param(None, "Processes at once (default: one per core).",
                              optional(as_positive_int))
+    retune: bool = param(False, "Measure this machine's product methods again (else only "
+                         "when no measurement of this CPU is stored).", as_bool)
 
     @classmethod
     def from_mapping(cls, mapping: dict[str, Any]) -> "CompileConfig":

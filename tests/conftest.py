@@ -33,6 +33,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI does (seqtool/cli/__init__.py)
+# The defaults, not a tuning some `seqtool compile` measured on this machine: every test run
+# takes the same paths (tests/core/test_measure.py tests the stored tuning itself)
+os.environ["SEQTOOL_TUNING_FILE"] = "none"
 
 import json  # noqa: E402
 from dataclasses import dataclass  # noqa: E402

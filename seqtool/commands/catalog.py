@@ -369,6 +369,11 @@ register_command(Command(
 each registered cell in float32 and float64, the layer as bptt runs it and the model path
 of train-rnn, predict, sample and evaluate, one process per job on every core.
 
+First, once per machine (or again with --retune), it measures which method computes the
+recurrent layers' matrix products fastest for which shape here (register tiles, a blocked
+loop, BLAS: ~10 s on an idle machine) and keeps the thresholds beside numba's cache, where
+every later run reads them (SEQTOOL_TUNING_FILE names another file, or none).
+
 Later first runs then load the kernels from the cache instead of compiling them. Reports
 per cell and dtype the seconds it took and whether it compiled or only loaded.""",
     examples=(
@@ -379,6 +384,7 @@ per cell and dtype the seconds it took and whether it compiled or only loaded.""
         Flag("cells", ("--cells", "-c"), "CELL[,...]"),
         Flag("dtypes", ("--dtypes",), "float32|float64[,...]"),
         Flag("jobs", ("--jobs", "-j"), "N", kind="int", minimum=1),
+        Flag("retune", ("--retune",), kind="switch"),
     ),
 ))
 

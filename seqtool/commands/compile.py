@@ -19,7 +19,7 @@ from typing import Any
 
 from seqtool.commands.events import Events
 from seqtool.config import CompileConfig
-from seqtool.core.errors import RunError
+from seqtool.core.errors import InputError, RunError
 from seqtool.core.report import Report
 
 COLUMNS = ("cell", "dtype", "seconds", "compiled", "loaded")
@@ -28,14 +28,17 @@ COLUMNS = ("cell", "dtype", "seconds", "compiled", "loaded")
 @dataclass
 class CompileReport(Report):
     """Per (cell, dtype): the seconds its kernels took, how many compilations numba made
-    (0: loaded from the cache), and the wall time of the whole command."""
+    (0: loaded from the cache), and the wall time of the whole command; and this machine's
+    tuning: where it is kept, whether it was measured now, its thresholds."""
 
     jobs: int
     seconds: float
     kernels: list[dict[str, Any]]
+    tuning: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"jobs": self.jobs, "seconds": self.seconds, "kernels": self.kernels}
+        return {"jobs": self.jobs, "seconds": self.seconds, "kernels": self.kernels,
+                "tuning": self.tuning}
 
     def rows(self) -> list[dict[str, Any]]:
         return [{name: row[name] for name in COLUMNS} for row in self.kernels]
@@ -69,9 +72,46 @@ def compile_job(cell: str, dtype: str) -> dict[str, Any]:
             "loaded": compiled == 0}
 
 
+def tune_job() -> dict[str, Any]:
+    """The measurement of this machine's product methods (in a worker process of its own,
+    alone on the machine: seqtool.core.rnn.measure)."""
+    from seqtool.core.rnn.measure import measure
+
+    return measure()
+
+
+def tune(config: CompileConfig, events: Events, context: Any) -> dict[str, Any]:
+    """This machine's tuning: measured (in a process of its own, before any kernel is
+    compiled, so that the compile jobs read it) when none of this CPU is stored or with
+    --retune, then stored; else the stored one, as it is."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from seqtool.core.rnn import tuning
+
+    path = tuning.store_path(os.environ)
+    machine = tuning.machine_id()
+    stored, note = tuning.read_store(path, machine)
+    if path is None:
+        return {"path": None, "measured": False, "note": note, "values": {}}
+    if stored and not config.retune:
+        return {"path": str(path), "measured": False, "note": note, "values": stored}
+    events.say(f"measuring this machine's matrix products (once: {note}) ...")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        result = pool.submit(tune_job).result()
+    try:
+        tuning.write_store(path, machine, result["tuning"],
+                           {"seconds": result["seconds"], "timings_us": result["timings_us"]})
+    except OSError as err:
+        raise InputError("retune" if config.retune else "compile",
+                         f"cannot keep the tuning in {path}: {err.strerror or err}; set "
+                         f"{tuning.FILE_VARIABLE} to a file that can be written") from None
+    return {"path": str(path), "measured": True, "seconds": result["seconds"],
+            "note": "measured now", "values": result["tuning"]}
+
+
 def run(config: CompileConfig, events: Events, run_dir: Path | None = None) -> CompileReport:
-    """Every (cell, dtype) of ``config`` compiled (or loaded), ``config.jobs`` at a time
-    (default: one per core)."""
+    """This machine's tuning (measured once), then every (cell, dtype) of ``config``
+    compiled (or loaded), ``config.jobs`` at a time (default: one per core)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -80,13 +120,14 @@ def run(config: CompileConfig, events: Events, run_dir: Path | None = None) -> C
     cells = config.cells or cell_names()
     jobs = [(cell, dtype) for cell in cells for dtype in config.dtypes]
     workers = min(config.jobs or os.cpu_count() or 1, len(jobs))
-    if events.on_start is not None:
-        events.on_start(jobs)
-    started = time.perf_counter()
-    done: dict[tuple[str, str], dict[str, Any]] = {}
     # spawn: each worker starts from a clean numba (no state forked from this process);
     # one job per process, so that no job finds another's kernels in memory
     context = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    tuned = tune(config, events, context)
+    if events.on_start is not None:
+        events.on_start(jobs)
+    done: dict[tuple[str, str], dict[str, Any]] = {}
     with ProcessPoolExecutor(workers, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {pool.submit(compile_job, cell, dtype): (cell, dtype) for cell, dtype in jobs}
         for future in as_completed(futures):
@@ -100,7 +141,7 @@ def run(config: CompileConfig, events: Events, run_dir: Path | None = None) -> C
             if events.on_result is not None:
                 events.on_result(row)
     return CompileReport(jobs=workers, seconds=time.perf_counter() - started,
-                         kernels=[done[job] for job in jobs])
+                         kernels=[done[job] for job in jobs], tuning=tuned)
 
 
 def metrics(report: dict[str, Any]) -> dict[str, Any]:

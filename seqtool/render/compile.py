@@ -24,3 +24,16 @@ def render_compile(report: Any, *, precision: int = 4, explain: bool = False) ->
     console.print(table)
     console.print(f"{len(report.kernels)} jobs on {report.jobs} processes in "
                   f"{report.seconds:.1f} s")
+    tuned = report.tuning or {}
+    if tuned.get("path"):
+        values = ", ".join(f"{k}={_threshold(v)}" for k, v in tuned["values"].items())
+        how = (f"measured now in {tuned['seconds']:.1f} s" if tuned["measured"]
+               else tuned["note"])
+        console.print(f"products tuned for this machine ({how}; {tuned['path']}): "
+                      f"{values or 'the defaults'}")
+    elif tuned:
+        console.print(f"products: the defaults ({tuned['note']})")
+
+
+def _threshold(value: Any) -> str:
+    return "never" if isinstance(value, int) and value >= 1 << 40 else f"{value:,}"

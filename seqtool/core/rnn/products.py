@@ -77,6 +77,12 @@ TILED_FROM_ROWS = TUNING.tiled_from_rows
 TILED_STRIP_BELOW = TUNING.tiled_strip_below  # bytes
 TILED_W_BELOW = TUNING.tiled_w_below  # bytes
 BLOCKED_FEW_ROWS = TUNING.blocked_few_rows  # elements of w
+ROW_W_BELOW = TUNING.row_w_below  # bytes
+# below TILED_FROM_ROWS: the bytes of w below which 8-15, 16-31, 32-63, 64+ rows use tiles
+W_BELOW_8, W_BELOW_16 = TUNING.tiled_w_below_8, TUNING.tiled_w_below_16
+W_BELOW_32, W_BELOW_64 = TUNING.tiled_w_below_32, TUNING.tiled_w_below_64
+# the products of a whole sequence (T·B rows: the input projection, ∂L/∂X) as 64+ rows
+BIG_W_BELOW = TILED_W_BELOW if TILED_FROM_ROWS <= 64 else min(TILED_W_BELOW, W_BELOW_64)
 
 
 def _element_type(dtype):
@@ -430,9 +436,10 @@ def _matmul_tiles_any(out, a, w):
 
 @inline_kernel
 def _tiles_fit(K, N, itemsize):
-    """Whether a (K, N) w fits in L2 (TILED_W_BELOW) with room for a strip of it
-    (TILED_STRIP_BELOW); never with PLAIN products."""
-    return (not PLAIN and K * N * itemsize < TILED_W_BELOW
+    """Whether the tiles take a product of many rows by a (K, N) w: while w fits in L2
+    (TILED_W_BELOW, and W_BELOW_64 where the tiles lose to BLAS on many rows) with room for
+    a strip of it (TILED_STRIP_BELOW); never with PLAIN products."""
+    return (not PLAIN and K * N * itemsize < BIG_W_BELOW
             and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW)
 
 
@@ -554,11 +561,14 @@ _matmul_rows4 = kernel(_rows4)  # called by itself (tests, benchmarks)
 
 @inline_kernel
 def step_product(out, a, w):
-    """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: register tiles
-    (matmul_tiles, or matmul_row for one row) while w fits in cache (TILED_W_BELOW) and from
-    TILED_FROM_ROWS rows on while a strip of w does (TILED_STRIP_BELOW); for large w on few
-    rows the blocked loop (_matmul_rows4, float32) or BLAS. out and w are C-contiguous. With
-    PLAIN products (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot.
+    """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: one row's tiles
+    (matmul_row) while w is below ROW_W_BELOW; register tiles from TILED_FROM_ROWS rows on
+    while a strip of w fits in cache (TILED_STRIP_BELOW); below that, on 8 rows or more,
+    tiles while w is below its band's bytes (W_BELOW_8 .. W_BELOW_64), BLAS beyond; on 2
+    to 7 rows tiles while w fits in cache (TILED_W_BELOW); for large w on few rows the
+    blocked loop (_matmul_rows4, float32) or BLAS. out and w are C-contiguous. With PLAIN
+    products (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot. The thresholds are this machine's
+    (seqtool.core.rnn.tuning, measured by seqtool.core.rnn.measure).
 
     (A plain loop for 2 or 3 rows of a small product was ~10 % faster than the tiles, ~70
     ns a step, but cost ~0.7 s of every first run's compile: it would take 10⁷ such steps
@@ -569,10 +579,15 @@ def step_product(out, a, w):
     if PLAIN:  # a compile-time constant: numba prunes the branch not taken
         if B > 0:
             np.dot(a, w, out)
-    elif B == 1 and fits:
+    elif B == 1 and K * N * w.itemsize < ROW_W_BELOW:
         matmul_row(out, a, w)
     elif B >= TILED_FROM_ROWS:
         if K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
+            matmul_tiles(out, a, w)
+        else:
+            np.dot(a, w, out)
+    elif B >= 8:
+        if K * N * w.itemsize < _rows_w_below(B) and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
             matmul_tiles(out, a, w)
         else:
             np.dot(a, w, out)
@@ -582,6 +597,18 @@ def step_product(out, a, w):
         _blocked_or_blas(out, a, w)
     elif B > 0:
         np.dot(a, w, out)
+
+
+@inline_kernel
+def _rows_w_below(B):
+    """The bytes of w below which B ≥ 8 rows (fewer than TILED_FROM_ROWS) use the tiles."""
+    if B >= 64:
+        return W_BELOW_64
+    if B >= 32:
+        return W_BELOW_32
+    if B >= 16:
+        return W_BELOW_16
+    return W_BELOW_8
 
 
 def _blocked_or_blas(out, a, w):

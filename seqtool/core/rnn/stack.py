@@ -21,6 +21,7 @@ final state (h_n, c_n) enters that (layer, direction)'s last step.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,9 +74,21 @@ def num_layers_of(state: dict[str, np.ndarray]) -> int:
                if key.startswith("weight_ih_l") and not key.endswith(REVERSE))
 
 
+@functools.lru_cache(maxsize=256)
+def _layer_keys(layer: int, suffix: str) -> tuple[str, ...]:
+    """The state-dict keys of a (layer, direction), made once (a one-row step pays for
+    every microsecond between the kernels)."""
+    return tuple(param_key(name, layer, suffix) for name in PARAM_NAMES)
+
+
+def _stack_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """np.stack of per-layer (B, H) arrays: one layer's without np.stack's ~5 µs."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
 def _layer(state: dict[str, np.ndarray], layer: int, suffix: str = "") -> list[np.ndarray]:
     try:
-        return [state[param_key(name, layer, suffix)] for name in PARAM_NAMES]
+        return [state[key] for key in _layer_keys(layer, suffix)]
     except KeyError as missing:
         raise ValueError(f"the state dict has no {missing.args[0]} (a bidirectional stack "
                          f"needs both directions of every layer)") from None
@@ -135,7 +148,7 @@ class StackForward:
     def h_n(self) -> np.ndarray:  # (L, B, H), or (2L, B, H): l0, l0 reverse, l1, ...
         if self.parts is not None:
             return self._callers(_join_rows([p.h_n for p in self.parts]))
-        return self._callers(np.stack([f.h[-1] for f in self._directions()]))
+        return self._callers(_stack_rows([f.h[-1] for f in self._directions()]))
 
     @property
     def c_n(self) -> np.ndarray | None:  # as h_n, cells with a cell state only
@@ -143,7 +156,7 @@ class StackForward:
             return None
         if self.parts is not None:
             return self._callers(_join_rows([p.c_n for p in self.parts]))
-        return self._callers(np.stack([f.c[-1] for f in self._directions()]))
+        return self._callers(_stack_rows([f.c[-1] for f in self._directions()]))
 
     def _directions(self) -> list[Any]:
         """Every (layer, direction)'s record in torch's order of the final states."""
@@ -245,13 +258,15 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
             X, h0, c0, projected = (None if a is None else _rows_to(a, order)
                                     for a in (X, h0, c0, projected))
     inputs = X if X is not None else projected
-    n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2]))
-    if n > 1 and (lengths is None or lengths.ndim == 1):
+    n = 1
+    if parallel.current_threads() > 1 and (lengths is None or lengths.ndim == 1):
+        n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2]))
+    if n > 1:
         masks = _dropout_masks(state, inputs.shape[:2], inputs.dtype.type, dropout, rng)
         return _forward_parts(n, cell, X, state, h0, c0, nonlinearity, masks, lengths,
                               projected, workspace, order)
     return _forward_rows(cell, X, state, h0, c0, nonlinearity, dropout, rng, lengths,
-                         projected, workspace, order)
+                         projected, workspace, order, shape=(both, num_layers))
 
 
 def _work(state: dict[str, np.ndarray], T: int, B: int) -> int:
@@ -298,12 +313,12 @@ def _forward_parts(n: int, cell: str, X, state, h0, c0, nonlinearity: str, masks
 
 def _forward_rows(cell: str, X, state, h0, c0, nonlinearity: str, dropout: float, rng,
                   lengths, projected, workspace, order,
-                  drawn: list | None = None) -> StackForward:
+                  drawn: list | None = None, shape: tuple | None = None) -> StackForward:
     """stack_forward on one thread, of a batch already in the layers' order; ``drawn``: the
-    dropout masks drawn beforehand (else drawn here from ``rng``)."""
+    dropout masks drawn beforehand (else drawn here from ``rng``); ``shape``: (bidirectional,
+    layers) of ``state`` when the caller knows them."""
     spec = get_cell(cell)
-    both = is_bidirectional(state)
-    num_layers = num_layers_of(state)
+    both, num_layers = shape or (is_bidirectional(state), num_layers_of(state))
     reverse = None
     if both:  # one reversal of the batch's steps serves every layer and the backward pass
         reverse = ReverseLayers(directions.reversal_index(lengths, *X.shape[:2]))
@@ -443,9 +458,9 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
             upstream = g.x
         if forward.masks and forward.masks[layer] is not None:
             upstream = upstream * forward.masks[layer]  # back through this layer's dropout
-    grads["h0"] = forward._callers(np.stack(h0_grads))
+    grads["h0"] = forward._callers(_stack_rows(h0_grads))
     if spec.has_cell_state:
-        grads["c0"] = forward._callers(np.stack(c0_grads))
+        grads["c0"] = forward._callers(_stack_rows(c0_grads))
     if input_products:
         grads["x"] = forward._callers(upstream)
     return grads

@@ -5,7 +5,10 @@ Two kinds of field:
 
 - *compiled* ones (``plain`` and the thresholds of the per-step product) are read by the
   numba kernels as compile-time constants: no per-step cost, but changing them needs a new
-  process. They come from the environment, read once at import:
+  process. They come, read once at import, from the defaults below, overridden by this
+  machine's measured tuning (``seqtool compile`` measures it once, with
+  seqtool.core.rnn.measure, and keeps it beside numba's cache: :func:`store_path`; a tuning
+  measured on another CPU is ignored), overridden by the environment:
 
       SEQTOOL_PLAIN_PRODUCTS=1     every product is a plain ``a @ w`` (np.dot: no register
                                    tiles, no blocked loops), to test that every other path
@@ -26,9 +29,13 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import hashlib
+import json
 import os
+import platform
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from seqtool.core.errors import InputError
 
@@ -38,9 +45,10 @@ TUNING_VARIABLE = "SEQTOOL_PRODUCT_TUNING"
 
 @dataclass(frozen=True)
 class ProductTuning:
-    """The thresholds that pick a product method. Sizes are measured on one Zen 5 core
-    (AVX-512), float32 unless said otherwise, against NumPy's OpenBLAS and torch.mm
-    (benchmarks/bench_products.py, benchmarks/bench_rnn.py)."""
+    """The thresholds that pick a product method. The defaults were measured on one Zen 5
+    core (AVX-512), float32 unless said otherwise, against NumPy's OpenBLAS and torch.mm
+    (benchmarks/bench_products.py, benchmarks/bench_rnn.py); another machine measures its
+    own (seqtool.core.rnn.measure)."""
 
     # --- compiled into the kernels (seqtool.core.rnn.products.step_product & co.) ---
 
@@ -66,6 +74,18 @@ class ProductTuning:
     # (3, 256) × (256, 1024): 34 against 23). The longest-first batches of training have
     # only a few rows left at their last steps.
     blocked_few_rows: int = 256 * 1024
+    # Below tiled_from_rows, 8 to 15, 16 to 31, 32 to 63 and 64 or more rows use the tiles
+    # while w is below these many bytes, BLAS beyond. Where the tiles have 4 rows (16
+    # vector registers: AVX2), BLAS pulls ahead as rows and w grow (Zen 3, float32, one
+    # thread: (8, 512) × (512, 2048) tiles 551 µs, BLAS 765; (32, 256) × (256, 1024) 426
+    # against 322). The defaults never apply (tiled_from_rows takes those rows).
+    tiled_w_below_8: int = 1 << 40
+    tiled_w_below_16: int = 1 << 40
+    tiled_w_below_32: int = 1 << 40
+    tiled_w_below_64: int = 1 << 40
+    # A single row's tiles (products.matmul_row) while w is below this many bytes, BLAS's
+    # gemv beyond (Zen 3: (1, 128) × (128, 512) 5.3 µs against 3.2 in float32).
+    row_w_below: int = 1 << 20
 
     # --- read per call by the Python functions (seqtool.core.rnn.gated, .lengths) ---
 
@@ -113,14 +133,16 @@ class ProductTuning:
 
 
 COMPILED_FIELDS = ("plain", "tiled_from_rows", "tiled_strip_below", "tiled_w_below",
-                   "blocked_few_rows")
+                   "blocked_few_rows", "tiled_w_below_8", "tiled_w_below_16",
+                   "tiled_w_below_32", "tiled_w_below_64", "row_w_below")
 PER_CALL_FIELDS = ("products_in_kernel_below", "recycle_from", "gather_below", "split_from")
 
 
-def from_environment(environ) -> ProductTuning:
+def from_environment(environ, base: dict | None = None) -> ProductTuning:
     """The tuning that SEQTOOL_PLAIN_PRODUCTS and SEQTOOL_PRODUCT_TUNING ask for (either may
-    be missing or empty: the defaults)."""
-    changes: dict = {}
+    be missing or empty), over ``base`` (fields by name: a stored tuning) over the
+    defaults."""
+    changes: dict = dict(base or {})
     spec = (environ.get(TUNING_VARIABLE) or "").strip()
     names = {f.name: f for f in dataclasses.fields(ProductTuning)}
     for item in filter(None, (part.strip() for part in spec.split(","))):
@@ -150,9 +172,99 @@ def from_environment(environ) -> ProductTuning:
     return ProductTuning(**changes)
 
 
-# Read once, at import: the kernels are compiled with these values.
+# ---------------------------------------------------------------------------------------
+# This machine's tuning, measured once (seqtool compile) and kept beside numba's cache
+
+FILE_VARIABLE = "SEQTOOL_TUNING_FILE"  # another file, or "none": the defaults only
+STORE_NAME = "seqtool-tuning.json"
+STORE_VERSION = 1
+
+
+def store_path(environ) -> Path | None:
+    """Where this machine's tuning is kept: SEQTOOL_TUNING_FILE (None if it says "none"),
+    else beside numba's cache of the kernels, in numba's order: NUMBA_CACHE_DIR, the
+    kernels' own __pycache__ if it can be written, the user's cache (~/.cache/numba)."""
+    given = (environ.get(FILE_VARIABLE) or "").strip()
+    if given:
+        return None if given.lower() == "none" else Path(given)
+    cache = (environ.get("NUMBA_CACHE_DIR") or "").strip()
+    if cache:
+        return Path(cache) / STORE_NAME
+    in_tree = Path(__file__).resolve().parent / "__pycache__"
+    if os.access(in_tree if in_tree.exists() else in_tree.parent, os.W_OK):
+        return in_tree / STORE_NAME
+    home = (environ.get("XDG_CACHE_HOME") or "").strip() or str(Path.home() / ".cache")
+    return Path(home) / "numba" / STORE_NAME
+
+
+def machine_id() -> str:
+    """The CPU a tuning was measured on: its model and a digest of its features (a tuning
+    measured on another CPU is not used)."""
+    try:
+        fields: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor is enough
+        model = " ".join(fields.get(k, "?") for k in ("model name", "cpu family", "model"))
+        features = fields.get("flags") or fields.get("Features") or ""
+    except OSError:  # not Linux
+        model, features = f"{platform.machine()} {platform.processor()}", ""
+    digest = hashlib.sha256(" ".join(sorted(features.split())).encode()).hexdigest()[:16]
+    return f"{model} / {digest}"
+
+
+def read_store(path: Path | None, machine: str) -> tuple[dict, str]:
+    """(fields, why) of the tuning stored at ``path`` for ``machine``: no fields (and why
+    not) if there is none, it is unreadable, or it was measured on another CPU; never
+    raises (a damaged file must not stop a run: the defaults serve until it is measured
+    again)."""
+    if path is None:
+        return {}, f"{FILE_VARIABLE}=none"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}, "not measured yet (seqtool compile measures it)"
+    except (OSError, ValueError) as err:
+        return {}, f"unreadable ({type(err).__name__}); seqtool compile --retune measures it again"
+    if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
+        return {}, "of another version; seqtool compile --retune measures it again"
+    if data.get("machine") != machine:
+        return {}, "measured on another CPU; seqtool compile --retune measures this one"
+    fields = data.get("tuning")
+    names = {f.name for f in dataclasses.fields(ProductTuning)} - {"plain"}
+    if not isinstance(fields, dict) or not set(fields) <= names:
+        return {}, "damaged; seqtool compile --retune measures it again"
+    try:
+        ProductTuning(**fields)
+    except (InputError, TypeError):
+        return {}, "damaged; seqtool compile --retune measures it again"
+    return dict(fields), "measured on this machine"
+
+
+def write_store(path: Path, machine: str, fields: dict, details: dict) -> None:
+    """Keep ``fields`` as this machine's tuning at ``path`` (written whole, then renamed
+    into place: a reader sees the old file or the new one). OSError if it cannot."""
+    ProductTuning(**fields)  # a bad value is refused before anything is written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"version": STORE_VERSION, "machine": machine, "tuning": fields,
+                       **details}, indent=1)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# Read once, at import: the kernels are compiled with these values. Order: the defaults,
+# this machine's stored tuning, the environment's.
 ENVIRONMENT = {name: os.environ.get(name) for name in (PLAIN_VARIABLE, TUNING_VARIABLE)}
-TUNING = from_environment(ENVIRONMENT)
+STORE = store_path(os.environ)
+STORED, STORED_NOTE = read_store(STORE, machine_id())
+TUNING = from_environment(ENVIRONMENT, base=STORED)
 
 _current: contextvars.ContextVar[ProductTuning] = contextvars.ContextVar(
     "seqtool_product_tuning", default=TUNING)

@@ -1,0 +1,177 @@
+"""This machine's product methods, measured: which one computes a per-step product fastest
+for which shape, turned into the thresholds of seqtool.core.rnn.tuning.ProductTuning.
+
+The methods (seqtool.core.rnn.products): the register tiles, the register-blocked loop of
+a few rows (float32), a single row's tiles, and BLAS (numba's np.dot, the library the
+kernels call). Each is timed inside a numba loop of calls, as the kernels call it, on
+the shapes of LSTM steps, in float32 (training's dtype) and float64; a method's time is the
+best of several blocks of calls. From those:
+
+- ``tiled_from_rows``: the fewest rows B₀ (of 8 .. 64) such that the tiles beat BLAS at
+  every measured B ≥ B₀ and every size (NEVER if they never do: 16-register machines,
+  whose 4-row tiles fall behind BLAS as rows grow);
+- ``tiled_w_below_8`` .. ``_64``: else, for 8, 16, 32 and 64 rows, the size (bytes) of the
+  smallest weights at which the tiles lose to BLAS;
+- ``tiled_w_below``: for 2 and 4 rows, the size (bytes) of the smallest weights at which the
+  tiles lose to BLAS: below it they win;
+- ``row_w_below``: the same for a single row (its own tiles against BLAS);
+- ``blocked_few_rows``: for 2 and 4 rows from ``tiled_w_below`` on, the smallest weights
+  (elements) from which the blocked loop beats BLAS at every larger measured size.
+
+The tiles are chosen only where they win in both dtypes (the dtypes share the thresholds);
+the blocked loop is float32's alone.
+
+``seqtool compile`` runs :func:`measure` in a process of its own, on an otherwise idle
+machine, and stores the result beside numba's cache (seqtool.core.rnn.tuning.store).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from seqtool.core.rnn import products
+from seqtool.core.rnn.jit import kernel
+
+NEVER = 1 << 40
+
+# (K, N) of per-step products: h W_hhᵀ and dA W_hh of LSTM layers of H = 32 .. 512
+WEIGHTS = [(32, 128), (64, 256), (128, 512), (256, 1024), (512, 2048)]
+MANY_ROWS = (8, 16, 32, 64)
+FEW_ROWS = (2, 4)
+METHODS = ("tiles", "blocked", "row", "blas")
+
+
+@kernel
+def _repeat_tiles(out, a, w, n):
+    for _ in range(n):
+        products.matmul_tiles(out, a, w)
+
+
+@kernel
+def _repeat_blocked(out, a, w, n):
+    for _ in range(n):
+        products._matmul_rows4(out, a, w)
+
+
+@kernel
+def _repeat_row(out, a, w, n):
+    for _ in range(n):
+        products.matmul_row(out, a, w)
+
+
+@kernel
+def _repeat_blas(out, a, w, n):
+    for _ in range(n):
+        np.dot(a, w, out)
+
+
+_REPEAT = {"tiles": _repeat_tiles, "blocked": _repeat_blocked, "row": _repeat_row,
+           "blas": _repeat_blas}
+
+
+def seconds_per_call(method: str, B: int, K: int, N: int, dtype: Any,
+                     budget: float = 0.004) -> float:
+    """The best of 5 blocks of calls of ``method`` on (B, K) × (K, N), each ~budget / 5 s."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((B, K)).astype(dtype)
+    w = rng.standard_normal((K, N)).astype(dtype)
+    out = np.empty((B, N), dtype)
+    repeat = _REPEAT[method]
+    repeat(out, a, w, 1)
+    start = time.perf_counter()
+    repeat(out, a, w, 2)
+    one = max((time.perf_counter() - start) / 2, 1e-8)
+    calls = max(1, int(budget / 5 / one))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        repeat(out, a, w, calls)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def _timings(dtype: Any, progress: Callable[[], None] | None) -> dict[tuple, dict[str, float]]:
+    """{(B, K, N): {method: seconds}} for every shape measured, in ``dtype``."""
+    single = np.dtype(dtype) == np.float32
+    out: dict[tuple, dict[str, float]] = {}
+    shapes = [(B, K, N) for B in (1, *FEW_ROWS, *MANY_ROWS) for K, N in WEIGHTS]
+    for B, K, N in shapes:
+        methods = ["row", "blas"] if B == 1 else ["tiles", "blas"]
+        if B in FEW_ROWS and single:
+            methods.append("blocked")  # the loop serves float32 only (products._blocked_or_blas)
+        out[(B, K, N)] = {m: seconds_per_call(m, B, K, N, dtype) for m in methods}
+        if progress is not None:
+            progress()
+    return out
+
+
+def _bytes(K: int, N: int, dtype_name: str) -> int:
+    return K * N * np.dtype(dtype_name).itemsize
+
+
+def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
+    """The thresholds the timings of both dtypes ({dtype name: _timings}) ask for."""
+    def faster(method: str, rival: str, shapes) -> bool:  # in every dtype, at every shape
+        return all(t[shape][method] < t[shape][rival]
+                   for t in timings.values() for shape in shapes)
+
+    def from_rows(method: str, rival: str) -> int:
+        """The fewest of MANY_ROWS rows from which ``method`` beats ``rival`` at every
+        larger measured count and every size (NEVER if it never does)."""
+        first = NEVER
+        for B in sorted(MANY_ROWS, reverse=True):
+            if not faster(method, rival, [(B, K, N) for K, N in WEIGHTS]):
+                break
+            first = B
+        return first
+
+    def below(method: str, rows: tuple[int, ...]) -> int:
+        """Bytes of weights below which ``method`` beats BLAS on ``rows`` rows: in each
+        dtype the size of the smallest weights at which it loses; the smaller of the two."""
+        limits = []
+        for name, t in timings.items():
+            limit = NEVER  # it never lost
+            for K, N in WEIGHTS:
+                if not all(t[(B, K, N)][method] < t[(B, K, N)]["blas"] for B in rows):
+                    limit = _bytes(K, N, name)
+                    break
+            limits.append(limit)
+        return min(limits)
+
+    tiled_from_rows = from_rows("tiles", "blas")
+    bands = {f"tiled_w_below_{B}": below("tiles", (B,)) for B in MANY_ROWS}
+    tiled_w_below = below("tiles", FEW_ROWS)
+    row_w_below = below("row", (1,))
+    f32 = timings["float32"]
+    blocked_few_rows = NEVER  # float32 only: the loop serves no other dtype
+    for K, N in sorted(WEIGHTS, reverse=True):
+        if _bytes(K, N, "float32") < tiled_w_below or not all(
+                f32[(B, K, N)]["blocked"] < f32[(B, K, N)]["blas"] for B in FEW_ROWS):
+            break
+        blocked_few_rows = K * N
+    return {"tiled_from_rows": int(tiled_from_rows), **bands,
+            "tiled_w_below": int(tiled_w_below), "row_w_below": int(row_w_below),
+            "blocked_few_rows": int(blocked_few_rows)}
+
+
+def measure(progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Time every method at every shape in both dtypes and decide the thresholds:
+    {"tuning": {field: value}, "timings": [...], "seconds": s}."""
+    started = time.perf_counter()
+    per_dtype = len(WEIGHTS) * (1 + len(FEW_ROWS) + len(MANY_ROWS))
+    total, done = 2 * per_dtype, [0]
+
+    def step() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    timings = {name: _timings(np.dtype(name), step) for name in ("float32", "float64")}
+    table = [{"dtype": name, "shape": list(shape),
+              **{m: round(s * 1e6, 3) for m, s in methods.items()}}
+             for name, rows in timings.items() for shape, methods in rows.items()]
+    return {"tuning": decide(timings), "timings_us": table,
+            "seconds": round(time.perf_counter() - started, 2)}

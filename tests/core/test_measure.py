@@ -1,0 +1,212 @@
+"""This machine's tuning: every product method gives the same numbers, the thresholds follow
+from the timings, the stored tuning is read only for its own CPU and never breaks a run,
+and `seqtool compile` measures it once."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+from harness import assert_close
+
+from seqtool.core.errors import InputError
+from seqtool.core.rnn import measure, tuning
+
+NEVER = measure.NEVER
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,K,N", [(1, 16, 64), (1, 40, 72), (2, 32, 128), (3, 64, 24),
+                                   (4, 128, 512), (7, 33, 65), (8, 32, 128), (17, 64, 256)])
+def test_every_measured_method_gives_the_product(B, K, N, dtype):
+    rng = np.random.default_rng(B * 1000 + K + N)
+    a = rng.standard_normal((B, K)).astype(dtype)
+    w = rng.standard_normal((K, N)).astype(dtype)
+    expected = a.astype(np.float64) @ w.astype(np.float64)
+    methods = ["blas", "row" if B == 1 else "tiles"]
+    if dtype == np.float32 and B > 1:
+        methods.append("blocked")
+    results = {}
+    for method in methods:
+        out = np.full((B, N), np.nan, dtype)
+        measure._REPEAT[method](out, a, w, 1)
+        assert_close(out, expected)
+        results[method] = out
+    # the methods differ only in rounding: as close to each other as to the reference
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for method, out in results.items():
+        np.testing.assert_allclose(out, results["blas"], rtol=tol, atol=tol * np.abs(expected).max(),
+                                   err_msg=method)
+
+
+def _timings(tiles, blas, row=None, blocked=None):
+    """Synthetic timings: each method's seconds as a function of (B, K, N)."""
+    out = {}
+    for name in ("float32", "float64"):
+        t = {}
+        for B in (1, *measure.FEW_ROWS, *measure.MANY_ROWS):
+            for K, N in measure.WEIGHTS:
+                if B == 1:
+                    t[(B, K, N)] = {"row": row(B, K, N), "blas": blas(B, K, N)}
+                else:
+                    t[(B, K, N)] = {"tiles": tiles(B, K, N), "blas": blas(B, K, N)}
+                    if name == "float32" and B in measure.FEW_ROWS:
+                        t[(B, K, N)]["blocked"] = blocked(B, K, N)
+        out[name] = t
+    return out
+
+
+def test_tiles_that_win_everywhere_take_every_row_count():
+    d = measure.decide(_timings(tiles=lambda B, K, N: 1.0, blas=lambda B, K, N: 2.0,
+                                row=lambda B, K, N: 1.0, blocked=lambda B, K, N: 3.0))
+    assert d["tiled_from_rows"] == 8
+    assert d["tiled_w_below"] == NEVER  # they never lost
+    assert d["row_w_below"] == NEVER
+    assert d["blocked_few_rows"] == NEVER
+
+
+def test_blas_that_wins_on_many_rows_and_large_weights_bounds_each_band():
+    # tiles win while B · K · N < 2 ** 20 multiply-adds; the single row's while K · N < 2 ** 14
+    def tiles(B, K, N):
+        return 1.0 if B * K * N < 2 ** 20 else 3.0
+
+    d = measure.decide(_timings(tiles=tiles, blas=lambda B, K, N: 2.0,
+                                row=lambda B, K, N: 1.0 if K * N < 2 ** 14 else 3.0,
+                                blocked=lambda B, K, N: 1.5 if K * N >= 2 ** 17 else 5.0))
+    assert d["tiled_from_rows"] == NEVER
+    # band 8: loses first at (256, 1024) · 8 = 2 ** 21 → w of 256·1024 float32 = 1 MiB
+    assert d["tiled_w_below_8"] == 256 * 1024 * 4
+    assert d["tiled_w_below_16"] == 128 * 512 * 4
+    assert d["tiled_w_below_32"] == 128 * 512 * 4  # (64, 256): 32 · 2 ** 14 < 2 ** 20 wins
+    assert d["tiled_w_below_64"] == 64 * 256 * 4
+    # 4 rows lose from (256, 1024) (4 · 2 ** 18): float32's bytes are the smaller
+    assert d["tiled_w_below"] == 256 * 1024 * 4
+    assert d["row_w_below"] == 64 * 256 * 4
+    assert d["blocked_few_rows"] == 256 * 1024  # beyond the tiles, the blocked loop wins
+    # the result is a tuning the kernels can be compiled with
+    assert tuning.ProductTuning(**d).compiled()
+
+
+def test_a_threshold_takes_the_dtype_that_loses_first():
+    def tiles(B, K, N):  # float64's products are slower: it needs bytes, not elements
+        return 1.0 if K * N < 2 ** 15 else 3.0
+
+    t = _timings(tiles=tiles, blas=lambda B, K, N: 2.0, row=lambda B, K, N: 1.0,
+                 blocked=lambda B, K, N: 9.0)
+    for shape, times in t["float64"].items():
+        if "tiles" in times and shape[1] * shape[2] >= 2 ** 13:
+            times["tiles"] = 3.0  # float64 loses from (64, 256) on
+    d = measure.decide(t)
+    assert d["tiled_w_below"] == 64 * 256 * 8  # float64's first loss, in its bytes
+
+
+MACHINE = "Some CPU 25 1 / 0123456789abcdef"
+
+
+def test_the_stored_tuning_is_read_back_for_its_own_cpu_only(tmp_path):
+    path = tmp_path / "deep" / "seqtool-tuning.json"
+    fields = {"tiled_from_rows": NEVER, "tiled_w_below_8": 1 << 21, "row_w_below": 65536,
+              "split_from": 1 << 22}
+    tuning.write_store(path, MACHINE, fields, {"seconds": 1.5})
+    assert not list(path.parent.glob(".*partial"))  # written whole, then renamed
+    assert tuning.read_store(path, MACHINE) == (fields, "measured on this machine")
+    stored, why = tuning.read_store(path, "Another CPU / fedcba9876543210")
+    assert stored == {} and "another CPU" in why
+    t = tuning.from_environment({}, base=fields)
+    assert (t.tiled_from_rows, t.tiled_w_below_8, t.split_from) == (NEVER, 1 << 21, 1 << 22)
+    # the environment overrides the stored values, which override the defaults
+    t = tuning.from_environment({"SEQTOOL_PRODUCT_TUNING": "tiled_w_below_8=5"}, base=fields)
+    assert (t.tiled_w_below_8, t.row_w_below, t.recycle_from) == (5, 65536,
+                                                                  tuning.ProductTuning().recycle_from)
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{not json", "unreadable"),
+    (b"\xff\xfe\x00", "unreadable"),
+    (json.dumps({"version": 99, "machine": MACHINE, "tuning": {}}).encode(), "another version"),
+    (json.dumps({"version": 1, "machine": MACHINE, "tuning": {"tiles": 3}}).encode(), "damaged"),
+    (json.dumps({"version": 1, "machine": MACHINE,
+                 "tuning": {"tiled_from_rows": -4}}).encode(), "damaged"),
+    (json.dumps({"version": 1, "machine": MACHINE, "tuning": {"plain": True}}).encode(),
+     "damaged"),
+    (json.dumps([1, 2]).encode(), "another version"),
+])
+def test_a_damaged_store_leaves_the_defaults_and_says_why(tmp_path, content, why):
+    path = tmp_path / "seqtool-tuning.json"
+    path.write_bytes(content)
+    stored, note = tuning.read_store(path, MACHINE)
+    assert stored == {} and why in note
+
+
+def test_where_the_tuning_is_kept(tmp_path):
+    assert tuning.store_path({"SEQTOOL_TUNING_FILE": "none"}) is None
+    assert tuning.store_path({"SEQTOOL_TUNING_FILE": str(tmp_path / "t.json"),
+                              "NUMBA_CACHE_DIR": "/x"}) == tmp_path / "t.json"
+    assert tuning.store_path({"NUMBA_CACHE_DIR": str(tmp_path)}) == \
+        tmp_path / tuning.STORE_NAME
+    in_tree = tuning.store_path({})
+    assert in_tree.name == tuning.STORE_NAME
+    assert in_tree.parent.name in ("__pycache__", "numba")
+    with pytest.raises(InputError):
+        tuning.write_store(tmp_path / "t.json", MACHINE, {"tiled_from_rows": -1}, {})
+    assert not (tmp_path / "t.json").exists()
+    assert tuning.machine_id() == tuning.machine_id() and " / " in tuning.machine_id()
+
+
+class _InProcess:
+    """A stand-in for the process pool of `seqtool compile` that runs the job here."""
+
+    calls = 0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        type(self).calls += 1
+        future = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+def test_compile_measures_once_then_reads_what_it_kept(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    from seqtool.commands import compile as compile_command
+    from seqtool.commands.events import Events
+    from seqtool.config import CompileConfig
+
+    canned = {"tuning": {"tiled_from_rows": NEVER, "tiled_w_below_32": 65536},
+              "timings_us": [{"dtype": "float32", "shape": [32, 128, 512], "tiles": 81.4,
+                              "blas": 46.4}], "seconds": 7.5}
+    monkeypatch.setattr(compile_command, "tune_job", lambda: canned)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _InProcess)
+    path = tmp_path / "kept.json"
+    monkeypatch.setenv("SEQTOOL_TUNING_FILE", str(path))
+    said = []
+    events = Events(notice=said.append)
+    _InProcess.calls = 0
+    first = compile_command.tune(CompileConfig(), events, None)
+    assert first["measured"] and first["values"] == canned["tuning"] and _InProcess.calls == 1
+    assert said and "measuring this machine's matrix products" in said[0]
+    kept = json.loads(path.read_text())
+    assert kept["tuning"] == canned["tuning"] and kept["machine"] == tuning.machine_id()
+    assert kept["timings_us"] == canned["timings_us"]
+    again = compile_command.tune(CompileConfig(), events, None)
+    assert not again["measured"] and again["values"] == canned["tuning"]
+    assert _InProcess.calls == 1  # read, not measured again
+    compile_command.tune(CompileConfig(retune=True), events, None)
+    assert _InProcess.calls == 2
+    monkeypatch.setenv("SEQTOOL_TUNING_FILE", str(tmp_path / "file" / "in" / "a" / "file"))
+    (tmp_path / "file").write_text("a file where a folder should be")
+    with pytest.raises(InputError, match="cannot keep the tuning in"):
+        compile_command.tune(CompileConfig(), events, None)
+    monkeypatch.setenv("SEQTOOL_TUNING_FILE", "none")
+    assert compile_command.tune(CompileConfig(), events, None)["path"] is None
