@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_name  # benchmarks/machine.py
+
 SEQTOOL = [sys.executable, "-m", "seqtool"]
 COMPILED = re.compile(r"compiled the (\w+) kernels \((\w+)\) in ([0-9.]+) s")
 
@@ -42,17 +44,6 @@ if what == "layer":
 else:
     print(json.dumps(compile_job(cell, dtype)))
 """
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(command: list[str], cache: str, cwd: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -109,7 +100,7 @@ def main() -> None:
     parser.add_argument("--no-commands", action="store_true")
     args = parser.parse_args()
     cells, dtypes = args.cells.split(","), args.dtypes.split(",")
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); Python "
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores); Python "
           f"{platform.python_version()}; numba {__import__('numba').__version__}")
     rows = [] if args.no_kernels else kernel_rows(cells, dtypes)
     rows += [] if args.no_commands else command_rows(cells)

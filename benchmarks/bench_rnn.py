@@ -34,8 +34,17 @@ that old OpenBLAS builds do not crash), NumPy and SciPy run AVX2 kernels while t
 runs AVX-512 ones; run ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python
 benchmarks/bench_rnn.py`` to compare like with like (the header says which kernels run).
 
-Goals (torch time / seqtool time, per dtype): ≥ 20× at (50,1,16), ≥ 2× at (100,32,32),
-≥ 1.0× at every other size; and seqtool ≥ 60 % of NumPy's matmul GFLOP/s at (100,128,512).
+Goals (torch time / seqtool time, per dtype): rnn ≥ 25×, gru ≥ 20×, lstm ≥ 12× at
+(50,1,16); rnn ≥ 2× at (100,32,32); the LSTM ≥ 1.2× at every other size of #18's table and
+(100,128,512); ≥ 1.0× everywhere else; and seqtool ≥ 60 % of NumPy's matmul GFLOP/s at
+(100,128,512).
+
+By default seqtool runs through the public stack functions training calls
+(seqtool.core.rnn.stack.stack_forward / stack_backward, torch's state dict, a Workspace
+kept across calls); --through kernels times the cells' own functions as below. With
+--threads N both sides run N threads (seqtool splits each batch's rows). The header
+prints the CPU model and the product tuning in force (run `seqtool compile` first for
+this machine's own, seqtool.core.rnn.measure).
 
     python benchmarks/bench_rnn.py [--sizes "50,1,16;100,32,32"] [--dtypes float64]
                                    [--repeats N] [--budget 1.0] [--block-ms 20]
@@ -75,6 +84,7 @@ if "--fresh-cache" in sys.argv:  # before numba is imported
     atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import inspect  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
@@ -83,7 +93,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from machine import blas_report  # noqa: E402  (benchmarks/machine.py)
+from machine import blas_report, cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 torch.set_num_threads(1)
 try:
@@ -439,15 +449,31 @@ def main() -> None:
     parser.add_argument("--through", default="stack", choices=("stack", "kernels"),
                         help="stack: the public seqtool.core.rnn.stack functions training "
                              "calls (default); kernels: the cells' own functions")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="seqtool splits each batch across N threads "
+                        "(seqtool.core.parallel, through the stack only) and torch runs N "
+                        "threads (default 1: one each)")
     parser.add_argument("--module", default=None,
                         help="benchmark this file instead of seqtool.core.rnn.vanilla")
     args = parser.parse_args()
     sizes = parse_sizes(args.sizes)
+    if args.threads != 1:
+        from seqtool.core import parallel
+
+        torch.set_num_threads(args.threads)
+        threads_context = contextlib.ExitStack()  # held to the end of main
+        threads_context.enter_context(parallel.threads(args.threads))
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
 
     print(f"numpy {np.__version__}, torch {torch.__version__} "
-          f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}")
+          f"(threads {torch.get_num_threads()}), python {sys.version.split()[0]}; "
+          f"seqtool threads {args.threads}")
+    print(cpu_model())
+    from seqtool.core.rnn import tuning
+
+    print(f"product tuning: {tuning.STORED_NOTE} ({tuning.STORE}); "
+          f"{tuning.TUNING}")
     for line in blas_report():
         print(line)
 

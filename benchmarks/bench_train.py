@@ -166,7 +166,7 @@ import timeit  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from machine import blas_report  # noqa: E402  (benchmarks/machine.py)
+from machine import blas_report, cpu_model  # noqa: E402  (benchmarks/machine.py)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -192,25 +192,6 @@ SEED = 0
 
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    """The CPU's model name and how many CPUs the process may use."""
-    name = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name")), "")
-    except OSError:
-        pass
-    import platform
-
-    name = name or platform.processor() or platform.machine()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return f"CPU: {name}, {usable} usable CPUs"
 
 
 def ratio_goal(task: str, hidden: int) -> float:

@@ -33,3 +33,37 @@ def blas_report() -> list[str]:
                          f"best kernels for this CPU; run under `env -u OPENBLAS_CORETYPE "
                          f"-u OPENBLAS_L2_SIZE`")
     return lines
+
+
+def cpu_name() -> str:
+    """The CPU's model name, family and model numbers (a VM often shows only "AMD EPYC")
+    and its widest vector instructions."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if not line.strip():
+                    break
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    import platform
+
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    vectors = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+               else "AVX" if "avx" in flags else "")
+    numbers = (f"family {fields['cpu family']} model {fields['model']}"
+               if "cpu family" in fields and "model" in fields else "")
+    return ", ".join(part for part in (name, numbers, vectors) if part)
+
+
+def cpu_model() -> str:
+    """cpu_name() and how many CPUs the process may use."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return f"CPU: {cpu_name()}, {usable} usable CPUs"
+
