@@ -95,7 +95,8 @@ def tune(config: CompileConfig, events: Events, context: Any) -> dict[str, Any]:
         return {"path": None, "measured": False, "note": note, "values": {}}
     if stored and not config.retune:
         return {"path": str(path), "measured": False, "note": note, "values": stored}
-    events.say(f"measuring this machine's matrix products (once: {note}) ...")
+    why = "again: --retune" if stored else f"once: {note}"
+    events.say(f"measuring this machine's matrix products ({why}) ...")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         result = pool.submit(tune_job).result()
     try:

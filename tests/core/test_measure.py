@@ -210,3 +210,14 @@ def test_compile_measures_once_then_reads_what_it_kept(tmp_path, monkeypatch):
         compile_command.tune(CompileConfig(), events, None)
     monkeypatch.setenv("SEQTOOL_TUNING_FILE", "none")
     assert compile_command.tune(CompileConfig(), events, None)["path"] is None
+
+
+def test_on_many_rows_the_tiles_must_win_by_a_margin():
+    # 5 % faster than BLAS alone is a tie inside a kernel: BLAS keeps 8+ rows, not few rows
+    d = measure.decide(_timings(tiles=lambda B, K, N: 0.95, blas=lambda B, K, N: 1.0,
+                                row=lambda B, K, N: 0.95, blocked=lambda B, K, N: 3.0))
+    smallest = measure.WEIGHTS[0][0] * measure.WEIGHTS[0][1] * 4
+    for B in measure.MANY_ROWS:
+        assert d[f"tiled_w_below_{B}"] == smallest
+    assert d["tiled_w_below"] == NEVER and d["row_w_below"] == NEVER
+    assert d["tiled_from_rows"] == NEVER  # not by the margin: the bands decide
