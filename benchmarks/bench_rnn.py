@@ -249,7 +249,19 @@ class Case:
         return worst_error(pairs)
 
 
-class StackCase:
+class TorchSide:
+    """torch's forward + backward of a case's module (self.rnn) on X_t from (h0_t[, c0_t])."""
+
+    def run_torch(self):
+        self.rnn.zero_grad(set_to_none=True)
+        self.X_t.grad = self.h0_t.grad = self.c0_t.grad = None
+        state = (self.h0_t, self.c0_t) if self.cell == "lstm" else self.h0_t
+        out, _ = self.rnn(self.X_t, state)
+        out.backward(self.G_t)
+        return out
+
+
+class StackCase(TorchSide):
     """The same workload through the public stack functions, as training calls them:
     seqtool.core.rnn.stack.stack_forward / stack_backward with torch's state dict, a
     Workspace kept across calls, for any cell."""
@@ -279,14 +291,6 @@ class StackCase:
                                      workspace=self.workspace)
         return f, self.stack.stack_backward(f, self.state, self.G)
 
-    def run_torch(self):
-        self.rnn.zero_grad(set_to_none=True)
-        self.X_t.grad = self.h0_t.grad = self.c0_t.grad = None
-        state = (self.h0_t, self.c0_t) if self.cell == "lstm" else self.h0_t
-        out, _ = self.rnn(self.X_t, state)
-        out.backward(self.G_t)
-        return out
-
     def check(self) -> tuple[float, str]:
         """Max relative error (max |a − b| / max |b|) over h and every gradient."""
         f, grads = self.run_seqtool()
@@ -300,7 +304,7 @@ class StackCase:
         return worst_error(pairs)
 
 
-class GatedCase:
+class GatedCase(TorchSide):
     """The same workload for torch.nn.GRU / LSTM and seqtool.core.rnn.gated."""
 
     def __init__(self, cell: str, T: int, B: int, D: int, dtype_name: str, seed: int = 0):
@@ -339,14 +343,6 @@ class GatedCase:
             return r, self.gated.lstm_backward(self.X, W_ih, W_hh, r, self.G, **space)
         r = self.gated.gru_forward(self.X, W_ih, W_hh, b_ih, b_hh, self.h0, **space)
         return r, self.gated.gru_backward(self.X, W_ih, W_hh, r, self.G, **space)
-
-    def run_torch(self):
-        self.rnn.zero_grad(set_to_none=True)
-        self.X_t.grad = self.h0_t.grad = self.c0_t.grad = None
-        state = (self.h0_t, self.c0_t) if self.cell == "lstm" else self.h0_t
-        out, _ = self.rnn(self.X_t, state)
-        out.backward(self.G_t)
-        return out
 
     def check(self) -> tuple[float, str]:
         """Max relative error (max |a − b| / max |b|) over h and every gradient."""

@@ -260,7 +260,7 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     inputs = X if X is not None else projected
     n = 1
     if parallel.current_threads() > 1 and (lengths is None or lengths.ndim == 1):
-        n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2]))
+        n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2], lengths))
     if n > 1:
         masks = _dropout_masks(state, inputs.shape[:2], inputs.dtype.type, dropout, rng)
         return _forward_parts(n, cell, X, state, h0, c0, nonlinearity, masks, lengths,
@@ -269,12 +269,13 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
                          projected, workspace, order, shape=(both, num_layers))
 
 
-def _work(state: dict[str, np.ndarray], T: int, B: int) -> int:
-    """The multiply-adds of one pass of the stack over a (T, B) batch: T·B·Σ G·H·(D_l + H)
-    over its layers and directions."""
+def _work(state: dict[str, np.ndarray], T: int, B: int, lengths=None) -> int:
+    """The multiply-adds of one pass of the stack over a (T, B) batch: (its real steps,
+    Σ ℓ_b, or T·B) · Σ G·H·(D_l + H) over its layers and directions."""
     per_row_step = sum(w.shape[0] * (w.shape[1] + state[key.replace("_ih_", "_hh_")].shape[1])
                        for key, w in state.items() if key.startswith("weight_ih_l"))
-    return T * B * per_row_step
+    steps = T * B if lengths is None else int(np.minimum(lengths, T).sum())
+    return steps * per_row_step
 
 
 def _dropout_masks(state: dict[str, np.ndarray], steps_and_batch: tuple[int, int], dtype,

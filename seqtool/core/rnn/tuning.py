@@ -106,12 +106,13 @@ class ProductTuning:
     # padded rows' zeros.
     gather_below: float = 0.9
     # With several threads (seqtool.core.parallel), a batch splits into parts of at least
-    # this many multiply-adds of recurrent work each (T·B_part·Σ G·H·(D + H) over the
-    # layers): a part costs a hand-over to its thread (~20–40 µs), copies of its rows and
-    # the joins after. Training steps at B = 32 on a Zen 3 core pair
-    # (benchmarks/bench_train.py --threads 1 and 2): 2.5 M a part ran 1.4× slower split
-    # (lm rnn H = 64), 4–7 M about even, 13 M and up 0.66–0.76× the one-thread time.
-    split_from: int = 1 << 23
+    # this many multiply-adds of recurrent work each (Σ ℓ_b over the part's rows ·
+    # Σ G·H·(D + H) over the layers): a part costs a hand-over to its thread (~20–40 µs),
+    # copies of its rows, the joins after, and BLAS runs less well on fewer rows. Training
+    # steps at B = 32 on a Zen 3 core pair (benchmarks/bench_train.py --threads 1 and
+    # --threads default, after seqtool compile): 8–11 M a part ran 1.04–1.08× slower split
+    # (classify gru and lstm, H = 128), 14 M 0.86×, 18 M and up 0.77–0.79×.
+    split_from: int = 12 << 20
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
