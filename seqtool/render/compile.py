@@ -22,8 +22,9 @@ def render_compile(report: Any, *, precision: int = 4, explain: bool = False) ->
         table.add_row(row["cell"], row["dtype"], f"{row['seconds']:.1f}", what)
     console = make_console()
     console.print(table)
-    console.print(f"{len(report.kernels)} jobs on {report.jobs} processes in "
-                  f"{report.seconds:.1f} s")
+    jobs, processes = len(report.kernels), report.jobs
+    console.print(f"{jobs} job{'s' * (jobs != 1)} on {processes} "
+                  f"process{'es' * (processes != 1)} in {report.seconds:.1f} s")
     tuned = report.tuning or {}
     if tuned.get("path"):
         values = ", ".join(f"{k}={_threshold(v)}" for k, v in tuned["values"].items())

@@ -65,10 +65,12 @@ class TrainView:
                     if spec.cell != "bow" else "bag of words")
             resumed = (f"; resumed at step {report.resumed_from['global_step']}"
                        if report.resumed_from else "")
+            threads = report.config.threads
+            on = f"{threads} threads" if threads and threads > 1 else "1 thread"
             self.console.print(
                 f"[bold]{spec.task}[/bold] on {report.data_name}: {report.train_size} train / "
-                f"{report.val_size} val sequences; {what}, {report.parameters:,} parameters; "
-                f"run directory {report.out}{resumed}")
+                f"{report.val_size} val sequences; {what}, {report.parameters:,} parameters, "
+                f"{on}; run directory {report.out}{resumed}")
             self.columns = columns_of(spec)
             names = [SHORT[c] for c in self.columns]
             self.widths = [max(len(n), self.p + 4) for n in names]
