@@ -5,6 +5,7 @@ and `seqtool compile` measures it once."""
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import Future
 
 import numpy as np
@@ -221,3 +222,21 @@ def test_on_many_rows_the_tiles_must_win_by_a_margin():
         assert d[f"tiled_w_below_{B}"] == smallest
     assert d["tiled_w_below"] == NEVER and d["row_w_below"] == NEVER
     assert d["tiled_from_rows"] == NEVER  # not by the margin: the bands decide
+
+
+def test_a_cpu_without_avx512_starts_from_the_avx2_defaults():
+    assert tuning.host_defaults({"avx2", "avx512f", "fma"}) == {}
+    assert tuning.host_defaults({"neon", "asimd"}) == {}
+    avx2 = tuning.host_defaults({"avx", "avx2", "fma"})
+    assert avx2 == tuning.AVX2_DEFAULTS
+    t = tuning.ProductTuning(**avx2)  # valid, and the bands are what keep BLAS on many rows
+    assert t.tiled_from_rows == NEVER and t.tiled_w_below_64 < t.tiled_w_below_8
+    # the order at import: defaults, then the stored tuning, then the environment
+    stored = {"tiled_w_below_8": 7}
+    t = tuning.from_environment({"SEQTOOL_PRODUCT_TUNING": "row_w_below=3"},
+                                base={**avx2, **stored})
+    assert (t.tiled_w_below_8, t.row_w_below, t.tiled_w_below_16) == (7, 3, 512 << 10)
+    expected = tuning.DEFAULTS.compiled() if not tuning.STORED else None
+    if expected is not None and not os.environ.get("SEQTOOL_PRODUCT_TUNING") \
+            and not os.environ.get("SEQTOOL_PLAIN_PRODUCTS"):
+        assert tuning.TUNING.compiled() == expected

@@ -60,8 +60,8 @@ def sources_digest(paths) -> str:
 
 
 def tuning_key() -> str:
-    """'' for the default tuning, else a short digest of the compiled thresholds."""
-    if tuning.TUNING.compiled() == tuning.ProductTuning().compiled():
+    """'' for this CPU's default tuning, else a short digest of the compiled thresholds."""
+    if tuning.TUNING.compiled() == tuning.DEFAULTS.compiled():
         return ""
     return hashlib.sha256(repr(tuning.TUNING.compiled()).encode()).hexdigest()[:12]
 

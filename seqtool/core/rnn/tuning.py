@@ -198,6 +198,36 @@ def store_path(environ) -> Path | None:
     return Path(home) / "numba" / STORE_NAME
 
 
+# Until a machine is measured: the thresholds measured on a 16-register (AVX2) machine, for
+# machines without AVX-512, whose tiles have 4 rows rather than 8 and lose to BLAS as rows
+# and weights grow (AMD EPYC Zen 3, seqtool compile, with the float32 LSTM at (100, 32, 64)
+# 11.3 ms against 17.7 under the AVX-512 defaults, benchmarks/bench_rnn.py).
+AVX2_DEFAULTS = {"tiled_from_rows": 1 << 40, "tiled_w_below_8": 2 << 20,
+                 "tiled_w_below_16": 512 << 10, "tiled_w_below_32": 64 << 10,
+                 "tiled_w_below_64": 16 << 10, "tiled_w_below": 1 << 40,
+                 "row_w_below": 64 << 10, "blocked_few_rows": 1 << 40}
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux's /proc/cpuinfo; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() in ("flags", "Features"):
+                return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def host_defaults(flags: set[str]) -> dict:
+    """The defaults for a CPU with these feature flags: AVX2_DEFAULTS for an x86 CPU without
+    AVX-512, none (the class defaults) otherwise."""
+    if "avx2" in flags and "avx512f" not in flags:
+        return dict(AVX2_DEFAULTS)
+    return {}
+
+
 def machine_id() -> str:
     """The CPU a tuning was measured on: its model and a digest of its features (a tuning
     measured on another CPU is not used)."""
@@ -260,12 +290,13 @@ def write_store(path: Path, machine: str, fields: dict, details: dict) -> None:
         partial.unlink(missing_ok=True)
 
 
-# Read once, at import: the kernels are compiled with these values. Order: the defaults,
-# this machine's stored tuning, the environment's.
+# Read once, at import: the kernels are compiled with these values. Order: the defaults
+# (the class's, or AVX2_DEFAULTS), this machine's stored tuning, the environment's.
 ENVIRONMENT = {name: os.environ.get(name) for name in (PLAIN_VARIABLE, TUNING_VARIABLE)}
 STORE = store_path(os.environ)
 STORED, STORED_NOTE = read_store(STORE, machine_id())
-TUNING = from_environment(ENVIRONMENT, base=STORED)
+DEFAULTS = ProductTuning(**host_defaults(cpu_flags()))  # this CPU's, before any measurement
+TUNING = from_environment(ENVIRONMENT, base={**host_defaults(cpu_flags()), **STORED})
 
 _current: contextvars.ContextVar[ProductTuning] = contextvars.ContextVar(
     "seqtool_product_tuning", default=TUNING)
