@@ -97,8 +97,13 @@ def tune(config: CompileConfig, events: Events, context: Any) -> dict[str, Any]:
         return {"path": str(path), "measured": False, "note": note, "values": stored}
     why = "again: --retune" if stored else f"once: {note}"
     events.say(f"measuring this machine's matrix products ({why}) ...")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        result = pool.submit(tune_job).result()
+    try:
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            result = pool.submit(tune_job).result()
+    except Exception as err:  # the measurement's process failed: say so, keep the defaults
+        raise RunError(f"measuring this machine's matrix products failed: "
+                       f"{type(err).__name__}: {err}; the defaults stay in force "
+                       f"({tuning.FILE_VARIABLE}=none skips the measurement)") from err
     try:
         tuning.write_store(path, machine, result["tuning"],
                            {"seconds": result["seconds"], "timings_us": result["timings_us"]})

@@ -240,3 +240,23 @@ def test_a_cpu_without_avx512_starts_from_the_avx2_defaults():
     if expected is not None and not os.environ.get("SEQTOOL_PRODUCT_TUNING") \
             and not os.environ.get("SEQTOOL_PLAIN_PRODUCTS"):
         assert tuning.TUNING.compiled() == expected
+
+
+def test_a_measurement_that_fails_is_one_run_error_and_keeps_nothing(tmp_path, monkeypatch):
+    import concurrent.futures
+
+    from seqtool.commands import compile as compile_command
+    from seqtool.commands.events import Events
+    from seqtool.config import CompileConfig
+    from seqtool.core.errors import RunError
+
+    def broken():
+        raise MemoryError("no room for the timings")
+
+    monkeypatch.setattr(compile_command, "tune_job", broken)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _InProcess)
+    monkeypatch.setenv("SEQTOOL_TUNING_FILE", str(tmp_path / "kept.json"))
+    with pytest.raises(RunError, match="measuring this machine's matrix products failed: "
+                                       "MemoryError: no room for the timings"):
+        compile_command.tune(CompileConfig(), Events(), None)
+    assert not (tmp_path / "kept.json").exists()
