@@ -89,6 +89,21 @@ class Workspace:
             space = self._scopes[slot] = Workspace(_thread=ident)
         return space
 
+    def keep_one_way(self, split: bool) -> None:
+        """Keep the arrays of one way of running a stack over a batch and drop the other's:
+        the parts' (``split``: the scopes ``part<i>`` and the workspaces of other threads)
+        or the whole batch's (every other name of this scope). A run whose batches switch
+        between the two (the last, smaller batch of an epoch) then holds one set at a time,
+        which is what the memory estimate counts."""
+        self._check_thread()
+        part_prefix = self._prefix + "part"
+        for key in [k for k in self._arrays if k.startswith(self._prefix)
+                    and k.startswith(part_prefix) != split]:
+            del self._arrays[key]
+        if not split:
+            for slot in [s for s in self._scopes if isinstance(s, tuple) and s[0] == "thread"]:
+                del self._scopes[slot]
+
     def release(self, name: str | None = None) -> None:
         """Forget ``name`` (every name of this scope when None): its memory goes back once
         no caller holds the array."""

@@ -199,3 +199,22 @@ def test_training_on_two_threads_resumes_bit_for_bit(tmp_path, monkeypatch):
         np.testing.assert_array_equal(resumed.params[key], value, err_msg=key)
         # another thread count adds the rows' gradients in another order: rounding only
         np.testing.assert_allclose(one.params[key], value, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+def test_a_workspace_holds_the_arrays_of_one_way_at_a_time():
+    problem = _problem("lstm", False, dtype=np.float64, T=6, B=8, H=4, layers=1)
+    space = Workspace()
+    with tuning.use(recycle_from=0):  # lend every array, at this small size too
+        _pass("lstm", 1, problem, workspace=space)
+        whole = space.nbytes
+        assert whole > 0 and not space._scopes.keys() & {("thread", "part1", 0)}
+        _pass("lstm", 2, problem, workspace=space)  # split: the whole batch's arrays go
+        names = [k for k in space._arrays]
+        assert names and all(k.startswith("part0/") for k in names)
+        assert any(isinstance(s, tuple) and s[0] == "thread" for s in space._scopes)
+        with parallel.threads(2), tuning.use(split_from=1 << 60):  # two threads, no split
+            state, X, h0, c0, lengths, dout, dh_n, dc_n = problem
+            stack_forward("lstm", X, state, h0, c0, lengths=lengths, workspace=space)
+        assert not any(k.startswith("part") for k in space._arrays)
+        assert not any(isinstance(s, tuple) and s[0] == "thread" for s in space._scopes)
+        assert space.nbytes <= whole

@@ -261,6 +261,8 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     n = 1
     if parallel.current_threads() > 1 and (lengths is None or lengths.ndim == 1):
         n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2], lengths))
+    if workspace is not None and (n > 1 or parallel.current_threads() > 1):
+        workspace.keep_one_way(split=n > 1)
     if n > 1:
         masks = _dropout_masks(state, inputs.shape[:2], inputs.dtype.type, dropout, rng)
         return _forward_parts(n, cell, X, state, h0, c0, nonlinearity, masks, lengths,
