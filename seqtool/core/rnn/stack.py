@@ -503,10 +503,10 @@ def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: n
 
 def _keep(grads: dict[str, np.ndarray], g: Any, layer: int, suffix: str = "") -> None:
     """Put a (layer, direction)'s parameter gradients under their state-dict keys."""
-    for name in PARAM_NAMES:
+    for name, key in zip(PARAM_NAMES, _layer_keys(layer, suffix)):
         value = getattr(g, name)
         if value is not None:  # weight_ih_l0 without input_products
-            grads[param_key(name, layer, suffix)] = value
+            grads[key] = value
 
 
 def _backward_both(spec: Any, forward: StackForward, state: dict[str, np.ndarray],
