@@ -96,8 +96,9 @@ MAX_THREADS = 256
 def threads_param(what: str):
     """The ``threads`` parameter of the commands that split work across cores
     (seqtool.core.parallel): ``what`` says what is split."""
-    return param(None, f"Threads {what} (default: every core this process may use); "
-                 "results are bit-identical for a given count, and 1 runs on one thread.",
+    return param(None, f"Threads {what} (default: SEQTOOL_THREADS, else every core this "
+                 "process may use); results are bit-identical for a given count, and 1 runs "
+                 "on one thread.",
                  optional(at_most(MAX_THREADS, "threads of one process")))
 
 

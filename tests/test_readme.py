@@ -125,6 +125,13 @@ def test_readme_line_works(line, scratch, request):
         assert all(float(v) > 0 for v in done.stdout.split())  # a number on every line
     if "verdict" in line and "--activation identity" in line:  # the README says exploding
         assert done.stdout.strip().strip('"') == "exploding"
+    if "cells-on-sentiment.yaml --jobs 2" in line:  # 2 processes share the cores' threads
+        from seqtool.core.parallel import available_cores
+
+        configs = list((scratch[0] / "runs" / "cells-on-sentiment").rglob("config.yaml"))
+        assert configs
+        share = max(1, available_cores() // 2)
+        assert all(f"threads: {share}\n" in c.read_text() for c in configs), share
 
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"),

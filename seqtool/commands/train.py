@@ -357,7 +357,7 @@ def run_train(config: TrainConfig, *, hooks: Hooks | None = None,
         out = Path(config.out) if config.out else default_out(config, train_data.task)
         config = replace(config, out=str(out))
     # the count is kept in config.yaml: --resume splits its batches as the run did
-    config = replace(config, threads=config.threads or parallel.available_cores())
+    config = replace(config, threads=config.threads or parallel.default_threads())
     files = RunFiles(out, config, spec, train_data)
     if resume is None:
         files.start(replace_run)

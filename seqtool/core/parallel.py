@@ -44,6 +44,24 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+THREADS_VARIABLE = "SEQTOOL_THREADS"
+
+
+def default_threads(environ=None) -> int:
+    """The thread count when none is given: SEQTOOL_THREADS if set (a recipe's local
+    cluster sets it for each of its worker processes, so that jobs × threads fit the
+    cores), else every available core."""
+    environ = os.environ if environ is None else environ
+    text = (environ.get(THREADS_VARIABLE) or "").strip()
+    if not text:
+        return available_cores()
+    try:
+        return check_threads(int(text), THREADS_VARIABLE)
+    except ValueError:
+        raise InputError(THREADS_VARIABLE, f"is '{text}'; expected a whole number of threads "
+                         "from 1 to 256") from None
+
+
 def current_threads() -> int:
     """The thread count in force in this context (1 unless inside :func:`threads`)."""
     return _threads.get()
@@ -59,8 +77,8 @@ def check_threads(value: Any, name: str = "threads") -> int:
 
 @contextmanager
 def threads(n: int | None):
-    """Run a block with up to ``n`` threads per batch (None: every available core)."""
-    n = available_cores() if n is None else check_threads(n)
+    """Run a block with up to ``n`` threads per batch (None: :func:`default_threads`)."""
+    n = default_threads() if n is None else check_threads(n)
     token = _threads.set(n)
     try:
         yield n

@@ -118,8 +118,14 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
             # silence_logs: on a busy machine a worker's last heartbeat can reach a
             # scheduler that is closing, and Dask logs that with a traceback on stderr; a
             # run's own failure still comes back through its future
+            # each worker's runs split their batches over its share of the cores (a run's
+            # own threads: still wins), so that jobs × threads do not oversubscribe them
+            from seqtool.core.parallel import THREADS_VARIABLE, available_cores
+
+            share = max(1, available_cores() // max(1, jobs or available_cores()))
             cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+                                   dashboard_address=None, silence_logs=logging.CRITICAL,
+                                   env={THREADS_VARIABLE: str(share)})
             client = Client(cluster)
         with client:
             futures = [client.submit(execute_in_worker, run.to_dict(), str(out.resolve()),

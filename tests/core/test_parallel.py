@@ -12,6 +12,7 @@ import pytest
 from seqtool.config import TrainConfig
 from seqtool.core import parallel
 from seqtool.core.buffers import Workspace
+from seqtool.core.errors import InputError
 from seqtool.core.rnn import bptt as bptt_core
 from seqtool.core.rnn import stack, tuning
 from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
@@ -113,6 +114,11 @@ def test_how_a_batch_splits():
     assert parallel.current_threads() == 1  # the library's default: no threads unasked
     with parallel.threads(None):
         assert parallel.current_threads() == parallel.available_cores()
+    assert parallel.default_threads({}) == parallel.available_cores()
+    assert parallel.default_threads({"SEQTOOL_THREADS": " 3 "}) == 3
+    for bad in ("0", "x", "1.5", "999"):
+        with pytest.raises(InputError, match="SEQTOOL_THREADS"):
+            parallel.default_threads({"SEQTOOL_THREADS": bad})
 
 
 def test_a_crew_runs_each_part_on_its_own_thread_in_the_callers_context():
