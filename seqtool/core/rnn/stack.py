@@ -257,6 +257,8 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
             lengths = lengths[order]
             X, h0, c0, projected = (None if a is None else _rows_to(a, order)
                                     for a in (X, h0, c0, projected))
+    if workspace is not None:  # the stack's own names: keep_one_way drops no one else's
+        workspace = workspace.scope("stack")
     inputs = X if X is not None else projected
     n = 1
     if parallel.current_threads() > 1 and (lengths is None or lengths.ndim == 1):
