@@ -185,6 +185,12 @@ def _join_rows(parts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _pick(a: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    """A part's rows (the second axis) of a (·, B, ...) array, as a contiguous copy (made on
+    the part's own thread)."""
+    return None if a is None else np.ascontiguousarray(a[:, rows])
+
+
 def _rows_to(a: np.ndarray, order: np.ndarray) -> np.ndarray:
     """a (·, B, ...) with its rows (the second axis) taken in ``order`` (a new array)."""
     return a.take(order, axis=1)
@@ -260,10 +266,10 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     if workspace is not None:  # the stack's own names: keep_one_way drops no one else's
         workspace = workspace.scope("stack")
     inputs = X if X is not None else projected
-    n = 1
-    if parallel.current_threads() > 1 and (lengths is None or lengths.ndim == 1):
+    n, threads = 1, parallel.current_threads()
+    if threads > 1 and (lengths is None or lengths.ndim == 1):
         n = parallel.parts_for(inputs.shape[1], _work(state, *inputs.shape[:2], lengths))
-    if workspace is not None and (n > 1 or parallel.current_threads() > 1):
+    if workspace is not None and threads > 1:
         workspace.keep_one_way(split=n > 1)
     if n > 1:
         masks = _dropout_masks(state, inputs.shape[:2], inputs.dtype.type, dropout, rng)
@@ -302,15 +308,13 @@ def _forward_parts(n: int, cell: str, X, state, h0, c0, nonlinearity: str, masks
     crew = parallel.crew(n)
 
     def part(i: int, rows: slice):
-        def pick(a):
-            return None if a is None else np.ascontiguousarray(a[:, rows])
-
         space = None if workspace is None else workspace.for_thread(f"part{i}",
                                                                       crew.idents[i])
-        return lambda: _forward_rows(cell, pick(X), state, pick(h0), pick(c0), nonlinearity,
-                                     0.0, None, None if lengths is None else lengths[rows],
-                                     pick(projected), space, None,
-                                     drawn=[pick(m) for m in masks])
+        return lambda: _forward_rows(cell, _pick(X, rows), state, _pick(h0, rows),
+                                     _pick(c0, rows), nonlinearity, 0.0, None,
+                                     None if lengths is None else lengths[rows],
+                                     _pick(projected, rows), space, None,
+                                     drawn=[_pick(m, rows) for m in masks])
 
     parts = crew.run([part(i, rows) for i, rows in enumerate(parallel.part_rows(n))])
     return StackForward(cell, [], [], [], lengths, workspace, order, parts=parts, crew=crew)
@@ -483,11 +487,9 @@ def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: n
     dout, dh_n, dc_n = (forward._layers(a) for a in (dout, dh_n, dc_n))
 
     def part(i: int, rows: slice):
-        def pick(a):
-            return None if a is None else np.ascontiguousarray(a[:, rows])
-
-        return lambda: stack_backward(forward.parts[i], state, pick(dout), pick(dh_n),
-                                      pick(dc_n), nonlinearity, input_products)
+        return lambda: stack_backward(forward.parts[i], state, _pick(dout, rows),
+                                      _pick(dh_n, rows), _pick(dc_n, rows), nonlinearity,
+                                      input_products)
 
     results = forward.crew.run([part(i, rows)
                                 for i, rows in enumerate(parallel.part_rows(n))])

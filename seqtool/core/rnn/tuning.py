@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -208,16 +209,26 @@ AVX2_DEFAULTS = {"tiled_from_rows": 1 << 40, "tiled_w_below_8": 2 << 20,
                  "row_w_below": 64 << 10, "blocked_few_rows": 1 << 40}
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (Linux's /proc/cpuinfo; empty elsewhere)."""
+@functools.lru_cache(maxsize=1)
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields of Linux's /proc/cpuinfo (read once; empty elsewhere)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, sep, value = line.partition(":")
-            if sep and key.strip() in ("flags", "Features"):
-                return set(value.split())
+            if sep and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor is enough
     except OSError:
         pass
-    return set()
+    return fields
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (empty where /proc/cpuinfo is not)."""
+    fields = cpu_fields()
+    return set((fields.get("flags") or fields.get("Features") or "").split())
 
 
 def host_defaults(flags: set[str]) -> dict:
@@ -231,19 +242,13 @@ def host_defaults(flags: set[str]) -> dict:
 def machine_id() -> str:
     """The CPU a tuning was measured on: its model and a digest of its features (a tuning
     measured on another CPU is not used)."""
-    try:
-        fields: dict[str, str] = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() not in fields:
-                fields[key.strip()] = value.strip()
-            if not line.strip() and fields:
-                break  # the first processor is enough
+    fields = cpu_fields()
+    if fields:
         model = " ".join(fields.get(k, "?") for k in ("model name", "cpu family", "model"))
-        features = fields.get("flags") or fields.get("Features") or ""
-    except OSError:  # not Linux
-        model, features = f"{platform.machine()} {platform.processor()}", ""
-    digest = hashlib.sha256(" ".join(sorted(features.split())).encode()).hexdigest()[:16]
+    else:  # not Linux
+        model = f"{platform.machine()} {platform.processor()}"
+    features = " ".join(sorted(cpu_flags()))
+    digest = hashlib.sha256(features.encode()).hexdigest()[:16]
     return f"{model} / {digest}"
 
 
@@ -295,8 +300,9 @@ def write_store(path: Path, machine: str, fields: dict, details: dict) -> None:
 ENVIRONMENT = {name: os.environ.get(name) for name in (PLAIN_VARIABLE, TUNING_VARIABLE)}
 STORE = store_path(os.environ)
 STORED, STORED_NOTE = read_store(STORE, machine_id())
-DEFAULTS = ProductTuning(**host_defaults(cpu_flags()))  # this CPU's, before any measurement
-TUNING = from_environment(ENVIRONMENT, base={**host_defaults(cpu_flags()), **STORED})
+_HOST = host_defaults(cpu_flags())
+DEFAULTS = ProductTuning(**_HOST)  # this CPU's, before any measurement
+TUNING = from_environment(ENVIRONMENT, base={**_HOST, **STORED})
 
 _current: contextvars.ContextVar[ProductTuning] = contextvars.ContextVar(
     "seqtool_product_tuning", default=TUNING)
