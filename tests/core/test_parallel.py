@@ -101,6 +101,21 @@ def test_dropout_masks_are_those_of_one_thread():
         np.testing.assert_array_equal(drawn, used)
 
 
+def test_float32_inputs_to_float64_layers_get_the_masks_of_one_thread():
+    # the layers compute in float64, so the dropout masks of layers 1.. are float64 whether
+    # or not the batch splits
+    state = init_state_dict("gru", 3, 5, num_layers=3, seed=1, dtype=np.float64)
+    X = np.random.default_rng(0).standard_normal((6, 8, 3)).astype(np.float32)
+    outputs = []
+    for n in (1, 2):
+        with parallel.threads(n), tuning.use(**SPLIT_ALWAYS):
+            f = stack_forward("gru", X, state, dropout=0.3, rng=np.random.default_rng(4))
+        masks = (f.parts[0] if f.parts else f).masks
+        assert [m.dtype for m in masks[1:]] == [np.float64, np.float64]
+        outputs.append(f.output)
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-13)
+
+
 def test_how_a_batch_splits():
     with tuning.use(split_from=100):
         assert parallel.parts_for(rows=8, work=10_000, n=1) == 1

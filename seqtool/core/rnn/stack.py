@@ -291,9 +291,13 @@ def _work(state: dict[str, np.ndarray], T: int, B: int, lengths=None) -> int:
 def _dropout_masks(state: dict[str, np.ndarray], steps_and_batch: tuple[int, int], dtype,
                    p: float, rng: np.random.Generator | None) -> list[np.ndarray | None]:
     """The masks of the inputs of layers 1..L−1 (None for layer 0 and without dropout), drawn
-    in the order and with the shapes with which :func:`_forward_rows` draws them."""
+    in the order, with the shapes and in the dtypes with which :func:`_forward_rows` draws
+    them: layer l's input is layer l − 1's output, in the dtype that layer computes in
+    (float32 or wider: its input's and its weights' common type). ``dtype``: the input's."""
     masks: list[np.ndarray | None] = [None]
     for layer in range(1, num_layers_of(state)):
+        below = _layer(state, layer - 1)
+        dtype = np.result_type(np.float32, dtype, below[0], below[1]).type
         if p > 0.0:
             D = state[param_key("weight_ih", layer)].shape[1]
             masks.append(dropout_mask((*steps_and_batch, D), p, rng, dtype))
