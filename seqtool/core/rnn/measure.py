@@ -45,6 +45,9 @@ METHODS = ("tiles", "blocked", "row", "blas")
 MANY_ROWS_MARGIN = 0.9
 
 
+# One kernel per method, alike on purpose: a kernel that chose the method by a flag would
+# compile every method for each dtype it times (the float32-only blocked loop in float64
+# too), ~1 s more of seqtool compile's first run.
 @kernel
 def _repeat_tiles(out, a, w, n):
     for _ in range(n):
