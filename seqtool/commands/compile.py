@@ -95,6 +95,7 @@ def tune(config: CompileConfig, events: Events, context: Any) -> dict[str, Any]:
         return {"path": None, "measured": False, "note": note, "values": {}}
     if stored and not config.retune:
         return {"path": str(path), "measured": False, "note": note, "values": stored}
+    _check_writable(path, "retune" if config.retune else "compile")  # before ~8 s of timing
     why = "again: --retune" if stored else f"once: {note}"
     events.say(f"measuring this machine's matrix products ({why}) ...")
     try:
@@ -113,6 +114,21 @@ def tune(config: CompileConfig, events: Events, context: Any) -> dict[str, Any]:
                          f"{tuning.FILE_VARIABLE} to a file that can be written") from None
     return {"path": str(path), "measured": True, "seconds": result["seconds"],
             "note": "measured now", "values": result["tuning"]}
+
+
+def _check_writable(path: Path, key: str) -> None:
+    """InputError unless the tuning can be kept at ``path`` (its folder made if need be)."""
+    from seqtool.core.rnn import tuning
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK) or path.is_dir():
+            raise PermissionError(13, "not writable" if not path.is_dir() else "a folder")
+    except OSError as err:
+        what = ("a file is in the way of its folder"
+                if isinstance(err, (FileExistsError, NotADirectoryError)) else err.strerror)
+        raise InputError(key, f"cannot keep the tuning in {path}: {what}; set "
+                         f"{tuning.FILE_VARIABLE} to a file that can be written") from None
 
 
 def run(config: CompileConfig, events: Events, run_dir: Path | None = None) -> CompileReport:

@@ -207,8 +207,9 @@ def test_compile_measures_once_then_reads_what_it_kept(tmp_path, monkeypatch):
     assert _InProcess.calls == 2
     monkeypatch.setenv("SEQTOOL_TUNING_FILE", str(tmp_path / "file" / "in" / "a" / "file"))
     (tmp_path / "file").write_text("a file where a folder should be")
-    with pytest.raises(InputError, match="cannot keep the tuning in"):
+    with pytest.raises(InputError, match="cannot keep the tuning in .*: a file is in the way"):
         compile_command.tune(CompileConfig(), events, None)
+    assert _InProcess.calls == 2  # refused before measuring
     monkeypatch.setenv("SEQTOOL_TUNING_FILE", "none")
     assert compile_command.tune(CompileConfig(), events, None)["path"] is None
 

@@ -261,7 +261,7 @@ def read_store(path: Path | None, machine: str) -> tuple[dict, str]:
         return {}, f"{FILE_VARIABLE}=none"
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}, "not measured yet (seqtool compile measures it)"
     except (OSError, ValueError) as err:
         return {}, f"unreadable ({type(err).__name__}); seqtool compile --retune measures it again"
