@@ -20,6 +20,10 @@ def blas_report() -> list[str]:
                              f"{info.get('num_threads')} ({os.path.basename(info['filepath'])})")
     except ImportError:
         lines.append("threadpoolctl is not installed: NumPy's BLAS architecture unknown")
+    from seqtool.core.rnn import blas, numpy_blas
+
+    lines.append(f"seqtool kernels' BLAS: {blas.describe()}"
+                 + (f": {numpy_blas.library_config()}" if numpy_blas.library_config() else ""))
     import torch
 
     try:

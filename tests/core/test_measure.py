@@ -13,7 +13,7 @@ import pytest
 from harness import assert_close
 
 from seqtool.core.errors import InputError
-from seqtool.core.rnn import measure, tuning
+from seqtool.core.rnn import measure, numpy_blas, tuning
 
 NEVER = measure.NEVER
 
@@ -103,7 +103,7 @@ def test_a_threshold_takes_the_dtype_that_loses_first():
     assert d["tiled_w_below"] == 64 * 256 * 8  # float64's first loss, in its bytes
 
 
-MACHINE = "Some CPU 25 1 / 0123456789abcdef"
+MACHINE = "Some CPU 25 1 / 0123456789abcdef / lib.so:cblas_{}"
 
 
 def test_the_stored_tuning_is_read_back_for_its_own_cpu_only(tmp_path):
@@ -113,8 +113,10 @@ def test_the_stored_tuning_is_read_back_for_its_own_cpu_only(tmp_path):
     tuning.write_store(path, MACHINE, fields, {"seconds": 1.5})
     assert not list(path.parent.glob(".*partial"))  # written whole, then renamed
     assert tuning.read_store(path, MACHINE) == (fields, "measured on this machine")
-    stored, why = tuning.read_store(path, "Another CPU / fedcba9876543210")
+    stored, why = tuning.read_store(path, "Another CPU / fedcba9876543210 / lib.so:x")
     assert stored == {} and "another CPU" in why
+    stored, why = tuning.read_store(path, MACHINE.replace("lib.so:cblas_{}", "other.so:x"))
+    assert stored == {} and "another BLAS" in why
     t = tuning.from_environment({}, base=fields)
     assert (t.tiled_from_rows, t.tiled_w_below_8, t.split_from) == (NEVER, 1 << 21, 1 << 22)
     # the environment overrides the stored values, which override the defaults
@@ -153,7 +155,8 @@ def test_where_the_tuning_is_kept(tmp_path):
     with pytest.raises(InputError):
         tuning.write_store(tmp_path / "t.json", MACHINE, {"tiled_from_rows": -1}, {})
     assert not (tmp_path / "t.json").exists()
-    assert tuning.machine_id() == tuning.machine_id() and " / " in tuning.machine_id()
+    assert tuning.machine_id() == tuning.machine_id()
+    assert tuning.machine_id().endswith(" / " + numpy_blas.KEY)
 
 
 class _InProcess:
@@ -231,12 +234,13 @@ def test_a_cpu_without_avx512_starts_from_the_avx2_defaults():
     avx2 = tuning.host_defaults({"avx", "avx2", "fma"})
     assert avx2 == tuning.AVX2_DEFAULTS
     t = tuning.ProductTuning(**avx2)  # valid, and the bands are what keep BLAS on many rows
-    assert t.tiled_from_rows == NEVER and t.tiled_w_below_64 < t.tiled_w_below_8
+    assert t.tiled_from_rows == NEVER and t.tiled_w_below_64 <= t.tiled_w_below_8 < 1 << 20
     # the order at import: defaults, then the stored tuning, then the environment
     stored = {"tiled_w_below_8": 7}
     t = tuning.from_environment({"SEQTOOL_PRODUCT_TUNING": "row_w_below=3"},
                                 base={**avx2, **stored})
-    assert (t.tiled_w_below_8, t.row_w_below, t.tiled_w_below_16) == (7, 3, 512 << 10)
+    assert (t.tiled_w_below_8, t.row_w_below, t.tiled_w_below_16) == (
+        7, 3, tuning.AVX2_DEFAULTS["tiled_w_below_16"])
     expected = tuning.DEFAULTS.compiled() if not tuning.STORED else None
     if expected is not None and not os.environ.get("SEQTOOL_PRODUCT_TUNING") \
             and not os.environ.get("SEQTOOL_PLAIN_PRODUCTS"):

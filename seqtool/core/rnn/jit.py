@@ -28,7 +28,7 @@ from numba import config, njit
 from numba.core import caching
 from numba.extending import intrinsic
 
-from seqtool.core.rnn import tuning
+from seqtool.core.rnn import numpy_blas, tuning
 
 KERNEL_OPTIONS = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
 
@@ -69,8 +69,9 @@ def tuning_key() -> str:
 @functools.lru_cache(maxsize=None)
 def kernel_stamp() -> tuple:
     """What every seqtool kernel's cache entry is valid for: the digest of the kernel
-    modules and the compiled tuning (computed once per process)."""
-    return (sources_digest(kernel_modules()), tuning.TUNING.compiled())
+    modules, the compiled tuning and the BLAS the kernels call (computed once per
+    process)."""
+    return (sources_digest(kernel_modules()), tuning.TUNING.compiled(), numpy_blas.KEY)
 
 
 class _StampedLocator:

@@ -2,8 +2,8 @@
 for which shape, turned into the thresholds of seqtool.core.rnn.tuning.ProductTuning.
 
 The methods (seqtool.core.rnn.products): the register tiles, the register-blocked loop of
-a few rows (float32), a single row's tiles, and BLAS (numba's np.dot, the library the
-kernels call). Each is timed inside a numba loop of calls, as the kernels call it, on
+a few rows (float32), a single row's tiles, and BLAS (seqtool.core.rnn.blas.blas_product,
+what the kernels call). Each is timed inside a numba loop of calls, as the kernels call it, on
 the shapes of LSTM steps, in float32 (training's dtype) and float64; a method's time is the
 best of several blocks of calls. From those:
 
@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from seqtool.core.rnn import products
+from seqtool.core.rnn.blas import blas_product
 from seqtool.core.rnn.jit import kernel
 
 NEVER = 1 << 40
@@ -69,7 +70,7 @@ def _repeat_row(out, a, w, n):
 @kernel
 def _repeat_blas(out, a, w, n):
     for _ in range(n):
-        np.dot(a, w, out)
+        blas_product(out, a, w)
 
 
 _REPEAT = {"tiles": _repeat_tiles, "blocked": _repeat_blocked, "row": _repeat_row,

@@ -42,6 +42,7 @@ from numba.core import cgutils
 from numba.extending import overload
 
 from seqtool.core.rnn import tuning
+from seqtool.core.rnn.blas import blas_product
 from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
 from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
 
@@ -462,7 +463,7 @@ def product_into(out, a, w):
     if _tiles_fit(w.shape[0], w.shape[1], w.itemsize):
         matmul_tiles(out, a, w)
     else:
-        np.dot(a, w, out)
+        blas_product(out, a, w)
 
 
 @inline_kernel
@@ -475,7 +476,7 @@ def project_into(out, a, w):
     if _tiles_fit(w.shape[1], w.shape[0], w.itemsize):
         matmul_tiles(out, a, np.ascontiguousarray(w.T))
     else:
-        np.dot(a, w.T, out)
+        blas_product(out, a, w.T)
 
 
 # ---------------------------------------------------------------------------------------
@@ -585,18 +586,18 @@ def step_product(out, a, w):
         if K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
             matmul_tiles(out, a, w)
         else:
-            np.dot(a, w, out)
+            blas_product(out, a, w)
     elif B >= 8:
         if K * N * w.itemsize < _rows_w_below(B) and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
             matmul_tiles(out, a, w)
         else:
-            np.dot(a, w, out)
+            blas_product(out, a, w)
     elif B >= 2 and fits:
         matmul_tiles(out, a, w)
     elif B >= 2 and K * N >= BLOCKED_FEW_ROWS:
         _blocked_or_blas(out, a, w)
     elif B > 0:
-        np.dot(a, w, out)
+        blas_product(out, a, w)
 
 
 @inline_kernel
@@ -618,7 +619,7 @@ def _blocked_or_blas(out, a, w):
     if _is_single(out):
         _matmul_rows4(out, a, w)
     else:
-        np.dot(a, w, out)
+        blas_product(out, a, w)
 
 
 @overload(_blocked_or_blas, jit_options={"error_model": "numpy"})
@@ -626,4 +627,4 @@ def _blocked_or_blas_overload(out, a, w):
     # the loop's own body as the float32 implementation: no kernel in between to compile
     if isinstance(out, types.Array) and out.dtype == types.float32:
         return _rows4
-    return lambda out, a, w: np.dot(a, w, out)
+    return lambda out, a, w: blas_product(out, a, w)

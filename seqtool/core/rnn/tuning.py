@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqtool.core.errors import InputError
+from seqtool.core.rnn import numpy_blas
 
 PLAIN_VARIABLE = "SEQTOOL_PLAIN_PRODUCTS"
 TUNING_VARIABLE = "SEQTOOL_PRODUCT_TUNING"
@@ -200,13 +201,13 @@ def store_path(environ) -> Path | None:
 
 
 # Until a machine is measured: the thresholds measured on a 16-register (AVX2) machine, for
-# machines without AVX-512, whose tiles have 4 rows rather than 8 and lose to BLAS as rows
-# and weights grow (AMD EPYC Zen 3, seqtool compile, with the float32 LSTM at (100, 32, 64)
-# 11.3 ms against 17.7 under the AVX-512 defaults, benchmarks/bench_rnn.py).
-AVX2_DEFAULTS = {"tiled_from_rows": 1 << 40, "tiled_w_below_8": 2 << 20,
-                 "tiled_w_below_16": 512 << 10, "tiled_w_below_32": 64 << 10,
-                 "tiled_w_below_64": 16 << 10, "tiled_w_below": 1 << 40,
-                 "row_w_below": 64 << 10, "blocked_few_rows": 1 << 40}
+# machines without AVX-512, whose 4-row tiles lose to NumPy's OpenBLAS from 8 rows on and
+# from 16 KB of weights on 2-4 rows (AMD EPYC Zen 3, seqtool compile against NumPy's
+# OpenBLAS 0.3.31; the blocked loop takes float32's few rows from there).
+AVX2_DEFAULTS = {"tiled_from_rows": 1 << 40, "tiled_w_below_8": 16 << 10,
+                 "tiled_w_below_16": 16 << 10, "tiled_w_below_32": 16 << 10,
+                 "tiled_w_below_64": 16 << 10, "tiled_w_below": 16 << 10,
+                 "row_w_below": 64 << 10, "blocked_few_rows": 4096}
 
 
 @functools.lru_cache(maxsize=1)
@@ -240,8 +241,9 @@ def host_defaults(flags: set[str]) -> dict:
 
 
 def machine_id() -> str:
-    """The CPU a tuning was measured on: its model and a digest of its features (a tuning
-    measured on another CPU is not used)."""
+    """What a tuning was measured on: the CPU (its model and a digest of its features) and
+    the BLAS the kernels call (seqtool.core.rnn.numpy_blas.KEY); a tuning measured on
+    another CPU, or against another BLAS, is not used."""
     fields = cpu_fields()
     if fields:
         model = " ".join(fields.get(k, "?") for k in ("model name", "cpu family", "model"))
@@ -249,7 +251,11 @@ def machine_id() -> str:
         model = f"{platform.machine()} {platform.processor()}"
     features = " ".join(sorted(cpu_flags()))
     digest = hashlib.sha256(features.encode()).hexdigest()[:16]
-    return f"{model} / {digest}"
+    return f"{model} / {digest} / {numpy_blas.KEY}"
+
+
+def _cpu_part(machine: str) -> str:
+    return " / ".join(str(machine).split(" / ")[:2])
 
 
 def read_store(path: Path | None, machine: str) -> tuple[dict, str]:
@@ -268,6 +274,9 @@ def read_store(path: Path | None, machine: str) -> tuple[dict, str]:
     if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
         return {}, "of another version; seqtool compile --retune measures it again"
     if data.get("machine") != machine:
+        if _cpu_part(data.get("machine")) == _cpu_part(machine):
+            return {}, ("measured with another BLAS library; seqtool compile --retune "
+                        "measures this one")
         return {}, "measured on another CPU; seqtool compile --retune measures this one"
     fields = data.get("tuning")
     names = {f.name for f in dataclasses.fields(ProductTuning)} - {"plain"}

@@ -1,0 +1,133 @@
+"""The kernels' BLAS: NumPy's own library, called from compiled code.
+
+A numba kernel's ``np.dot`` calls the BLAS that SciPy ships (numba finds its functions
+through ``scipy.linalg.cython_blas``), which need not be the one NumPy ships. With NumPy 2.4
+and SciPy 1.17 wheels they differ: NumPy's OpenBLAS 0.3.31 and SciPy's 0.3.30, and on
+one Zen 3 core the same float32 product ran at 72–80 GFLOP/s in NumPy's and at 51 in
+SciPy's (an LSTM's per-step product (32, 256) × (256, 1024); float64 was alike in both).
+So the kernels call NumPy's ``cblas_?gemm`` and ``cblas_?gemv`` directly: numpy_blas.py
+finds them and registers them with LLVM under names of seqtool's own, which the kernels
+declare as external functions (numba's ``types.ExternalFunction``). The compiled code names
+the symbol, never an address, so numba's on-disk cache stays valid from one process to the
+next. Where NumPy's library is not found (a NumPy built against another BLAS) the kernels
+call ``np.dot``; which of the two a kernel was compiled for is part of its cache stamp
+(numpy_blas.KEY, read by seqtool.core.rnn.jit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import config, types
+
+from seqtool.core.rnn.elementwise import _is_single, _typed
+from seqtool.core.rnn.jit import inline_kernel
+from seqtool.core.rnn.numpy_blas import AVAILABLE, BITS, KEY, NO_TRANS, ROW_MAJOR, TRANS, symbol
+
+_INT = types.int64 if BITS == 64 else types.int32
+_PTR = types.intp  # an address, passed as an integer of its width (the C ABI is the same)
+
+
+def _gemm_type(real):
+    return types.void(types.int32, types.int32, types.int32, _INT, _INT, _INT, real, _PTR,
+                      _INT, _PTR, _INT, real, _PTR, _INT)
+
+
+def _gemv_type(real):
+    return types.void(types.int32, types.int32, _INT, _INT, real, _PTR, _INT, _PTR, _INT,
+                      real, _PTR, _INT)
+
+
+_sgemm = types.ExternalFunction(symbol("sgemm"), _gemm_type(types.float32))
+_dgemm = types.ExternalFunction(symbol("dgemm"), _gemm_type(types.float64))
+_sgemv = types.ExternalFunction(symbol("sgemv"), _gemv_type(types.float32))
+_dgemv = types.ExternalFunction(symbol("dgemv"), _gemv_type(types.float64))
+
+
+@inline_kernel
+def _layout(array):
+    """(transpose, leading dimension) of a 2-D array for CBLAS in row-major order: rows of
+    unit stride (NO_TRANS) or columns of unit stride (TRANS); (0, 0) for neither."""
+    rows, cols = array.shape
+    item = array.itemsize
+    row_stride, col_stride = array.strides
+    if cols == 1 or col_stride == item:
+        lead = row_stride // item if rows > 1 else cols
+        if lead >= cols and row_stride % item == 0:
+            return NO_TRANS, lead
+    if rows == 1 or row_stride == item:
+        lead = col_stride // item if cols > 1 else rows
+        if lead >= rows and col_stride % item == 0:
+            return TRANS, lead
+    return 0, 0
+
+
+def _blas_product_python(out, a, w):
+    """blas_product without JIT (NUMBA_DISABLE_JIT=1): NumPy's product, the same library."""
+    np.dot(a, w, out)
+
+
+@inline_kernel
+def _dot(out, a, w):
+    """numba's np.dot, given contiguous copies where a or w is not (its product of other
+    layouts copies them all the same)."""
+    np.dot(np.ascontiguousarray(a), np.ascontiguousarray(w), out)
+
+
+@inline_kernel
+def blas_product(out, a, w):
+    """out = a @ w, a (M, K), w (K, N), out (M, N), float32 or float64, by NumPy's BLAS: gemm,
+    or gemv for a single row (where OpenBLAS's gemm was 4× slower). a and w may each have
+    rows or columns of unit stride (a transposed view costs nothing); anything else, or no
+    library found, goes to np.dot."""
+    M, K = a.shape
+    N = w.shape[1]
+    if not AVAILABLE:
+        _dot(out, a, w)
+        return
+    if M == 0 or N == 0:
+        return
+    trans_a, lda = _layout(a)
+    trans_w, ldw = _layout(w)
+    trans_out, ldc = _layout(out)
+    if K == 0:
+        out[:] = _typed(0.0, out)
+        return
+    if trans_a == 0 or trans_w == 0 or trans_out != NO_TRANS:
+        _dot(out, a, w)
+        return
+    single = _is_single(out)
+    if M == 1:  # out's one row has unit stride (_layout said NO_TRANS)
+        # out (N,) = wᵀ a: w's rows are K long in CBLAS's terms when w is (K, N) row-major
+        a_step = a.strides[1] // a.itemsize if K > 1 else 1
+        if trans_w == NO_TRANS:
+            if single:
+                _sgemv(ROW_MAJOR, TRANS, K, N, np.float32(1.0), w.ctypes.data, ldw,
+                       a.ctypes.data, a_step, np.float32(0.0), out.ctypes.data, 1)
+            else:
+                _dgemv(ROW_MAJOR, TRANS, K, N, 1.0, w.ctypes.data, ldw, a.ctypes.data,
+                       a_step, 0.0, out.ctypes.data, 1)
+        else:  # w's columns are contiguous: wᵀ is (N, K) row-major
+            if single:
+                _sgemv(ROW_MAJOR, NO_TRANS, N, K, np.float32(1.0), w.ctypes.data, ldw,
+                       a.ctypes.data, a_step, np.float32(0.0), out.ctypes.data, 1)
+            else:
+                _dgemv(ROW_MAJOR, NO_TRANS, N, K, 1.0, w.ctypes.data, ldw, a.ctypes.data,
+                       a_step, 0.0, out.ctypes.data, 1)
+        return
+    if single:
+        _sgemm(ROW_MAJOR, trans_a, trans_w, M, N, K, np.float32(1.0), a.ctypes.data, lda,
+               w.ctypes.data, ldw, np.float32(0.0), out.ctypes.data, ldc)
+    else:
+        _dgemm(ROW_MAJOR, trans_a, trans_w, M, N, K, 1.0, a.ctypes.data, lda,
+               w.ctypes.data, ldw, 0.0, out.ctypes.data, ldc)
+
+
+if config.DISABLE_JIT:  # the kernels are Python functions: an external function cannot be called
+    blas_product = _blas_product_python  # noqa: F811
+
+
+def describe() -> str:
+    """Which BLAS the kernels call, for benchmarks and `seqtool compile`."""
+    if AVAILABLE:
+        return f"NumPy's ({KEY.split(':')[0]}, {BITS}-bit integers)"
+    return "numba's np.dot (SciPy's BLAS)"
