@@ -97,22 +97,17 @@ def blas_product(out, a, w):
         return
     single = _is_single(out)
     if M == 1:  # out's one row has unit stride (_layout said NO_TRANS)
-        # out (N,) = wᵀ a: w's rows are K long in CBLAS's terms when w is (K, N) row-major
+        # out (N,) = wᵀ a
         a_step = a.strides[1] // a.itemsize if K > 1 else 1
-        if trans_w == NO_TRANS:
-            if single:
-                _sgemv(ROW_MAJOR, TRANS, K, N, np.float32(1.0), w.ctypes.data, ldw,
-                       a.ctypes.data, a_step, np.float32(0.0), out.ctypes.data, 1)
-            else:
-                _dgemv(ROW_MAJOR, TRANS, K, N, 1.0, w.ctypes.data, ldw, a.ctypes.data,
-                       a_step, 0.0, out.ctypes.data, 1)
-        else:  # w's columns are contiguous: wᵀ is (N, K) row-major
-            if single:
-                _sgemv(ROW_MAJOR, NO_TRANS, N, K, np.float32(1.0), w.ctypes.data, ldw,
-                       a.ctypes.data, a_step, np.float32(0.0), out.ctypes.data, 1)
-            else:
-                _dgemv(ROW_MAJOR, NO_TRANS, N, K, 1.0, w.ctypes.data, ldw, a.ctypes.data,
-                       a_step, 0.0, out.ctypes.data, 1)
+        # w (K, N) row-major is CBLAS's K × N matrix, transposed here; w with contiguous
+        # columns is its N × K matrix, as it is
+        op, rows, cols = (TRANS, K, N) if trans_w == NO_TRANS else (NO_TRANS, N, K)
+        if single:
+            _sgemv(ROW_MAJOR, op, rows, cols, np.float32(1.0), w.ctypes.data, ldw,
+                   a.ctypes.data, a_step, np.float32(0.0), out.ctypes.data, 1)
+        else:
+            _dgemv(ROW_MAJOR, op, rows, cols, 1.0, w.ctypes.data, ldw, a.ctypes.data,
+                   a_step, 0.0, out.ctypes.data, 1)
         return
     if single:
         _sgemm(ROW_MAJOR, trans_a, trans_w, M, N, K, np.float32(1.0), a.ctypes.data, lda,

@@ -566,10 +566,11 @@ def step_product(out, a, w):
     (matmul_row) while w is below ROW_W_BELOW; register tiles from TILED_FROM_ROWS rows on
     while a strip of w fits in cache (TILED_STRIP_BELOW); below that, on 8 rows or more,
     tiles while w is below its band's bytes (W_BELOW_8 .. W_BELOW_64), BLAS beyond; on 2
-    to 7 rows tiles while w fits in cache (TILED_W_BELOW); for large w on few rows the
-    blocked loop (_matmul_rows4, float32) or BLAS. out and w are C-contiguous. With PLAIN
-    products (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot. The thresholds are this machine's
-    (seqtool.core.rnn.tuning, measured by seqtool.core.rnn.measure).
+    to 7 rows tiles while w fits in cache (TILED_W_BELOW), and always in float64; for
+    large w on few rows in float32 the blocked loop (_matmul_rows4) or BLAS. out and w are
+    C-contiguous. With PLAIN products (SEQTOOL_PLAIN_PRODUCTS=1): always np.dot. The
+    thresholds are this machine's (seqtool.core.rnn.tuning, measured by
+    seqtool.core.rnn.measure).
 
     (A plain loop for 2 or 3 rows of a small product was ~10 % faster than the tiles, ~70
     ns a step, but cost ~0.7 s of every first run's compile: it would take 10⁷ such steps
@@ -592,7 +593,11 @@ def step_product(out, a, w):
             matmul_tiles(out, a, w)
         else:
             blas_product(out, a, w)
-    elif B >= 2 and fits:
+    elif B >= 2 and (fits or not _is_single(out)):
+        # float64 on 2-7 rows: the tiles at every size. BLAS's gemm packs w for a couple of
+        # rows, and the tiles stream it: 2.0-2.7x faster on 2 and 4 rows at every measured
+        # size on a Zen 3 (the measured bound, shared by both dtypes, is float32's, whose
+        # few rows go to the blocked loop beyond it); AVX-512's defaults tile them anyway.
         matmul_tiles(out, a, w)
     elif B >= 2 and K * N >= BLOCKED_FEW_ROWS:
         _blocked_or_blas(out, a, w)
