@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import config, types
+from numba.extending import overload
 
 from seqtool.core.rnn.elementwise import _is_single, _typed
-from seqtool.core.rnn.jit import inline_kernel
+from seqtool.core.rnn.jit import inline_kernel, kernel
 from seqtool.core.rnn.numpy_blas import AVAILABLE, BITS, KEY, NO_TRANS, ROW_MAJOR, TRANS, symbol
 
 _INT = types.int64 if BITS == 64 else types.int32
@@ -74,33 +75,42 @@ def _dot(out, a, w):
 
 
 @inline_kernel
-def blas_product(out, a, w):
-    """out = a @ w, a (M, K), w (K, N), out (M, N), float32 or float64, by NumPy's BLAS: gemm,
-    or gemv for a single row (where OpenBLAS's gemm was 4× slower). a and w may each have
-    rows or columns of unit stride (a transposed view costs nothing); anything else, or no
-    library found, goes to np.dot."""
+def _copy(array):
+    """A C-contiguous copy, as a loop (numba's np.ascontiguousarray of an 'A' array cost
+    ~1 s of compile)."""
+    rows, cols = array.shape
+    copy = np.empty((rows, cols), array.dtype)
+    for i in range(rows):
+        for j in range(cols):
+            copy[i, j] = array[i, j]
+    return copy
+
+
+def _cblas_product(out, a, w):
+    """out = a @ w by NumPy's CBLAS gemm, or gemv for a single row (where OpenBLAS's gemm
+    was 4× slower). a and w may each have rows or columns of unit stride (a transposed view
+    costs nothing); an operand with neither is copied first."""
     M, K = a.shape
     N = w.shape[1]
-    if not AVAILABLE:
-        _dot(out, a, w)
-        return
     if M == 0 or N == 0:
         return
-    trans_a, lda = _layout(a)
-    trans_w, ldw = _layout(w)
-    trans_out, ldc = _layout(out)
     if K == 0:
         out[:] = _typed(0.0, out)
         return
-    if trans_a == 0 or trans_w == 0 or trans_out != NO_TRANS:
-        _dot(out, a, w)
-        return
+    trans_a, lda = _layout(a)
+    trans_w, ldw = _layout(w)
+    if trans_a == 0:
+        a = _copy(a)
+        trans_a, lda = NO_TRANS, K
+    if trans_w == 0:
+        w = _copy(w)
+        trans_w, ldw = NO_TRANS, N
+    ldc = _layout(out)[1]  # out is C-contiguous (the callers' contract)
     single = _is_single(out)
-    if M == 1:  # out's one row has unit stride (_layout said NO_TRANS)
-        # out (N,) = wᵀ a
+    if M == 1:
+        # out (N,) = wᵀ a. w (K, N) row-major is CBLAS's K × N matrix, transposed here; w
+        # with contiguous columns is its N × K matrix, as it is
         a_step = a.strides[1] // a.itemsize if K > 1 else 1
-        # w (K, N) row-major is CBLAS's K × N matrix, transposed here; w with contiguous
-        # columns is its N × K matrix, as it is
         op, rows, cols = (TRANS, K, N) if trans_w == NO_TRANS else (NO_TRANS, N, K)
         if single:
             _sgemv(ROW_MAJOR, op, rows, cols, np.float32(1.0), w.ctypes.data, ldw,
@@ -108,13 +118,41 @@ def blas_product(out, a, w):
         else:
             _dgemv(ROW_MAJOR, op, rows, cols, 1.0, w.ctypes.data, ldw, a.ctypes.data,
                    a_step, 0.0, out.ctypes.data, 1)
-        return
-    if single:
+    elif single:
         _sgemm(ROW_MAJOR, trans_a, trans_w, M, N, K, np.float32(1.0), a.ctypes.data, lda,
                w.ctypes.data, ldw, np.float32(0.0), out.ctypes.data, ldc)
     else:
         _dgemm(ROW_MAJOR, trans_a, trans_w, M, N, K, 1.0, a.ctypes.data, lda,
                w.ctypes.data, ldw, 0.0, out.ctypes.data, ldc)
+
+
+def _product(out, a, w):
+    """NumPy's CBLAS where it was found, numba's np.dot otherwise (chosen when a kernel is
+    typed, so that only one of the two is compiled)."""
+    np.dot(a, w, out)
+
+
+@overload(_product, jit_options={"error_model": "numpy"})
+def _product_overload(out, a, w):
+    if AVAILABLE:
+        return _cblas_product
+    return lambda out, a, w: _dot(out, a, w)
+
+
+@kernel
+def _blas_any(out, a, w):
+    """blas_product for a and w of numba's 'A' layout: one compiled kernel per dtype."""
+    _product(out, a, w)
+
+
+@inline_kernel
+def blas_product(out, a, w):
+    """out = a @ w for a (M, K), w (K, N) of any strides and out (M, N) C-contiguous, float32
+    or float64, by NumPy's BLAS (_cblas_product), or np.dot where it was not found. One
+    kernel of its own for every layout of a and w (``a[::1]`` types an array as 'A'),
+    called rather than inlined: inlined at every product's call site, its branches had
+    doubled the kernels' first compile."""
+    _blas_any(out, a[::1], w[::1])
 
 
 if config.DISABLE_JIT:  # the kernels are Python functions: an external function cannot be called
