@@ -75,21 +75,23 @@ def _dot(out, a, w):
 
 
 @inline_kernel
-def _copy(array):
-    """A C-contiguous copy, as a loop (numba's np.ascontiguousarray of an 'A' array cost
-    ~1 s of compile)."""
-    rows, cols = array.shape
-    copy = np.empty((rows, cols), array.dtype)
-    for i in range(rows):
-        for j in range(cols):
-            copy[i, j] = array[i, j]
-    return copy
+def _loop_product(out, a, w):
+    """out = a @ w as a plain loop, for operands BLAS cannot take (no kernel passes any:
+    cheaper to compile than copying them)."""
+    M, K = a.shape
+    N = w.shape[1]
+    for i in range(M):
+        for j in range(N):
+            total = _typed(0.0, out)
+            for k in range(K):
+                total += a[i, k] * w[k, j]
+            out[i, j] = total
 
 
 def _cblas_product(out, a, w):
     """out = a @ w by NumPy's CBLAS gemm, or gemv for a single row (where OpenBLAS's gemm
     was 4× slower). a and w may each have rows or columns of unit stride (a transposed view
-    costs nothing); an operand with neither is copied first."""
+    costs nothing); an operand with neither takes a plain loop."""
     M, K = a.shape
     N = w.shape[1]
     if M == 0 or N == 0:
@@ -99,13 +101,10 @@ def _cblas_product(out, a, w):
         return
     trans_a, lda = _layout(a)
     trans_w, ldw = _layout(w)
-    if trans_a == 0:
-        a = _copy(a)
-        trans_a, lda = NO_TRANS, K
-    if trans_w == 0:
-        w = _copy(w)
-        trans_w, ldw = NO_TRANS, N
-    ldc = _layout(out)[1]  # out is C-contiguous (the callers' contract)
+    if trans_a == 0 or trans_w == 0:
+        _loop_product(out, a, w)
+        return
+    ldc = out.strides[0] // out.itemsize if M > 1 else N  # C-contiguous: the callers' contract
     single = _is_single(out)
     if M == 1:
         # out (N,) = wᵀ a. w (K, N) row-major is CBLAS's K × N matrix, transposed here; w
