@@ -62,15 +62,10 @@ def _layout(array):
     return 0, 0
 
 
-def _blas_product_python(out, a, w):
-    """blas_product without JIT (NUMBA_DISABLE_JIT=1): NumPy's product, the same library."""
-    np.dot(a, w, out)
-
-
 @inline_kernel
 def _dot(out, a, w):
-    """numba's np.dot, given contiguous copies where a or w is not (its product of other
-    layouts copies them all the same)."""
+    """numba's np.dot, where NumPy's library was not found: on contiguous copies of a and w
+    where they are not (np.dot of other layouts copies them all the same)."""
     np.dot(np.ascontiguousarray(a), np.ascontiguousarray(w), out)
 
 
@@ -127,7 +122,8 @@ def _cblas_product(out, a, w):
 
 def _product(out, a, w):
     """NumPy's CBLAS where it was found, numba's np.dot otherwise (chosen when a kernel is
-    typed, so that only one of the two is compiled)."""
+    typed, so that only one of the two is compiled). Without JIT: NumPy's product, the
+    same library."""
     np.dot(a, w, out)
 
 
@@ -155,7 +151,7 @@ def blas_product(out, a, w):
 
 
 if config.DISABLE_JIT:  # the kernels are Python functions: an external function cannot be called
-    blas_product = _blas_product_python  # noqa: F811
+    blas_product = _product  # noqa: F811
 
 
 def describe() -> str:

@@ -3,8 +3,8 @@ for which shape, turned into the thresholds of seqtool.core.rnn.tuning.ProductTu
 
 The methods (seqtool.core.rnn.products): the register tiles, the register-blocked loop of
 a few rows (float32), a single row's tiles, and BLAS (seqtool.core.rnn.blas.blas_product,
-what the kernels call). Each is timed inside a numba loop of calls, as the kernels call it, on
-the shapes of LSTM steps, in float32 (training's dtype) and float64; a method's time is the
+what the kernels call). Each is timed inside a numba loop of calls, as the kernels call it,
+on the shapes of LSTM steps, in float32 (training's dtype) and float64; a method's time is the
 best of several blocks of calls. From those:
 
 - ``tiled_from_rows``: the fewest rows B₀ (of 8 .. 64) such that the tiles beat BLAS by

@@ -32,7 +32,7 @@ _NAMINGS = (("scipy_cblas_{}64_", 64), ("cblas_{}64_", 64), ("scipy_cblas_{}", 3
 def _candidate_libraries() -> list[Path]:
     """The shared libraries NumPy's wheel carries whose name says BLAS."""
     root = Path(np.__file__).resolve().parent
-    folders = [root.parent / "numpy.libs", root / ".dylibs", root.parent / "numpy" / ".libs"]
+    folders = [root.parent / "numpy.libs", root / ".dylibs", root / ".libs"]
     found = []
     for folder in folders:
         if folder.is_dir():
@@ -42,8 +42,8 @@ def _candidate_libraries() -> list[Path]:
 
 
 def _functions(library: ctypes.CDLL):
-    """{name: (address, bits)} of sgemm, dgemm, sgemv, dgemv in ``library`` under the first
-    naming that has all four; None if none has."""
+    """({name: (address, bits)}, naming) of sgemm, dgemm, sgemv, dgemv in ``library`` under
+    the first naming that has all four; (None, None) if none has."""
     for pattern, bits in _NAMINGS:
         try:
             return {name: (ctypes.cast(getattr(library, pattern.format(name)),
