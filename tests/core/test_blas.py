@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from compiling import quick_compile
 from harness import assert_close
 from numba import njit
 
@@ -81,7 +82,7 @@ def test_the_library_is_found_where_numpy_carries_one():
 def test_the_numba_route_by_request():
     code = ("from seqtool.core.rnn import numpy_blas, blas; "
             "print(numpy_blas.KEY, numpy_blas.AVAILABLE, blas.describe())")
-    env = {**os.environ, "SEQTOOL_KERNEL_BLAS": "numba"}
+    env = quick_compile({**os.environ, "SEQTOOL_KERNEL_BLAS": "numba"})
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out[:2] == ["np.dot", "False"] and "np.dot" in " ".join(out[2:])

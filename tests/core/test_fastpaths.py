@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from compiling import quick_compile
 from harness import assert_close
 from naive import ref_gated_gradients, ref_gru_states, ref_lstm_states
 from rnn_cases import compute, problem, run_cell
@@ -66,8 +67,9 @@ def cases_in_subprocess(tmp_path, tiny: bool, **env) -> tuple[dict[str, np.ndarr
         out = tmp_path / f"cases{i}.npz"
         args = ([sys.executable, str(CASES), str(out)] + (["--tiny"] if tiny else [])
                 + ["--cells", cells])
-        running.append((out, subprocess.Popen(args, env=environment(**env), text=True,
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+        running.append((out, subprocess.Popen(args, env=quick_compile(environment(**env)),
+                                              text=True, stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE)))
     cases, how = {}, []
     for out, process in running:
         _, stderr = process.communicate(timeout=1200)

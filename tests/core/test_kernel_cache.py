@@ -117,3 +117,15 @@ def test_another_tuning_has_a_cache_of_its_own(package_copy):
     assert not other["cached_before"] and other["misses"] == 1
     assert probe(package_copy, SEQTOOL_PRODUCT_TUNING="tiled_from_rows=9")["hits"] == 1
     assert probe(package_copy)["hits"] == 1  # the default's entry is still there
+
+
+def test_another_optimisation_level_has_a_cache_of_its_own(package_copy):
+    """numba's own cache keys on neither NUMBA_OPT nor a kernel's callees: without seqtool's
+    stamp, a kernel built at level 1 (the quick compiles of tests/compiling.py) would be
+    handed to a run at the default level 3."""
+    quick = probe(package_copy, NUMBA_OPT="1")
+    assert not quick["cached_before"] and quick["misses"] == 1
+    default = probe(package_copy)
+    assert not default["cached_before"] and default["misses"] == 1
+    assert probe(package_copy, NUMBA_OPT="1")["hits"] == 1
+    assert default["value"] == quick["value"]

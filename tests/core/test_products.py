@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from compiling import quick_compile
 from harness import assert_close, tolerance
 from seqtool.core.rnn import products
 
@@ -124,7 +125,7 @@ print(worst)
 def test_tiles_on_a_portable_target_with_16_byte_vectors(tmp_path):
     # NUMBA_CPU_NAME=generic (SSE2 only): 4-lane float32 vectors and 4-row tiles, the shapes
     # a machine without AVX gets; a fresh cache, so that nothing built for this CPU is used
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))
+    env = quick_compile(dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path)))
     env.pop("NUMBA_CPU_FEATURES", None)
     # one process per dtype, side by side (each compiles its own kernels)
     running = [subprocess.Popen([sys.executable, "-c", PORTABLE_CHECK, dtype], env=env,

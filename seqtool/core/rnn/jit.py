@@ -59,19 +59,34 @@ def sources_digest(paths) -> str:
     return digest.hexdigest()
 
 
+# numba's default optimisation level (NUMBA_OPT: 0-3 or "max"); its cache does not key on it
+DEFAULT_OPT = 3
+
+
+def opt_level() -> int | str:
+    """numba's optimisation level as set (NUMBA_OPT): 0 to 3, or "max"."""
+    return getattr(config.OPT, "_raw_value", int(config.OPT))
+
+
 def tuning_key() -> str:
-    """'' for this CPU's default tuning, else a short digest of the compiled thresholds."""
-    if tuning.TUNING.compiled() == tuning.DEFAULTS.compiled():
+    """'' for this CPU's default tuning at numba's default optimisation level, else a short
+    digest of the compiled thresholds and the level."""
+    if tuning.TUNING.compiled() == tuning.DEFAULTS.compiled() and opt_level() == DEFAULT_OPT:
         return ""
-    return hashlib.sha256(repr(tuning.TUNING.compiled()).encode()).hexdigest()[:12]
+    what = repr(tuning.TUNING.compiled())
+    if opt_level() != DEFAULT_OPT:
+        what += f" opt={opt_level()}"
+    return hashlib.sha256(what.encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=None)
 def kernel_stamp() -> tuple:
     """What every seqtool kernel's cache entry is valid for: the digest of the kernel
-    modules, the compiled tuning and the BLAS the kernels call (computed once per
-    process)."""
-    return (sources_digest(kernel_modules()), tuning.TUNING.compiled(), numpy_blas.KEY)
+    modules, the compiled tuning, the BLAS the kernels call and LLVM's optimisation level
+    (NUMBA_OPT: numba's own cache would hand a kernel built at ``NUMBA_OPT=0`` to a run at
+    the default level) (computed once per process)."""
+    return (sources_digest(kernel_modules()), tuning.TUNING.compiled(), numpy_blas.KEY,
+            str(opt_level()))
 
 
 class _StampedLocator:
