@@ -222,8 +222,9 @@ def test_sweep_on_a_dask_scheduler_and_worker_started_apart(cli, tmp_path):
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
+        # no nanny: a nanny answers SIGTERM by closing its worker gracefully, ~8 s here
         procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1",
-                                       "--no-dashboard"],
+                                       "--no-dashboard", "--no-nanny"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         path = write(tmp_path, "sweep.yaml", BPTT_SWEEP)
         out = tmp_path / "out"
