@@ -102,6 +102,7 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
     check_sizes(config)
     from seqtool.core.rnn.bptt import bptt_problems, run_bptt  # numba loads here
 
+    threads = parallel.resolve_threads(config.threads)  # refused before any compile
     for cell in config.cell:  # the analysis runs in float64; a compile is announced here
         events.warm_up(cell, "float64", truncated=config.truncate is not None)
     problems = bptt_problems(
@@ -112,7 +113,7 @@ def run(config: BpttConfig, events: Events, run_dir: Path | None = None) -> Any:
     progress = events.on_progress
     on_check = None if progress is None else (
         lambda cell, done, total: progress(f"checking {cell}", done, total))
-    with parallel.threads(config.threads):  # the check's entries across cores
+    with parallel.threads(threads):  # the check's entries across cores
         return run_bptt(problems, truncate=config.truncate, check=config.check,
                         generated=config.generated, jacobians=config.jacobian,
                         on_check=on_check)

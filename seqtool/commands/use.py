@@ -89,13 +89,14 @@ def predict(config: PredictConfig, events: Events, run_dir: Path | None = None) 
     vocab, labels = model.vocab, model.labels
     ids = encode_texts(texts, vocab, model.tokenizer, model.meta.get("max_len"))
     check_inference_fits(model, [len(seq) for seq in ids], "text")
+    threads = parallel.resolve_threads(config.threads)  # refused before any compile
     events.warm_up(spec.cell, model.params["head.weight"].dtype, spec=spec, training=False)
     unknown = [float(np.mean(seq == UNK_ID)) if len(seq) else 0.0 for seq in ids]
     blind = [i for i, share in enumerate(unknown) if share == 1.0]
     if blind:
         events.say(f"warning: every token of {_texts(blind, texts)} is unknown to the model "
                    "(not in its training vocabulary): its prediction rests on no evidence")
-    with parallel.threads(config.threads):  # the rows of a batch across cores
+    with parallel.threads(threads):  # the rows of a batch across cores
         if spec.task == "seq2seq":
             rows = _translations(model, texts, ids, config.beam)
         elif spec.task == "classify":
@@ -256,9 +257,10 @@ def evaluate(config: EvaluateConfig, events: Events, run_dir: Path | None = None
     model = load_run(config.run)
     dataset = dataset_for_model(model, config.data, seed=config.seed, samples=config.samples)
     check_inference_fits(model, dataset.lengths, "data")
+    threads = parallel.resolve_threads(config.threads)  # refused before any compile
     events.warm_up(model.spec.cell, model.params["head.weight"].dtype, spec=model.spec,
                    training=False)
-    with parallel.threads(config.threads):  # the rows of a batch across cores
+    with parallel.threads(threads):  # the rows of a batch across cores
         evaluation = evaluate_model(model.spec, model.params, dataset)
         scores = evaluation.to_dict()
         if model.spec.pool == "attention":

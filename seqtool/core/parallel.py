@@ -75,10 +75,17 @@ def check_threads(value: Any, name: str = "threads") -> int:
     return value
 
 
+def resolve_threads(n: int | None) -> int:
+    """``n`` checked, or :func:`default_threads` for None (InputError for a bad count or a
+    bad SEQTOOL_THREADS). The commands call it before anything slow, such as the warm-up's
+    compile, so that a bad setting is refused at once."""
+    return default_threads() if n is None else check_threads(n)
+
+
 @contextmanager
 def threads(n: int | None):
     """Run a block with up to ``n`` threads per batch (None: :func:`default_threads`)."""
-    n = default_threads() if n is None else check_threads(n)
+    n = resolve_threads(n)
     token = _threads.set(n)
     try:
         yield n

@@ -670,3 +670,23 @@ def test_an_out_that_is_a_file_is_refused_and_the_file_kept(cli, tmp_path):
         error = one_line_error(cli(*args))
         assert f"cannot use {precious} as a folder: it is a file (left as it is)" in error
         assert precious.read_text() == "precious"
+
+
+@pytest.mark.parametrize("command", [
+    ["bptt", "--steps", "3"],
+    ["evaluate", "{runs}/lstm", "--data", "parity", "--samples", "16"],
+    ["predict", "{runs}/lstm", "-t", "0101"],
+])
+def test_a_bad_seqtool_threads_is_refused_before_any_compile(cli, trained_runs, monkeypatch,
+                                                             command):
+    """The count is checked before the warm-up, which on a new machine compiles for seconds
+    before the run could say that its setting was wrong."""
+    from seqtool.commands import events
+
+    warmed = []
+    monkeypatch.setattr(events.Events, "warm_up", lambda self, *a, **k: warmed.append(a))
+    monkeypatch.setenv("SEQTOOL_THREADS", "abc")
+    args = [part.replace("{runs}", str(trained_runs)) for part in command]
+    error = one_line_error(cli(*args))
+    assert "SEQTOOL_THREADS is 'abc'; expected a whole number of threads" in error
+    assert warmed == []
