@@ -103,6 +103,36 @@ def test_a_threshold_takes_the_dtype_that_loses_first():
     assert d["tiled_w_below"] == 64 * 256 * 8  # float64's first loss, in its bytes
 
 
+
+def test_blas_takes_over_only_where_it_keeps_winning():
+    """Zen 4 with AVX-512 (the timings of `seqtool compile --retune` there, rounded): BLAS
+    ties with the tiles on small weights and falls 1.4-4× behind them on large ones. The
+    tiles keep every size; a first tie must not send every larger weight to BLAS (that
+    tuning made the float32 LSTM at (100, 32, 128) 1.04× torch → 0.92×)."""
+    def blas(B, K, N):
+        return 1.0 if K * N <= 128 * 512 else 3.0
+
+    def tiles(B, K, N):  # a hair slower than BLAS up to (128, 512), far faster beyond
+        return 1.05 if K * N <= 128 * 512 else 1.0
+
+    d = measure.decide(_timings(tiles=tiles, blas=blas, row=tiles,
+                                blocked=lambda B, K, N: 9.0))
+    assert [d[f"tiled_w_below_{B}"] for B in measure.MANY_ROWS] == [NEVER] * 4
+    assert d["tiled_w_below"] == d["row_w_below"] == NEVER
+    # BLAS that wins from (128, 512) on, with one tie of the tiles' at (256, 1024) in float32:
+    # it takes over from (128, 512) only where it wins at every larger size
+    t = _timings(tiles=lambda B, K, N: 1.0 if K * N < 128 * 512 else 3.0,
+                 blas=lambda B, K, N: 2.0, row=lambda B, K, N: 1.0,
+                 blocked=lambda B, K, N: 9.0)
+    for (B, K, N), times in t["float32"].items():
+        if (K, N) == (256, 1024) and "tiles" in times:
+            times["tiles"] = 1.0
+    d = measure.decide(t)
+    assert d["tiled_w_below"] == 128 * 512 * 8  # float64's, whose BLAS wins from (128, 512)
+    t["float64"][(4, 256, 1024)]["tiles"] = 1.0  # the same tie in float64 too
+    t["float64"][(2, 256, 1024)]["tiles"] = 1.0
+    assert measure.decide(t)["tiled_w_below"] == 512 * 2048 * 4
+
 MACHINE = "Some CPU 25 1 / 0123456789abcdef / lib.so:cblas_{}"
 
 

@@ -11,9 +11,10 @@ best of several blocks of calls. From those:
   10 % at every measured B ≥ B₀ and every size (NEVER if they never do: 16-register machines,
   whose 4-row tiles fall behind BLAS as rows grow);
 - ``tiled_w_below_8`` .. ``_64``: else, for 8, 16, 32 and 64 rows, the size (bytes) of the
-  smallest weights at which the tiles do not beat BLAS by 10 % (MANY_ROWS_MARGIN);
-- ``tiled_w_below``: for 2 and 4 rows, the size (bytes) of the smallest weights at which the
-  tiles lose to BLAS: below it they win;
+  smallest weights from which the tiles do not beat BLAS by 10 % (MANY_ROWS_MARGIN) at
+  that size or any larger one;
+- ``tiled_w_below``: for 2 and 4 rows, the size (bytes) of the smallest weights from which
+  the tiles lose to BLAS at every larger size too: below it they take the product;
 - ``row_w_below``: the same for a single row (its own tiles against BLAS);
 - ``blocked_few_rows``: for 2 and 4 rows from ``tiled_w_below`` on, the smallest weights
   (elements) from which the blocked loop beats BLAS at every larger measured size.
@@ -134,17 +135,22 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
         return first
 
     def below(method: str, rows: tuple[int, ...], margin: float = 1.0) -> int:
-        """Bytes of weights below which ``method`` beats BLAS on ``rows`` rows (by
-        ``margin``: its time below margin × BLAS's): in each dtype the size of the smallest
-        weights at which it does not; the smaller of the two."""
+        """Bytes of weights below which ``method`` takes ``rows`` rows rather than BLAS: in
+        each dtype the size of the smallest weights from which it no longer beats BLAS (by
+        ``margin``: its time below margin × BLAS's) at that size or any larger one (NEVER
+        if it beats BLAS at the largest); the smaller of the two dtypes' sizes.
+
+        BLAS takes over only where it keeps winning: a machine whose BLAS ties with the
+        tiles on small weights but falls far behind them on large ones (Zen 4 with AVX-512:
+        (8, 256) × (256, 1024) in 37 µs by the tiles, 147 by OpenBLAS) keeps the tiles
+        throughout, rather than sending every weight from the first tie on to BLAS."""
         limits = []
         for name, t in timings.items():
-            limit = NEVER  # it never lost
-            for K, N in WEIGHTS:
-                if not all(t[(B, K, N)][method] < margin * t[(B, K, N)]["blas"]
-                           for B in rows):
-                    limit = _bytes(K, N, name)
+            limit = NEVER
+            for K, N in reversed(WEIGHTS):
+                if all(t[(B, K, N)][method] < margin * t[(B, K, N)]["blas"] for B in rows):
                     break
+                limit = _bytes(K, N, name)
             limits.append(limit)
         return min(limits)
 
