@@ -118,6 +118,17 @@ def _bytes(K: int, N: int, dtype_name: str) -> int:
     return K * N * np.dtype(dtype_name).itemsize
 
 
+def _start_of_run(items, holds) -> Any:
+    """The first of ``items`` (in increasing order) from which ``holds(item)`` is true for
+    it and every later item; NEVER if it is false for the last."""
+    first = NEVER
+    for item in reversed(items):
+        if not holds(item):
+            break
+        first = item
+    return first
+
+
 def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
     """The thresholds the timings of both dtypes ({dtype name: _timings}) ask for."""
     def faster(method: str, rival: str, shapes) -> bool:  # in every dtype, at every shape
@@ -127,12 +138,8 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
     def from_rows(method: str, rival: str) -> int:
         """The fewest of MANY_ROWS rows from which ``method`` beats ``rival`` at every
         larger measured count and every size (NEVER if it never does)."""
-        first = NEVER
-        for B in sorted(MANY_ROWS, reverse=True):
-            if not faster(method, rival, [(B, K, N) for K, N in WEIGHTS]):
-                break
-            first = B
-        return first
+        return _start_of_run(sorted(MANY_ROWS),
+                             lambda B: faster(method, rival, [(B, K, N) for K, N in WEIGHTS]))
 
     def below(method: str, rows: tuple[int, ...], margin: float = 1.0) -> int:
         """Bytes of weights below which ``method`` takes ``rows`` rows rather than BLAS: in
@@ -146,12 +153,9 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
         throughout, rather than sending every weight from the first tie on to BLAS."""
         limits = []
         for name, t in timings.items():
-            limit = NEVER
-            for K, N in reversed(WEIGHTS):
-                if all(t[(B, K, N)][method] < margin * t[(B, K, N)]["blas"] for B in rows):
-                    break
-                limit = _bytes(K, N, name)
-            limits.append(limit)
+            first = _start_of_run(WEIGHTS, lambda KN: not all(
+                t[(B, *KN)][method] < margin * t[(B, *KN)]["blas"] for B in rows))
+            limits.append(NEVER if first == NEVER else _bytes(*first, name))
         return min(limits)
 
     tiled_from_rows = from_rows("tiles", "blas")
@@ -162,13 +166,10 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
     bands = {f"tiled_w_below_{B}": below("tiles", (B,), MANY_ROWS_MARGIN) for B in MANY_ROWS}
     tiled_w_below = below("tiles", FEW_ROWS)
     row_w_below = below("row", (1,))
-    f32 = timings["float32"]
-    blocked_few_rows = NEVER  # float32 only: the loop serves no other dtype
-    for K, N in sorted(WEIGHTS, reverse=True):
-        if _bytes(K, N, "float32") < tiled_w_below or not all(
-                f32[(B, K, N)]["blocked"] < f32[(B, K, N)]["blas"] for B in FEW_ROWS):
-            break
-        blocked_few_rows = K * N
+    f32 = timings["float32"]  # the blocked loop serves float32 only
+    first = _start_of_run(WEIGHTS, lambda KN: _bytes(*KN, "float32") >= tiled_w_below and all(
+        f32[(B, *KN)]["blocked"] < f32[(B, *KN)]["blas"] for B in FEW_ROWS))
+    blocked_few_rows = NEVER if first == NEVER else first[0] * first[1]
     return {"tiled_from_rows": int(tiled_from_rows), **bands,
             "tiled_w_below": int(tiled_w_below), "row_w_below": int(row_w_below),
             "blocked_few_rows": int(blocked_few_rows)}
