@@ -73,6 +73,27 @@ def test_gradients_match_finite_differences(cell):
                      what=name)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("with_final_state_gradients", [False, True])
+def test_backward_leaves_the_callers_gradients_as_they_were(cell, with_final_state_gradients):
+    """stack_backward hands the caller's ∂L/∂output to the top layer's cell without copying
+    it (the cells only read dh): neither it nor ∂L/∂h_n, ∂L/∂c_n may change, and a second
+    call on the same arrays gives the same gradients."""
+    p = problem(cell, T=4, B=3, D=2, H=3, L=2)
+    extra = dict(dh_n=p["A"], dc_n=p["C"]) if with_final_state_gradients else {}
+    given = {name: None if a is None else a.copy() for name, a in
+             (("G", p["G"]), ("A", p["A"]), ("C", p["C"]))}
+    f = stack_forward(cell, p["X"], p["state"], p["h0"], p["c0"])
+    first = stack_backward(f, p["state"], p["G"], **extra)
+    for name, before in given.items():
+        if before is not None:
+            np.testing.assert_array_equal(p[name], before, err_msg=name)
+    second = stack_backward(f, p["state"], p["G"], **extra)
+    assert first.keys() == second.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
 TORCH_CLASSES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}  # the built-in cells' twins
 
 

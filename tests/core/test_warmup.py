@@ -9,6 +9,7 @@ measuring wall time.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -165,8 +166,8 @@ def test_a_blank_record_has_the_types_of_a_forward_record(cell):
                            params["bias_hh"])
     blank = layer.blank_record(4, 1, 3, np.float64)
     assert type(blank) is type(record)
-    for name, value in vars(record).items():
-        other = getattr(blank, name)
+    for name in (f.name for f in dataclasses.fields(record)):
+        value, other = getattr(record, name), getattr(blank, name)
         if isinstance(value, np.ndarray):
             assert (other.shape, other.dtype, other.flags.c_contiguous) == (
                 value.shape, value.dtype, value.flags.c_contiguous), name

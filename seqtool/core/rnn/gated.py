@@ -308,7 +308,7 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
 # Checked public functions
 
 
-@dataclass
+@dataclass(slots=True)  # slots: ~0.15 µs less per record, which a one-row step feels
 class LSTMForward:
     """What the LSTM backward pass needs from the forward pass."""
 
@@ -319,7 +319,7 @@ class LSTMForward:
     rows: np.ndarray | None  # the real steps' rows of (T·B, ...), None: all of them
 
 
-@dataclass
+@dataclass(slots=True)
 class GRUForward:
     """What the GRU backward pass needs from the forward pass."""
 
@@ -330,7 +330,7 @@ class GRUForward:
     rows: np.ndarray | None  # the real steps' rows of (T·B, ...), None: all of them
 
 
-@dataclass
+@dataclass(slots=True)
 class GatedGradients:
     """∂L/∂ of a gated layer's parameters (torch layouts), its initial state and its input."""
 
@@ -429,13 +429,12 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     T, B, D = X.shape
     H = W_hh.shape[1]
     active, rows = step_schedule(lengths, T, B)
-    args = (_c_array(X, dtype), _c_array(W_ih, dtype), _c_array(b_ih, dtype),
-            _c_array(b_hh, dtype), _c_array(W_hh, dtype), _state(h0, B, H, dtype),
-            _state(c0, B, H, dtype), active)
     space = _space(workspace, T * B * 4 * H * max(D, H))
     h, c = _lstm_states(T, B, H, dtype, space)
     gates = take(space, "lstm.gates", (T, B, 4 * H), dtype)
-    _lstm_forward_into(*args, h, c, gates, True)
+    _lstm_forward_into(_c_array(X, dtype), _c_array(W_ih, dtype), _c_array(b_ih, dtype),
+                       _c_array(b_hh, dtype), _c_array(W_hh, dtype), _state(h0, B, H, dtype),
+                       _state(c0, B, H, dtype), active, h, c, gates, True)
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -450,8 +449,9 @@ def _space(workspace: Workspace | None, size: int) -> Workspace | None:
 
 def _lstm_states(T: int, B: int, H: int, dtype, space: Workspace | None):
     """Uninitialised h and c (T+1, B, H), from ``space`` if given."""
-    return (take(space, "lstm.h", (T + 1, B, H), dtype),
-            take(space, "lstm.c", (T + 1, B, H), dtype))
+    if space is None:
+        return np.empty((T + 1, B, H), dtype), np.empty((T + 1, B, H), dtype)
+    return space.take("lstm.h", (T + 1, B, H), dtype), space.take("lstm.c", (T + 1, B, H), dtype)
 
 
 def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths,
@@ -513,8 +513,7 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
         d_W_ih, d_W_hh, dX = _weight_products(X, forward.h, dA_rows, dA_rows, W_ih,
                                               forward.rows, dX, input_products)
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
-    return GatedGradients(weight_ih=d_W_ih, weight_hh=d_W_hh, bias_ih=d_bias,
-                          bias_hh=d_bias.copy(), h0=dh0, x=dX, dA_ih=dA, dA_hh=dA, c0=dc0)
+    return GatedGradients(d_W_ih, d_W_hh, d_bias, d_bias.copy(), dh0, dX, dA, dA, dc0)
 
 
 def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,

@@ -65,13 +65,21 @@ def init_state_dict(cell: str, input_size: int, hidden: int, num_layers: int = 1
 
 def is_bidirectional(state: dict[str, np.ndarray]) -> bool:
     """Whether ``state`` holds a bidirectional stack (torch's ``_reverse`` keys)."""
-    return any(key.endswith(REVERSE) for key in state)
+    return _shape_of(tuple(state))[0]
 
 
 def num_layers_of(state: dict[str, np.ndarray]) -> int:
     """The layers of a stack (not its directions: a bidirectional layer counts once)."""
-    return sum(1 for key in state
-               if key.startswith("weight_ih_l") and not key.endswith(REVERSE))
+    return _shape_of(tuple(state))[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _shape_of(keys: tuple[str, ...]) -> tuple[bool, int]:
+    """(bidirectional, layers) of a state dict with these keys: worked out once per set of
+    keys (a training run has one), since scanning them took ~2.5 µs of every call."""
+    both = any(key.endswith(REVERSE) for key in keys)
+    layers = sum(1 for key in keys if key.startswith("weight_ih_l") and not key.endswith(REVERSE))
+    return both, layers
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,7 +102,7 @@ def _layer(state: dict[str, np.ndarray], layer: int, suffix: str = "") -> list[n
                          f"needs both directions of every layer)") from None
 
 
-@dataclass
+@dataclass(slots=True)
 class StackForward:
     """Every layer's forward record, the top layer's outputs and the final states.
 
@@ -250,9 +258,8 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     (:func:`seqtool.core.parallel.parts_for`); the dropout masks are drawn for the whole
     batch first, as one thread draws them, so every thread count sees the same masks.
     """
-    spec = get_cell(cell)
-    both = is_bidirectional(state)
-    num_layers = num_layers_of(state)
+    get_cell(cell)  # an unknown cell: refused here, before any thread starts
+    both, num_layers = _shape_of(tuple(state))
     if both:
         _check_bidirectional(X, projected, h0, c0, num_layers)
     order = None
@@ -447,7 +454,9 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     states = L if reverse is None else 2 * L
     grads: dict[str, np.ndarray] = {}
     h0_grads, c0_grads = [None] * states, [None] * states
-    upstream, dh_n, dc_n = (forward._layers(a) for a in (dout, dh_n, dc_n))
+    if forward.order is not None:
+        dout, dh_n, dc_n = (forward._layers(a) for a in (dout, dh_n, dc_n))
+    upstream = dout
     for layer in range(L - 1, -1, -1):
         if reverse is not None:
             upstream = _backward_both(spec, forward, state, layer, upstream, dh_n, dc_n,
@@ -455,8 +464,9 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
         else:
             W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
             record, x = forward.layers[layer], forward.inputs[layer]
-            dh = np.array(upstream, dtype=record.h.dtype)  # a copy: we add to it
-            if dh_n is not None:
+            dh = upstream  # the cells only read it
+            if dh_n is not None:  # a copy to add to: upstream may be the caller's dout
+                dh = np.array(upstream, dtype=record.h.dtype)
                 dh[-1] += dh_n[layer]  # h_n of this layer is its last output
             products = input_products or layer > 0
             g = spec.backward(x, W_ih, W_hh, record, dh, _row(dc_n, layer),
@@ -511,10 +521,12 @@ def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: n
 
 def _keep(grads: dict[str, np.ndarray], g: Any, layer: int, suffix: str = "") -> None:
     """Put a (layer, direction)'s parameter gradients under their state-dict keys."""
-    for name, key in zip(PARAM_NAMES, _layer_keys(layer, suffix)):
-        value = getattr(g, name)
-        if value is not None:  # weight_ih_l0 without input_products
-            grads[key] = value
+    key_ih, key_hh, key_bias_ih, key_bias_hh = _layer_keys(layer, suffix)
+    if g.weight_ih is not None:  # None: weight_ih_l0 without input_products
+        grads[key_ih] = g.weight_ih
+    grads[key_hh] = g.weight_hh
+    grads[key_bias_ih] = g.bias_ih
+    grads[key_bias_hh] = g.bias_hh
 
 
 def _backward_both(spec: Any, forward: StackForward, state: dict[str, np.ndarray],

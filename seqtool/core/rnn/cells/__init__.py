@@ -97,8 +97,8 @@ class Cell:
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
                  activation: str = "tanh", input_products: bool = True) -> CellGradients:
         """Every gradient of the layer given ∂L/∂h_t (dh (T, B, H), through whatever reads
-        h_t) and ∂L/∂c_T (dc_n (B, H) or None). ``lengths`` as given to :meth:`forward`.
-        ``input_products`` False leaves ∂L/∂weight_ih and ∂L/∂X (None) to a caller that
+        h_t) and ∂L/∂c_T (dc_n (B, H) or None), which it only reads (dh may be the caller's
+        own array). ``lengths`` as given to :meth:`forward`. ``input_products`` False leaves ∂L/∂weight_ih and ∂L/∂X (None) to a caller that
         formed X weight_ihᵀ itself: it has dA_ih for them."""
         raise NotImplementedError
 
