@@ -11,15 +11,19 @@ name up with :func:`get_cell`; an unknown name is an :class:`InputError`, never 
 cell's behaviour. Adding a cell is one module with a subclass of :class:`Cell` and a
 :func:`register_cell` call (imported below for the built-in ones), plus its reference test.
 
-This module and the cell modules import no numba: the kernels load inside ``forward`` and
-``backward``, so that naming a cell in a config costs nothing at start-up.
+This module and the cell modules import no numba: the kernels load on the first
+``forward`` or ``backward`` (:func:`kernels`), so that naming a cell in a config costs
+nothing at start-up.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Iterator
 
 import numpy as np
@@ -207,6 +211,15 @@ def unknown_cell(name: str, key: str = "cell", choices: tuple[str, ...] | None =
     hint = difflib.get_close_matches(str(name), known, n=1)
     maybe = f" (did you mean {hint[0]}?)" if hint else ""
     return InputError(key, f"is '{name}'{maybe}; choose one of {', '.join(known)}")
+
+
+@functools.cache
+def kernels(module: str) -> ModuleType:
+    """seqtool.core.rnn.<module> (vanilla, gated), imported on first use: the kernel modules
+    load numba, which the registry's users (`seqtool attend`, the CLI's help) never need.
+    A cell's forward and backward run once per batch, where an import statement of their
+    own would cost ~0.6 µs a call."""
+    return importlib.import_module(f"seqtool.core.rnn.{module}")
 
 
 def get_cell(name: str) -> Cell:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtool.core.rnn.cells import Cell, register_cell
+from seqtool.core.rnn.cells import Cell, kernels, register_cell
 
 
 class GRUCell(Cell):
@@ -22,17 +22,14 @@ class GRUCell(Cell):
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
                 lengths=None, *, projected=None, activation="tanh", workspace=None):
-        from seqtool.core.rnn.gated import gru_forward
-
-        return gru_forward(X, weight_ih, weight_hh, bias_ih, bias_hh, h0, lengths,
-                           projected=projected, workspace=workspace)
+        return kernels("gated").gru_forward(X, weight_ih, weight_hh, bias_ih, bias_hh, h0,
+                                            lengths, projected=projected, workspace=workspace)
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
                  activation="tanh", input_products=True, workspace=None):
-        from seqtool.core.rnn.gated import gru_backward
-
-        return gru_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
-                            input_products=input_products, workspace=workspace)
+        return kernels("gated").gru_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
+                                             input_products=input_products,
+                                             workspace=workspace)
 
     def blank_record(self, T, B, H, dtype):
         from seqtool.core.rnn.gated import GRUForward

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtool.core.rnn.cells import Cell, register_cell
+from seqtool.core.rnn.cells import Cell, kernels, register_cell
 
 
 class LSTMCell(Cell):
@@ -23,17 +23,14 @@ class LSTMCell(Cell):
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
                 lengths=None, *, projected=None, activation="tanh", workspace=None):
-        from seqtool.core.rnn.gated import lstm_forward
-
-        return lstm_forward(X, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0, lengths,
-                            projected=projected, workspace=workspace)
+        return kernels("gated").lstm_forward(X, weight_ih, weight_hh, bias_ih, bias_hh, h0, c0,
+                                             lengths, projected=projected, workspace=workspace)
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
                  activation="tanh", input_products=True, workspace=None):
-        from seqtool.core.rnn.gated import lstm_backward
-
-        return lstm_backward(X, weight_ih, weight_hh, forward=record, dh=dh, dc_n=dc_n,
-                             input_products=input_products, workspace=workspace)
+        return kernels("gated").lstm_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
+                                              dc_n=dc_n, input_products=input_products,
+                                              workspace=workspace)
 
     def blank_record(self, T, B, H, dtype):
         from seqtool.core.rnn.gated import LSTMForward

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqtool.core.rnn.cells import Cell, CellGradients, register_cell
+from seqtool.core.rnn.cells import Cell, CellGradients, kernels, register_cell
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 NONLINEARITIES = ("tanh", "relu")  # what a trained rnn layer may use (torch.nn.RNN's choice)
@@ -33,17 +33,14 @@ class RNNCell(Cell):
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
                 lengths=None, *, projected=None, activation="tanh") -> RNNForward:
-        from seqtool.core.rnn.vanilla import rnn_forward
-
-        return RNNForward(rnn_forward(X, weight_ih, weight_hh, bias_ih + bias_hh, h0,
-                                      activation, lengths, projected=projected))
+        return RNNForward(kernels("vanilla").rnn_forward(X, weight_ih, weight_hh,
+                                                         bias_ih + bias_hh, h0, activation,
+                                                         lengths, projected=projected))
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
                  activation="tanh", input_products=True) -> CellGradients:
-        from seqtool.core.rnn.vanilla import rnn_backward
-
-        g = rnn_backward(X, weight_ih, weight_hh, record.h, dh, activation, lengths=lengths,
-                         input_products=input_products)
+        g = kernels("vanilla").rnn_backward(X, weight_ih, weight_hh, record.h, dh, activation,
+                                            lengths=lengths, input_products=input_products)
         # one bias in the kernels: both of torch's get its gradient
         return CellGradients(weight_ih=g.W_xh, weight_hh=g.W_hh, bias_ih=g.b_h,
                              bias_hh=g.b_h.copy(), h0=g.h0, x=g.x, dA_ih=g.dz, dA_hh=g.dz)
