@@ -27,7 +27,12 @@ FLOP count (multiply-adds count 2, element-wise work ignored), with N = T·B:
     total:    6·T·B·H·(D + H)   (= 12·T·B·H² when D = H)
 
 The ceiling is NumPy's matmul on one core at the (100, 128, 512) shape, as one product
-(T·B, H) @ (H, H) = (12800, 512) @ (512, 512), per dtype.
+(T·B, H) @ (H, H) = (12800, 512) @ (512, 512), per dtype. The peak, NumPy's matmul of two
+2048 × 2048 matrices on one core, bounds every ratio: both sides do the same products, so
+seqtool running them all at the peak would take FLOPs / peak, and torch/seqtool can be at
+most peak / (torch's GFLOP/s) (with --threads N: N · peak). The goals print that bound
+beside each ratio ("at most"): where torch itself runs near the peak, a goal above the
+bound cannot be met on that machine by any kernel that is not faster than its BLAS's best.
 
 On machines that set OPENBLAS_CORETYPE (this workplace sets Haswell on AVX-512 CPUs, so
 that old OpenBLAS builds do not crash), NumPy and SciPy run AVX2 kernels while torch's MKL
@@ -410,6 +415,17 @@ def bench_case(case: Case, repeats: int | None, budget: float,
 # The ceiling: NumPy's matmul on one core
 
 
+def peak_gflops(dtype: np.dtype, n: int = 2048, repeats: int = 3) -> float:
+    """NumPy's best matmul rate on one core: (n, n) @ (n, n), the fastest of ``repeats``."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype)
+    np.matmul(a, b, out=out)
+    return 2.0 * n ** 3 / min(timed(lambda: np.matmul(a, b, out=out))
+                              for _ in range(repeats)) / 1e9
+
+
 def matmul_gflops(T: int, B: int, H: int, dtype: np.dtype, budget: float) -> float:
     rng = np.random.default_rng(1)
     a = rng.standard_normal((T * B, H)).astype(dtype)
@@ -513,6 +529,10 @@ def main() -> None:
         ceiling[name] = matmul_gflops(T0, B0, H0, np.dtype(name), args.budget)
         print(f"NumPy matmul ({T0 * B0}, {H0}) @ ({H0}, {H0}) {name}, one core: "
               f"{ceiling[name]:.1f} GFLOP/s")
+    peak = {name: peak_gflops(np.dtype(name)) for name in dtypes}
+    for name in dtypes:
+        print(f"NumPy matmul (2048, 2048) @ (2048, 2048) {name}, one core (the peak): "
+              f"{peak[name]:.1f} GFLOP/s")
     print()
 
     rows = []
@@ -537,7 +557,7 @@ def main() -> None:
                     f"{n} blocks of {k_seq} and {k_torch} calls")
                 rows.append(dict(cell=cell, size=(T, B, D), dtype=name, err=err, t_seq=t_seq,
                                  t_torch=t_torch, n=n, gf=gf, gf_torch=gf_torch, frac=frac,
-                                 calls=f"{k_seq}/{k_torch}"))
+                                 bound=args.threads * peak[name] / gf_torch, calls=f"{k_seq}/{k_torch}"))
 
     header = (f"{'cell':<5} {'T,B,D=H':<14} {'dtype':<8} {'seqtool ms':>11} {'torch ms':>10} "
               f"{'torch/seq':>9} {'seq GF/s':>9} {'torch GF/s':>10} {'of matmul':>9} "
@@ -562,7 +582,8 @@ def main() -> None:
         all_met &= met
         size = ",".join(str(v) for v in r["size"])
         print(f"  {r['cell']:<4} torch/seqtool >= {goal:>4.1f}x at ({size}) {r['dtype']}: "
-              f"{ratio:6.2f}x  {'met' if met else 'NOT MET'}")
+              f"{ratio:6.2f}x  {'met' if met else 'NOT MET':<7}  (at most {r['bound']:.2f}x "
+              f"at the peak)")
         if r["frac"] is not None:
             met = r["frac"] >= CEILING_GOAL
             all_met &= met
