@@ -557,7 +557,8 @@ def main() -> None:
                     f"{n} blocks of {k_seq} and {k_torch} calls")
                 rows.append(dict(cell=cell, size=(T, B, D), dtype=name, err=err, t_seq=t_seq,
                                  t_torch=t_torch, n=n, gf=gf, gf_torch=gf_torch, frac=frac,
-                                 bound=args.threads * peak[name] / gf_torch, calls=f"{k_seq}/{k_torch}"))
+                                 bound=args.threads * peak[name] / gf_torch,
+                                 calls=f"{k_seq}/{k_torch}"))
 
     header = (f"{'cell':<5} {'T,B,D=H':<14} {'dtype':<8} {'seqtool ms':>11} {'torch ms':>10} "
               f"{'torch/seq':>9} {'seq GF/s':>9} {'torch GF/s':>10} {'of matmul':>9} "

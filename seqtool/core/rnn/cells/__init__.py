@@ -102,8 +102,9 @@ class Cell:
                  activation: str = "tanh", input_products: bool = True) -> CellGradients:
         """Every gradient of the layer given ∂L/∂h_t (dh (T, B, H), through whatever reads
         h_t) and ∂L/∂c_T (dc_n (B, H) or None), which it only reads (dh may be the caller's
-        own array). ``lengths`` as given to :meth:`forward`. ``input_products`` False leaves ∂L/∂weight_ih and ∂L/∂X (None) to a caller that
-        formed X weight_ihᵀ itself: it has dA_ih for them."""
+        own array). ``lengths`` as given to :meth:`forward`. ``input_products`` False
+        leaves ∂L/∂weight_ih and ∂L/∂X (None) to a caller that formed X weight_ihᵀ itself:
+        it has dA_ih for them."""
         raise NotImplementedError
 
     # -- the BPTT analysis (batch row 0 of a record) ---------------------------------------
