@@ -136,7 +136,7 @@ def keep_heap_padding() -> bool:
             libc = ctypes.CDLL(None)
             _padded = bool(libc.gnu_get_libc_version  # glibc only: others may differ
                            and libc.mallopt(_M_TOP_PAD, HEAP_PADDING))
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):  # no C library to ask (Windows: TypeError)
             _padded = False
     return _padded
 
