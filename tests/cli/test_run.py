@@ -235,7 +235,13 @@ def test_sweep_on_a_dask_scheduler_and_worker_started_apart(cli, tmp_path):
         for proc in procs[::-1]:
             proc.terminate()
         for proc in procs:
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                # a worker without a nanny sometimes never finishes closing after SIGTERM
+                # (twice in five loaded runs); its shutdown is Dask's, not what this tests
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 def test_an_unreachable_scheduler_is_one_line(cli, tmp_path):
