@@ -4,6 +4,8 @@ independent of it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -277,9 +279,6 @@ def test_a_split_batch_faults_in_no_fresh_memory_step_after_step():
     (224 minor faults per pass of this (10, 16, 128) LSTM split in two, 3,264 at
     (14, 32, 512) for the GRU; one thread: none). With the heap padding a warm pass faults
     in nothing. In a fresh process, so that no earlier test has set the padding."""
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, "-c", _FAULTS_PER_SPLIT_PASS], capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -449,9 +449,8 @@ def _space(workspace: Workspace | None, size: int) -> Workspace | None:
 
 def _lstm_states(T: int, B: int, H: int, dtype, space: Workspace | None):
     """Uninitialised h and c (T+1, B, H), from ``space`` if given."""
-    if space is None:
-        return np.empty((T + 1, B, H), dtype), np.empty((T + 1, B, H), dtype)
-    return space.take("lstm.h", (T + 1, B, H), dtype), space.take("lstm.c", (T + 1, B, H), dtype)
+    return (take(space, "lstm.h", (T + 1, B, H), dtype),
+            take(space, "lstm.c", (T + 1, B, H), dtype))
 
 
 def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths,
