@@ -69,13 +69,15 @@ def cost_table(report: CompareReport, by_selector: bool = False) -> Table:
                   title_justify="left", header_style="bold")
 
     def cell(name: str, n: int) -> str:
-        return f"{cells[(name, n)].select_us:.1f} (×{cells[(name, n)].ratio_to_argmax:.2g})"
+        c = cells[(name, n)]
+        return f"{_microseconds(c.select_us)} (×{_ratio(c.ratio_to_argmax)})"
 
     if by_selector:
         table.add_column("n keys", justify="left", no_wrap=True)
         for n in sizes:
             table.add_column(str(n), justify="right", no_wrap=True)
-        table.add_row("scores q·K", *(f"{cells[(names[0], n)].scores_us:.1f}" for n in sizes))
+        table.add_row("scores q·K", *(_microseconds(cells[(names[0], n)].scores_us)
+                                      for n in sizes))
         for name in names:
             table.add_row(name, *(cell(name, n) for n in sizes))
         return table
@@ -84,9 +86,20 @@ def cost_table(report: CompareReport, by_selector: bool = False) -> Table:
     for name in names:
         table.add_column(name, justify="right")
     for n in sizes:
-        table.add_row(str(n), f"{cells[(names[0], n)].scores_us:.1f}",
+        table.add_row(str(n), _microseconds(cells[(names[0], n)].scores_us),
                       *(cell(name, n) for name in names))
     return table
+
+
+def _microseconds(us: float) -> str:
+    """A time with a tenth of a µs below 100 µs and whole µs above: a slow, noisy call
+    (2264 µs) stays as narrow as a fast one (22.2 µs)."""
+    return f"{us:.1f}" if us < 100 else f"{us:.0f}"
+
+
+def _ratio(r: float) -> str:
+    """Two significant figures below 10 and a whole number above (×127, not ×1.3e+02)."""
+    return f"{r:.2g}" if r < 10 else f"{r:.0f}"
 
 
 def _fits(console: Console, table: Table) -> bool:

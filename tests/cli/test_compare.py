@@ -83,6 +83,32 @@ def test_cost_table(cli):
         assert c["ratio_to_argmax"] == c["select_us"] / by[("argmax", n)]["select_us"]
 
 
+def test_a_slow_noisy_cost_table_still_fits_80_columns_whole():
+    """Times are whatever the machine gave: a call stalled by another process (2264 µs,
+    127× argmax's) must not widen the table past 80 columns or cut a cell ("…")."""
+    from rich.console import Console
+
+    from seqtool.core.compare import CompareReport, CostRow
+    from seqtool.render.compare import _fits, cost_table
+
+    names = selector_names()
+    sizes = (16, 64, 256, 1024)
+    cost = [CostRow(name, n, scores_us=10.1 + 99 * (n == 1024), select_us=18.8 * ratio,
+                    select_spread_us=(0.0, 0.0), ratio_to_argmax=ratio)
+            for n in sizes for name in names
+            for ratio in [1.0 if name == "argmax" else 120.4 if name == "entmax" else 3.1]]
+    report = CompareReport(example=True, scale=1.0, queries=[[3.0, -1.0]], keys=[[1.0, 0.0]],
+                           values=[[1.0]], upstream=[1.0], selector_rows=[], cost=cost,
+                           cost_dim=64)
+    console = Console(width=80, record=True, highlight=False, emoji=False)
+    table = cost_table(report)
+    console.print(table if _fits(console, table) else cost_table(report, by_selector=True))
+    out = console.export_text()
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "…" not in out
+    assert "2264 (×120)" in out and "58.3 (×3.1)" in out and "109" in out  # 10.1 + 99 µs
+
+
 def test_learning_run_small(cli):
     data = cli("compare-selectors", "-s", "softmax,argmax", "--learn", "--steps", "150",
                "--pairs", "4", "--dim", "16", "--vocab", "16", "--lr", "0.05", *FAST).json()
