@@ -28,14 +28,39 @@ def lanes(dtype) -> int:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("B", [1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 27])
+@pytest.mark.parametrize("B", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 27])
 def test_tiles_cover_every_row_remainder(B, dtype):
-    # rows go in tiles of TILE_ROWS, then 4, 2 and 1; columns: one full strip plus a part
+    # rows go in tiles of TILE_ROWS, the rest in tiles of 4 and 2 or one main tile, some
+    # overlapping rows done before (products._rest_tiles); columns: a full strip plus a part
     N = 3 * lanes(dtype) + lanes(dtype) // 2 + 1
     a, w = operands(B, 37, N, dtype, seed=B)
     out = np.full((B, N), np.nan, dtype)
     products.matmul_tiles(out, a, w)
     assert_close(out, a.astype(np.float64) @ w)
+    # an overlapping tile writes the bits the first one wrote: every row is the product
+    # of that row alone (one FMA chain per element in k order, whichever tile ran it)
+    for i in range(B):
+        alone = np.full((1, N), np.nan, dtype)
+        products.matmul_tiles(alone, a[i:i + 1], w)
+        np.testing.assert_array_equal(out[i], alone[0])
+
+
+@pytest.mark.parametrize("B", range(1, 3 * products.TILE_ROWS))
+def test_the_rest_of_the_rows_is_covered_in_fewest_passes(B):
+    """_rest_tiles covers rows i .. B−1 exactly (with overlaps only onto rows before them)
+    and never with more than two tiles after the main ones."""
+    i = B - B % products.TILE_ROWS
+    rest_tiles = getattr(products._rest_tiles, "py_func", products._rest_tiles)
+    main, four, four_b, two, two_b, one = rest_tiles(B, i)
+    covered = set(range(i))
+    placed = [(main, products.TILE_ROWS), (four, 4), (four_b, 4), (two, 2), (two_b, 2),
+              (one, 1)]
+    for start, rows in placed:
+        if start >= 0:
+            assert 0 <= start and start + rows <= B
+            covered |= set(range(start, start + rows))
+    assert covered == set(range(B))
+    assert sum(start >= 0 for start, _ in placed) <= 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
