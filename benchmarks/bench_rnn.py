@@ -98,7 +98,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from machine import blas_report, cpu_model  # noqa: E402  (benchmarks/machine.py)
+from machine import blas_report, cpu_model, peak_gflops  # noqa: E402  (benchmarks/machine.py)
 
 torch.set_num_threads(1)
 try:
@@ -412,18 +412,7 @@ def bench_case(case: Case, repeats: int | None, budget: float,
 
 
 # ---------------------------------------------------------------------------------------
-# The ceiling: NumPy's matmul on one core
-
-
-def peak_gflops(dtype: np.dtype, n: int = 2048, repeats: int = 3) -> float:
-    """NumPy's best matmul rate on one core: (n, n) @ (n, n), the fastest of ``repeats``."""
-    rng = np.random.default_rng(2)
-    a = rng.standard_normal((n, n)).astype(dtype)
-    b = rng.standard_normal((n, n)).astype(dtype)
-    out = np.empty((n, n), dtype)
-    np.matmul(a, b, out=out)
-    return 2.0 * n ** 3 / min(timed(lambda: np.matmul(a, b, out=out))
-                              for _ in range(repeats)) / 1e9
+# The reference rate: NumPy's matmul of the input projection's shape
 
 
 def matmul_gflops(T: int, B: int, H: int, dtype: np.dtype, budget: float) -> float:

@@ -110,6 +110,13 @@ and lm ≥ 3× at H ≤ 128, ≥ 1.0× at H = 512 (other sizes: ≥ 1.0×); seq2
 (the issue asks for H = 64 and 256: --tasks seq2seq --hidden 64,256). With --threads
 default (each side's own thread count): rnn and gru ≥ 2×, the LSTM ≥ 1.5× at every H.
 
+"at most": the largest ratio any implementation could reach against this torch run. It
+measures the peak first (NumPy's matmul of two 2048 × 2048 float32 matrices on one core)
+and counts the FLOPs of the matrix products that seqtool's step does and cannot skip, on
+the real steps only (step_flops); a step can take no less than those FLOPs ÷ (threads ×
+peak), so seqtool/torch ≤ torch's time per token ÷ that. A goal above it cannot be met on
+that machine by any kernel that is not faster than its BLAS's best.
+
     python benchmarks/bench_train.py [--sizes|--hidden 32,128,512] [--cells rnn,gru,lstm]
                                      [--tasks classify,lm,seq2seq] [--budget 1.0]
                                      [--block-ms 100]
@@ -167,7 +174,7 @@ import timeit  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from machine import blas_report, cpu_model  # noqa: E402  (benchmarks/machine.py)
+from machine import blas_report, cpu_model, peak_gflops  # noqa: E402  (benchmarks/machine.py)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -495,6 +502,53 @@ class TorchSeq2SeqTrainer(TorchTrainer):
 
 
 # ---------------------------------------------------------------------------------------
+# The ceiling: the products a step cannot do without, at NumPy's peak
+
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def step_flops(task: str, cell: str, batch, E: int, H: int, V: int, O: int) -> float:
+    """FLOPs (2 per multiply-add) of the matrix products that seqtool's training step on
+    ``batch`` does and cannot skip, counted on the real steps only:
+
+        recurrent, per layer and real step after a sequence's first (whose h_0 is 0, except
+        in seq2seq's decoder):  h W_hhᵀ, ∂h = ∂A W_hh, ∂W_hh += ∂Aᵀ h:  3 · 2·G·H²
+        the folded input side, once per batch: E W_ihᵀ, ∂E = S W_ih, ∂W_ih = Sᵀ E:  3 · 2·V·E·G·H
+        the head: classify B rows, lm every real step: forward, ∂W, ∂h:  3 · 2·H·O per row
+        seq2seq, per real decoder step: the combine layer W_c [c; h] (2H → H) and the head
+        (H → V), 3 · 2 each, and the dot scores and context over the real source steps,
+        six (m_b × s_b × H) products per sequence
+
+    Element-wise work (gates, softmax, Adam) is left out, so the time at the peak is a
+    floor, and torch's time over it a ceiling on the ratio."""
+    G = GATES[cell]
+    lengths = np.asarray(batch.lengths)
+    real = float(lengths.sum())
+    first = float(np.count_nonzero(lengths))
+    recurrent = 6.0 * G * H * H
+    fold = 6.0 * V * E * G * H
+    if task == "seq2seq":
+        from seqtool.core.data import decoder_io
+
+        dec = np.asarray(decoder_io(batch).lengths, dtype=float)
+        m = float(dec.sum())
+        attention = 6.0 * 2.0 * float((dec * lengths).sum()) * H
+        return (recurrent * (real - first + m) + 2 * fold + m * 6.0 * (2 * H * H + H * V)
+                + attention)
+    head = 6.0 * H * O * (real if task == "lm" else len(lengths))
+    return recurrent * (real - first) + fold + head
+
+
+def flops_per_token(data: "Data", cell: str, E: int, H: int) -> float:
+    """step_flops summed over the epoch's batches per real token (train()'s count)."""
+    V = data.dataset.input_size
+    O = getattr(data.dataset, "output_size", V)
+    total = sum(step_flops(data.task, cell, b, E, H, V, O) for b in data.batches)
+    return total / sum(data.tokens)
+
+
+# ---------------------------------------------------------------------------------------
 # Timing
 
 
@@ -688,6 +742,10 @@ def main() -> None:
     datas = {task: Data(task, args.batch_size) for task in tasks}
     for task in tasks:
         print(datas[task].describe())
+    peak = peak_gflops(np.float32)
+    print(f"NumPy matmul (2048, 2048) @ (2048, 2048) float32, one core (the peak): "
+          f"{peak:.1f} GFLOP/s; \"at most\" = {seqtool_threads} × peak ÷ torch's rate over the "
+          f"products a step cannot skip (step_flops)")
     print()
 
     rows, profiles = [], []
@@ -736,8 +794,10 @@ def main() -> None:
                 log(f"    seqtool {r['tps_seq']:,.0f} tok/s ({r['ms_seq']:.3f} ms/step), torch "
                     f"{r['tps_torch']:,.0f} tok/s ({r['ms_torch']:.3f} ms/step); "
                     f"{r['blocks']} blocks of {r['k']} steps")
+                bound = (seqtool_threads * peak * 1e9
+                         / (flops_per_token(data, cell, args.embedding_dim, H) * r["tps_torch"]))
                 rows.append(dict(task=task, cell=cell, H=H, err=err, err_name=err_name,
-                                 grad_err=grad_err, pool=pool, **r))
+                                 grad_err=grad_err, pool=pool, bound=bound, **r))
                 if args.profile:
                     steps = args.profile_steps or max(
                         MIN_STEPS, min(500, round(args.budget / (r["ms_seq"] / 1e3))))
@@ -745,7 +805,8 @@ def main() -> None:
                     profiles.append((f"{task} {cell} H={H}", text))
 
     header = (f"{'task':<8} {'cell':<4} {'H':>4} {'seqtool tok/s':>13} {'torch tok/s':>11} "
-              f"{'seq/torch':>9} {'goal':>5} {'':<7} {'seq ms/step':>11} {'torch ms/step':>13} "
+              f"{'seq/torch':>9} {'goal':>5} {'':<7} {'at most':>7} {'seq ms/step':>11} "
+              f"{'torch ms/step':>13} "
               f"{'torch pad':>10} {'grad rel diff':>13} {'param rel diff':>14} {'steps':>6}")
     print(header)
     print("-" * len(header))
@@ -757,7 +818,8 @@ def main() -> None:
         all_met &= met
         print(f"{r['task']:<8} {r['cell']:<4} {r['H']:>4} {r['tps_seq']:>13,.0f} "
               f"{r['tps_torch']:>11,.0f} {ratio:>8.2f}x {goal:>4.1f}x "
-              f"{'met' if met else 'NOT MET':<7} {r['ms_seq']:>11.3f} {r['ms_torch']:>13.3f} "
+              f"{'met' if met else 'NOT MET':<7} {r['bound']:>6.2f}x {r['ms_seq']:>11.3f} "
+              f"{r['ms_torch']:>13.3f} "
               f"{r['pool']:>10} {r['grad_err']:>13.1e} {r['err']:>14.1e} "
               f"{r['blocks'] * r['k']:>6}")
     bad = [r for r in rows if not (r["grad_err"] <= GRAD_TOLERANCE

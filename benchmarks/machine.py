@@ -4,6 +4,9 @@ environment variables that change it. Shared by the benchmark scripts."""
 from __future__ import annotations
 
 import os
+import time
+
+import numpy as np
 
 
 def blas_report() -> list[str]:
@@ -71,3 +74,19 @@ def cpu_model() -> str:
         usable = os.cpu_count()
     return f"CPU: {cpu_name()}, {usable} usable CPUs"
 
+
+
+def peak_gflops(dtype, n: int = 2048, repeats: int = 3) -> float:
+    """NumPy's best matmul rate on one core, GFLOP/s: (n, n) @ (n, n), the fastest of
+    ``repeats`` (the ceiling of any product the benchmarks time)."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    out = np.empty((n, n), dtype)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best / 1e9
