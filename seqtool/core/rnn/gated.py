@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqtool.core.buffers import Workspace, take
+from seqtool.core.rnn.blas import transposed, transposed_as
 from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import inline_kernel, kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
@@ -91,7 +92,7 @@ def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, p
         project_into(gates.reshape(T * B, G), X.reshape(T * B, D), W_ih)
     # b_ih and b_hh add to the same pre-activations: both are added once, to P.
     bias = b_ih + b_hh
-    W_hh_T = np.ascontiguousarray(W_hh.T)
+    W_hh_T = transposed(W_hh)
     # The recurrence, in place: gates[t] holds P_t on entry and the activations on exit;
     # h[t+1], c[t+1] are written from h[t], c[t]. Rows 0 .. active[t] − 1 run at step t;
     # the others (sequences that have ended: the rows are sorted longest first) keep their
@@ -529,7 +530,7 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
     bias = np.array(b_ih, dtype=dtype)
     bias[:2 * H] += np.asarray(b_hh, dtype)[:2 * H]
-    W_hh_T = np.ascontiguousarray(W_hh.T, dtype)
+    W_hh_T = transposed_as(W_hh, dtype)
     b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
     recycle_from = current_tuning().recycle_from
     if projected is not None:

@@ -42,7 +42,7 @@ from numba.core import cgutils
 from numba.extending import overload
 
 from seqtool.core.rnn import tuning
-from seqtool.core.rnn.blas import blas_product
+from seqtool.core.rnn.blas import blas_product, transposed
 from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
 from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
 
@@ -526,7 +526,7 @@ def project_into(out, a, w):
     behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32). Inlined into
     the LSTM's forward kernel (no kernel of its own to compile there)."""
     if _tiles_fit(w.shape[1], w.shape[0], w.itemsize):
-        matmul_tiles(out, a, np.ascontiguousarray(w.T))
+        matmul_tiles(out, a, transposed(w))
     else:
         blas_product(out, a, w.T)
 

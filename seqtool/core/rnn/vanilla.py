@@ -28,6 +28,7 @@ import numpy as np
 
 from seqtool.core.errors import InputError
 from seqtool.core.rnn.cells.rnn import ACTIVATIONS  # the cell's choices of f
+from seqtool.core.rnn.blas import transposed_as
 from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
@@ -223,7 +224,7 @@ def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None,
     elif h0.shape != (B, H):
         h0 = np.broadcast_to(h0, (B, H))
     return _rnn_forward(
-        P.reshape(T, B, H), _contiguous(W_hh.T, dtype), _contiguous(h0, dtype),
+        P.reshape(T, B, H), transposed_as(W_hh, dtype), _contiguous(h0, dtype),
         activation_code(activation), step_schedule(lengths, T, B)[0],
     )
 
