@@ -55,8 +55,37 @@ def _timings(tiles, blas, row=None, blocked=None):
                     t[(B, K, N)] = {"tiles": tiles(B, K, N), "blas": blas(B, K, N)}
                     if name == "float32" and B in measure.FEW_ROWS:
                         t[(B, K, N)]["blocked"] = blocked(B, K, N)
+        for B in measure.MANY_ROWS:
+            for K, N in measure.STRIP_WEIGHTS:
+                t[(B, K, N)] = {"tiles": tiles(B, K, N), "blas": blas(B, K, N)}
         out[name] = t
     return out
+
+
+def test_the_strip_bound_follows_where_the_tiles_win_summed_over_row_counts():
+    strips = [measure.strip_bytes(K) for K, _ in measure.STRIP_WEIGHTS]
+    blas = lambda B, K, N: float(B)  # noqa: E731
+    # winning everywhere: up to the longest strip measured, and no further
+    d = measure.decide(_timings(tiles=lambda B, K, N: 0.5 * B, blas=blas, row=blas,
+                                blocked=blas))
+    assert d["tiled_strip_below"] == strips[-1]
+    # losing from K = 1536 on: the strips of K = 512 and 1024 stay the tiles'
+    d = measure.decide(_timings(tiles=lambda B, K, N: (0.5 if K < 1536 else 1.5) * B,
+                                blas=blas, row=blas, blocked=blas))
+    assert strips[1] <= d["tiled_strip_below"] < strips[2]
+    # one row count lost by a little does not outweigh the others won by far (the sum);
+    # a loss at the largest K decides even after a win below it
+    d = measure.decide(_timings(tiles=lambda B, K, N: 1.05 * B if B == 64 else 0.5 * B,
+                                blas=blas, row=blas, blocked=blas))
+    assert d["tiled_strip_below"] == strips[-1]
+    d = measure.decide(_timings(tiles=lambda B, K, N: (1.5 if K in (512, 2048) else 0.5) * B,
+                                blas=blas, row=blas, blocked=blas))
+    assert strips[2] <= d["tiled_strip_below"] < strips[3]
+    # in float64 only: lost too (one bound serves both dtypes)
+    t = _timings(tiles=lambda B, K, N: 0.5 * B, blas=blas, row=blas, blocked=blas)
+    for B in measure.MANY_ROWS:
+        t["float64"][(B, *measure.STRIP_WEIGHTS[-1])]["tiles"] = 2.0 * B
+    assert strips[2] <= measure.decide(t)["tiled_strip_below"] < strips[3]
 
 
 def test_tiles_that_win_everywhere_take_every_row_count():

@@ -17,7 +17,10 @@ best of several blocks of calls. From those:
   the tiles lose to BLAS at every larger size too: below it they take the product;
 - ``row_w_below``: the same for a single row (its own tiles against BLAS);
 - ``blocked_few_rows``: for 2 and 4 rows from ``tiled_w_below`` on, the smallest weights
-  (elements) from which the blocked loop beats BLAS at every larger measured size.
+  (elements) from which the blocked loop beats BLAS at every larger measured size;
+- ``tiled_strip_below``: from the backward pass's ∂h = dA W_hh (K = 4H, STRIP_WEIGHTS) on
+  8 to 64 rows, the longest strip of W up to which the tiles take the product
+  (:func:`strip_below`).
 
 The tiles are chosen only where they win in both dtypes (the dtypes share the thresholds);
 the blocked loop is float32's alone.
@@ -39,8 +42,11 @@ from seqtool.core.rnn.jit import kernel
 
 NEVER = 1 << 40
 
-# (K, N) of per-step products: h W_hhᵀ and dA W_hh of LSTM layers of H = 32 .. 512
+# (K, N) of per-step products: h W_hhᵀ of LSTM layers of H = 32 .. 512
 WEIGHTS = [(32, 128), (64, 256), (128, 512), (256, 1024), (512, 2048)]
+# ... and ∂h = dA W_hh of the backward pass (K = 4H), whose long strips of W (K × 3
+# vectors) decide tiled_strip_below: H = 128, 256, 384 and 512
+STRIP_WEIGHTS = [(512, 128), (1024, 256), (1536, 384), (2048, 512)]
 MANY_ROWS = (8, 16, 32, 64)
 FEW_ROWS = (2, 4)
 METHODS = ("tiles", "blocked", "row", "blas")
@@ -104,6 +110,7 @@ def _timings(dtype: Any, progress: Callable[[], None] | None) -> dict[tuple, dic
     single = np.dtype(dtype) == np.float32
     out: dict[tuple, dict[str, float]] = {}
     shapes = [(B, K, N) for B in (1, *FEW_ROWS, *MANY_ROWS) for K, N in WEIGHTS]
+    shapes += [(B, K, N) for B in MANY_ROWS for K, N in STRIP_WEIGHTS]
     for B, K, N in shapes:
         methods = ["row", "blas"] if B == 1 else ["tiles", "blas"]
         if B in FEW_ROWS and single:
@@ -166,20 +173,47 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
     bands = {f"tiled_w_below_{B}": below("tiles", (B,), MANY_ROWS_MARGIN) for B in MANY_ROWS}
     tiled_w_below = below("tiles", FEW_ROWS)
     row_w_below = below("row", (1,))
+    tiled_strip_below = strip_below(timings)
     f32 = timings["float32"]  # the blocked loop serves float32 only
     first = _start_of_run(WEIGHTS, lambda KN: _bytes(*KN, "float32") >= tiled_w_below and all(
         f32[(B, *KN)]["blocked"] < f32[(B, *KN)]["blas"] for B in FEW_ROWS))
     blocked_few_rows = NEVER if first == NEVER else first[0] * first[1]
     return {"tiled_from_rows": int(tiled_from_rows), **bands,
             "tiled_w_below": int(tiled_w_below), "row_w_below": int(row_w_below),
-            "blocked_few_rows": int(blocked_few_rows)}
+            "blocked_few_rows": int(blocked_few_rows),
+            "tiled_strip_below": int(tiled_strip_below)}
+
+
+def strip_bytes(K: int) -> int:
+    """The bytes of a strip of W the tiles stream for each tile of rows: K × 3 vectors."""
+    return K * 3 * products.REGISTER_BYTES
+
+
+def strip_below(timings: dict[str, dict[tuple, dict[str, float]]]) -> int:
+    """tiled_strip_below: the bytes of strip (:func:`strip_bytes`) up to which the tiles
+    take 8 rows and more. A K of STRIP_WEIGHTS counts as the tiles' when, in each dtype,
+    their time summed over the MANY_ROWS row counts is below BLAS's: one bound serves every
+    row count, and what a layer pays is the sum (Zen 4, float32: 1.25-2.5× faster than
+    OpenBLAS at K = 2048, but float64 on 64 rows only 1.05×). The bound is the strip of
+    the largest K below the first from which they lose at every larger K too, and never
+    beyond the largest K measured: a strip that outgrows L2 was not timed. Tiles that
+    lose from the smallest K on keep the strips below it."""
+    def tiles_win(KN) -> bool:
+        return all(sum(t[(B, *KN)]["tiles"] for B in MANY_ROWS)
+                   < sum(t[(B, *KN)]["blas"] for B in MANY_ROWS) for t in timings.values())
+
+    first = _start_of_run(STRIP_WEIGHTS, lambda KN: not tiles_win(KN))
+    if first == NEVER:
+        return strip_bytes(STRIP_WEIGHTS[-1][0])
+    return strip_bytes(first[0]) - 1
 
 
 def measure(progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Time every method at every shape in both dtypes and decide the thresholds:
     {"tuning": {field: value}, "timings": [...], "seconds": s}."""
     started = time.perf_counter()
-    per_dtype = len(WEIGHTS) * (1 + len(FEW_ROWS) + len(MANY_ROWS))
+    per_dtype = (len(WEIGHTS) * (1 + len(FEW_ROWS) + len(MANY_ROWS))
+                 + len(STRIP_WEIGHTS) * len(MANY_ROWS))
     total, done = 2 * per_dtype, [0]
 
     def step() -> None:

@@ -62,7 +62,8 @@ class ProductTuning:
     tiled_from_rows: int = 8
     # ... provided a column strip of w (K × 3 vectors) stays well inside L2: at K = 2048
     # ((128, 2048) × (2048, 512)) the tiles ran at 0.87× OpenBLAS in float32, 0.74× in
-    # float64. Bytes.
+    # float64 on that Zen 5, and on a Zen 4 1.25-2.5× faster on 8 to 64 rows: measured
+    # where it runs on the backward pass's ∂h = dA W_hh (measure.strip_below). Bytes.
     tiled_strip_below: int = 256 * 1024
     # Below tiled_from_rows, tiles of 4, 2 and 1 rows still win while w (K × N) fits the
     # core's L2 cache: with a larger w, each tile of rows streams the whole of w again, in
