@@ -39,7 +39,9 @@ from seqtool.core.rnn.blas import transposed, transposed_as
 from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import inline_kernel, kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
-from seqtool.core.rnn.products import product_into, project_into, step_product, tiled_product
+from seqtool.core.rnn.products import (
+    product_into, project_into, step_product, sum_of_outer_products, tiled_product,
+)
 from seqtool.core.rnn.tuning import current as current_tuning
 
 # The gate blocks' order (torch's: LSTM i, f, g, o; GRU r, z, n) is the cells' `gates`
@@ -399,8 +401,9 @@ def _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX=None, input_products=True)
             product_into(dX.reshape(T * B, D), dA_i, W_ih)
         else:
             scatter_rows(dA_i @ W_ih, rows, dX)
-        weight_ih = dA_i.T @ gather_rows(X.astype(dtype, copy=False), rows)
-    return weight_ih, dA_h.T @ gather_rows(h[:-1], rows), dX
+        weight_ih = sum_of_outer_products(dA_i, gather_rows(X.astype(dtype, copy=False), rows))
+    return weight_ih, sum_of_outer_products(dA_h, gather_rows(h[:-1], rows)), dX
+
 
 
 def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,

@@ -32,7 +32,7 @@ from seqtool.core.rnn.blas import transposed_as
 from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
-from seqtool.core.rnn.products import step_product
+from seqtool.core.rnn.products import step_product, sum_of_outer_products
 
 TANH, SIGMOID, RELU, IDENTITY = range(4)  # the kernels' codes: positions in ACTIVATIONS
 
@@ -254,12 +254,12 @@ def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths
     W_xh_grad = dX = None
     if input_products:
         D = X.shape[2]
-        W_xh_grad = dz_rows.T @ gather_rows(X.astype(dtype, copy=False), rows)  # Σ_t dz_tᵀ x_t
+        W_xh_grad = sum_of_outer_products(dz_rows, gather_rows(X.astype(dtype, copy=False), rows))
         dX = scatter_rows(dz_rows @ W_xh.astype(dtype, copy=False), rows,
                           np.empty((T, B, D), dtype))
     return RNNGradients(
         W_xh=W_xh_grad,
-        W_hh=dz_rows.T @ gather_rows(h[:-1], rows),  # Σ_t dz_tᵀ h_{t−1}
+        W_hh=sum_of_outer_products(dz_rows, gather_rows(h[:-1], rows)),  # Σ_t dz_tᵀ h_{t−1}
         b_h=dz_rows.sum(axis=0),
         h0=dh0,
         x=dX,
