@@ -117,6 +117,7 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     decoder steps ``rows`` (flat indices b·M + t; None: all of them): the combine layer, the
     largest product, skips the padded steps as the recurrent layers do. ``rng`` is the
     training step's generator (None: evaluation)."""
+    from seqtool.core.rnn.products import product  # the kernels: imported when first used
     from seqtool.core.selectors.masked import select_rows
 
     B, M, _ = queries.shape
@@ -145,7 +146,7 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     both = np.concatenate([context, queries], axis=-1).reshape(B * M, -1)
     if rows is not None:
         both = both[rows]
-    combined = np.tanh(both @ params["combine.weight"].T)
+    combined = np.tanh(product(both, params["combine.weight"].T))
     return Attended(weights, selection, keys, queries, context, combined, both, rows,
                     projected, pairs, probabilities, picked)
 
@@ -171,16 +172,18 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     with W_a ē in place of ē; additive through tanh). For REINFORCE, ∂score is the
     score-function term (ℓ_t − b)(onehot − p)·``scale`` from ``step_losses`` (B, M) (the
     per-step cross-entropies) on the real steps ``step_mask`` (B, M) instead of a vjp."""
+    from seqtool.core.rnn.products import product
+
     H = att.queries.shape[-1]
     W_c = params["combine.weight"]
     B, M, S = att.weights.shape
     d_u = d_combined * (1.0 - att.combined * att.combined)
-    grads = {"combine.weight": d_u.T @ att.both}
+    grads = {"combine.weight": product(d_u.T, att.both)}
     if att.rows is None:
-        d_both = (d_u @ W_c).reshape(B, M, 2 * H)
+        d_both = product(d_u, W_c).reshape(B, M, 2 * H)
     else:  # the padded steps were never combined: no gradient comes back from them
         d_both = np.zeros((B * M, 2 * H), dtype=d_u.dtype)
-        d_both[att.rows] = d_u @ W_c
+        d_both[att.rows] = product(d_u, W_c)
         d_both = d_both.reshape(B, M, 2 * H)
     d_context, d_queries = d_both[..., :H], np.array(d_both[..., H:])
     weights = att.weights.astype(att.keys.dtype)
