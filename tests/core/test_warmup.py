@@ -110,6 +110,35 @@ def test_the_builtin_cells_and_their_model_path_are_loaded_once(cell):
     assert again.compiled == 0
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_after_the_warm_up_a_large_layer_compiles_nothing(cell):
+    """The warm-up's layers are tiny, and what large layers call (the transposed copy of
+    W_hh by the kernels' BLAS, the weight gradients' products) is compiled by it too: a
+    first run announces its compile up front, not in the middle of a step."""
+    from numba.core import event
+
+    from seqtool.core.models import ModelSpec
+    from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
+
+    spec = ModelSpec(task="classify", cell=cell, input_size=5, output_size=3)
+    warm_up(cell, "float32", spec=spec, optimizer="adam")
+    compiled = []
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            compiled.append(ev.data["dispatcher"])
+
+        def on_end(self, ev):
+            pass
+
+    state = init_state_dict(cell, 5, 128, 1, seed=[0], dtype=np.float32)
+    X = np.random.default_rng(0).standard_normal((3, 2, 5)).astype(np.float32)
+    with event.install_listener("numba:compile", Listener()):
+        record = stack_forward(cell, X, state)
+        stack_backward(record, state, np.ones_like(record.output))
+    assert compiled == []
+
+
 def test_the_warm_up_moves_no_parameter_of_the_run():
     """The model passes run on a tiny model of their own: a run's spec is only read."""
     from seqtool.core.models import ModelSpec, init_params

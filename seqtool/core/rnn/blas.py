@@ -204,16 +204,11 @@ def transposed_copy(w):
     return _transposed(w)
 
 
-# Below this many elements NumPy's copy of a transposed view (~1 µs at 64 × 16) costs no
-# more than a kernel call: the one-row recurrences of tiny layers keep it.
-TRANSPOSE_IN_KERNEL_FROM = 1 << 14
-
-
 def transposed_as(w: np.ndarray, dtype) -> np.ndarray:
-    """wᵀ of a 2-D ``w`` as a new C-contiguous array of ``dtype`` (:func:`transposed` for
-    a large w of that dtype, NumPy's copy otherwise)."""
-    if (type(w) is np.ndarray and w.dtype == dtype and w.ndim == 2
-            and w.size >= TRANSPOSE_IN_KERNEL_FROM):
+    """wᵀ of a 2-D ``w`` as a new C-contiguous array of ``dtype``: :func:`transposed` for w
+    of that dtype, NumPy's copy otherwise. Taken at every size, so that the warm-up's tiny
+    layers compile what large ones call (~1 µs either way at 48 × 16)."""
+    if type(w) is np.ndarray and w.dtype == dtype and w.ndim == 2:
         return transposed_copy(w)
     return np.ascontiguousarray(w.T, dtype)
 

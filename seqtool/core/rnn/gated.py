@@ -405,7 +405,6 @@ def _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX=None, input_products=True)
     return weight_ih, sum_of_outer_products(dA_h, gather_rows(h[:-1], rows)), dX
 
 
-
 def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
                       input_products=True) -> dict[str, np.ndarray | None]:
     """_weight_products over dA_ih, dA_hh (T, B, G·H), and the bias gradients Σ_t dA_t."""
