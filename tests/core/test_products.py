@@ -31,7 +31,7 @@ def lanes(dtype) -> int:
 @pytest.mark.parametrize("B", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 27])
 def test_tiles_cover_every_row_remainder(B, dtype):
     # rows go in tiles of TILE_ROWS, the rest in tiles of 4 and 2 or one main tile, some
-    # overlapping rows done before (products._rest_tiles); columns: a full strip plus a part
+    # overlapping rows done before (products._row_plan); columns: a full strip plus a part
     N = 3 * lanes(dtype) + lanes(dtype) // 2 + 1
     a, w = operands(B, 37, N, dtype, seed=B)
     out = np.full((B, N), np.nan, dtype)
@@ -46,21 +46,22 @@ def test_tiles_cover_every_row_remainder(B, dtype):
 
 
 @pytest.mark.parametrize("B", range(1, 3 * products.TILE_ROWS))
-def test_the_rest_of_the_rows_is_covered_in_fewest_passes(B):
-    """_rest_tiles covers rows i .. B−1 exactly (with overlaps only onto rows before them)
-    and never with more than two tiles after the main ones."""
-    i = B - B % products.TILE_ROWS
-    rest_tiles = getattr(products._rest_tiles, "py_func", products._rest_tiles)
-    main, four, four_b, two, two_b, one = rest_tiles(B, i)
-    covered = set(range(i))
-    placed = [(main, products.TILE_ROWS), (four, 4), (four_b, 4), (two, 2), (two_b, 2),
-              (one, 1)]
+def test_the_rows_are_covered_in_fewest_passes(B):
+    """_row_plan covers rows 0 .. B−1 exactly, a tile overlapping only rows the main tiles
+    wrote (or, below TILE_ROWS rows, the tile before it), and never with more than two
+    tiles after the main ones."""
+    row_plan = getattr(products._row_plan, "py_func", products._row_plan)
+    mains, last_main, four, four_b, two, two_b, one = row_plan(B)
+    starts = [m * products.TILE_ROWS for m in range(mains - 1)] + ([last_main] if mains else [])
+    placed = [(start, products.TILE_ROWS) for start in starts]
+    placed += [(start, rows) for start, rows in ((four, 4), (four_b, 4), (two, 2), (two_b, 2),
+                                                (one, 1)) if start >= 0]
+    covered = set()
     for start, rows in placed:
-        if start >= 0:
-            assert 0 <= start and start + rows <= B
-            covered |= set(range(start, start + rows))
+        assert 0 <= start and start + rows <= B
+        covered |= set(range(start, start + rows))
     assert covered == set(range(B))
-    assert sum(start >= 0 for start, _ in placed) <= 2
+    assert len(placed) - (B // products.TILE_ROWS) <= 2
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -338,30 +338,35 @@ def matmul_row(out, a, w):
 
 
 @inline_kernel
-def _rest_tiles(B, i):
-    """Where the tiles go for the rows i .. B−1 left after the main tiles (fewer than
-    TILE_ROWS): the first row of a main tile, of two 4-row tiles, of two 2-row tiles and
-    of a 1-row tile, −1 for none.
+def _row_plan(B):
+    """Where the tiles of a strip go for B rows: (the number of main tiles, the first row
+    of the last one, the first rows of up to two 4-row tiles, of up to two 2-row tiles
+    and of a 1-row tile), −1 for none. The main tiles start at rows 0, TILE_ROWS, ...,
+    the last one at the row given.
 
     Every tile sums each element of C in the same order (one FMA chain in k), so a tile
     may overlap rows another tile wrote and writes the same bits there. Each tile reads
     the whole strip of W again, so a remainder that would take two or three small tiles
-    (3, 5, 6 or 7 rows: 2 + 1, 4 + 1, 4 + 2, 4 + 2 + 1) is one main tile over the last
-    TILE_ROWS rows, and a last single row is a 2-row tile over the last two: a 1-row tile
-    is latency-bound (one FMA chain per vector). Zen 4, float32, (B, 256) × (256, 1024),
-    µs: 13 rows 118 → 75, 9 rows 86 → 72 (8 + 2 overlapping), 7 rows 107 → 54 (4 + 4)."""
-    main = four = four_b = two = two_b = one = -1
+    (3, 5, 6 or 7 rows: 2 + 1, 4 + 1, 4 + 2, 4 + 2 + 1) is one more main tile over the
+    last TILE_ROWS rows, and a last single row is a 2-row tile over the last two: a 1-row
+    tile is latency-bound (one FMA chain per vector). Zen 4, float32, (B, 256) × (256,
+    1024), µs: 13 rows 118 → 75, 9 rows 86 → 72 (8 + 2 overlapping), 7 rows 107 → 54
+    (4 + 4). Computed once per product (_matmul_tiles_any) and handed to every strip."""
+    mains = B // TILE_ROWS
+    last_main = (mains - 1) * TILE_ROWS
+    four = four_b = two = two_b = one = -1
+    i = mains * TILE_ROWS
     rest = B - i
     if rest == 0:
-        return main, four, four_b, two, two_b, one
+        return mains, last_main, four, four_b, two, two_b, one
     if i > 0 and rest != 1 and rest != 2 and rest != 4:
-        return B - TILE_ROWS, four, four_b, two, two_b, one
+        return mains + 1, B - TILE_ROWS, four, four_b, two, two_b, one
     if rest >= 4:  # only when TILE_ROWS is 8 (else rest < 4)
         four = i
         i += 4
         rest -= 4
         if rest == 3:  # B = 7: 4 + 4 rather than 4 + 2 + 1
-            return main, four, B - 4, two, two_b, one
+            return mains, last_main, four, B - 4, two, two_b, one
     if rest >= 2:
         two = i
         i += 2
@@ -371,75 +376,54 @@ def _rest_tiles(B, i):
             two_b = B - 2
         else:
             one = i
-    return main, four, four_b, two, two_b, one
+    return mains, last_main, four, four_b, two, two_b, one
 
 
 @kernel
-def _strip_3(out, a, w, j0, ncols):
+def _strip_3(out, a, w, j0, ncols, mains, last_main, four, four_b, two, two_b, one):
     """Columns j0 .. j0+ncols−1 of out = a @ w (2L < ncols ≤ 3L), every row: tiles of
-    TILE_ROWS rows, then the rest as _rest_tiles places them."""
-    B, K = a.shape
-    i = 0
-    while i + TILE_ROWS <= B:
-        _tile_main_3(out, a, w, i, j0, ncols, K)
-        i += TILE_ROWS
-    main, four, four_b, two, two_b, one = _rest_tiles(B, i)
-    if main >= 0:
-        _tile_main_3(out, a, w, main, j0, ncols, K)
-    if four >= 0:
-        _tile_4_3(out, a, w, four, j0, ncols, K)
-    if four_b >= 0:
-        _tile_4_3(out, a, w, four_b, j0, ncols, K)
-    if two >= 0:
-        _tile_2_3(out, a, w, two, j0, ncols, K)
-    if two_b >= 0:
-        _tile_2_3(out, a, w, two_b, j0, ncols, K)
+    TILE_ROWS rows, 4, 2 and 1 where _row_plan placed them."""
+    K = a.shape[1]
+    for m in range(mains):
+        _tile_main_3(out, a, w, m * TILE_ROWS if m < mains - 1 else last_main, j0, ncols, K)
+    for first in (four, four_b):
+        if first >= 0:
+            _tile_4_3(out, a, w, first, j0, ncols, K)
+    for first in (two, two_b):
+        if first >= 0:
+            _tile_2_3(out, a, w, first, j0, ncols, K)
     if one >= 0:
         _tile_1_3(out, a, w, one, j0, ncols, K)
 
 
 @kernel
-def _strip_2(out, a, w, j0, ncols):
+def _strip_2(out, a, w, j0, ncols, mains, last_main, four, four_b, two, two_b, one):
     """_strip_3 for L < ncols ≤ 2L."""
-    B, K = a.shape
-    i = 0
-    while i + TILE_ROWS <= B:
-        _tile_main_2(out, a, w, i, j0, ncols, K)
-        i += TILE_ROWS
-    main, four, four_b, two, two_b, one = _rest_tiles(B, i)
-    if main >= 0:
-        _tile_main_2(out, a, w, main, j0, ncols, K)
-    if four >= 0:
-        _tile_4_2(out, a, w, four, j0, ncols, K)
-    if four_b >= 0:
-        _tile_4_2(out, a, w, four_b, j0, ncols, K)
-    if two >= 0:
-        _tile_2_2(out, a, w, two, j0, ncols, K)
-    if two_b >= 0:
-        _tile_2_2(out, a, w, two_b, j0, ncols, K)
+    K = a.shape[1]
+    for m in range(mains):
+        _tile_main_2(out, a, w, m * TILE_ROWS if m < mains - 1 else last_main, j0, ncols, K)
+    for first in (four, four_b):
+        if first >= 0:
+            _tile_4_2(out, a, w, first, j0, ncols, K)
+    for first in (two, two_b):
+        if first >= 0:
+            _tile_2_2(out, a, w, first, j0, ncols, K)
     if one >= 0:
         _tile_1_2(out, a, w, one, j0, ncols, K)
 
 
 @kernel
-def _strip_1(out, a, w, j0, ncols):
+def _strip_1(out, a, w, j0, ncols, mains, last_main, four, four_b, two, two_b, one):
     """_strip_3 for 0 < ncols ≤ L."""
-    B, K = a.shape
-    i = 0
-    while i + TILE_ROWS <= B:
-        _tile_main_1(out, a, w, i, j0, ncols, K)
-        i += TILE_ROWS
-    main, four, four_b, two, two_b, one = _rest_tiles(B, i)
-    if main >= 0:
-        _tile_main_1(out, a, w, main, j0, ncols, K)
-    if four >= 0:
-        _tile_4_1(out, a, w, four, j0, ncols, K)
-    if four_b >= 0:
-        _tile_4_1(out, a, w, four_b, j0, ncols, K)
-    if two >= 0:
-        _tile_2_1(out, a, w, two, j0, ncols, K)
-    if two_b >= 0:
-        _tile_2_1(out, a, w, two_b, j0, ncols, K)
+    K = a.shape[1]
+    for m in range(mains):
+        _tile_main_1(out, a, w, m * TILE_ROWS if m < mains - 1 else last_main, j0, ncols, K)
+    for first in (four, four_b):
+        if first >= 0:
+            _tile_4_1(out, a, w, first, j0, ncols, K)
+    for first in (two, two_b):
+        if first >= 0:
+            _tile_2_1(out, a, w, first, j0, ncols, K)
     if one >= 0:
         _tile_1_1(out, a, w, one, j0, ncols, K)
 
@@ -473,15 +457,16 @@ def _matmul_tiles_any(out, a, w):
     # not the literal 0: numba would type the first call with Literal[int](0) and compile
     # each strip kernel a second time for it
     j0 = N - N
+    mains, last_main, four, four_b, two, two_b, one = _row_plan(a.shape[0])
     while strips_left > 0:
         vectors = (vectors_left + strips_left - 1) // strips_left
         ncols = min(vectors * lanes, N - j0)
         if vectors == 3:
-            _strip_3(out, a, w, j0, ncols)
+            _strip_3(out, a, w, j0, ncols, mains, last_main, four, four_b, two, two_b, one)
         elif vectors == 2:
-            _strip_2(out, a, w, j0, ncols)
+            _strip_2(out, a, w, j0, ncols, mains, last_main, four, four_b, two, two_b, one)
         else:
-            _strip_1(out, a, w, j0, ncols)
+            _strip_1(out, a, w, j0, ncols, mains, last_main, four, four_b, two, two_b, one)
         j0 += ncols
         vectors_left -= vectors
         strips_left -= 1
