@@ -505,9 +505,6 @@ class TorchSeq2SeqTrainer(TorchTrainer):
 # The ceiling: the products a step cannot do without, at NumPy's peak
 
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
 def step_flops(task: str, cell: str, batch, E: int, H: int, V: int, O: int) -> float:
     """FLOPs (2 per multiply-add) of the matrix products that seqtool's training step on
     ``batch`` does and cannot skip, counted on the real steps only:
@@ -522,7 +519,9 @@ def step_flops(task: str, cell: str, batch, E: int, H: int, V: int, O: int) -> f
 
     Element-wise work (gates, softmax, Adam) is left out, so the time at the peak is a
     floor, and torch's time over it a ceiling on the ratio."""
-    G = GATES[cell]
+    from seqtool.core.rnn.cells import get_cell
+
+    G = len(get_cell(cell).gates)
     lengths = np.asarray(batch.lengths)
     real = float(lengths.sum())
     first = float(np.count_nonzero(lengths))

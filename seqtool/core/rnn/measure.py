@@ -186,7 +186,7 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
 
 def strip_bytes(K: int) -> int:
     """The bytes of a strip of W the tiles stream for each tile of rows: K × 3 vectors."""
-    return K * 3 * products.REGISTER_BYTES
+    return K * products.STRIP_BYTES_PER_K
 
 
 def strip_below(timings: dict[str, dict[tuple, dict[str, float]]]) -> int:

@@ -68,6 +68,8 @@ REGISTER_BYTES, REGISTERS = _host_vector_registers()
 # LLVM 17 dropped typed pointers (llvmlite ≥ 0.45, numba ≥ 0.62), which renames intrinsics
 OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
 TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile (its NV is 3)
+# bytes of the strip of W (K × 3 vectors) that each tile of rows streams, per row of W (k)
+STRIP_BYTES_PER_K = 3 * REGISTER_BYTES
 
 # The thresholds that pick a method (their measured reasons: tuning.ProductTuning), as
 # module constants, which numba compiles into the kernels (no per-step cost). They change
@@ -478,7 +480,7 @@ def _tiles_fit(K, N, itemsize):
     (TILED_W_BELOW, and W_BELOW_64 where the tiles lose to BLAS on many rows) with room for
     a strip of it (TILED_STRIP_BELOW); never with PLAIN products."""
     return (not PLAIN and K * N * itemsize < BIG_W_BELOW
-            and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW)
+            and K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW)
 
 
 @inline_kernel
@@ -645,12 +647,12 @@ def step_product(out, a, w):
     elif B == 1 and K * N * w.itemsize < ROW_W_BELOW:
         matmul_row(out, a, w)
     elif B >= TILED_FROM_ROWS:
-        if K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
+        if K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW:
             matmul_tiles(out, a, w)
         else:
             blas_product(out, a, w)
     elif B >= 8:
-        if K * N * w.itemsize < _rows_w_below(B) and K * 3 * REGISTER_BYTES <= TILED_STRIP_BELOW:
+        if K * N * w.itemsize < _rows_w_below(B) and K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW:
             matmul_tiles(out, a, w)
         else:
             blas_product(out, a, w)
