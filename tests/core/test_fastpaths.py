@@ -266,7 +266,7 @@ def test_the_product_module_compiles_the_tuning_it_was_imported_with():
 
     t = tuning.TUNING
     assert (products.PLAIN, products.TILED_FROM_ROWS, products.TILED_STRIP_BELOW,
-            products.TILED_W_BELOW, products.BLOCKED_FEW_ROWS, products.W_BELOW_8,
+            products.TILED_STRIP_BELOW_128, products.TILED_W_BELOW, products.BLOCKED_FEW_ROWS, products.W_BELOW_8,
             products.W_BELOW_16, products.W_BELOW_32, products.W_BELOW_64,
             products.ROW_W_BELOW) == t.compiled()
 

@@ -55,7 +55,7 @@ def _timings(tiles, blas, row=None, blocked=None):
                     t[(B, K, N)] = {"tiles": tiles(B, K, N), "blas": blas(B, K, N)}
                     if name == "float32" and B in measure.FEW_ROWS:
                         t[(B, K, N)]["blocked"] = blocked(B, K, N)
-        for B in measure.MANY_ROWS:
+        for B in (*measure.MANY_ROWS, *measure.STRIP_MANY_ROWS):
             for K, N in measure.STRIP_WEIGHTS:
                 t[(B, K, N)] = {"tiles": tiles(B, K, N), "blas": blas(B, K, N)}
         out[name] = t
@@ -86,6 +86,23 @@ def test_the_strip_bound_follows_where_the_tiles_win_summed_over_row_counts():
     for B in measure.MANY_ROWS:
         t["float64"][(B, *measure.STRIP_WEIGHTS[-1])]["tiles"] = 2.0 * B
     assert strips[2] <= measure.decide(t)["tiled_strip_below"] < strips[3]
+
+
+def test_many_rows_have_a_strip_bound_of_their_own():
+    strips = [measure.strip_bytes(K) for K, _ in measure.STRIP_WEIGHTS]
+    blas = lambda B, K, N: float(B)  # noqa: E731
+    many = measure.STRIP_MANY_ROWS[0]
+    # on 128 rows the tiles lose from K = 1536 on, on fewer rows never (Zen 4, float32)
+    d = measure.decide(_timings(
+        tiles=lambda B, K, N: (1.2 if B >= many and K >= 1536 else 0.8) * B,
+        blas=blas, row=blas, blocked=blas))
+    assert d["tiled_strip_below"] == strips[-1]
+    assert strips[1] <= d["tiled_strip_below_128"] < strips[2]
+    # and the other way round: a loss on 8-64 rows does not bound 128 rows
+    d = measure.decide(_timings(tiles=lambda B, K, N: (1.2 if B < many else 0.8) * B,
+                                blas=blas, row=blas, blocked=blas))
+    assert d["tiled_strip_below"] < strips[0]
+    assert d["tiled_strip_below_128"] == strips[-1]
 
 
 def test_tiles_that_win_everywhere_take_every_row_count():

@@ -20,7 +20,8 @@ best of several blocks of calls. From those:
   (elements) from which the blocked loop beats BLAS at every larger measured size;
 - ``tiled_strip_below``: from the backward pass's ∂h = dA W_hh (K = 4H, STRIP_WEIGHTS) on
   8 to 64 rows, the longest strip of W up to which the tiles take the product
-  (:func:`strip_below`).
+  (:func:`strip_below`); ``tiled_strip_below_128`` the same on 128 rows (STRIP_MANY_ROWS),
+  where BLAS's packing of W pays back sooner.
 
 The tiles are chosen only where they win in both dtypes (the dtypes share the thresholds);
 the blocked loop is float32's alone.
@@ -48,6 +49,7 @@ WEIGHTS = [(32, 128), (64, 256), (128, 512), (256, 1024), (512, 2048)]
 # vectors) decide tiled_strip_below: H = 128, 256, 384 and 512
 STRIP_WEIGHTS = [(512, 128), (1024, 256), (1536, 384), (2048, 512)]
 MANY_ROWS = (8, 16, 32, 64)
+STRIP_MANY_ROWS = (products.STRIP_MANY_ROWS,)  # the rows of tiled_strip_below_128
 FEW_ROWS = (2, 4)
 METHODS = ("tiles", "blocked", "row", "blas")
 MANY_ROWS_MARGIN = 0.9
@@ -110,7 +112,7 @@ def _timings(dtype: Any, progress: Callable[[], None] | None) -> dict[tuple, dic
     single = np.dtype(dtype) == np.float32
     out: dict[tuple, dict[str, float]] = {}
     shapes = [(B, K, N) for B in (1, *FEW_ROWS, *MANY_ROWS) for K, N in WEIGHTS]
-    shapes += [(B, K, N) for B in MANY_ROWS for K, N in STRIP_WEIGHTS]
+    shapes += [(B, K, N) for B in (*MANY_ROWS, *STRIP_MANY_ROWS) for K, N in STRIP_WEIGHTS]
     for B, K, N in shapes:
         methods = ["row", "blas"] if B == 1 else ["tiles", "blas"]
         if B in FEW_ROWS and single:
@@ -174,6 +176,7 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
     tiled_w_below = below("tiles", FEW_ROWS)
     row_w_below = below("row", (1,))
     tiled_strip_below = strip_below(timings)
+    tiled_strip_below_128 = strip_below(timings, STRIP_MANY_ROWS)
     f32 = timings["float32"]  # the blocked loop serves float32 only
     first = _start_of_run(WEIGHTS, lambda KN: _bytes(*KN, "float32") >= tiled_w_below and all(
         f32[(B, *KN)]["blocked"] < f32[(B, *KN)]["blas"] for B in FEW_ROWS))
@@ -181,7 +184,8 @@ def decide(timings: dict[str, dict[tuple, dict[str, float]]]) -> dict[str, int]:
     return {"tiled_from_rows": int(tiled_from_rows), **bands,
             "tiled_w_below": int(tiled_w_below), "row_w_below": int(row_w_below),
             "blocked_few_rows": int(blocked_few_rows),
-            "tiled_strip_below": int(tiled_strip_below)}
+            "tiled_strip_below": int(tiled_strip_below),
+            "tiled_strip_below_128": int(tiled_strip_below_128)}
 
 
 def strip_bytes(K: int) -> int:
@@ -189,18 +193,20 @@ def strip_bytes(K: int) -> int:
     return K * products.STRIP_BYTES_PER_K
 
 
-def strip_below(timings: dict[str, dict[tuple, dict[str, float]]]) -> int:
-    """tiled_strip_below: the bytes of strip (:func:`strip_bytes`) up to which the tiles
-    take 8 rows and more. A K of STRIP_WEIGHTS counts as the tiles' when, in each dtype,
-    their time summed over the MANY_ROWS row counts is below BLAS's: one bound serves every
-    row count, and what a layer pays is the sum (Zen 4, float32: 1.25-2.5× faster than
-    OpenBLAS at K = 2048, but float64 on 64 rows only 1.05×). The bound is the strip of
-    the largest K below the first from which they lose at every larger K too, and never
-    beyond the largest K measured: a strip that outgrows L2 was not timed. Tiles that
-    lose from the smallest K on keep the strips below it."""
+def strip_below(timings: dict[str, dict[tuple, dict[str, float]]],
+                rows: tuple[int, ...] = MANY_ROWS) -> int:
+    """tiled_strip_below (``rows`` MANY_ROWS) or tiled_strip_below_128 (STRIP_MANY_ROWS):
+    the bytes of strip (:func:`strip_bytes`) up to which the tiles take products of those
+    rows. A K of STRIP_WEIGHTS counts as the tiles' when, in each dtype, their time summed
+    over the row counts is below BLAS's: one bound serves every row count, and what a layer
+    pays is the sum (Zen 4, float32: 1.25-2.5× faster than OpenBLAS at K = 2048 on 8-64
+    rows, but float64 on 64 rows only 1.05×). The bound is the strip of the largest K
+    below the first from which they lose at every larger K too, and never beyond the
+    largest K measured: a strip that outgrows L2 was not timed. Tiles that lose from the
+    smallest K on keep the strips below it."""
     def tiles_win(KN) -> bool:
-        return all(sum(t[(B, *KN)]["tiles"] for B in MANY_ROWS)
-                   < sum(t[(B, *KN)]["blas"] for B in MANY_ROWS) for t in timings.values())
+        return all(sum(t[(B, *KN)]["tiles"] for B in rows)
+                   < sum(t[(B, *KN)]["blas"] for B in rows) for t in timings.values())
 
     first = _start_of_run(STRIP_WEIGHTS, lambda KN: not tiles_win(KN))
     if first == NEVER:
@@ -213,7 +219,7 @@ def measure(progress: Callable[[int, int], None] | None = None) -> dict[str, Any
     {"tuning": {field: value}, "timings": [...], "seconds": s}."""
     started = time.perf_counter()
     per_dtype = (len(WEIGHTS) * (1 + len(FEW_ROWS) + len(MANY_ROWS))
-                 + len(STRIP_WEIGHTS) * len(MANY_ROWS))
+                 + len(STRIP_WEIGHTS) * (len(MANY_ROWS) + len(STRIP_MANY_ROWS)))
     total, done = 2 * per_dtype, [0]
 
     def step() -> None:

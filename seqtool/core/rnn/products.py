@@ -77,7 +77,9 @@ STRIP_BYTES_PER_K = 3 * REGISTER_BYTES
 TUNING = tuning.TUNING
 PLAIN = TUNING.plain  # every product np.dot(a, w, out)
 TILED_FROM_ROWS = TUNING.tiled_from_rows
-TILED_STRIP_BELOW = TUNING.tiled_strip_below  # bytes
+TILED_STRIP_BELOW = TUNING.tiled_strip_below  # bytes, below STRIP_MANY_ROWS rows
+TILED_STRIP_BELOW_128 = TUNING.tiled_strip_below_128  # bytes, from STRIP_MANY_ROWS rows on
+STRIP_MANY_ROWS = 128
 TILED_W_BELOW = TUNING.tiled_w_below  # bytes
 BLOCKED_FEW_ROWS = TUNING.blocked_few_rows  # elements of w
 ROW_W_BELOW = TUNING.row_w_below  # bytes
@@ -475,12 +477,21 @@ def _matmul_tiles_any(out, a, w):
 
 
 @inline_kernel
-def _tiles_fit(K, N, itemsize):
-    """Whether the tiles take a product of many rows by a (K, N) w: while w fits in L2
-    (TILED_W_BELOW, and W_BELOW_64 where the tiles lose to BLAS on many rows) with room for
-    a strip of it (TILED_STRIP_BELOW); never with PLAIN products."""
-    return (not PLAIN and K * N * itemsize < BIG_W_BELOW
-            and K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW)
+def _strip_fits(K, rows):
+    """Whether the tiles may stream a strip of w (K × 3 vectors) for a product of ``rows``
+    rows: the longer the product, the more BLAS's packing of w pays, so many rows have a
+    bound of their own (TILED_STRIP_BELOW_128)."""
+    if rows >= STRIP_MANY_ROWS:
+        return K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW_128
+    return K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW
+
+
+@inline_kernel
+def _tiles_fit(rows, K, N, itemsize):
+    """Whether the tiles take a product of ``rows`` (usually many) rows by a (K, N) w: while
+    w fits in L2 (TILED_W_BELOW, and W_BELOW_64 where the tiles lose to BLAS on many rows)
+    with room for a strip of it (_strip_fits); never with PLAIN products."""
+    return not PLAIN and K * N * itemsize < BIG_W_BELOW and _strip_fits(K, rows)
 
 
 @inline_kernel
@@ -499,7 +510,7 @@ def tiled_product(out, a, w):
 def product_into(out, a, w):
     """out = a @ w for w (K, N) C-contiguous (∂L/∂X = dA W_ih): register tiles while w fits in
     cache (_tiles_fit), BLAS otherwise."""
-    if _tiles_fit(w.shape[0], w.shape[1], w.itemsize):
+    if _tiles_fit(a.shape[0], w.shape[0], w.shape[1], w.itemsize):
         matmul_tiles(out, a, w)
     else:
         blas_product(out, a, w)
@@ -536,7 +547,7 @@ def project_into(out, a, w):
     (_tiles_fit), BLAS otherwise (where the tiles, without BLAS's cache blocking, fall
     behind: (12800, 512) × (512, 2048) 188 GFLOP/s against 257 in float32). Inlined into
     the LSTM's forward kernel (no kernel of its own to compile there)."""
-    if _tiles_fit(w.shape[1], w.shape[0], w.itemsize):
+    if _tiles_fit(a.shape[0], w.shape[1], w.shape[0], w.itemsize):
         matmul_tiles(out, a, transposed(w))
     else:
         blas_product(out, a, w.T)
@@ -627,7 +638,7 @@ _matmul_rows4 = kernel(_rows4)  # called by itself (tests, benchmarks)
 def step_product(out, a, w):
     """out = a @ w for (B, K) × (K, N), by the fastest method for the shape: one row's tiles
     (matmul_row) while w is below ROW_W_BELOW; register tiles from TILED_FROM_ROWS rows on
-    while a strip of w fits in cache (TILED_STRIP_BELOW); below that, on 8 rows or more,
+    while a strip of w fits in cache (_strip_fits); below that, on 8 rows or more,
     tiles while w is below its band's bytes (W_BELOW_8 .. W_BELOW_64), BLAS beyond; on 2
     to 7 rows tiles while w fits in cache (TILED_W_BELOW), and always in float64; for
     large w on few rows in float32 the blocked loop (_matmul_rows4) or BLAS. out and w are
@@ -647,12 +658,12 @@ def step_product(out, a, w):
     elif B == 1 and K * N * w.itemsize < ROW_W_BELOW:
         matmul_row(out, a, w)
     elif B >= TILED_FROM_ROWS:
-        if K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW:
+        if _strip_fits(K, B):
             matmul_tiles(out, a, w)
         else:
             blas_product(out, a, w)
     elif B >= 8:
-        if K * N * w.itemsize < _rows_w_below(B) and K * STRIP_BYTES_PER_K <= TILED_STRIP_BELOW:
+        if K * N * w.itemsize < _rows_w_below(B) and _strip_fits(K, B):
             matmul_tiles(out, a, w)
         else:
             blas_product(out, a, w)

@@ -60,11 +60,17 @@ class ProductTuning:
     # (8, 16) × (16, 64) 1.5× faster than a plain loop, (32, 128) × (128, 512) 1.7× faster
     # than OpenBLAS's sgemm, (64, 1024) × (1024, 256) 1.3×.
     tiled_from_rows: int = 8
-    # ... provided a column strip of w (K × 3 vectors) stays well inside L2: at K = 2048
-    # ((128, 2048) × (2048, 512)) the tiles ran at 0.87× OpenBLAS in float32, 0.74× in
-    # float64 on that Zen 5, and on a Zen 4 1.25-2.5× faster on 8 to 64 rows: measured
-    # where it runs on the backward pass's ∂h = dA W_hh (measure.strip_below). Bytes.
-    tiled_strip_below: int = 256 * 1024
+    # ... provided a column strip of w (K × 3 vectors) stays well inside L2, which depends
+    # on the rows: each tile of 8 rows streams the whole strip again, while BLAS packs w
+    # once and its packing pays back over many rows. Below 128 rows: up to this many bytes
+    # of strip (on a Zen 4 the tiles ran ∂h = dA W_hh at K = 2048, a 384 KiB strip, 1.1-2×
+    # faster than OpenBLAS on 8 to 64 rows in float32); measured where it runs on the
+    # backward pass's ∂h (measure.strip_below). Bytes.
+    tiled_strip_below: int = 384 * 1024
+    # ... and from 128 rows on up to this many (at K = 2048, (128, 2048) × (2048, 512), the
+    # tiles ran at 0.87× OpenBLAS in float32 and 0.74× in float64 on a Zen 5; a Zen 4 lost
+    # at 256 rows). Also the bound of the products of a whole sequence's rows. Bytes.
+    tiled_strip_below_128: int = 256 * 1024
     # Below tiled_from_rows, tiles of 4, 2 and 1 rows still win while w (K × N) fits the
     # core's L2 cache: with a larger w, each tile of rows streams the whole of w again, in
     # strips. The same bound sends the input projection and ∂L/∂X to BLAS, where the tiles,
@@ -136,7 +142,8 @@ class ProductTuning:
         return tuple(getattr(self, name) for name in COMPILED_FIELDS)
 
 
-COMPILED_FIELDS = ("plain", "tiled_from_rows", "tiled_strip_below", "tiled_w_below",
+COMPILED_FIELDS = ("plain", "tiled_from_rows", "tiled_strip_below", "tiled_strip_below_128",
+                   "tiled_w_below",
                    "blocked_few_rows", "tiled_w_below_8", "tiled_w_below_16",
                    "tiled_w_below_32", "tiled_w_below_64", "row_w_below")
 PER_CALL_FIELDS = ("products_in_kernel_below", "recycle_from", "gather_below", "split_from")
