@@ -33,6 +33,20 @@ def test_step_schedule_counts_the_running_rows_of_a_longest_first_batch():
     assert len(step_schedule(np.array([10] * 8 + [1, 1]), 10, 10)[1]) == 82
 
 
+def test_schedules_asked_in_turn_come_from_the_cache_and_stay_their_own():
+    # an encoder–decoder asks for its source's and its target's schedules in turn
+    batches = [(np.array([5, 3, 2]), 5), (np.array([6, 6, 1]), 7), (np.array([2, 2, 2]), 2)]
+    first = [step_schedule(lengths, T, 3) for lengths, T in batches]
+    for _ in range(2):
+        for (lengths, T), made in zip(batches[::-1], first[::-1]):
+            again = step_schedule(lengths.copy(), T, 3)
+            assert again[0] is made[0]  # not made anew
+            expected = [int((lengths > t).sum()) for t in range(T)]
+            assert list(again[0]) == expected
+    # the same lengths in another batch shape are another schedule
+    assert list(step_schedule(np.array([5, 3, 2]), 6, 3)[0]) == [3, 3, 2, 1, 1, 0]
+
+
 @pytest.mark.parametrize("bad", [np.array([1, 2]), np.array([3.0, 2.0, 1.0]),
                                  np.array([8, 2, 1]), np.array([2, 1, -1]),
                                  np.array([1, 2, 1])])

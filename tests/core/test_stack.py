@@ -132,3 +132,34 @@ def test_against_torch(cell, L, B):
     assert_close(grads["h0"], h0.grad.numpy(), kind="reference")
     if with_c(cell):
         assert_close(grads["c0"], c0.grad.numpy(), kind="reference")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("where", [None, (0, 0), (2, 3)])
+def test_a_zero_initial_state_skips_its_product_and_a_nonzero_one_does_not(cell, where):
+    """The kernels skip h_{−1} W_hhᵀ when h_{−1} is all zero; one nonzero entry anywhere
+    (the first or the last row's) must still be multiplied: against loop references."""
+    from naive import ref_gru_states, ref_lstm_states, ref_rnn_forward
+
+    rng = np.random.default_rng(5)
+    T, B, D, H = 3, 3, 2, 4
+    state = init_state_dict(cell, D, H, 1, seed=3, dtype=np.float64)
+    state["weight_hh_l0"] = state["weight_hh_l0"] * 4.0  # h_{−1} W_hhᵀ far from negligible
+    X = rng.normal(size=(T, B, D))
+    h0 = np.zeros((1, B, H))
+    if where is not None:
+        h0[0, where[0] % B, where[1]] = 0.7
+    c0 = np.zeros((1, B, H)) if with_c(cell) else None
+    out = stack_forward(cell, X, state, h0, c0).output
+    W_ih, W_hh, b_ih, b_hh = (state[k] for k in ("weight_ih_l0", "weight_hh_l0",
+                                                 "bias_ih_l0", "bias_hh_l0"))
+    for b in range(B):
+        if cell == "lstm":
+            h, _ = ref_lstm_states(X[:, b], W_ih, W_hh, b_ih, b_hh, h0[0, b], c0[0, b])
+            expected = np.real(np.array(h[1:], dtype=complex))
+        elif cell == "gru":
+            expected = np.real(np.array(ref_gru_states(X[:, b], W_ih, W_hh, b_ih, b_hh,
+                                                       h0[0, b])[1:], dtype=complex))
+        else:
+            expected = ref_rnn_forward(X[:, b], W_ih, W_hh, b_ih + b_hh, h0[0, b])[1:]
+        assert_close(out[:, b], expected)

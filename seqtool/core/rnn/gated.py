@@ -40,7 +40,7 @@ from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh,
 from seqtool.core.rnn.jit import inline_kernel, kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import (
-    product_into, project_into, step_product, sum_of_outer_products, tiled_product,
+    is_zero, product_into, project_into, step_product, sum_of_outer_products, tiled_product,
 )
 from seqtool.core.rnn.tuning import current as current_tuning
 
@@ -101,9 +101,13 @@ def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, p
     # states, and their gates are 0 (seqtool.core.rnn.lengths).
     H = G // 4
     rec = np.empty((B, G), dtype=gates.dtype)
+    zero_start = is_zero(h0)
     for t in range(T):
         rows = active[t]
-        step_product(rec[:rows], h[t, :rows], W_hh_T)
+        if t > 0 or not zero_start:
+            step_product(rec[:rows], h[t, :rows], W_hh_T)
+        else:  # h_{−1} = 0, and so is h_{−1} W_hhᵀ: no product
+            rec[:rows] = _typed(0.0, rec)
         for b in range(rows):
             a = gates[t, b]
             r = rec[b]
@@ -222,9 +226,13 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
     _copy_into(h[0], h0)
     rec = np.empty((B, G), dtype=P.dtype)
     one = _typed(1.0, P)
+    zero_start = is_zero(h0)
     for t in range(T):
         rows = active[t]
-        step_product(rec[:rows], h[t, :rows], W_hh_T)
+        if t > 0 or not zero_start:
+            step_product(rec[:rows], h[t, :rows], W_hh_T)
+        else:  # h_{−1} = 0, and so is h_{−1} W_hhᵀ: no product
+            rec[:rows] = _typed(0.0, rec)
         for b in range(rows):
             a = gates[t, b]
             p = P[t, b]

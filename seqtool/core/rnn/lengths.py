@@ -22,9 +22,12 @@ from seqtool.core.errors import InputError
 from seqtool.core.rnn.tuning import current as current_tuning
 
 _WHOLE: dict[tuple[int, int], np.ndarray] = {}  # (T, B) → active without padding
-# The last schedule made, as (key, schedule): one tuple, replaced whole, so that threads
-# (the kernels release the GIL) never read one batch's key with another's schedule.
-_last: tuple = (None, None)
+# The last few schedules made, as a tuple of (key, schedule) pairs, newest first: replaced
+# whole, so that threads (the kernels release the GIL) never read one batch's key with
+# another's schedule. A few, not one: an encoder–decoder asks for its source's and its
+# target's in turn (forward, then backward in the reverse order), every step.
+_recent: tuple = ()
+RECENT_SCHEDULES = 4
 
 
 def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -34,7 +37,7 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     Σ_t dA_tᵀ x_t and ∂L/∂x_t = dA_t W only need these rows: dA is 0 on the others.
     ``lengths`` None means every sequence runs all T steps (that array is made once per
     shape and shared: kernels only read it)."""
-    global _last
+    global _recent
     if lengths is None:
         whole = _WHOLE.get((T, B))
         if whole is None:
@@ -43,9 +46,10 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     lengths = np.asarray(lengths)
     gather_below = current_tuning().gather_below
     key = (T, B, lengths.shape, lengths.dtype.str, lengths.tobytes(), gather_below)
-    last = _last
-    if last[0] == key:  # a batch's backward pass, and every layer, asks again
-        return last[1]
+    recent = _recent
+    for known, schedule in recent:  # a batch's backward pass, and every layer, asks again
+        if known == key:
+            return schedule
     if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
         raise InputError("lengths", f"must be {B} whole numbers, one per sequence of the batch "
                          f"(got shape {lengths.shape}, dtype {lengths.dtype})")
@@ -61,7 +65,7 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     rows = None
     if lengths.sum() < gather_below * T * B:  # the real steps of step t: rows 0 .. active[t] − 1
         rows = np.flatnonzero(np.arange(B)[None, :] < active[:, None])
-    _last = (key, (active, rows))
+    _recent = ((key, (active, rows)),) + recent[:RECENT_SCHEDULES - 1]
     return active, rows
 
 

@@ -32,7 +32,7 @@ from seqtool.core.rnn.blas import transposed_as
 from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
-from seqtool.core.rnn.products import step_product, sum_of_outer_products
+from seqtool.core.rnn.products import is_zero, step_product, sum_of_outer_products
 
 TANH, SIGMOID, RELU, IDENTITY = range(4)  # the kernels' codes: positions in ACTIVATIONS
 
@@ -120,9 +120,13 @@ def _rnn_forward(P, W_hh_T, h0, code, active):
     h = np.empty((T + 1, B, H), dtype=P.dtype)
     _copy_into(h[0], h0)
     rec = np.empty((B, H), dtype=P.dtype)
+    zero_start = is_zero(h0)
     for t in range(T):
         rows = active[t]
-        step_product(rec[:rows], h[t, :rows], W_hh_T)
+        if t > 0 or not zero_start:
+            step_product(rec[:rows], h[t, :rows], W_hh_T)
+        else:  # h_{−1} = 0, and so is h_{−1} W_hhᵀ: no product
+            rec[:rows] = _typed(0.0, rec)
         for b in range(rows):
             _activate_row(h[t + 1, b], P[t, b], rec[b], code)
         if rows < B:  # (a slice op costs ~50 ns even when empty: per step, at B = 1)
