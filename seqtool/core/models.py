@@ -35,6 +35,7 @@ from seqtool.core.errors import InputError
 from seqtool.core.rnn.cells import cell_names
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
+from seqtool.core.rnn.table_rows import TableRows
 
 TASKS = ("classify", "tag", "lm", "regress", "seq2seq")
 BASELINES = ("bow",)  # models without a recurrent cell
@@ -237,18 +238,20 @@ class Forward:
 
 
 def embed_tokens(E: np.ndarray, W_ih: np.ndarray | None, ids: np.ndarray,
-                 fold: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+                 fold: bool) -> tuple[np.ndarray | None, TableRows | None]:
     """(X, None) with X = E[ids] (T, B, E), or, when ``fold`` and it pays, (None, P) with
-    P = (E W_ihᵀ)[ids] (T, B, G·H), the first recurrent layer's input projection.
+    P = (E W_ihᵀ)[ids] (T, B, G·H), the first recurrent layer's input projection, as
+    TableRows: the table and the ids, which the recurrent layers read without gathering P
+    (seqtool.core.rnn.table_rows).
 
     x_t W_ihᵀ = E[id_t] W_ihᵀ = (E W_ihᵀ)[id_t]: the table costs V·E·G·H multiply-adds
     against T·B·E·G·H for the product over every step, so it pays when V ≤ T·B. In the
     backward pass (:func:`embedding_gradients`) the rows of ∂L/∂P summed per token,
     S (V, G·H), give ∂L/∂W_ih = Sᵀ E and ∂L/∂E = S W_ih, again instead of two products
     over every step."""
-    # np.take, not E[ids]: the same rows, in ~60 % of the time (rows of a few KB each)
     if fold and W_ih is not None and E.shape[0] <= ids.size:
-        return None, np.take(E @ W_ih.T, ids, axis=0)
+        return None, TableRows(E @ W_ih.T, ids)
+    # np.take, not E[ids]: the same rows, in ~60 % of the time (rows of a few KB each)
     return np.take(E, ids, axis=0), None
 
 

@@ -172,6 +172,30 @@ def test_cell_gradients_match_finite_differences_in_a_padded_stack(mgu):
     assert_close(grads["h0"], numeric_grad(lambda v: loss(h0=v), h0), kind="finite-difference")
 
 
+def test_a_cell_that_reads_no_tables_gets_the_gathered_projection(mgu, monkeypatch):
+    from seqtool.core.rnn.stack import init_state_dict, stack_forward
+    from seqtool.core.rnn.table_rows import TableRows
+
+    assert not mgu.reads_table_rows
+    rng = np.random.default_rng(4)
+    state = init_state_dict(NAME, 2, 3, 1, seed=1, dtype=np.float64)
+    table = rng.normal(size=(5, 2)) @ state["weight_ih_l0"].T
+    ids = rng.integers(0, 5, (4, 3))
+    seen = []
+    forward = type(mgu).forward
+
+    def spy(self, *args, projected=None, **kwargs):
+        seen.append(projected)
+        return forward(self, *args, projected=projected, **kwargs)
+
+    monkeypatch.setattr(type(mgu), "forward", spy)
+    f = stack_forward(NAME, None, state, projected=TableRows(table, ids))
+    assert isinstance(seen[0], np.ndarray)
+    np.testing.assert_array_equal(seen[0], table[ids])
+    expected = stack_forward(NAME, None, state, projected=table[ids]).output
+    np.testing.assert_array_equal(f.output, expected)
+
+
 # ---------------------------------------------------------------------------------------
 # seqtool bptt --cell mgu
 

@@ -42,6 +42,7 @@ from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import (
     is_zero, product_into, project_into, step_product, sum_of_outer_products, tiled_product,
 )
+from seqtool.core.rnn.table_rows import TableRows
 from seqtool.core.rnn.tuning import current as current_tuning
 
 # The gate blocks' order (torch's: LSTM i, f, g, o; GRU r, z, n) is the cells' `gates`
@@ -74,13 +75,16 @@ def _freeze(t, rows, h, gates):
 
 
 @kernel
-def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, project):
+def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, project,
+                       table, ids):
     """The LSTM over X (T, B, D), with torch's W_ih (4H, D), W_hh (4H, H), b_ih, b_hh (4H,);
     active (T,): the rows that run at each step (seqtool.core.rnn.lengths.step_schedule).
 
     The gate record first holds P = X W_ihᵀ (one product for all steps, or, with
     ``project`` False, the caller's: X and W_ih are then not read); step t then
     replaces its slice by the activations of P_t + (b_ih + b_hh) + h_{t−1} W_hhᵀ.
+    With ``ids`` (T, B) not empty, P is not in the record: P[t, b] = table[ids[t, b]]
+    (seqtool.core.rnn.table_rows), read row by row as the step needs it.
     Writes h, c (T+1, B, H) and the gate activations i, f, g, o (T, B, 4H), arrays that the
     caller allocates (see _lstm_backward). The bias sum and W_hhᵀ are formed here rather
     than by the caller: at (50, 1, 16) the NumPy calls for them took 0.8 of the 25 µs of a
@@ -102,6 +106,7 @@ def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, p
     H = G // 4
     rec = np.empty((B, G), dtype=gates.dtype)
     zero_start = is_zero(h0)
+    from_table = ids.shape[0] > 0
     for t in range(T):
         rows = active[t]
         if t > 0 or not zero_start:
@@ -110,16 +115,19 @@ def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, p
             rec[:rows] = _typed(0.0, rec)
         for b in range(rows):
             a = gates[t, b]
+            p = table[ids[t, b]] if from_table else a  # P_t of row b
             r = rec[b]
             # P + bias is rounded first, as if it had been formed before the loop.
             for k in range(2 * H):  # i, f
-                a[k] = _sigmoid(r[k] + (a[k] + bias[k]))
+                a[k] = _sigmoid(r[k] + (p[k] + bias[k]))
             gate_g, rec_g, bias_g = a[2 * H:3 * H], r[2 * H:3 * H], bias[2 * H:3 * H]
+            p_g = p[2 * H:3 * H]
             for j in range(H):
-                gate_g[j] = _tanh(rec_g[j] + (gate_g[j] + bias_g[j]))
+                gate_g[j] = _tanh(rec_g[j] + (p_g[j] + bias_g[j]))
             gate_o, rec_o, bias_o = a[3 * H:], r[3 * H:], bias[3 * H:]
+            p_o = p[3 * H:]
             for j in range(H):
-                gate_o[j] = _sigmoid(rec_o[j] + (gate_o[j] + bias_o[j]))
+                gate_o[j] = _sigmoid(rec_o[j] + (p_o[j] + bias_o[j]))
             gate_i, gate_f = a[:H], a[H:2 * H]
             c_prev = c[t, b]
             c_new = c[t + 1, b]
@@ -445,7 +453,8 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     gates = take(space, "lstm.gates", (T, B, 4 * H), dtype)
     _lstm_forward_into(_c_array(X, dtype), _c_array(W_ih, dtype), _c_array(b_ih, dtype),
                        _c_array(b_hh, dtype), _c_array(W_hh, dtype), _state(h0, B, H, dtype),
-                       _state(c0, B, H, dtype), active, h, c, gates, True)
+                       _state(c0, B, H, dtype), active, h, c, gates, True,
+                       *_NO_TABLE[np.dtype(dtype)])
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -458,6 +467,12 @@ def _space(workspace: Workspace | None, size: int) -> Workspace | None:
     return None
 
 
+# The kernel's table and ids when P is not read from a table (empty: one compiled kernel
+# serves both)
+_NO_TABLE = {np.dtype(d): (np.empty((0, 0), d), np.empty((0, 0), np.int64))
+             for d in (np.float32, np.float64)}
+
+
 def _lstm_states(T: int, B: int, H: int, dtype, space: Workspace | None):
     """Uninitialised h and c (T+1, B, H), from ``space`` if given."""
     return (take(space, "lstm.h", (T + 1, B, H), dtype),
@@ -466,18 +481,25 @@ def _lstm_states(T: int, B: int, H: int, dtype, space: Workspace | None):
 
 def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths,
                             workspace: Workspace | None) -> LSTMForward:
-    """lstm_forward from P = X W_ihᵀ (T, B, 4H), which becomes the gate record."""
-    dtype = _dtype_of(P, W_hh)
+    """lstm_forward from P = X W_ihᵀ (T, B, 4H), which becomes the gate record, or from
+    TableRows, whose rows the kernel reads (the record is then a new array)."""
+    dtype = _dtype_of(P.table if isinstance(P, TableRows) else P, W_hh)
     T, B, G = P.shape
     H = G // 4
     active, rows = step_schedule(lengths, T, B)
-    gates = _c_array(P, dtype)
-    h, c = _lstm_states(T, B, H, dtype, _space(workspace, T * B * G * H))
+    space = _space(workspace, T * B * G * H)
+    if isinstance(P, TableRows):
+        table, ids = _c_array(P.table, dtype), P.ids_as_int64()
+        gates = take(space, "lstm.gates", (T, B, G), dtype)
+    else:
+        gates = _c_array(P, dtype)
+        table, ids = _NO_TABLE[np.dtype(dtype)]
+    h, c = _lstm_states(T, B, H, dtype, space)
     W_hh = _c_array(W_hh, dtype)
-    # the kernel of lstm_forward, told that P is there: X and W_ih stand in (not read)
+    # the kernel of lstm_forward, told where P is: X and W_ih stand in (not read)
     _lstm_forward_into(gates, W_hh, _c_array(b_ih, dtype), _c_array(b_hh, dtype), W_hh,
                        _state(h0, B, H, dtype), _state(c0, B, H, dtype), active, h, c,
-                       gates, False)
+                       gates, False, table, ids)
     return LSTMForward(h, c, gates, active, rows)
 
 
@@ -535,7 +557,10 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     biases are added to it in place. ``workspace``: a large layer's states, gate records
     and input projection are taken from it (valid until its owner takes them again:
     seqtool.core.buffers); without one they are fresh arrays."""
-    dtype = _dtype_of(X, W_ih, W_hh) if projected is None else _dtype_of(projected, W_hh)
+    if isinstance(projected, TableRows):
+        dtype = _dtype_of(projected.table, W_hh)
+    else:
+        dtype = _dtype_of(X, W_ih, W_hh) if projected is None else _dtype_of(projected, W_hh)
     H = W_hh.shape[1]
     # b_hr and b_hz go into P with b_ih; b_hn stays apart (r multiplies W_hn h + b_hn).
     bias = np.array(b_ih, dtype=dtype)
@@ -543,7 +568,11 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     W_hh_T = transposed_as(W_hh, dtype)
     b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
     recycle_from = current_tuning().recycle_from
-    if projected is not None:
+    if isinstance(projected, TableRows):  # the bias added to the table's rows, not P's
+        P = projected.gathered(dtype, bias)
+        T, B = P.shape[:2]
+        large = T * B * 3 * H * H >= recycle_from
+    elif projected is not None:
         P = _c_array(projected, dtype)
         P += bias
         T, B = P.shape[:2]

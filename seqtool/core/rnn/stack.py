@@ -34,6 +34,7 @@ from seqtool.core.rnn import directions
 from seqtool.core.rnn.cells import PARAM_NAMES, get_cell
 from seqtool.core.rnn.directions import REVERSE, ReverseLayers
 from seqtool.core.rnn.lengths import is_longest_first, longest_first
+from seqtool.core.rnn.table_rows import TableRows
 
 
 def param_key(name: str, layer: int, suffix: str = "") -> str:
@@ -203,7 +204,9 @@ def _join_rows(parts: list[np.ndarray]) -> np.ndarray:
 
 def _pick(a: np.ndarray | None, rows: slice) -> np.ndarray | None:
     """A part's rows (the second axis) of a (·, B, ...) array, as a contiguous copy (made on
-    the part's own thread)."""
+    the part's own thread); of TableRows, its ids'."""
+    if isinstance(a, TableRows):
+        return a.rows(rows)
     return None if a is None else np.ascontiguousarray(a[:, rows])
 
 
@@ -242,7 +245,9 @@ def stack_forward(cell: str, X: np.ndarray, state: dict[str, np.ndarray],
     callers mask these steps). See seqtool.core.rnn.directions.
 
     ``projected`` (T, B, G·H): the first layer's input projection X W_ih_l0ᵀ, formed by the
-    caller (X is then not read and may be None; the array is consumed). With it,
+    caller (X is then not read and may be None; the array is consumed), or its rows by
+    token, :class:`seqtool.core.rnn.table_rows.TableRows` (not gathered into an array
+    unless the cell needs one). With it,
     :func:`stack_backward` with ``input_products=False`` returns ∂L/∂(X W_ih_l0ᵀ) as
     ``dA_ih_l0`` in place of ``x`` and ``weight_ih_l0``. One-way stacks only (a ValueError
     for a bidirectional one: its reverse direction reads X in another order).
@@ -362,6 +367,8 @@ def _forward_rows(cell: str, X, state, h0, c0, nonlinearity: str, dropout: float
         if reverse is None:
             W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
             P = projected if layer == 0 else None
+            if isinstance(P, TableRows) and not spec.reads_table_rows:
+                P = P.gathered()
             record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, _row(h0, layer),
                                   _row(c0, layer), lengths, projected=P,
                                   activation=nonlinearity, **_lent(spec, workspace, layer))

@@ -33,6 +33,7 @@ from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh,
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import is_zero, step_product, sum_of_outer_products
+from seqtool.core.rnn.table_rows import TableRows
 
 TANH, SIGMOID, RELU, IDENTITY = range(4)  # the kernels' codes: positions in ACTIVATIONS
 
@@ -218,11 +219,16 @@ def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None,
         dtype = _common_dtype(X, W_xh, W_hh)
         T, B, D = X.shape
         P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_xh.T.astype(dtype, copy=False)
+    elif isinstance(projected, TableRows):  # b_h added to the table's rows, not P's
+        dtype = _common_dtype(projected.table, W_hh)
+        T, B = projected.shape[:2]
+        P = projected.gathered(dtype, b_h)
     else:
         dtype = _common_dtype(projected, W_hh)
         T, B = projected.shape[:2]
         P = _contiguous(projected, dtype)
-    P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
+    if not isinstance(projected, TableRows):
+        P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
     if h0 is None:
         h0 = np.zeros((B, H), dtype)
     elif h0.shape != (B, H):

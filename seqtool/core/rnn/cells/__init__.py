@@ -74,6 +74,9 @@ class Cell:
             :class:`seqtool.core.buffers.Workspace` that lends their large arrays again on
             the next call: the training loop passes one); a cell without it gets fresh
             arrays every call.
+        reads_table_rows: ``forward``'s ``projected`` may be a
+            :class:`seqtool.core.rnn.table_rows.TableRows` (the rows of a table by token,
+            not yet gathered); a cell without it gets the gathered array.
     """
 
     name: str = ""
@@ -83,6 +86,7 @@ class Cell:
     keep_gate: int | None = None
     description: str = ""
     uses_workspace: bool = False
+    reads_table_rows: bool = False
 
     # -- the layer ----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ class GRUCell(Cell):
     gates = ("r", "z", "n")
     keep_gate = 1  # z keeps the old state
     uses_workspace = True
+    reads_table_rows = True
     description = "gated recurrent unit (PyTorch's equations)"
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,

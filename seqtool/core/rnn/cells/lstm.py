@@ -19,6 +19,7 @@ class LSTMCell(Cell):
     has_cell_state = True
     keep_gate = 1  # f keeps the old cell state
     uses_workspace = True
+    reads_table_rows = True
     description = "long short-term memory (PyTorch's equations)"
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,

@@ -30,6 +30,7 @@ class RNNCell(Cell):
     gates = ("h",)
     activations = ACTIVATIONS
     description = "vanilla RNN, h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"
+    reads_table_rows = True
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
                 lengths=None, *, projected=None, activation="tanh") -> RNNForward:
