@@ -483,9 +483,10 @@ def _backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Forward,
                 d_out[:] = mask * (d_features / np.maximum(lengths, 1)[:, None].astype(F.dtype))
             else:
                 np.put_along_axis(d_out, fwd.pooled_at[None], d_features[None], axis=0)
+        # the initial states are zeros, not parameters: no gradient for them
         layer_grads = stack_backward(fwd.stack, rnn_state(params), d_out,
                                      nonlinearity=spec.nonlinearity,
-                                     input_products=fwd.X is not None)
+                                     input_products=fwd.X is not None, initial_states=False)
         dX = layer_grads.pop("x", None)
         dA_in = layer_grads.pop("dA_ih_l0", None)
         for key in ("h0", "c0"):

@@ -212,7 +212,8 @@ def backward(spec: ModelSpec, params: dict[str, np.ndarray], fwd: Seq2SeqForward
                          _split_states(spec, dec.pop("h0")),
                          _split_states(spec, dec.pop("c0", None)),
                          nonlinearity=spec.nonlinearity,
-                         input_products=fwd.encoded.X is not None)
+                         input_products=fwd.encoded.X is not None,
+                         initial_states=False)  # the encoder starts from zeros
     _embedding(grads, params, ENCODER, src, enc)
     for prefix, layer_grads in ((DECODER, dec), (ENCODER, enc)):
         for key in ("h0", "c0"):

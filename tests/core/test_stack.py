@@ -163,3 +163,30 @@ def test_a_zero_initial_state_skips_its_product_and_a_nonzero_one_does_not(cell,
         else:
             expected = ref_rnn_forward(X[:, b], W_ih, W_hh, b_ih + b_hh, h0[0, b])[1:]
         assert_close(out[:, b], expected)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_unwanted_initial_state_gradients_change_no_other_gradient(cell, bidirectional,
+                                                                   threads):
+    """initial_states=False skips the product for ∂L/∂h_0: every other gradient keeps its
+    bits, and there is no h0 or c0."""
+    from seqtool.core import parallel
+    from seqtool.core.rnn import tuning
+
+    rng = np.random.default_rng(8)
+    T, B, D, H, L = 5, 4, 3, 4, 2
+    state = init_state_dict(cell, D, H, L, seed=2, dtype=np.float64,
+                            bidirectional=bidirectional)
+    X = rng.normal(size=(T, B, D))
+    lengths = np.array([3, 5, 0, 4])  # unsorted, with an empty sequence
+    dout = rng.normal(size=(T, B, H * (2 if bidirectional else 1)))
+    with parallel.threads(threads), tuning.use(split_from=0):
+        f = stack_forward(cell, X, state, lengths=lengths)
+        every = stack_backward(f, state, dout)
+        some = stack_backward(f, state, dout, initial_states=False)
+    assert "h0" in every and "h0" not in some and "c0" not in some
+    assert set(every) - {"h0", "c0"} == set(some)
+    for key in some:
+        np.testing.assert_array_equal(some[key], every[key], err_msg=key)

@@ -151,7 +151,7 @@ def _pass_through(t, rows, dh, carry, dA):
 
 @kernel
 def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d_bias,
-                   d_W_ih, d_W_hh, dX, products):
+                   d_W_ih, d_W_hh, dX, products, initial):
     """BPTT of the LSTM, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)) and ∂L/∂c_T.
 
     With δh = dh_t + dA_{t+1} W_hh and δc = ∂L/∂c_t from step t+1 plus δh ⊙ o ⊙ (1 − tanh²c_t):
@@ -165,7 +165,8 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d
     returns seven new arrays spends ~1.9 µs making Python objects of them, a tenth of a
     whole pass at (50, 1, 16). With ``products`` False only the loop runs (X, W_ih, d_W_ih,
     d_W_hh and dX are not touched): larger layers leave the products to NumPy. One kernel
-    for both, so that a run compiles one whichever sizes it meets.
+    for both, so that a run compiles one whichever sizes it meets. With ``initial`` False
+    ∂L/∂h_0 is not wanted: the last product, dA_0 W_hh, is skipped and dh0 left undefined.
     """
     T, B, H = dh.shape
     D = X.shape[2]
@@ -205,7 +206,8 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d
                 d_bias[k] += d[k]
         if rows < B:
             _pass_through(t, rows, dh, carry, dA)
-        step_product(carry[:rows], dA[t, :rows], W_hh)
+        if t > 0 or initial:
+            step_product(carry[:rows], dA[t, :rows], W_hh)
     if not products:
         return
     dA_rows = dA.reshape(T * B, G)
@@ -270,7 +272,7 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
 
 
 @kernel
-def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
+def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh, initial):
     """BPTT of the GRU, t = T..1, given ∂L/∂h_t from above (dh, (T, B, H)).
 
     With δh = dh_t + ∂L/∂h_t through step t+1:
@@ -280,7 +282,8 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
         ∂L/∂h_{t−1} = δh ⊙ z + dAh_t W_hh,  dAh_t = (dA_r, dA_z, r ⊙ dA_n)
     and on the rows from active[t] on, which kept their states, dA = 0 and ∂L/∂h_{t−1} = δh.
     Writes dAi, dAh (T, B, 3H), the caller's arrays: gradients of the input-side and
-    recurrent-side pre-activations; returns ∂L/∂h_0 (B, H).
+    recurrent-side pre-activations; returns ∂L/∂h_0 (B, H), undefined with ``initial``
+    False (not wanted: the last product, dAh_0 W_hh, is skipped).
     """
     T, B, H = dh.shape
     carry = np.zeros((B, H), dtype=dh.dtype)
@@ -312,7 +315,11 @@ def _gru_backward_into(dh, h, gates, hn, W_hh, active, dAi, dAh):
                 dr[H + j] = da_z
                 dr[2 * H + j] = da_n * r
                 direct_b[j] = dh_t * z
-        if rows < B:
+        if t == 0 and not initial:
+            if rows < B:
+                dAh[t, rows:] = _typed(0.0, dAh)
+                dAi[t, rows:] = _typed(0.0, dAi)
+        elif rows < B:
             _pass_through(t, rows, dh, carry, dAh)
             dAi[t, rows:] = _typed(0.0, dAi)
             step_product(carry[:rows], dAh[t, :rows], W_hh)
@@ -505,11 +512,14 @@ def _lstm_forward_projected(P, b_ih, b_hh, W_hh, h0, c0, lengths,
 
 def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
                   input_products: bool = True,
-                  workspace: Workspace | None = None) -> GatedGradients:
+                  workspace: Workspace | None = None,
+                  initial_state: bool = True) -> GatedGradients:
     """Every gradient of an LSTM layer given ∂L/∂h_t (dh, (T, B, H), through whatever reads
     h_t) and ∂L/∂c_T (dc_n, (B, H) or None). ``input_products`` False leaves ∂L/∂W_ih and
     ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has dA_ih for them.
-    ``workspace``: a large layer's dA and ∂L/∂X are taken from it (see lstm_forward)."""
+    ``workspace``: a large layer's dA and ∂L/∂X are taken from it (see lstm_forward).
+    ``initial_state`` False: ∂L/∂h_0 and ∂L/∂c_0 are not wanted (``h0``, ``c0`` None), and
+    the product for ∂L/∂h_0 is not computed."""
     dtype = forward.h.dtype
     T, B, H = dh.shape
     in_kernel = False
@@ -533,17 +543,21 @@ def lstm_backward(X, W_ih, W_hh, forward: LSTMForward, dh, dc_n=None,
         d_W_hh = np.empty((4 * H, H), dtype)
         dX = take(space, "lstm.dX", (T, B, D), dtype)
         _lstm_backward(X, W_ih, W_hh, forward.h, forward.c, forward.gates, dh, dc_n,
-                       forward.active, dA, dh0, dc0, d_bias, d_W_ih, d_W_hh, dX, True)
+                       forward.active, dA, dh0, dc0, d_bias, d_W_ih, d_W_hh, dX, True,
+                       initial_state)
     else:
         # the same kernel, the loop only: empty arrays of the same types stand in for the
         # products' operands
         none2, none3 = np.empty((0, 0), dtype), np.empty((0, 0, 0), dtype)
         _lstm_backward(none3, none2, W_hh, forward.h, forward.c, forward.gates, dh, dc_n,
-                       forward.active, dA, dh0, dc0, d_bias, none2, none2, none3, False)
+                       forward.active, dA, dh0, dc0, d_bias, none2, none2, none3, False,
+                       initial_state)
         dA_rows = gather_rows(dA, forward.rows)  # dA is 0 on the padded steps
         dX = take(space, "lstm.dX", (T, B, D), dtype) if input_products else None
         d_W_ih, d_W_hh, dX = _weight_products(X, forward.h, dA_rows, dA_rows, W_ih,
                                               forward.rows, dX, input_products)
+    if not initial_state:
+        dh0 = dc0 = None
     # LSTM adds both biases to the same pre-activation: dA is their gradient twice over.
     return GatedGradients(d_W_ih, d_W_hh, d_bias, d_bias.copy(), dh0, dX, dA, dA, dc0)
 
@@ -593,11 +607,13 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
 
 def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh,
                  input_products: bool = True,
-                 workspace: Workspace | None = None) -> GatedGradients:
+                 workspace: Workspace | None = None,
+                 initial_state: bool = True) -> GatedGradients:
     """Every gradient of a GRU layer given ∂L/∂h_t (dh, (T, B, H)). ``input_products``
     False leaves ∂L/∂W_ih and ∂L/∂X (None) to a caller that formed X W_ihᵀ itself: it has
     dA_ih for them. ``workspace``: a large layer's dA and ∂L/∂X are taken from it (see
-    gru_forward)."""
+    gru_forward). ``initial_state`` False: ∂L/∂h_0 is not wanted (``h0`` None), and its
+    product is not computed."""
     dtype = forward.h.dtype
     T, B, H = dh.shape
     args = (np.ascontiguousarray(dh, dtype), forward.h, forward.gates, forward.hn,
@@ -607,7 +623,9 @@ def gru_backward(X, W_ih, W_hh, forward: GRUForward, dh,
     space = workspace if large else None
     dAi = take(space, "gru.dAi", (T, B, 3 * H), dtype)
     dAh = take(space, "gru.dAh", (T, B, 3 * H), dtype)
-    dh0 = _gru_backward_into(*args, dAi, dAh)
+    dh0 = _gru_backward_into(*args, dAi, dAh, initial_state)
+    if not initial_state:
+        dh0 = None
     dX = take(space, "gru.dX", (T, B, D), dtype) if input_products and large else None
     grads = _weight_gradients(X, forward.h, dAi, dAh, W_ih, forward.rows, dX, input_products)
     return GatedGradients(**grads, h0=dh0, dA_ih=dAi, dA_hh=dAh)

@@ -426,6 +426,12 @@ def _forward_both(spec: Any, state: dict[str, np.ndarray], layer: int, x: np.nda
     return record, directions.join(record.h[1:], record_rev.h[1:], reverse.index, y)
 
 
+def _initial(spec: Any, wanted: bool) -> dict[str, Any]:
+    """The ``initial_state=`` argument of a cell that can skip ∂L/∂h_0 when it is not
+    wanted (Cell.skips_initial_state); others compute it anyway, and it is dropped."""
+    return {} if wanted or not spec.skips_initial_state else {"initial_state": False}
+
+
 def _lent(spec: Any, workspace: Any, key: Any) -> dict[str, Any]:
     """The ``workspace=`` argument of the (layer, direction) whose scope is ``key`` (the
     layer, or ``"<layer>_reverse"``: seqtool.core.rnn.directions.scope_keys) for a cell that
@@ -438,13 +444,16 @@ def _lent(spec: Any, workspace: Any, key: Any) -> dict[str, Any]:
 def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
                    dh_n: np.ndarray | None = None, dc_n: np.ndarray | None = None,
                    nonlinearity: str = "tanh",
-                   input_products: bool = True) -> dict[str, np.ndarray]:
+                   input_products: bool = True,
+                   initial_states: bool = True) -> dict[str, np.ndarray]:
     """Gradients of L given ∂L/∂output (T, B, H) and optional ∂L/∂h_n, ∂L/∂c_n (L, B, H).
 
     Returns the state dict's keys plus ``h0`` and ``c0`` (L, B, H) and ``x`` (T, B, D);
     with ``input_products`` False (for a first layer whose input projection the caller
     formed), ``dA_ih_l0`` = ∂L/∂(X W_ih_l0ᵀ) (T, B, G·H) instead of ``x`` and
-    ``weight_ih_l0``.
+    ``weight_ih_l0``. With ``initial_states`` False (a caller whose initial states are not
+    parameters: a fresh sequence's zeros) there is no ``h0`` or ``c0``, and each layer
+    skips the product that would form them (one step's of T).
 
     Bidirectional (``forward.bidirectional``): dout is (T, B, 2H), dh_n, dc_n and the
     returned ``h0``, ``c0`` are (2L, B, H) in torch's order, and the ``_reverse`` keys get
@@ -459,7 +468,7 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     """
     if forward.parts is not None:
         return _backward_parts(forward, state, dout, dh_n, dc_n, nonlinearity,
-                               input_products)
+                               input_products, initial_states)
     spec = get_cell(forward.cell)
     reverse = forward.reverse
     if reverse is not None and not input_products:
@@ -475,7 +484,8 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
     for layer in range(L - 1, -1, -1):
         if reverse is not None:
             upstream = _backward_both(spec, forward, state, layer, upstream, dh_n, dc_n,
-                                      nonlinearity, grads, h0_grads, c0_grads)
+                                      nonlinearity, grads, h0_grads, c0_grads,
+                                      initial_states)
         else:
             W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
             record, x = forward.layers[layer], forward.inputs[layer]
@@ -487,7 +497,8 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
             g = spec.backward(x, W_ih, W_hh, record, dh, _row(dc_n, layer),
                               lengths=forward.lengths, activation=nonlinearity,
                               input_products=products,
-                              **_lent(spec, forward.workspace, layer))
+                              **_lent(spec, forward.workspace, layer),
+                              **_initial(spec, initial_states))
             c0_grads[layer] = g.c0
             _keep(grads, g, layer)
             if not products:
@@ -496,9 +507,10 @@ def stack_backward(forward: StackForward, state: dict[str, np.ndarray], dout: np
             upstream = g.x
         if forward.masks and forward.masks[layer] is not None:
             upstream = upstream * forward.masks[layer]  # back through this layer's dropout
-    grads["h0"] = forward._callers(_stack_rows(h0_grads))
-    if spec.has_cell_state:
-        grads["c0"] = forward._callers(_stack_rows(c0_grads))
+    if initial_states:
+        grads["h0"] = forward._callers(_stack_rows(h0_grads))
+        if spec.has_cell_state:
+            grads["c0"] = forward._callers(_stack_rows(c0_grads))
     if input_products:
         grads["x"] = forward._callers(upstream)
     return grads
@@ -509,7 +521,8 @@ _ROW_GRADIENTS = ("h0", "c0", "x", "dA_ih_l0")
 
 
 def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: np.ndarray,
-                    dh_n, dc_n, nonlinearity: str, input_products: bool) -> dict[str, np.ndarray]:
+                    dh_n, dc_n, nonlinearity: str, input_products: bool,
+                    initial_states: bool = True) -> dict[str, np.ndarray]:
     """stack_backward of a forward pass split into parts: each part on the thread that ran
     its forward pass; row gradients joined, weight gradients added in part order."""
     n = len(forward.parts)
@@ -518,7 +531,7 @@ def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: n
     def part(i: int, rows: slice):
         return lambda: stack_backward(forward.parts[i], state, _pick(dout, rows),
                                       _pick(dh_n, rows), _pick(dc_n, rows), nonlinearity,
-                                      input_products)
+                                      input_products, initial_states)
 
     results = forward.crew.run([part(i, rows)
                                 for i, rows in enumerate(parallel.part_rows(n))])
@@ -546,10 +559,11 @@ def _keep(grads: dict[str, np.ndarray], g: Any, layer: int, suffix: str = "") ->
 
 def _backward_both(spec: Any, forward: StackForward, state: dict[str, np.ndarray],
                    layer: int, dy: np.ndarray, dh_n, dc_n, nonlinearity: str,
-                   grads: dict[str, np.ndarray], h0_grads: list, c0_grads: list) -> np.ndarray:
+                   grads: dict[str, np.ndarray], h0_grads: list, c0_grads: list,
+                   initial_states: bool = True) -> np.ndarray:
     """Layer ``layer`` of a bidirectional stack given ∂L/∂y (T, B, 2H), the layers' order:
-    fills ``grads`` and the two directions' rows of h0_grads, c0_grads, and returns ∂L/∂x
-    (T, B, D_l)."""
+    fills ``grads`` and the two directions' rows of h0_grads, c0_grads (unless
+    ``initial_states`` is False), and returns ∂L/∂x (T, B, D_l)."""
     reverse, workspace = forward.reverse, forward.workspace
     key, reverse_key, join_key = directions.scope_keys(layer)
     join_space = None if workspace is None else workspace.scope(join_key)
@@ -566,7 +580,8 @@ def _backward_both(spec: Any, forward: StackForward, state: dict[str, np.ndarray
         W_ih, W_hh, _, _ = _layer(state, layer, suffix)
         g = spec.backward(x, W_ih, W_hh, rec, d, _row(dc_n, row), lengths=forward.lengths,
                           activation=nonlinearity, input_products=True,
-                          **_lent(spec, workspace, scope_key))
+                          **_lent(spec, workspace, scope_key),
+                          **_initial(spec, initial_states))
         _keep(grads, g, layer, suffix)
         h0_grads[row], c0_grads[row] = g.h0, g.c0
         dx.append(g.x)

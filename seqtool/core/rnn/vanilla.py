@@ -136,12 +136,13 @@ def _rnn_forward(P, W_hh_T, h0, code, active):
 
 
 @kernel
-def _rnn_backward(g, h, W_hh, code, active):
+def _rnn_backward(g, h, W_hh, code, active, initial):
     """dz_t = (g_t + dz_{t+1} W_hh) ⊙ f'(z_t), for t = T..1; on the rows from active[t] on,
     which kept their states, dz_t = 0 and ∂L/∂h_t passes on whole.
 
     g (T, B, H) is ∂L/∂h_t from the outputs only; h (T+1, B, H) from the forward pass.
-    Returns dz (T, B, H) and ∂L/∂h_0 (B, H).
+    Returns dz (T, B, H) and ∂L/∂h_0 (B, H), undefined with ``initial`` False (not wanted:
+    the last product, dz_1 W_hh, is skipped).
     """
     T, B, H = g.shape
     dz = np.empty_like(g)
@@ -153,7 +154,8 @@ def _rnn_backward(g, h, W_hh, code, active):
         if rows < B:
             _add_into(carry[rows:], g[t, rows:])
             dz[t, rows:] = 0.0
-        step_product(carry[:rows], dz[t, :rows], W_hh)
+        if t > 0 or initial:
+            step_product(carry[:rows], dz[t, :rows], W_hh)
     return dz, carry
 
 
@@ -240,14 +242,15 @@ def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None,
 
 
 def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths=None,
-                 input_products=True):
+                 input_products=True, initial_state=True):
     """Backpropagation through time: every gradient, given ∂L/∂h_t from the outputs.
 
     X (T, B, D), h (T+1, B, H) from :func:`rnn_forward`, dh (T, B, H) = ∂L/∂h_t for
     t = 1..T through the outputs only. ``truncate`` = k lets each loss term reach back
     at most k steps (None: full BPTT). ``lengths`` as given to :func:`rnn_forward`
     (full BPTT only). ``input_products`` False leaves ∂L/∂W_xh and ∂L/∂X (None) to a
-    caller that formed X W_xhᵀ itself: it has dz for them.
+    caller that formed X W_xhᵀ itself: it has dz for them. ``initial_state`` False:
+    ∂L/∂h_0 is not wanted (``h0`` None), and its product is not computed (full BPTT).
     """
     dtype = h.dtype
     T, B, H = dh.shape
@@ -255,7 +258,9 @@ def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths
     g, W = _contiguous(dh, dtype), _contiguous(W_hh, dtype)
     active, rows = step_schedule(lengths, T, B)
     if truncate is None or truncate >= T:
-        dz, dh0 = _rnn_backward(g, h, W, code, active)
+        dz, dh0 = _rnn_backward(g, h, W, code, active, initial_state)
+        if not initial_state:
+            dh0 = None
     elif active.min(initial=B) < B:
         raise InputError("truncate", "truncated BPTT runs on whole sequences (no lengths)")
     else:

@@ -74,6 +74,9 @@ class Cell:
             :class:`seqtool.core.buffers.Workspace` that lends their large arrays again on
             the next call: the training loop passes one); a cell without it gets fresh
             arrays every call.
+        skips_initial_state: ``backward`` takes ``initial_state=False`` (∂L/∂h_0, ∂L/∂c_0
+            not wanted: the record's ``h0``, ``c0`` are then None, and the product that
+            forms ∂L/∂h_0 is skipped); a cell without it computes them anyway.
         reads_table_rows: ``forward``'s ``projected`` may be a
             :class:`seqtool.core.rnn.table_rows.TableRows` (the rows of a table by token,
             not yet gathered); a cell without it gets the gathered array.
@@ -87,6 +90,7 @@ class Cell:
     description: str = ""
     uses_workspace: bool = False
     reads_table_rows: bool = False
+    skips_initial_state: bool = False
 
     # -- the layer ----------------------------------------------------------------------
 

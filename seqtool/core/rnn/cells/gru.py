@@ -19,6 +19,7 @@ class GRUCell(Cell):
     keep_gate = 1  # z keeps the old state
     uses_workspace = True
     reads_table_rows = True
+    skips_initial_state = True
     description = "gated recurrent unit (PyTorch's equations)"
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
@@ -27,10 +28,11 @@ class GRUCell(Cell):
                                             lengths, projected=projected, workspace=workspace)
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
-                 activation="tanh", input_products=True, workspace=None):
+                 activation="tanh", input_products=True, workspace=None,
+                 initial_state=True):
         return kernels("gated").gru_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
                                              input_products=input_products,
-                                             workspace=workspace)
+                                             workspace=workspace, initial_state=initial_state)
 
     def blank_record(self, T, B, H, dtype):
         from seqtool.core.rnn.gated import GRUForward

@@ -20,6 +20,7 @@ class LSTMCell(Cell):
     keep_gate = 1  # f keeps the old cell state
     uses_workspace = True
     reads_table_rows = True
+    skips_initial_state = True
     description = "long short-term memory (PyTorch's equations)"
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
@@ -28,10 +29,11 @@ class LSTMCell(Cell):
                                              lengths, projected=projected, workspace=workspace)
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
-                 activation="tanh", input_products=True, workspace=None):
+                 activation="tanh", input_products=True, workspace=None,
+                 initial_state=True):
         return kernels("gated").lstm_backward(X, weight_ih, weight_hh, forward=record, dh=dh,
                                               dc_n=dc_n, input_products=input_products,
-                                              workspace=workspace)
+                                              workspace=workspace, initial_state=initial_state)
 
     def blank_record(self, T, B, H, dtype):
         from seqtool.core.rnn.gated import LSTMForward

@@ -31,6 +31,7 @@ class RNNCell(Cell):
     activations = ACTIVATIONS
     description = "vanilla RNN, h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)"
     reads_table_rows = True
+    skips_initial_state = True
 
     def forward(self, X, weight_ih, weight_hh, bias_ih, bias_hh, h0=None, c0=None,
                 lengths=None, *, projected=None, activation="tanh") -> RNNForward:
@@ -39,9 +40,10 @@ class RNNCell(Cell):
                                                          lengths, projected=projected))
 
     def backward(self, X, weight_ih, weight_hh, record, dh, dc_n=None, *, lengths=None,
-                 activation="tanh", input_products=True) -> CellGradients:
+                 activation="tanh", input_products=True, initial_state=True) -> CellGradients:
         g = kernels("vanilla").rnn_backward(X, weight_ih, weight_hh, record.h, dh, activation,
-                                            lengths=lengths, input_products=input_products)
+                                            lengths=lengths, input_products=input_products,
+                                            initial_state=initial_state)
         # one bias in the kernels: both of torch's get its gradient
         return CellGradients(weight_ih=g.W_xh, weight_hh=g.W_hh, bias_ih=g.b_h,
                              bias_hh=g.b_h.copy(), h0=g.h0, x=g.x, dA_ih=g.dz, dA_hh=g.dz)
