@@ -221,22 +221,24 @@ def _lstm_backward(X, W_ih, W_hh, h, c, gates, dh, dc_n, active, dA, dh0, dc0, d
 
 
 @kernel
-def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
-    """The GRU recurrence. P (T, B, 3H) holds X W_ihᵀ + b_ih + (b_hr, b_hz, 0); W_hh_T is
-    W_hhᵀ (H, 3H); b_hn the last third of b_hh; active (T,): the rows that run at each step
-    (seqtool.core.rnn.lengths.step_schedule).
+def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn, ids):
+    """The GRU recurrence. P (T, B, 3H) holds X W_ihᵀ + b_ih + (b_hr, b_hz, 0), or, with
+    ``ids`` (T, B) not empty, P is a table (V, 3H) of those rows by token: P[ids[t, b]]
+    (seqtool.core.rnn.table_rows); W_hh_T is W_hhᵀ (H, 3H); b_hn the last third of b_hh;
+    active (T,): the rows that run at each step (seqtool.core.rnn.lengths.step_schedule).
 
     Writes h (T+1, B, H), the gates r, z, n (T, B, 3H) and W_hn h_{t−1} + b_hn (T, B, H),
     the part the reset gate multiplies, into arrays the caller allocates (one kernel per
     pass: a kernel that allocated them and called this one would compile all of it
     again). Rows from active[t] on keep their states at step t; their gates and hn are 0
     there."""
-    T, B, G = P.shape
-    H = G // 3
+    T, B, H = hn.shape
+    G = 3 * H
     _copy_into(h[0], h0)
     rec = np.empty((B, G), dtype=P.dtype)
     one = _typed(1.0, P)
     zero_start = is_zero(h0)
+    from_table = ids.shape[0] > 0
     for t in range(T):
         rows = active[t]
         if t > 0 or not zero_start:
@@ -245,7 +247,7 @@ def _gru_forward_into(P, W_hh_T, b_hn, h0, active, h, gates, hn):
             rec[:rows] = _typed(0.0, rec)
         for b in range(rows):
             a = gates[t, b]
-            p = P[t, b]
+            p = P[0, ids[t, b]] if from_table else P[t, b]
             rec_b = rec[b]
             for k in range(2 * H):  # r, z
                 a[k] = _sigmoid(p[k] + rec_b[k])
@@ -431,11 +433,18 @@ def _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX=None, input_products=True)
 def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,
                       input_products=True) -> dict[str, np.ndarray | None]:
     """_weight_products over dA_ih, dA_hh (T, B, G·H), and the bias gradients Σ_t dA_t."""
-    dA_i = gather_rows(dA_ih, rows)
     dA_h = gather_rows(dA_hh, rows)
+    if input_products:
+        dA_i = gather_rows(dA_ih, rows)
+        bias_ih = dA_i.sum(axis=0)
+    else:  # only the bias reads dA_ih: summed over every row, the padded ones' zeros
+        # adding exactly nothing (a sum over axis 0 adds the rows in order), without the
+        # copy of the real rows
+        dA_i = None
+        bias_ih = dA_ih.reshape(-1, dA_ih.shape[-1]).sum(axis=0)
     weight_ih, weight_hh, dX = _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX,
                                                 input_products)
-    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": dA_i.sum(axis=0),
+    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih,
             "bias_hh": dA_h.sum(axis=0), "x": dX}
 
 
@@ -582,9 +591,11 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     W_hh_T = transposed_as(W_hh, dtype)
     b_hn = np.ascontiguousarray(b_hh[2 * H:], dtype)
     recycle_from = current_tuning().recycle_from
+    ids = _NO_TABLE[np.dtype(dtype)][1]
     if isinstance(projected, TableRows):  # the bias added to the table's rows, not P's
-        P = projected.gathered(dtype, bias)
-        T, B = P.shape[:2]
+        P = projected.biased_table(dtype, bias)[None]  # (1, V, 3H): the kernel reads rows
+        T, B = projected.shape[:2]
+        ids = projected.ids_as_int64()
         large = T * B * 3 * H * H >= recycle_from
     elif projected is not None:
         P = _c_array(projected, dtype)
@@ -601,7 +612,7 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     h = take(space, "gru.h", (T + 1, B, H), dtype)
     gates = take(space, "gru.gates", (T, B, 3 * H), dtype)
     hn = take(space, "gru.hn", (T, B, H), dtype)
-    _gru_forward_into(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active, h, gates, hn)
+    _gru_forward_into(P, W_hh_T, b_hn, _state(h0, B, H, dtype), active, h, gates, hn, ids)
     return GRUForward(h, gates, hn, active, rows)
 
 

@@ -52,10 +52,15 @@ class TableRows:
         """P itself (T, B, G), in ``dtype`` (default the table's), with ``bias`` (G,) added:
         to the table's V rows, so that each element of P is table + bias rounded once, as
         P + bias would be."""
+        return np.take(self.biased_table(dtype, bias), self.ids, axis=0)
+
+    def biased_table(self, dtype: Any = None, bias: np.ndarray | None = None) -> np.ndarray:
+        """The table (V, G), C-contiguous, in ``dtype`` (default its own), with ``bias`` (G,)
+        added to every row as P += bias would add it: in the wider type, then rounded."""
         table = self.table if dtype is None else self.table.astype(dtype, copy=False)
-        if bias is not None:  # as P += bias computes it: in the wider type, then rounded
+        if bias is not None:
             table = (table + bias).astype(table.dtype, copy=False)
-        return np.take(table, self.ids, axis=0)
+        return np.ascontiguousarray(table)
 
     def ids_as_int64(self) -> np.ndarray:
         """The ids as the kernels take them: C-contiguous int64."""
