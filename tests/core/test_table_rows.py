@@ -65,3 +65,12 @@ def test_gathered_adds_the_bias_as_the_layers_did_to_p():
     np.testing.assert_array_equal(as_array(TableRows(table, ids)), table[ids])
     with pytest.raises(ValueError):
         TableRows(table, ids).take(np.array([0, 1, 2]), axis=0)
+
+
+@pytest.mark.parametrize("ids", [np.array([[0, 6]]), np.array([[-1, 2]]),
+                                 np.array([[0.0, 1.0]]), np.array([0, 1])])
+def test_ids_outside_the_table_are_refused_before_any_kernel_reads_them(ids):
+    from seqtool.core.errors import InputError
+
+    with pytest.raises(InputError, match="ids"):
+        TableRows(np.zeros((6, 4), np.float32), ids)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from seqtool.core.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class TableRows:
@@ -29,6 +31,16 @@ class TableRows:
 
     table: np.ndarray
     ids: np.ndarray
+
+    def __post_init__(self):
+        # the kernels index the table by these without bounds checks: refused here
+        table, ids = np.asarray(self.table), np.asarray(self.ids)
+        if table.ndim != 2 or ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise InputError("ids", f"must be (T, B) whole numbers into a (V, G) table; got "
+                             f"ids {ids.shape} {ids.dtype}, table {table.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+            raise InputError("ids", f"must lie in 0..{table.shape[0] - 1} (the table's rows); "
+                             f"got {ids.min()}..{ids.max()}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
