@@ -454,7 +454,8 @@ def lstm_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, c0=None, lengths=None,
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
     state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
     (T, B, 4H): X W_ihᵀ formed by the caller (X is then not read and may be None); it is
-    used as the gate record, i.e. overwritten. ``workspace``: a large layer's h, c and gate
+    used as the gate record, i.e. overwritten. As TableRows (seqtool.core.rnn.table_rows)
+    the kernel reads its rows from the table. ``workspace``: a large layer's h, c and gate
     record are taken from it (valid until its owner takes them again: seqtool.core.buffers);
     without one they are fresh arrays."""
     if projected is not None:
@@ -577,7 +578,8 @@ def gru_forward(X, W_ih, W_hh, b_ih, b_hh, h0=None, lengths=None,
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
     state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
     (T, B, 3H): X W_ihᵀ formed by the caller (X is then not read and may be None); the
-    biases are added to it in place. ``workspace``: a large layer's states, gate records
+    biases are added to it in place. As TableRows (seqtool.core.rnn.table_rows) the
+    kernel reads its rows from the table, the biases added to the table's rows. ``workspace``: a large layer's states, gate records
     and input projection are taken from it (valid until its owner takes them again:
     seqtool.core.buffers); without one they are fresh arrays."""
     if isinstance(projected, TableRows):

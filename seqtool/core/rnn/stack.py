@@ -34,7 +34,7 @@ from seqtool.core.rnn import directions
 from seqtool.core.rnn.cells import PARAM_NAMES, get_cell
 from seqtool.core.rnn.directions import REVERSE, ReverseLayers
 from seqtool.core.rnn.lengths import is_longest_first, longest_first
-from seqtool.core.rnn.table_rows import TableRows
+from seqtool.core.rnn.table_rows import TableRows, as_array
 
 
 def param_key(name: str, layer: int, suffix: str = "") -> str:
@@ -367,8 +367,8 @@ def _forward_rows(cell: str, X, state, h0, c0, nonlinearity: str, dropout: float
         if reverse is None:
             W_ih, W_hh, b_ih, b_hh = _layer(state, layer)
             P = projected if layer == 0 else None
-            if isinstance(P, TableRows) and not spec.reads_table_rows:
-                P = P.gathered()
+            if not spec.reads_table_rows:
+                P = as_array(P)
             record = spec.forward(x, W_ih, W_hh, b_ih, b_hh, _row(h0, layer),
                                   _row(c0, layer), lengths, projected=P,
                                   activation=nonlinearity, **_lent(spec, workspace, layer))

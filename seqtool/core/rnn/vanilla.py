@@ -215,12 +215,14 @@ def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None,
     ``lengths`` (B,), longest first: sequence b runs lengths[b] steps and then keeps its
     state (None: all T; seqtool.core.rnn.stack sorts any other order). ``projected``
     (T, B, H): X W_xhᵀ formed by the caller (X is then not read and may be None); b_h is
-    added to it in place."""
+    added to it in place. As TableRows (seqtool.core.rnn.table_rows), b_h is added to the
+    table's rows before they are gathered."""
     H = W_hh.shape[0]
     if projected is None:
         dtype = _common_dtype(X, W_xh, W_hh)
         T, B, D = X.shape
         P = X.reshape(T * B, D).astype(dtype, copy=False) @ W_xh.T.astype(dtype, copy=False)
+        P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
     elif isinstance(projected, TableRows):  # b_h added to the table's rows, not P's
         dtype = _common_dtype(projected.table, W_hh)
         T, B = projected.shape[:2]
@@ -229,8 +231,7 @@ def rnn_forward(X, W_xh, W_hh, b_h, h0=None, activation="tanh", lengths=None,
         dtype = _common_dtype(projected, W_hh)
         T, B = projected.shape[:2]
         P = _contiguous(projected, dtype)
-    if not isinstance(projected, TableRows):
-        P += b_h  # (T·B, H): the input projection of every step, hoisted out of the loop
+        P += b_h
     if h0 is None:
         h0 = np.zeros((B, H), dtype)
     elif h0.shape != (B, H):
