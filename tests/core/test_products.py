@@ -161,3 +161,35 @@ def test_tiles_on_a_portable_target_with_16_byte_vectors(tmp_path):
         stdout, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr
         assert float(stdout) <= tolerance(np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("zero_start", [False, True])
+def test_recurrent_outer_products_skip_only_a_zero_initial_state(dtype, padded, zero_start):
+    """∂L/∂W_hh = Σ_t dA_tᵀ h_{t−1} over the real rows, against a NumPy loop in float64.
+    With h_{−1} all zero, step 0's rows are left out of the product: an infinite dA_0 then
+    leaves the sum finite (it would make NaN of inf · 0), and a nonzero h_{−1} is used."""
+    from seqtool.core.rnn.lengths import gather_rows, step_schedule
+    from seqtool.core.rnn import tuning
+
+    rng = np.random.default_rng(11)
+    T, B, G, H = 5, 6, 8, 3
+    lengths = np.array([5, 5, 4, 2, 1, 1]) if padded else None
+    with tuning.use(gather_below=1.1):  # a gather whenever any step is padded
+        active, rows = step_schedule(lengths, T, B)
+    assert (rows is not None) == padded
+    h = rng.normal(size=(T + 1, B, H)).astype(dtype)
+    if zero_start:
+        h[0] = 0.0
+    dA = rng.normal(size=(T, B, G)).astype(dtype)
+    for t in range(T):
+        dA[t, active[t]:] = 0.0  # padded steps
+    expected = sum(dA[t, :active[t]].astype(np.float64).T @ h[t, :active[t]].astype(np.float64)
+                   for t in range(T))
+    got = products.recurrent_outer_products(gather_rows(dA, rows), h, rows)
+    assert got.dtype == dtype
+    assert_close(got, expected, kind="reference")
+    dA[0, 0, 0] = np.inf
+    got = products.recurrent_outer_products(gather_rows(dA, rows), h, rows)
+    assert np.isfinite(got).all() == zero_start

@@ -40,7 +40,8 @@ from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh,
 from seqtool.core.rnn.jit import inline_kernel, kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
 from seqtool.core.rnn.products import (
-    is_zero, product_into, project_into, step_product, sum_of_outer_products, tiled_product,
+    is_zero, product_into, project_into, recurrent_outer_products, step_product,
+    sum_of_outer_products, tiled_product,
 )
 from seqtool.core.rnn.table_rows import TableRows
 from seqtool.core.rnn.tuning import current as current_tuning
@@ -427,7 +428,7 @@ def _weight_products(X, h, dA_i, dA_h, W_ih, rows, dX=None, input_products=True)
         else:
             scatter_rows(dA_i @ W_ih, rows, dX)
         weight_ih = sum_of_outer_products(dA_i, gather_rows(X.astype(dtype, copy=False), rows))
-    return weight_ih, sum_of_outer_products(dA_h, gather_rows(h[:-1], rows)), dX
+    return weight_ih, recurrent_outer_products(dA_h, h, rows), dX
 
 
 def _weight_gradients(X, h, dA_ih, dA_hh, W_ih, rows, dX=None,

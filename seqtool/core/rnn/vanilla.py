@@ -32,7 +32,8 @@ from seqtool.core.rnn.blas import transposed_as
 from seqtool.core.rnn.elementwise import _add_into, _copy_into, _sigmoid, _tanh, _typed
 from seqtool.core.rnn.jit import kernel
 from seqtool.core.rnn.lengths import gather_rows, scatter_rows, step_schedule
-from seqtool.core.rnn.products import is_zero, step_product, sum_of_outer_products
+from seqtool.core.rnn.products import (is_zero, recurrent_outer_products, step_product,
+                                       sum_of_outer_products)
 from seqtool.core.rnn.table_rows import TableRows
 
 TANH, SIGMOID, RELU, IDENTITY = range(4)  # the kernels' codes: positions in ACTIVATIONS
@@ -275,7 +276,7 @@ def rnn_backward(X, W_xh, W_hh, h, dh, activation="tanh", truncate=None, lengths
                           np.empty((T, B, D), dtype))
     return RNNGradients(
         W_xh=W_xh_grad,
-        W_hh=sum_of_outer_products(dz_rows, gather_rows(h[:-1], rows)),  # Σ_t dz_tᵀ h_{t−1}
+        W_hh=recurrent_outer_products(dz_rows, h, rows),  # Σ_t dz_tᵀ h_{t−1}
         b_h=dz_rows.sum(axis=0),
         h0=dh0,
         x=dX,
