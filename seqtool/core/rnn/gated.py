@@ -75,6 +75,35 @@ def _freeze(t, rows, h, gates):
     gates[t, rows:] = _typed(0.0, gates)
 
 
+@inline_kernel
+def _lstm_activations(a, p, r, bias, H):
+    """a = σ, σ, tanh, σ of the blocks i, f, g, o of r + (p + bias): the gate activations
+    of one row from its recurrent product r and its input projection p (a row of another
+    array). P + bias is rounded first, as if it had been formed before the loop."""
+    for k in range(2 * H):  # i, f
+        a[k] = _sigmoid(r[k] + (p[k] + bias[k]))
+    gate_g, rec_g, bias_g = a[2 * H:3 * H], r[2 * H:3 * H], bias[2 * H:3 * H]
+    p_g = p[2 * H:3 * H]
+    for j in range(H):
+        gate_g[j] = _tanh(rec_g[j] + (p_g[j] + bias_g[j]))
+    gate_o, rec_o, bias_o, p_o = a[3 * H:], r[3 * H:], bias[3 * H:], p[3 * H:]
+    for j in range(H):
+        gate_o[j] = _sigmoid(rec_o[j] + (p_o[j] + bias_o[j]))
+
+
+@inline_kernel
+def _lstm_activations_in_place(a, r, bias, H):
+    """_lstm_activations with p = a, the record's own row (overwritten)."""
+    for k in range(2 * H):  # i, f
+        a[k] = _sigmoid(r[k] + (a[k] + bias[k]))
+    gate_g, rec_g, bias_g = a[2 * H:3 * H], r[2 * H:3 * H], bias[2 * H:3 * H]
+    for j in range(H):
+        gate_g[j] = _tanh(rec_g[j] + (gate_g[j] + bias_g[j]))
+    gate_o, rec_o, bias_o = a[3 * H:], r[3 * H:], bias[3 * H:]
+    for j in range(H):
+        gate_o[j] = _sigmoid(rec_o[j] + (gate_o[j] + bias_o[j]))
+
+
 @kernel
 def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, project,
                        table, ids):
@@ -116,20 +145,14 @@ def _lstm_forward_into(X, W_ih, b_ih, b_hh, W_hh, h0, c0, active, h, c, gates, p
             rec[:rows] = _typed(0.0, rec)
         for b in range(rows):
             a = gates[t, b]
-            p = table[ids[t, b]] if from_table else a  # P_t of row b
-            r = rec[b]
-            # P + bias is rounded first, as if it had been formed before the loop.
-            for k in range(2 * H):  # i, f
-                a[k] = _sigmoid(r[k] + (p[k] + bias[k]))
-            gate_g, rec_g, bias_g = a[2 * H:3 * H], r[2 * H:3 * H], bias[2 * H:3 * H]
-            p_g = p[2 * H:3 * H]
-            for j in range(H):
-                gate_g[j] = _tanh(rec_g[j] + (p_g[j] + bias_g[j]))
-            gate_o, rec_o, bias_o = a[3 * H:], r[3 * H:], bias[3 * H:]
-            p_o = p[3 * H:]
-            for j in range(H):
-                gate_o[j] = _sigmoid(rec_o[j] + (p_o[j] + bias_o[j]))
-            gate_i, gate_f = a[:H], a[H:2 * H]
+            # Two loop nests, not one reading p = (table row or a): with p and a the same
+            # row, LLVM's run-time alias check sends every row down the scalar loop (the
+            # forward pass took 1.3× as long at (100, 32, 64)).
+            if from_table:
+                _lstm_activations(a, table[ids[t, b]], rec[b], bias, H)
+            else:
+                _lstm_activations_in_place(a, rec[b], bias, H)
+            gate_i, gate_f, gate_g, gate_o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
             c_prev = c[t, b]
             c_new = c[t + 1, b]
             h_new = h[t + 1, b]
