@@ -239,3 +239,13 @@ def torch_model():
     torch = pytest.importorskip("torch")
     return lambda cell, params, nonlinearity="tanh": TorchModel(torch, cell, params,
                                                                 nonlinearity)
+
+
+def pytest_collection_finish(session):
+    """A whole-suite run under xdist compiles every cell's kernels first, the jobs split
+    between the workers (tests/precompile.py)."""
+    import precompile
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None and precompile.wanted(session):
+        precompile.precompile(factory.getbasetemp().parent / "precompiled-kernels")

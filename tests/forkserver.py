@@ -5,8 +5,9 @@ costs ~0.8 s (the imports, numba's start-up, the kernels loaded from the cache) 
 does anything. The server pays the imports once, then forks a child per command. A tiny client (the `seqtool` on the test's PATH) hands the
 server its arguments, working directory, environment and its stdin, stdout and stderr
 (the descriptors themselves), and exits with the child's exit code. The child is a fresh
-process for everything the command does; only what happens at import time is shared,
-and other tests (tests/cli) start `python -m seqtool` processes the ordinary way.
+process for everything the command does; only the imports, and the kernels when numba's
+cache already holds them, are shared, and other tests (tests/cli) start `python -m seqtool`
+processes the ordinary way.
 
     python tests/forkserver.py SOCKET     serve until killed (started by ``serve``)
 """
@@ -98,15 +99,34 @@ def _answer(conn: socket.socket, pid: int) -> None:
         conn.close()
 
 
+def _load_kernels() -> None:
+    """Every cell's kernels in both dtypes (what `seqtool compile` warms), loaded from
+    numba's on-disk cache into the server, so that each forked command finds them in memory
+    (~0.3-0.6 s a command less). Only when the cache holds them already (a whole-suite run
+    has compiled them first: tests/precompile.py); on a cold cache each command loads or
+    compiles what it uses, as before, and the server starts at once. The commands' output
+    is the same either way: a warm-up that finds its kernels says nothing."""
+    from seqtool.core.rnn import gated, jit
+
+    if not jit.is_cached(gated._lstm_forward_into):
+        return
+    from seqtool.commands.compile import compile_job
+
+    for cell in ("rnn", "gru", "lstm"):
+        for dtype in ("float32", "float64"):
+            compile_job(cell, dtype)
+
+
 def main(socket_path: str) -> None:
-    # what every command imports, once: seqtool's CLI, numba, the kernels' modules (the
-    # kernels themselves are loaded from numba's cache, or compiled, by each command)
+    # what every command imports, once: seqtool's CLI, numba, the kernels' modules, and
+    # the kernels themselves when numba's cache has them
     import seqtool.cli.app  # noqa: F401
     import seqtool.commands.train  # noqa: F401
     import seqtool.core.models  # noqa: F401
     import seqtool.core.rnn.bptt  # noqa: F401
     import seqtool.core.rnn.gated  # noqa: F401
     import seqtool.core.training  # noqa: F401
+    _load_kernels()
     server = socket.socket(socket.AF_UNIX)
     server.bind(socket_path)
     server.listen(16)

@@ -282,21 +282,21 @@ def ref_rnn_bptt(x, W_xh, W_hh, b_h, h0, activation, G, truncate=None) -> dict:
     reach = T if truncate is None else int(truncate)
     grads = {"W_xh": np.zeros((H, D)), "W_hh": np.zeros((H, H)), "b_h": np.zeros(H),
              "h0": np.zeros(H), "x": np.zeros((T, D))}
+    # f'(z) of every step, entry by entry (the scalar formulas above)
+    slope = np.array([[_f_prime(float(v), activation) for v in row] for row in z])
+    # Each (t, s) term on its own, as the double sum has it; within a term the sums over
+    # i and j are NumPy's (outer products and matrix-vector products of one step)
     for t in range(1, T + 1):  # loss term L_t, through h_t
-        delta = [float(G[t - 1, i]) for i in range(H)]
+        delta = G[t - 1].copy()
         for s in range(t, max(t - reach, 0), -1):  # back through steps s = t, ..., t−reach+1
-            dz = [delta[i] * _f_prime(z[s - 1, i], activation) for i in range(H)]
-            for i in range(H):
-                grads["b_h"][i] += dz[i]
-                for c in range(D):
-                    grads["W_xh"][i, c] += dz[i] * x[s - 1, c]
-                    grads["x"][s - 1, c] += W_xh[i, c] * dz[i]
-                for j in range(H):
-                    grads["W_hh"][i, j] += dz[i] * h[s - 1, j]
-            delta = [sum(W_hh[i, j] * dz[i] for i in range(H)) for j in range(H)]
+            dz = delta * slope[s - 1]
+            grads["b_h"] += dz
+            grads["W_xh"] += np.outer(dz, x[s - 1])
+            grads["x"][s - 1] += W_xh.T @ dz
+            grads["W_hh"] += np.outer(dz, h[s - 1])
+            delta = W_hh.T @ dz
             if s == 1:
-                for j in range(H):
-                    grads["h0"][j] += delta[j]
+                grads["h0"] += delta
     return grads
 
 
