@@ -123,8 +123,14 @@ def run_dask(todo: list[RunSpec], out: Path, on_result: Callable[[dict], None], 
             from seqtool.core.parallel import THREADS_VARIABLE, available_cores
 
             share = max(1, available_cores() // max(1, jobs or available_cores()))
+            # no dashboard, and the scheduler's HTTP server (Dask starts one for its
+            # health routes even then) on a free port of this machine only: on its default
+            # port, 8787 on every interface, a second sweep or a notebook's cluster made
+            # Dask warn on stderr that the port was taken
             cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=logging.CRITICAL,
+                                   scheduler_kwargs={"dashboard": False,
+                                                     "dashboard_address": "127.0.0.1:0"},
                                    env={THREADS_VARIABLE: str(share)})
             client = Client(cluster)
         with client:

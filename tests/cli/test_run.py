@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -200,13 +201,24 @@ def test_a_failing_run_does_not_stop_the_others(cli, tmp_path):
     assert (tmp_path / "out" / data["runs"][0]["id"] / "model.npz").exists()
 
 
-def test_sweep_on_a_local_dask_cluster(cli, tmp_path):
+def test_sweep_on_a_local_dask_cluster(cli, tmp_path, recwarn):
     pytest.importorskip("dask.distributed")
     path = write(tmp_path, "sweep.yaml", BPTT_SWEEP)
     out = tmp_path / "out"
-    result = cli("run", str(path), "--out", str(out), "--jobs", "2", "-f", "json")
+    # Dask's default HTTP port taken (by another cluster, say): the sweep says nothing of it
+    taken = socket.socket()
+    try:
+        taken.bind(("", 8787))
+        taken.listen()
+    except OSError:
+        pass  # something else holds it already
+    try:
+        result = cli("run", str(path), "--out", str(out), "--jobs", "2", "-f", "json")
+    finally:
+        taken.close()
     assert result.exit_code == 0, result.stderr
     check_sweep_output(out, result.json())
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
 
 
 def test_sweep_on_a_dask_scheduler_and_worker_started_apart(cli, tmp_path):
