@@ -241,6 +241,20 @@ def torch_model():
                                                                 nonlinearity)
 
 
+# The test files that take longest (cold: compiling in subprocesses, the notebook's kernel,
+# the README's command lines), run first: xdist hands out whole files in this order
+# (--no-loadscope-reorder in pyproject.toml), so that what is left at the end is many short
+# files that even out the two workers, not one long file that keeps one of them busy.
+SLOWEST_FIRST = ("test_readme.py", "test_notebook.py", "test_fastpaths.py", "test_bptt.py",
+                 "test_kernel_cache.py", "test_products.py", "test_run.py",
+                 "test_report_html.py", "test_compile.py", "test_hostile.py", "test_training.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files stay whole
+
+
 def pytest_collection_finish(session):
     """A whole-suite run under xdist compiles every cell's kernels first, the jobs split
     between the workers (tests/precompile.py)."""
