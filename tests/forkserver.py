@@ -106,9 +106,11 @@ def _load_kernels() -> None:
     has compiled them first: tests/precompile.py); on a cold cache each command loads or
     compiles what it uses, as before, and the server starts at once. The commands' output
     is the same either way: a warm-up that finds its kernels says nothing."""
+    from numba import config
+
     from seqtool.core.rnn import gated, jit
 
-    if not jit.is_cached(gated._lstm_forward_into):
+    if config.DISABLE_JIT or not jit.is_cached(gated._lstm_forward_into):
         return
     from seqtool.commands.compile import compile_job
 
