@@ -112,11 +112,11 @@ def _load_kernels() -> None:
 
     if config.DISABLE_JIT or not jit.is_cached(gated._lstm_forward_into):
         return
+    from precompile import jobs  # beside this file (tests/)
     from seqtool.commands.compile import compile_job
 
-    for cell in ("rnn", "gru", "lstm"):
-        for dtype in ("float32", "float64"):
-            compile_job(cell, dtype)
+    for cell, dtype in jobs():
+        compile_job(cell, dtype)
 
 
 def main(socket_path: str) -> None:

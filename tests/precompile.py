@@ -22,8 +22,18 @@ import os
 from pathlib import Path
 
 MIN_ITEMS = 1000  # a whole-suite run (the suite has ~2000 tests)
-CELLS = ("lstm", "gru", "rnn")  # the slowest to compile first: the jobs end together
-DTYPES = ("float32", "float64")
+SLOWEST = ("lstm", "gru", "rnn")  # the slowest to compile first, so the jobs end together
+
+
+def jobs() -> list[tuple[str, str]]:
+    """(cell, dtype) for every registered cell (the built-in ones slowest first, any other
+    after them) and both dtypes: `seqtool compile`'s jobs."""
+    from seqtool.core.rnn.cells import cell_names
+    from seqtool.core.rnn.warmup import DTYPES
+
+    rank = {name: i for i, name in enumerate(SLOWEST)}
+    cells = sorted(cell_names(), key=lambda name: rank.get(name, len(rank)))
+    return [(cell, dtype) for cell in cells for dtype in DTYPES]
 
 
 def wanted(session) -> bool:
@@ -40,24 +50,23 @@ def precompile(folder: Path) -> list[tuple[str, str]]:
 
     folder.mkdir(parents=True, exist_ok=True)
     ran, others = [], []
-    for cell in CELLS:
-        for dtype in DTYPES:
-            lock = open(folder / f"{cell}-{dtype}.lock", "w")
+    for cell, dtype in jobs():
+        lock = open(folder / f"{cell}-{dtype}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another worker is compiling it: wait for it at the end
+            others.append(lock)
+            continue
+        done = folder / f"{cell}-{dtype}.done"
+        if not done.exists():
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:  # another worker is compiling it: wait for it at the end
-                others.append(lock)
-                continue
-            done = folder / f"{cell}-{dtype}.done"
-            if not done.exists():
-                try:
-                    compile_job(cell, dtype)
-                except Exception:  # noqa: BLE001 (the tests that use it will say what fails)
-                    pass
-                else:
-                    ran.append((cell, dtype))
-                done.touch()
-            lock.close()  # releases the lock
+                compile_job(cell, dtype)
+            except Exception:  # noqa: BLE001 (the tests that use it will say what fails)
+                pass
+            else:
+                ran.append((cell, dtype))
+            done.touch()
+        lock.close()  # releases the lock
     for lock in others:
         fcntl.flock(lock, fcntl.LOCK_EX)  # returns once the other worker has finished it
         lock.close()

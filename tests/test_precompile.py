@@ -20,7 +20,15 @@ def jobs_run(monkeypatch):
 
 
 def every_job():
-    return [(cell, dtype) for cell in precompile.CELLS for dtype in precompile.DTYPES]
+    return precompile.jobs()
+
+
+def test_the_jobs_are_every_registered_cell_in_both_dtypes_slowest_first():
+    from seqtool.core.rnn.cells import cell_names
+
+    jobs = precompile.jobs()
+    assert sorted(jobs) == sorted((c, d) for c in cell_names() for d in ("float32", "float64"))
+    assert jobs[:2] == [("lstm", "float32"), ("lstm", "float64")]
 
 
 def test_each_job_runs_once_per_folder(tmp_path, jobs_run):
