@@ -38,9 +38,12 @@ def jobs() -> list[tuple[str, str]]:
 
 def wanted(session) -> bool:
     """Whether this process is an xdist worker of a whole-suite run."""
-    return ("PYTEST_XDIST_WORKER" in os.environ and len(session.items) >= MIN_ITEMS
-            and not session.config.option.collectonly
-            and os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0"))
+    if ("PYTEST_XDIST_WORKER" not in os.environ or len(session.items) < MIN_ITEMS
+            or session.config.option.collectonly):
+        return False
+    from numba import config  # numba's own reading of NUMBA_DISABLE_JIT, as forkserver's
+
+    return not config.DISABLE_JIT
 
 
 def precompile(folder: Path) -> list[tuple[str, str]]:
