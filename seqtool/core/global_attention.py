@@ -146,7 +146,8 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     both = np.concatenate([context, queries], axis=-1).reshape(B * M, -1)
     if rows is not None:
         both = both[rows]
-    combined = np.tanh(product(both, params["combine.weight"].T))
+    combined = product(both, params["combine.weight"].T)
+    np.tanh(combined, out=combined)  # in place: the product is ours
     return Attended(weights, selection, keys, queries, context, combined, both, rows,
                     projected, pairs, probabilities, picked)
 
@@ -177,15 +178,20 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     H = att.queries.shape[-1]
     W_c = params["combine.weight"]
     B, M, S = att.weights.shape
-    d_u = d_combined * (1.0 - att.combined * att.combined)
+    d_u = att.combined * att.combined  # ∂h̃ ⊙ (1 − h̃²), in one temporary
+    np.subtract(1.0, d_u, out=d_u)
+    d_u *= d_combined
     grads = {"combine.weight": product(d_u.T, att.both)}
+    d_rows = product(d_u, W_c)  # [∂c; ∂h] of the combined rows (R, 2H)
     if att.rows is None:
-        d_both = product(d_u, W_c).reshape(B, M, 2 * H)
+        d_context = d_rows[:, :H].reshape(B, M, H)
+        d_queries = np.array(d_rows[:, H:]).reshape(B, M, H)
     else:  # the padded steps were never combined: no gradient comes back from them
-        d_both = np.zeros((B * M, 2 * H), dtype=d_u.dtype)
-        d_both[att.rows] = product(d_u, W_c)
-        d_both = d_both.reshape(B, M, 2 * H)
-    d_context, d_queries = d_both[..., :H], np.array(d_both[..., H:])
+        d_context = np.zeros((B * M, H), dtype=d_u.dtype)
+        d_queries = np.zeros((B * M, H), dtype=d_u.dtype)
+        d_context[att.rows] = d_rows[:, :H]
+        d_queries[att.rows] = d_rows[:, H:]
+        d_context, d_queries = d_context.reshape(B, M, H), d_queries.reshape(B, M, H)
     weights = att.weights.astype(att.keys.dtype)
     d_keys = weights.transpose(0, 2, 1) @ d_context  # (B, S, H)
     if att.probabilities is not None:  # REINFORCE: the score-function estimator

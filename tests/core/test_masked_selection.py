@@ -77,3 +77,26 @@ def test_a_gradient_through_the_rows_matches_finite_differences():
 def test_bad_shapes_and_lengths_are_input_errors(scores, lengths):
     with pytest.raises(InputError):
         select_rows("softmax", scores, lengths)
+
+
+@pytest.mark.parametrize("temperature", [0.25, 3.0])
+def test_softmax_rows_follow_their_temperature(temperature):
+    # the softmax's own kernels (seqtool.core.selectors.masked_kernels), row by row
+    s = padded_scores(3)
+    g = np.random.default_rng(4).normal(size=s.shape)
+    chosen = select_rows("softmax", s, LENGTHS, temperature=temperature)
+    grad = chosen.vjp(g)
+    for b, n in enumerate(LENGTHS):
+        alone = select("softmax", s[b:b + 1, :n], temperature=temperature)
+        np.testing.assert_allclose(chosen.weights[b, :n], alone.weights[0], rtol=1e-14)
+        np.testing.assert_allclose(grad[b, :n], alone.vjp(g[b:b + 1, :n])[0], rtol=1e-12,
+                                   atol=1e-15)
+
+
+def test_a_nan_among_a_rows_real_scores_makes_that_row_nan():
+    # as NumPy's max would: the training loop's guard then stops the run
+    s = padded_scores(6)
+    s[1, 1] = np.nan
+    w = select_rows("softmax", s, LENGTHS).weights
+    assert np.isnan(w[1, :LENGTHS[1]]).all()
+    assert np.isfinite(np.delete(w, 1, axis=0)).all()

@@ -352,11 +352,13 @@ def _row_plan(B):
     Every tile sums each element of C in the same order (one FMA chain in k), so a tile
     may overlap rows another tile wrote and writes the same bits there. Each tile reads
     the whole strip of W again, so a remainder that would take two or three small tiles
-    (3, 5, 6 or 7 rows: 2 + 1, 4 + 1, 4 + 2, 4 + 2 + 1) is one more main tile over the
-    last TILE_ROWS rows, and a last single row is a 2-row tile over the last two: a 1-row
-    tile is latency-bound (one FMA chain per vector). Zen 4, float32, (B, 256) × (256,
-    1024), µs: 13 rows 118 → 75, 9 rows 86 → 72 (8 + 2 overlapping), 7 rows 107 → 54
-    (4 + 4). Computed once per product (_matmul_tiles_any) and handed to every strip."""
+    (5, 6 or 7 rows: 4 + 1, 4 + 2, 4 + 2 + 1) is one more main tile over the last
+    TILE_ROWS rows, 3 rows after main tiles one 4-row tile over the last four (half the
+    passes over W of a main tile: (27, 256) × (256, 1024) 164 → 151 µs, (19, 1024) ×
+    (1024, 256) 112 → 109), and a last single row is a 2-row tile over the last two: a
+    1-row tile is latency-bound (one FMA chain per vector). Zen 4, float32, (B, 256) ×
+    (256, 1024), µs: 13 rows 118 → 75, 9 rows 86 → 72 (8 + 2 overlapping), 7 rows 107 →
+    54 (4 + 4). Computed once per product (_matmul_tiles_any) and handed to every strip."""
     mains = B // TILE_ROWS
     last_main = (mains - 1) * TILE_ROWS
     four = four_b = two = two_b = one = -1
@@ -364,6 +366,8 @@ def _row_plan(B):
     rest = B - i
     if rest == 0:
         return mains, last_main, four, four_b, two, two_b, one
+    if i > 0 and rest == 3:  # a 4-row tile over the last four rows: half a main pass
+        return mains, last_main, B - 4, four_b, two, two_b, one
     if i > 0 and rest != 1 and rest != 2 and rest != 4:
         return mains + 1, B - TILE_ROWS, four, four_b, two, two_b, one
     if rest >= 4:  # only when TILE_ROWS is 8 (else rest < 4)

@@ -20,7 +20,6 @@ import numpy as np
 
 from seqtool.core.errors import InputError
 from seqtool.core.selectors.builtin import BUILTIN
-from seqtool.core.selectors.maps import softmax_vjp
 from seqtool.core.selectors.registry import Selection, get_selector, resolve_params, select
 
 _SOFTMAX = next(entry for entry in BUILTIN if entry.name == "softmax")
@@ -69,16 +68,22 @@ def select_rows(name: str, scores: np.ndarray, lengths: np.ndarray, **params: An
 
 
 def _masked_softmax(s: np.ndarray, lengths: np.ndarray, temperature: float) -> Selection:
-    """softmax(s_b[:n_b] / T) ⊕ 0 for every row at once: the padded scores become −∞
-    (exp(−∞) = 0, whatever they held), so one pass over (B, T) gives what the per-length
-    groups give, without a call per length; the vjp w ⊙ (g − Σ w g) / T is 0 on padding."""
-    real = np.arange(s.shape[1])[None, :] < lengths[:, None]
-    z = np.where(real, s, -np.inf)
-    e = np.exp((z - z.max(axis=1, keepdims=True)) / temperature)
-    w = e / e.sum(axis=1, keepdims=True)
+    """softmax(s_b[:n_b] / T) ⊕ 0 for every row at once, and its vjp w ⊙ (g − Σ w g) / T,
+    0 on the padding: one pass per row in a kernel (seqtool.core.selectors.masked_kernels),
+    which reads only the real steps (a NaN or ∞ in the padding never reaches them)."""
+    from seqtool.core.selectors.masked_kernels import (masked_softmax_into,
+                                                       masked_softmax_vjp_into)
+
+    n = np.ascontiguousarray(lengths, dtype=np.int64)
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    t = float(temperature)
+    w = np.empty_like(s)
+    masked_softmax_into(s, n, t, w)
 
     def backward(g: np.ndarray) -> np.ndarray:
-        return softmax_vjp(w, np.where(real, g, 0.0), temperature)
+        out = np.empty_like(w)
+        masked_softmax_vjp_into(w, np.ascontiguousarray(g, dtype=np.float64), n, t, out)
+        return out
 
     return Selection("softmax", w, "exact", np.zeros(len(w), dtype=bool), backward, None)
 
