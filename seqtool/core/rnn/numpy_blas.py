@@ -3,8 +3,7 @@
 At import, the shared library that NumPy's wheel carries (``numpy.libs``, ``numpy/.dylibs``)
 is opened with ctypes and its CBLAS gemm and gemv functions are looked up under the names
 OpenBLAS builds give them (``scipy_cblas_sgemm64_``, an ILP64 build with its symbol
-suffix, ``cblas_sgemm``, ...), and OpenBLAS's ``?omatcopy`` (transposed copies) where the
-library has them. Each is checked on a small example against NumPy. Their
+suffix, ``cblas_sgemm``, ...). Each is checked on a small example against NumPy. Their
 addresses are registered with LLVM under names of seqtool's own (``seqtool_cblas_sgemm_i64``
 ...: the integer width is part of the name), which the kernels declare as external
 functions. Nothing here imports a kernel, so that seqtool.core.rnn.jit can read :data:`KEY`
@@ -85,30 +84,6 @@ def _agrees(functions: dict) -> bool:
     return True
 
 
-def _transposers(library: ctypes.CDLL, pattern: str, bits: int) -> dict:
-    """{somatcopy, domatcopy: (address, bits)}: OpenBLAS's out-of-place transposes (an
-    extension of CBLAS) under the naming the gemm functions had, each checked on a small
-    matrix; {} where the library has none, or they disagree with NumPy."""
-    found = {}
-    for prefix, dtype, c_type in (("s", np.float32, ctypes.c_float),
-                                  ("d", np.float64, ctypes.c_double)):
-        function = getattr(library, pattern.format(prefix + "omatcopy"), None)
-        if function is None:
-            return {}
-        address = ctypes.cast(function, ctypes.c_void_p).value
-        integer = ctypes.c_int64 if bits == 64 else ctypes.c_int32
-        omatcopy = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_int32, integer, integer,
-                                    c_type, ctypes.c_void_p, integer, ctypes.c_void_p,
-                                    integer)(address)
-        a = np.cos(np.arange(15, dtype=dtype)).reshape(3, 5)
-        out = np.zeros((5, 3), dtype)
-        omatcopy(ROW_MAJOR, TRANS, 3, 5, 1.0, a.ctypes.data, 5, out.ctypes.data, 3)
-        if not np.array_equal(out, a.T):
-            return {}
-        found[prefix + "omatcopy"] = (address, bits)
-    return found
-
-
 def _find() -> tuple[dict | None, str, Path | None]:
     """(functions, key, path): NumPy's CBLAS functions, what identifies them and the
     library's file, or (None, "np.dot", None)."""
@@ -121,7 +96,6 @@ def _find() -> tuple[dict | None, str, Path | None]:
             continue
         functions, pattern = _functions(library)
         if functions is not None and _agrees(functions):
-            functions.update(_transposers(library, pattern, functions["sgemm"][1]))
             return functions, f"{path.name}:{pattern}", path
     return None, "np.dot", None
 
@@ -129,9 +103,6 @@ def _find() -> tuple[dict | None, str, Path | None]:
 FUNCTIONS, KEY, LIBRARY = _find()
 AVAILABLE = FUNCTIONS is not None
 BITS = FUNCTIONS["sgemm"][1] if AVAILABLE else 64
-# OpenBLAS's ?omatcopy, the transposed copies of W_hh (KEY names the library, so a kernel's
-# cache stamp covers whether they are there)
-TRANSPOSES = AVAILABLE and "somatcopy" in FUNCTIONS
 
 
 def library_config() -> str:
@@ -162,6 +133,6 @@ if AVAILABLE:
 # Those not found are declared all the same (the kernels type the calls even where they are
 # never made): an address that exists, never called.
 _unused = ctypes.CFUNCTYPE(None)(lambda: None)
-for _name in ("sgemm", "dgemm", "sgemv", "dgemv", "somatcopy", "domatcopy"):
+for _name in ("sgemm", "dgemm", "sgemv", "dgemv"):
     if not AVAILABLE or _name not in FUNCTIONS:
         llvm_binding.add_symbol(symbol(_name), ctypes.cast(_unused, ctypes.c_void_p).value)

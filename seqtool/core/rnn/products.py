@@ -35,9 +35,8 @@ all the others. Without JIT (NUMBA_DISABLE_JIT=1) each tile is NumPy's product o
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import binding as llvm_binding
 from llvmlite import ir
-from numba import config, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import overload
 
@@ -46,28 +45,11 @@ from seqtool.core.rnn.blas import blas_product, transposed, transposed_copy
 from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
 from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
 from seqtool.core.rnn.lengths import gather_rows
+from seqtool.core.rnn.registers import (  # noqa: F401  (REGISTERS: benchmarks)
+    OPAQUE_POINTERS, REGISTER_BYTES, REGISTERS, element_type as _element_type,
+)
 
 
-def _host_vector_registers() -> tuple[int, int]:
-    """(bytes per vector register, number of vector registers) of the CPU numba compiles for."""
-    features = config.CPU_FEATURES
-    if not features:
-        if config.CPU_NAME and config.CPU_NAME != "host":
-            return 16, 16  # a portable target (e.g. "generic"): assume only SSE2 / NEON
-        features = llvm_binding.get_host_cpu_features().flatten()
-    enabled = {f[1:] for f in features.split(",") if f.startswith("+")}
-    if "avx512f" in enabled:
-        return 64, 32
-    if "avx" in enabled:
-        return 32, 16
-    if "neon" in enabled:
-        return 16, 32
-    return 16, 16
-
-
-REGISTER_BYTES, REGISTERS = _host_vector_registers()
-# LLVM 17 dropped typed pointers (llvmlite ≥ 0.45, numba ≥ 0.62), which renames intrinsics
-OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
 TILE_ROWS = 8 if REGISTERS >= 32 else 4  # MR of the main tile (its NV is 3)
 # bytes of the strip of W (K × 3 vectors) that each tile of rows streams, per row of W (k)
 STRIP_BYTES_PER_K = 3 * REGISTER_BYTES
@@ -89,10 +71,6 @@ W_BELOW_8, W_BELOW_16 = TUNING.tiled_w_below_8, TUNING.tiled_w_below_16
 W_BELOW_32, W_BELOW_64 = TUNING.tiled_w_below_32, TUNING.tiled_w_below_64
 # the products of a whole sequence (T·B rows: the input projection, ∂L/∂X) as 64+ rows
 BIG_W_BELOW = TILED_W_BELOW if TILED_FROM_ROWS <= 64 else min(TILED_W_BELOW, W_BELOW_64)
-
-
-def _element_type(dtype):
-    return {types.float32: ir.FloatType(), types.float64: ir.DoubleType()}.get(dtype)
 
 
 def _splat(builder, value, vector_type):
