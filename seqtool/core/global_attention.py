@@ -183,17 +183,22 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     d_u *= d_combined
     grads = {"combine.weight": product(d_u.T, att.both)}
     d_rows = product(d_u, W_c)  # [∂c; ∂h] of the combined rows (R, 2H)
+    # ∂L/∂queries and ∂L/∂keys are returned as (B, ·, H) views of time-major arrays, the
+    # layout the recurrent layers take them in (no copy there)
+    d_queries_tm = np.zeros((M, B, H), dtype=d_u.dtype)
+    d_queries = d_queries_tm.transpose(1, 0, 2)
     if att.rows is None:
         d_context = d_rows[:, :H].reshape(B, M, H)
-        d_queries = np.array(d_rows[:, H:]).reshape(B, M, H)
+        d_queries[...] = d_rows[:, H:].reshape(B, M, H)
     else:  # the padded steps were never combined: no gradient comes back from them
         d_context = np.zeros((B * M, H), dtype=d_u.dtype)
-        d_queries = np.zeros((B * M, H), dtype=d_u.dtype)
         d_context[att.rows] = d_rows[:, :H]
-        d_queries[att.rows] = d_rows[:, H:]
-        d_context, d_queries = d_context.reshape(B, M, H), d_queries.reshape(B, M, H)
+        d_context = d_context.reshape(B, M, H)
+        b, t = np.divmod(att.rows, M)
+        d_queries_tm.reshape(M * B, H)[t * B + b] = d_rows[:, H:]
     weights = att.weights.astype(att.keys.dtype)
-    d_keys = weights.transpose(0, 2, 1) @ d_context  # (B, S, H)
+    d_keys = np.empty((S, B, H), dtype=d_u.dtype).transpose(1, 0, 2)  # (B, S, H)
+    np.matmul(weights.transpose(0, 2, 1), d_context, out=d_keys)
     if att.probabilities is not None:  # REINFORCE: the score-function estimator
         if step_losses is None or step_mask is None:
             raise ValueError("reinforce needs the per-step losses and their mask")

@@ -138,9 +138,9 @@ def encode(spec: ModelSpec, params: dict[str, np.ndarray], src: np.ndarray,
                           rng=rng, lengths=src_lengths, projected=projected,
                           workspace=None if workspace is None else workspace.scope("encoder"))
     S, B = src.shape
-    real = (np.arange(S)[:, None] < src_lengths[None, :])[..., None]
-    keys = np.where(real, stack.output, 0).transpose(1, 0, 2)  # (B, S, H), padding zeroed
-    return Encoded(stack, X, np.ascontiguousarray(keys), _final_states(spec, stack.h_n),
+    keys = np.ascontiguousarray(stack.output.transpose(1, 0, 2))  # (B, S, H)
+    keys[np.arange(S)[None, :] >= src_lengths[:, None]] = 0.0  # the padding zeroed
+    return Encoded(stack, X, keys, _final_states(spec, stack.h_n),
                    _final_states(spec, stack.c_n))
 
 
@@ -159,7 +159,7 @@ def forward(spec: ModelSpec, params: dict[str, np.ndarray], src: np.ndarray,
     dec = stack_forward(spec.cell, X, state, enc.h0, enc.c0, nonlinearity=spec.nonlinearity,
                         dropout=p, rng=rng, lengths=dec_lengths, projected=projected,
                         workspace=None if workspace is None else workspace.scope("decoder"))
-    queries = np.ascontiguousarray(dec.output.transpose(1, 0, 2))  # (B, M, H)
+    queries = dec.output.transpose(1, 0, 2)  # (B, M, H): a view of the time-major states
     B, M = queries.shape[:2]
     real = np.arange(M)[None, :] < dec_lengths[:, None]  # (B, M)
     rows = None if real.all() else np.flatnonzero(real)
