@@ -10,6 +10,7 @@ from harness import assert_close
 from seqtool.core.errors import InputError
 from seqtool.core.rnn import vanilla
 from seqtool.core.rnn.lengths import longest_first, step_schedule
+from seqtool.core.rnn.tuning import current as current_tuning
 from seqtool.core.rnn.cells import cell_names
 from seqtool.core.rnn.stack import init_state_dict, stack_backward, stack_forward
 
@@ -31,6 +32,22 @@ def test_step_schedule_counts_the_running_rows_of_a_longest_first_batch():
     # nearly all real: the products run on every row, no gathering
     assert step_schedule(np.array([10] * 9 + [9]), 10, 10)[1] is None
     assert len(step_schedule(np.array([10] * 8 + [1, 1]), 10, 10)[1]) == 82
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_step_schedule_matches_its_definition_on_random_batches(seed):
+    # the kernel (seqtool.core.rnn.schedule) against active[t] = #{b : ℓ_b > t} and the
+    # rows t·B + b of the real steps, empty sequences and full ones included
+    rng = np.random.default_rng(seed)
+    T, B = int(rng.integers(1, 15)), int(rng.integers(1, 40))
+    lengths = np.sort(rng.integers(0, T + 1, B))[::-1]
+    lengths[: seed % 3] = T
+    active, rows = step_schedule(lengths, T, B)
+    assert list(active) == [int((lengths > t).sum()) for t in range(T)]
+    if rows is None:
+        assert lengths.sum() >= current_tuning().gather_below * T * B
+    else:
+        assert list(rows) == [t * B + b for t in range(T) for b in range(B) if t < lengths[b]]
 
 
 def test_schedules_asked_in_turn_come_from_the_cache_and_stay_their_own():

@@ -53,18 +53,19 @@ def step_schedule(lengths, T: int, B: int) -> tuple[np.ndarray, np.ndarray | Non
     if lengths.shape != (B,) or lengths.dtype.kind not in "iu":
         raise InputError("lengths", f"must be {B} whole numbers, one per sequence of the batch "
                          f"(got shape {lengths.shape}, dtype {lengths.dtype})")
-    lengths = lengths.astype(np.int64, copy=False)
-    if not is_longest_first(lengths):
+    from seqtool.core.rnn.schedule import LONGEST_FIRST, schedule_into  # loads numba
+
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    active = np.empty(T, np.int64)
+    rows = np.empty(T * B, np.int64)  # the real steps of step t: rows 0 .. active[t] − 1
+    status, n = schedule_into(lengths, T, float(gather_below), active, rows)
+    if status == LONGEST_FIRST:
         raise InputError("lengths", "must come longest first (seqtool.core.rnn.stack sorts "
                          "a batch in any other order)")
-    if B and (lengths[-1] < 0 or lengths[0] > T):  # the shortest and the longest
+    if status:  # the shortest or the longest out of range
         raise InputError("lengths", f"must lie in 0..{T} (the batch's steps); got "
                          f"{lengths[-1]}..{lengths[0]}")
-    # #{b : ℓ_b > t} = the first b with ℓ_b ≤ t, found in −ℓ (ascending)
-    active = np.searchsorted(-lengths, -np.arange(T), side="left").astype(np.int64)
-    rows = None
-    if lengths.sum() < gather_below * T * B:  # the real steps of step t: rows 0 .. active[t] − 1
-        rows = np.flatnonzero(np.arange(B)[None, :] < active[:, None])
+    rows = None if n < 0 else rows[:n]
     _recent = ((key, (active, rows)),) + recent[:RECENT_SCHEDULES - 1]
     return active, rows
 
