@@ -108,5 +108,7 @@ def transposed_by_blocks(w):
     if rows == 0 or cols == 0 or not (cols == 1 or w.strides[1] == w.itemsize):
         return np.ascontiguousarray(w.T)
     out = np.empty((cols, rows), w.dtype)
-    transpose_into(out, w)
+    # w[::1]: numba's 'A' layout whatever w's, so that one compiled transpose_into per
+    # dtype serves C arrays and slices alike (the blocks read the strides at run time)
+    transpose_into(out, w[::1])
     return out
