@@ -84,7 +84,8 @@ padding mask included), so both time only forward + loss + backward + optimiser 
     a seq2seq batch sorted by source length is sorted by target length too for reverse, and
     enforce_sorted follows each batch's lengths).
     --torch-padding auto (default) probes full and packed on a throw-away copy of the model
-    for each task, cell and size and keeps the faster one for torch (the "torch pad" column).
+    for each task, cell and size, alternating step by step on the same batches, and keeps
+    the faster one for torch (the "torch pad" column).
 
 Tokens = Σ lengths over a batch (real tokens, not padding; seq2seq: the sources', as
 train()'s tokens_per_s counts them). Timing: every sample is a block of
@@ -559,25 +560,27 @@ def run_steps(step, start: int, k: int, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def probe(step, tokens: list[int], seconds: float) -> float:
-    """Median seconds per token of single steps over ~``seconds`` (after 2 warm-up steps)."""
-    n = len(tokens)
-    j = CHECK_STEPS + WARMUP_STEPS
-    run_steps(step, j, 2, n)
-    j += 2
-    per_token, spent = [], 0.0
-    while (spent < seconds or len(per_token) < 3) and len(per_token) < 200:
-        t = run_steps(step, j, 1, n)
-        per_token.append(t / tokens[j % n])
-        spent += t
-        j += 1
-    return statistics.median(per_token)
-
-
 def choose_pool(trainer: TorchTrainer, data: Data, seconds: float) -> tuple[str, dict]:
-    """The faster of full and packed for torch, timed on throw-away copies."""
-    times = {pool: probe(trainer.clone(pool).step, data.tokens, seconds)
-             for pool in ("full", "packed")}
+    """The faster of full and packed for torch, timed on throw-away copies: median seconds
+    per token of single steps over ~``seconds`` each, the two alternating step by step on
+    the same batches (timed one after the other, a change of the machine's speed between
+    them had picked the slower one, packed, in about one run of three for seq2seq)."""
+    steps = {pool: trainer.clone(pool).step for pool in ("full", "packed")}
+    tokens, n = data.tokens, len(data.tokens)
+    j = CHECK_STEPS + WARMUP_STEPS
+    for step in steps.values():
+        run_steps(step, j, 2, n)
+    j += 2
+    per_token: dict[str, list[float]] = {pool: [] for pool in steps}
+    spent = 0.0
+    while (spent < 2 * seconds or len(per_token["full"]) < 3) and len(per_token["full"]) < 200:
+        order = list(steps) if j % 2 == 0 else list(steps)[::-1]
+        for pool in order:
+            t = run_steps(steps[pool], j, 1, n)
+            per_token[pool].append(t / tokens[j % n])
+            spent += t
+        j += 1
+    times = {pool: statistics.median(v) for pool, v in per_token.items()}
     return min(times, key=times.get), times
 
 
