@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtool.core.errors import InputError
+from seqtool.core.errors import InputError, RunError
 from seqtool.core.losses import log_softmax
 from seqtool.core.models import INFERENCE_BATCH, ModelSpec, forward, rnn_state
 from seqtool.core.rnn.stack import stack_forward
@@ -84,8 +84,16 @@ def sample(spec: ModelSpec, params: dict[str, np.ndarray], prime: np.ndarray, le
             token = int(logits.argmax())
             logp = log_softmax(logits)[token]
         else:
-            logp_all = log_softmax(logits / temperature)
-            token = int(rng.choice(len(logits), p=np.exp(logp_all)))
+            # shifted first: a tiny temperature (1e-310) then sends every other logit to −∞
+            # (probability 0, the greedy limit) rather than the largest to ∞ (NaN after);
+            # a logit that is not finite is refused below, without NumPy's warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                logp_all = log_softmax((logits - logits.max()) / temperature)
+                p = np.exp(logp_all)
+            if not np.isfinite(p).all():
+                raise RunError("the model's outputs are not finite numbers (a diverged model?): "
+                               "nothing to sample from")
+            token = int(rng.choice(len(logits), p=p))
             logp = logp_all[token]
         drawn.append(token)
         logps.append(float(logp))

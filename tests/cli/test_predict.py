@@ -260,6 +260,22 @@ def test_sample_draws_from_the_tempered_distribution_and_is_seeded(cli, runs):
     assert shown.stdout.strip() == data["start"] + data["text"]
 
 
+@pytest.mark.parametrize("temperature", ["1e-310", "5e-324"])
+def test_sample_at_a_subnormal_temperature_is_the_greedy_draw(cli, runs, temperature):
+    # y / T overflowed to ∞ at such a T, and softmax(∞ − ∞) was NaN: an internal error (the
+    # fuzz found it); shifted first, every logit but the largest goes to −∞ (probability 0)
+    saved = Saved(runs / "dyck")
+    whole = cli("sample", str(runs / "dyck"), "--temperature", temperature, "--length", "15",
+                "-f", "json")
+    assert whole.exit_code == 0 and whole.stderr == "", whole.stderr
+    greedy, draws = sample(cli, runs / "dyck", "--temperature", "0", "--length", "15")
+    assert whole.json()["tokens"] == greedy["tokens"]
+    _, cold = sample(cli, runs / "dyck", "--temperature", temperature, "--length", "15")
+    logp, drawn = check_draws(saved, greedy, draws, 0)
+    assert np.array_equal(drawn, logp.argmax(axis=1))
+    assert all(lp == 0.0 for _, lp in cold)  # the argmax had all the probability
+
+
 # ---------------------------------------------------------------------------------------
 # evaluate
 

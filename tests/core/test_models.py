@@ -218,3 +218,17 @@ def test_whole_model_matches_torch(cell):
     for key, p in named.items():
         np.testing.assert_allclose(grads[key], p.grad.numpy(), rtol=1e-10, atol=1e-13,
                                    err_msg=key)
+
+
+def test_sampling_from_a_model_whose_outputs_are_not_finite_is_a_run_error():
+    # softmax of a NaN or ∞ logit has no probabilities to draw from: a clear RunError, not
+    # NumPy's "probabilities contain NaN" from inside the draw
+    from seqtool.core.errors import RunError
+    from seqtool.core.inference import sample
+
+    spec = ModelSpec("lm", "rnn", 6, 6, hidden=4, embedding_dim=3)
+    params = init_params(spec, seed=0)
+    assert len(sample(spec, params, np.array([1, 2]), 4, temperature=0.5)[0]) == 4
+    params["head.bias"][3] = np.inf
+    with pytest.raises(RunError, match="not finite"):
+        sample(spec, params, np.array([1, 2]), 4, temperature=0.5)
