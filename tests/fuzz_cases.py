@@ -242,6 +242,10 @@ LYING_NPY = (b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 's
 REPRODUCERS = [
     Case(["bptt", "--input-size", "1000000000"], kind="size bptt"),
     Case(["bptt", "--hidden", "100000", "--cell", "lstm"], kind="size bptt"),
+    # found by the fuzz: the outputs (T × O) were not in the estimate, and a report of
+    # 10⁸ numbers was let through (an --output-size of 10⁸ took 24 GB and was killed)
+    Case(["bptt", "--output-size", "100000000"], kind="size bptt"),
+    Case(["bptt", "--input-size", "10000000"], kind="size bptt"),
     Case(["compare-selectors", "-q", "3,-1", "--cost", "--sizes", "16", "--dim",
           "1000000000"], kind="size compare-selectors"),
     Case(["train-rnn", "--data", "parity", "--hidden", "10000000", "--out", "{dir}/r"],

@@ -18,6 +18,10 @@ MAX_CHAIN_FLOPS = 2e11
 MAX_SHARE_NUMBERS = 4_000_000
 # --check runs four forward passes of T steps per parameter entry, one step at a time
 MAX_CHECK_STEPS = 5_000_000
+# The rest of the report (the problem, the states, the outputs and every gradient): as many
+# numbers again at most; an --input-size or --output-size of 10⁷ had made hundreds of MB of
+# JSON and, at 10⁸, more memory than the machine has
+MAX_REPORT_NUMBERS = 4_000_000
 
 
 def _steps(config: BpttConfig) -> int:
@@ -37,11 +41,19 @@ def check_explain(config: BpttConfig) -> None:
 
 def _bytes_for(T: int, D: int, H: int, O: int, G: int) -> float:
     """What the analysis of one generated problem holds, in float64, generously: the
-    weights, the states and gradients per step, each step's share of ∂L/∂W_hh
-    (T × G·H × H) and the Jacobian chains, about six copies of each (gradients, the
-    truncated run, the finite-difference check)."""
-    words = T * D + G * H * D + G * H * H + O * H + T * (G + 2) * H + T * G * H * H + H * H
+    weights, the inputs, targets and outputs, the states and gradients per step, each
+    step's share of ∂L/∂W_hh (T × G·H × H) and the Jacobian chains, about six copies of
+    each (gradients, the truncated run, the finite-difference check)."""
+    words = (T * D + G * H * D + G * H * H + O * H + 2 * T * O + T * (G + 2) * H
+             + T * G * H * H + H * H)
     return 8.0 * 6 * words
+
+
+def _report_numbers(T: int, D: int, H: int, O: int, G: int) -> int:
+    """The numbers of the report besides the shares: the problem and the gradients (the
+    weights, twice), the inputs, the targets and the outputs, the states."""
+    weights = G * H * D + G * H * H + O * H + G * H + O + H
+    return 2 * weights + T * D + 2 * T * O + T * H
 
 
 def check_sizes(config: BpttConfig) -> None:
@@ -67,6 +79,18 @@ def check_sizes(config: BpttConfig) -> None:
     shown = (f"the analysis (T = {config.steps}, D = {config.input_size}, H = {config.hidden}, "
              f"O = {config.output_size})")
     check_memory(flag, needed, shown)
+    numbers = _report_numbers(config.steps, config.input_size, config.hidden,
+                              config.output_size, G)
+    if numbers > MAX_REPORT_NUMBERS:
+        def fewer(name: str) -> int:  # the count with that flag back at its default
+            shrunk = {**sizes, name: min(sizes[name], defaults[name])}
+            return _report_numbers(shrunk["steps"], shrunk["input_size"], shrunk["hidden"],
+                                   shrunk["output_size"], G)
+
+        flag = min(sizes, key=fewer)
+        raise InputError(flag, f"makes the report of {shown} hold {numbers:,} numbers (the "
+                         f"problem, its outputs and every gradient); at most "
+                         f"{MAX_REPORT_NUMBERS:,}: a smaller --{flag.replace('_', '-')}")
     # the chain ∂h_T/∂h_k multiplies a state Jacobian (S × S, S = H or 2H) per step
     S = max(get_cell(cell).state_size(config.hidden) for cell in config.cell)
     flops = 2.0 * config.steps * S ** 3

@@ -275,7 +275,9 @@ def test_memory_estimates_grow_with_the_sizes_and_name_the_flag_that_grows():
 
     small = _bytes_for(10, 3, 4, 2, 4)
     assert _bytes_for(10, 3, 8, 2, 4) > small and _bytes_for(20, 3, 4, 2, 4) > small
-    assert _bytes_for(10, 3, 4, 2, 4) == 8.0 * 6 * (30 + 48 + 64 + 8 + 240 + 640 + 16)
+    # T·D, G·H·D, G·H·H, O·H, the targets and outputs 2·T·O, T·(G+2)·H, the shares, H·H
+    assert _bytes_for(10, 3, 4, 2, 4) == 8.0 * 6 * (30 + 48 + 64 + 8 + 40 + 240 + 640 + 16)
+    assert _bytes_for(10, 3, 4, 20, 4) - small == 8.0 * 6 * (18 * 4 + 2 * 10 * 18)
     check_memory("hidden", 10.0, "x", available=100)  # fits: nothing raised
     with pytest.raises(Exception) as err:
         check_memory("hidden", 2e9, "the analysis", available=10**9)
@@ -293,6 +295,10 @@ def test_memory_estimates_grow_with_the_sizes_and_name_the_flag_that_grows():
      "at most 100,000"),
     (("sample", "runs/none", "--length", "1000000000000"), "--length is 1,000,000,000,000; "
      "at most 100,000"),
+    (("bptt", "--input-size", "1000000"), "hold 18,000,148 numbers (the problem, its outputs "
+     "and every gradient); at most 4,000,000: a smaller --input-size"),
+    (("bptt", "--output-size", "1000000", "--steps", "3"), "at most 4,000,000: a smaller "
+     "--output-size"),
 ])
 def test_work_that_would_not_end_is_refused_with_its_bound(cli, args, words):
     assert words in one_line_error(cli(*args))
