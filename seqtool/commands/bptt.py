@@ -67,27 +67,22 @@ def check_sizes(config: BpttConfig) -> None:
     G = max(len(get_cell(cell).gates) for cell in config.cell)
     sizes = {"steps": config.steps, "input_size": config.input_size, "hidden": config.hidden,
              "output_size": config.output_size}
-    needed = _bytes_for(config.steps, config.input_size, config.hidden, config.output_size, G)
     defaults = {"steps": 10, "input_size": 3, "hidden": 4, "output_size": 2}
 
-    def without(flag: str) -> float:  # the estimate with that flag back at its default
-        shrunk = {**sizes, flag: min(sizes[flag], defaults[flag])}
-        return _bytes_for(shrunk["steps"], shrunk["input_size"], shrunk["hidden"],
-                          shrunk["output_size"], G)
+    def culprit(count) -> str:
+        """The flag whose return to its default shrinks count(T, D, H, O, G) the most."""
+        def without(flag: str) -> float:
+            shrunk = {**sizes, flag: min(sizes[flag], defaults[flag])}
+            return count(shrunk["steps"], shrunk["input_size"], shrunk["hidden"],
+                         shrunk["output_size"], G)
+        return min(sizes, key=without)
 
-    flag = min(sizes, key=without)
     shown = (f"the analysis (T = {config.steps}, D = {config.input_size}, H = {config.hidden}, "
              f"O = {config.output_size})")
-    check_memory(flag, needed, shown)
-    numbers = _report_numbers(config.steps, config.input_size, config.hidden,
-                              config.output_size, G)
+    check_memory(culprit(_bytes_for), _bytes_for(*sizes.values(), G), shown)
+    numbers = _report_numbers(*sizes.values(), G)
     if numbers > MAX_REPORT_NUMBERS:
-        def fewer(name: str) -> int:  # the count with that flag back at its default
-            shrunk = {**sizes, name: min(sizes[name], defaults[name])}
-            return _report_numbers(shrunk["steps"], shrunk["input_size"], shrunk["hidden"],
-                                   shrunk["output_size"], G)
-
-        flag = min(sizes, key=fewer)
+        flag = culprit(_report_numbers)
         raise InputError(flag, f"makes the report of {shown} hold {numbers:,} numbers (the "
                          f"problem, its outputs and every gradient); at most "
                          f"{MAX_REPORT_NUMBERS:,}: a smaller --{flag.replace('_', '-')}")
