@@ -46,7 +46,8 @@ from seqtool.core.rnn.elementwise import _fma, _is_single, _typed
 from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
 from seqtool.core.rnn.lengths import gather_rows
 from seqtool.core.rnn.registers import (  # noqa: F401  (REGISTERS: benchmarks)
-    OPAQUE_POINTERS, REGISTER_BYTES, REGISTERS, element_type as _element_type,
+    OPAQUE_POINTERS, REGISTER_BYTES, REGISTERS, as_int64 as _as_int64,
+    element_type as _element_type,
 )
 
 
@@ -80,12 +81,6 @@ def _splat(builder, value, vector_type):
                                    ir.IntType(32)(0))
     zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
     return builder.shuffle_vector(first, first, zeros)
-
-
-def _as_int64(builder, value):
-    if value.type.width < 64:
-        return builder.sext(value, ir.IntType(64))
-    return value
 
 
 def _make_tile(rows: int, vectors: int, split: int = 1):

@@ -1,5 +1,6 @@
 """The vector registers of the CPU that numba compiles for, as the kernels written in LLVM IR
-(seqtool.core.rnn.products' tiles, seqtool.core.rnn.transpose's blocks) size themselves by.
+(seqtool.core.rnn.products' tiles, seqtool.core.rnn.transpose's blocks) size themselves by,
+and the small IR helpers both use.
 The kernels' cache stamp covers this file, as every file under seqtool/core/rnn that names
 seqtool.core.rnn.jit (see kernel_modules there)."""
 
@@ -35,3 +36,11 @@ OPAQUE_POINTERS = llvm_binding.llvm_version_info[0] >= 17
 def element_type(dtype):
     """The LLVM type of a float32 or float64 array element (None for any other)."""
     return {types.float32: ir.FloatType(), types.float64: ir.DoubleType()}.get(dtype)
+
+
+def as_int64(builder, value):
+    """An LLVM integer ``value`` widened (sign-extended) to 64 bits: indices for address
+    arithmetic."""
+    if value.type.width < 64:
+        return builder.sext(value, ir.IntType(64))
+    return value

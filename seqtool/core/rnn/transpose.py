@@ -17,7 +17,7 @@ from llvmlite import ir
 from numba import types
 
 from seqtool.core.rnn.jit import inline_kernel, intrinsic_or, kernel
-from seqtool.core.rnn.registers import REGISTER_BYTES, element_type
+from seqtool.core.rnn.registers import REGISTER_BYTES, as_int64, element_type
 
 
 def _block_python(dst, src, i0, j0):
@@ -47,7 +47,7 @@ def _block(typingctx, dst, src, i0, j0):
         vector = ir.VectorType(element, lanes)
         pointer = vector.as_pointer()
         size = i64(item_bytes)
-        i0_v, j0_v = (builder.sext(v, i64) if v.type.width < 64 else v for v in (i0_v, j0_v))
+        i0_v, j0_v = as_int64(builder, i0_v), as_int64(builder, j0_v)
 
         def row_stride(array):  # in elements
             return builder.sdiv(builder.extract_value(array.strides, 0), size)
