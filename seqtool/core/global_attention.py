@@ -29,12 +29,17 @@ a step's choice changes that step's loss alone: ℓ_t is its whole reward.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 SCORES = ("dot", "general", "additive")
+# The softmax over dot and general scores runs in two kernels (seqtool.core.attention_kernels);
+# SEQTOOL_PLAIN_ATTENTION=1 runs it as NumPy array operations, the reference for them.
+FUSED_SOFTMAX = os.environ.get("SEQTOOL_PLAIN_ATTENTION", "").strip() != "1"
+_ALL_ROWS = np.empty(0, dtype=np.int64)
 REINFORCE = "reinforce"
 BASELINE = "attention.baseline"  # REINFORCE's running mean of the step losses (a buffer)
 BASELINE_DECAY = 0.9  # b ← 0.9 b + 0.1 mean(ℓ) after every training step
@@ -86,6 +91,18 @@ class Attended:
     hidden_pairs: np.ndarray | None = None  # additive: tanh(W_q h_t + W_k ē_s + b) (B, M, S, H)
     probabilities: np.ndarray | None = None  # REINFORCE: p (B, M, S)
     chosen: np.ndarray | None = None  # REINFORCE: the drawn key per row (B, M)
+    fused: "FusedSoftmax | None" = None  # the kernels' own inputs, when they ran
+
+
+@dataclass
+class FusedSoftmax:
+    """What the backward kernel reads besides an Attended's arrays."""
+
+    queries: np.ndarray  # (M, B, H) C-contiguous: the decoder's states, time-major
+    score_keys: np.ndarray  # (B, S, H): the keys (dot) or W_a ē (general)
+    lengths: np.ndarray  # (B,) int64
+    rows: np.ndarray  # the combined rows, int64 (empty: all)
+    temperature: float
 
 
 def _selector(spec: Any, training: bool) -> tuple[str, dict[str, Any]]:
@@ -118,14 +135,17 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     largest product, skips the padded steps as the recurrent layers do. ``rng`` is the
     training step's generator (None: evaluation)."""
     from seqtool.core.rnn.products import product  # the kernels: imported when first used
-    from seqtool.core.selectors.masked import select_rows
+    from seqtool.core.selectors.masked import is_softmax, select_rows
 
     B, M, _ = queries.shape
     S = keys.shape[1]
+    name, chosen = _selector(spec, rng is not None)
+    if (FUSED_SOFTMAX and spec.score != "additive" and name != REINFORCE and is_softmax(name)
+            and queries.dtype == keys.dtype and keys.dtype in (np.float32, np.float64)):
+        return _attend_softmax(spec, params, queries, keys, lengths, rows, name, chosen)
     scores, projected, pairs = scores_of(spec, params, queries, keys)
     flat_scores = scores.reshape(B * M, S)  # one row per (b, t)
     row_lengths = np.repeat(lengths, M)
-    name, chosen = _selector(spec, rng is not None)
     probabilities = picked = selection = None
     if name == REINFORCE:
         selection = select_rows("softmax", flat_scores, row_lengths)
@@ -150,6 +170,41 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     np.tanh(combined, out=combined)  # in place: the product is ours
     return Attended(weights, selection, keys, queries, context, combined, both, rows,
                     projected, pairs, probabilities, picked)
+
+
+def _attend_softmax(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray,
+                    keys: np.ndarray, lengths: np.ndarray, rows: np.ndarray | None,
+                    name: str, chosen: dict[str, Any]) -> Attended:
+    """:func:`attend` with the softmax over a dot or general score, in one kernel
+    (seqtool.core.attention_kernels.softmax_attend_into) up to the combine layer."""
+    from seqtool.core.attention_kernels import softmax_attend_into
+    from seqtool.core.rnn.products import product
+    from seqtool.core.selectors.masked import softmax_selection
+    from seqtool.core.selectors.registry import resolve_params
+
+    B, M, H = queries.shape
+    S = keys.shape[1]
+    temperature = float(resolve_params(name, S, chosen)["temperature"])
+    keys = np.ascontiguousarray(keys)
+    projected = None
+    if spec.score == "general":
+        projected = keys @ params["attention.weight"].T  # W_a ē_s, as rows
+    fused = FusedSoftmax(np.ascontiguousarray(queries.transpose(1, 0, 2)),
+                         keys if projected is None else projected,
+                         np.ascontiguousarray(lengths, dtype=np.int64),
+                         _ALL_ROWS if rows is None else np.ascontiguousarray(rows, dtype=np.int64),
+                         temperature)
+    weights = np.empty((B, M, S))
+    context = np.empty((B, M, H), dtype=keys.dtype)
+    both = np.empty((B * M if rows is None else len(rows), 2 * H), dtype=keys.dtype)
+    softmax_attend_into(fused.queries, keys, fused.score_keys, fused.lengths, temperature,
+                        fused.rows, weights, context, both)
+    selection = softmax_selection(weights.reshape(B * M, S), np.repeat(fused.lengths, M),
+                                  temperature)
+    combined = product(both, params["combine.weight"].T)
+    np.tanh(combined, out=combined)
+    return Attended(weights, selection, keys, queries, context, combined, both, rows,
+                    projected, fused=fused)
 
 
 def draw(p: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -183,6 +238,9 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
     d_u *= d_combined
     grads = {"combine.weight": product(d_u.T, att.both)}
     d_rows = product(d_u, W_c)  # [∂c; ∂h] of the combined rows (R, 2H)
+    if att.fused is not None:
+        d_queries, d_keys = _softmax_backward(spec, params, att, d_rows, grads)
+        return d_queries, d_keys, grads
     # ∂L/∂queries and ∂L/∂keys are returned as (B, ·, H) views of time-major arrays, the
     # layout the recurrent layers take them in (no copy there)
     d_queries_tm = np.zeros((M, B, H), dtype=d_u.dtype)
@@ -231,6 +289,31 @@ def attend_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
         d_queries += d_q @ W_q
         d_keys += d_k @ W_k
     return d_queries, d_keys, grads
+
+
+def _softmax_backward(spec: Any, params: dict[str, np.ndarray], att: Attended,
+                      d_rows: np.ndarray, grads: dict[str, np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """attend_backward after the combine layer for :func:`_attend_softmax`'s forward pass,
+    in one kernel (seqtool.core.attention_kernels.softmax_attend_backward_into); a general
+    score's ∂L/∂W_a goes into ``grads``."""
+    from seqtool.core.attention_kernels import softmax_attend_backward_into
+
+    fused = att.fused
+    M, B, H = fused.queries.shape
+    S = att.keys.shape[1]
+    d_queries = np.empty((M, B, H), dtype=d_rows.dtype)
+    d_keys = np.empty((S, B, H), dtype=d_rows.dtype)
+    d_projected = d_keys if att.projected_keys is None else np.empty_like(d_keys)
+    softmax_attend_backward_into(att.weights, fused.queries, att.keys, fused.score_keys,
+                                 fused.lengths, fused.temperature, fused.rows, d_rows,
+                                 d_queries, d_keys, d_projected, d_projected is d_keys)
+    d_queries, d_keys = d_queries.transpose(1, 0, 2), d_keys.transpose(1, 0, 2)
+    if att.projected_keys is not None:  # general: k_s = W_a ē_s
+        d_projected = np.ascontiguousarray(d_projected.transpose(1, 0, 2))  # (B, S, H)
+        grads["attention.weight"] = d_projected.reshape(-1, H).T @ att.keys.reshape(-1, H)
+        d_keys += d_projected @ params["attention.weight"]
+    return d_queries, d_keys
 
 
 def reinforce_scores(p: np.ndarray, chosen: np.ndarray, advantage: np.ndarray) -> np.ndarray:

@@ -141,6 +141,20 @@ def kernel(fn):
     return _compile(fn)
 
 
+# What a summing kernel may do that a kernel may not: reorder a sum (as a BLAS does) and fuse
+# a multiply with an add. Unlike full fastmath, NaN and ∞ keep their meaning.
+REORDERED_SUMS = frozenset({"reassoc", "contract"})
+
+
+def summing_kernel(fn):
+    """``@summing_kernel``: a small kernel with REORDERED_SUMS, for a reduction such as a dot
+    product: as one running sum it is a chain of dependent additions that LLVM may not
+    reorder, one scalar at a time; reordered it fills vector registers (a dot product of
+    256 float32 took 140 ns as a chain, 15 reordered, on a Zen 4). LLVM inlines it into its
+    callers and keeps its flags."""
+    return _compile(fn, fastmath=set(REORDERED_SUMS))
+
+
 def inline_kernel(fn):
     """``@inline_kernel``: a small dispatcher that numba inlines into each kernel calling it
     (at the level of numba's IR), so that choosing a method per call costs no call of its

@@ -38,7 +38,7 @@ def select_rows(name: str, scores: np.ndarray, lengths: np.ndarray, **params: An
     if B and (lengths.min() < 1 or lengths.max() > T):
         raise InputError("lengths", f"must be from 1 to {T}, got {lengths.min()}..{lengths.max()}")
     entry = get_selector(name)
-    if entry.forward is _SOFTMAX.forward:
+    if is_softmax(name):
         return _masked_softmax(s, lengths, resolve_params(name, T, params)["temperature"])
     weights = np.zeros((B, T))
     ties = np.zeros(B, dtype=bool)
@@ -71,14 +71,28 @@ def _masked_softmax(s: np.ndarray, lengths: np.ndarray, temperature: float) -> S
     """softmax(s_b[:n_b] / T) ⊕ 0 for every row at once, and its vjp w ⊙ (g − Σ w g) / T,
     0 on the padding: one pass per row in a kernel (seqtool.core.selectors.masked_kernels),
     which reads only the real steps (a NaN or ∞ in the padding never reaches them)."""
-    from seqtool.core.selectors.masked_kernels import (masked_softmax_into,
-                                                       masked_softmax_vjp_into)
+    from seqtool.core.selectors.masked_kernels import masked_softmax_into
 
     n = np.ascontiguousarray(lengths, dtype=np.int64)
     s = np.ascontiguousarray(s, dtype=np.float64)
-    t = float(temperature)
     w = np.empty_like(s)
-    masked_softmax_into(s, n, t, w)
+    masked_softmax_into(s, n, float(temperature), w)
+    return softmax_selection(w, n, temperature)
+
+
+def is_softmax(name: str) -> bool:
+    """Whether the registered selector ``name`` is the softmax (under any name)."""
+    return get_selector(name).forward is _SOFTMAX.forward
+
+
+def softmax_selection(w: np.ndarray, lengths: np.ndarray, temperature: float) -> Selection:
+    """The Selection of masked softmax weights w (B, T) float64 (zero past each row's
+    ``lengths``), however they were computed: its vjp is w ⊙ (g − Σ w g) / T on the real
+    steps, 0 on the padding."""
+    from seqtool.core.selectors.masked_kernels import masked_softmax_vjp_into
+
+    n = np.ascontiguousarray(lengths, dtype=np.int64)
+    t = float(temperature)
 
     def backward(g: np.ndarray) -> np.ndarray:
         out = np.empty_like(w)
@@ -88,4 +102,4 @@ def _masked_softmax(s: np.ndarray, lengths: np.ndarray, temperature: float) -> S
     return Selection("softmax", w, "exact", np.zeros(len(w), dtype=bool), backward, None)
 
 
-__all__ = ["select_rows"]
+__all__ = ["is_softmax", "select_rows", "softmax_selection"]
