@@ -539,9 +539,9 @@ def _backward_parts(forward: StackForward, state: dict[str, np.ndarray], dout: n
     for key in results[0]:
         if key in _ROW_GRADIENTS:
             grads[key] = forward._callers(_join_rows([r[key] for r in results]))
-        else:
-            total = np.array(results[0][key])  # a copy: a part's may be lent by its workspace
-            for r in results[1:]:
+        else:  # a new array (a part's may be lent by its workspace), in one pass for two
+            total = np.add(results[0][key], results[1][key])
+            for r in results[2:]:
                 total += r[key]
             grads[key] = total
     return grads
