@@ -28,14 +28,27 @@ def _adam_update(theta, g, m, v, weight_decay, one_minus_beta1, beta2, one_minus
         t[i] -= step_size * (mi / (np.sqrt(vi) / bias2_sqrt + eps))
 
 
+def adam_constants(dtype: np.dtype, weight_decay: float, beta1: float, beta2: float,
+                   lr: float, eps: float, t: int) -> tuple:
+    """The scalars of :func:`_adam_update` after ``t`` steps, in ``dtype``: (wd, 1 − β₁, β₂,
+    1 − β₂, lr / (1 − β₁ᵗ), √(1 − β₂ᵗ), ε)."""
+    f = np.dtype(dtype).type
+    return (f(weight_decay), f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(lr / (1.0 - beta1**t)),
+            f((1.0 - beta2**t) ** 0.5), f(eps))
+
+
+def adam_update_flat(theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                     constants: tuple) -> None:
+    """One Adam step of ``theta`` in place: theta, m and v flat (1-D) views of C-contiguous
+    arrays, so that matrices and vectors share one compiled kernel; g of the same size,
+    any layout and dtype; ``constants`` from :func:`adam_constants`."""
+    _adam_update(theta, np.ascontiguousarray(g, dtype=theta.dtype).reshape(-1), m, v,
+                 *constants)
+
+
 def adam_update(theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
                 weight_decay: float, beta1: float, beta2: float, lr: float, eps: float,
                 t: int) -> None:
     """One Adam step of ``theta`` in place (C-contiguous arrays of one dtype)."""
-    f = theta.dtype.type
-    # flat views of the same memory (the arrays are C-contiguous), so that matrices and
-    # vectors share one compiled kernel
-    _adam_update(theta.reshape(-1), np.ascontiguousarray(g, dtype=theta.dtype).reshape(-1),
-                 m.reshape(-1), v.reshape(-1), f(weight_decay),
-                 f(1.0 - beta1), f(beta2), f(1.0 - beta2), f(lr / (1.0 - beta1**t)),
-                 f((1.0 - beta2**t) ** 0.5), f(eps))
+    adam_update_flat(theta.reshape(-1), g, m.reshape(-1), v.reshape(-1),
+                     adam_constants(theta.dtype, weight_decay, beta1, beta2, lr, eps, t))

@@ -237,19 +237,47 @@ class Adam(Optimizer):
     def step(self, grads: dict[str, np.ndarray]) -> None:
         if not self.fused:
             return super().step(grads)
-        from seqtool.core.fused import adam_update
+        from seqtool.core.fused import adam_constants, adam_update_flat
 
-        for name, g in grads.items():
-            theta = self.params[name]
-            if np.shape(g) != theta.shape or not all(
-                    a.flags.c_contiguous for a in (theta, self.m[name], self.v[name])):
-                # the checked path says what is wrong (the kernel updates flat views)
-                return super().step(grads)
+        views = self._flat_views(grads)
+        if views is None:  # the checked path says what is wrong (the kernel updates flat views)
+            return super().step(grads)
         self.t += 1
-        for name, g in grads.items():
-            self.steps[name] += 1
-            adam_update(self.params[name], g, self.m[name], self.v[name], self.weight_decay,
-                        self.beta1, self.beta2, self.lr, self.eps, self.steps[name])
+        constants: dict[tuple, tuple] = {}  # per (dtype, t): the same for every parameter, usually
+        for (name, theta, m, v), g in zip(views, grads.values()):
+            t = self.steps[name] = self.steps[name] + 1
+            key = (theta.dtype, t)
+            if key not in constants:
+                constants[key] = adam_constants(theta.dtype, self.weight_decay, self.beta1,
+                                                self.beta2, self.lr, self.eps, t)
+            adam_update_flat(theta, g, m, v, constants[key])
+
+    _views: tuple = ((), None, ())  # (names, [(name, θ, m, v) flat], [(θ, m, v) whole])
+
+    def _flat_views(self, grads: dict[str, np.ndarray]) -> list | None:
+        """(name, θ, m, v) as flat views for each gradient, in its order, made once and kept
+        while the arrays are the same; None if a gradient's shape or a name is wrong, or an
+        array is not C-contiguous. Per step this costs a few identity checks, where making
+        the views, the checks and Adam's scalars again for each parameter took ~4.6 of its
+        ~6.3 µs (a 1-layer RNN at H = 32 spent 12 % of its step in Adam)."""
+        names, views, whole = self._views
+        if names != tuple(grads) or not all(
+                self.params.get(n) is a and self.m[n] is m and self.v[n] is v
+                for n, (a, m, v) in zip(names, whole)):
+            names, views, whole = tuple(grads), [], []
+            for name in names:
+                if name not in self.params:
+                    return None
+                arrays = (self.params[name], self.m[name], self.v[name])
+                if not all(a.flags.c_contiguous for a in arrays):
+                    return None
+                views.append((name, *(a.reshape(-1) for a in arrays)))
+                whole.append(arrays)
+            self._views = (names, views, whole)
+        for (a, _, _), g in zip(whole, grads.values()):
+            if np.shape(g) != a.shape:
+                return None
+        return views
 
     def _update(self, name, theta, g, t):
         m, v = self.m[name], self.v[name]

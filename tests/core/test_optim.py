@@ -336,6 +336,37 @@ def test_fused_adam_matches_the_numpy_adam(dtype, scale, weight_decay):
         assert_close(b.state_dict()[k], v, dtype=dtype, kind="exact", scale=scale, what=k)
 
 
+def test_fused_adam_follows_replaced_arrays_and_refuses_what_the_checked_path_refuses():
+    """The fused step keeps flat views of θ, m and v between steps: a parameter array
+    replaced in the dict (or a gradient set in another order) is updated itself, and a
+    wrong name or shape is the checked path's InputError, with nothing updated."""
+    rng = np.random.default_rng(3)
+    params = {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+    reference = {k: v.copy() for k, v in params.items()}
+    fused, plain = Adam(params, lr=0.1), Adam(reference, lr=0.1)
+    fused.fused = True
+    grads = [{k: rng.normal(size=v.shape) for k, v in params.items()} for _ in range(4)]
+    fused.step(grads[0])
+    plain.step(grads[0])
+    params["w"] = params["w"].copy()  # a new array under the same name
+    fused.step(grads[1])
+    plain.step(grads[1])
+    for k in params:
+        np.testing.assert_array_equal(params[k], reference[k], err_msg=k)
+    fused.step({"b": grads[2]["b"], "w": grads[2]["w"]})  # the gradients in another order
+    plain.step(grads[2])
+    for k in params:
+        np.testing.assert_array_equal(params[k], reference[k], err_msg=k)
+    before = {k: v.copy() for k, v in params.items()}
+    with pytest.raises(InputError, match="not a parameter"):
+        fused.step({"w": grads[3]["w"], "x": grads[3]["b"]})
+    with pytest.raises(InputError, match="shape"):
+        fused.step({"w": grads[3]["w"].T, "b": grads[3]["b"]})
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k], err_msg=k)
+    assert fused.t == 3
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_steps_on_a_cells_gradients_match_torch(name, small_problem, torch_module):
     """Three steps on the weights of a 2-layer GRU, with the gradients torch's autograd
