@@ -180,6 +180,20 @@ def test_entmax_bisection_sums_to_one_before_normalising(alpha, scores):
     assert_close(comp, per_row(ref_entmax, scores, alpha), kind="reference")
 
 
+@pytest.mark.parametrize("alpha", [1.2, 1.7, 3.0])
+@pytest.mark.parametrize("offset", [1e6, 1e12, -1e15])
+def test_entmax_bisection_is_as_exact_far_from_zero(alpha, offset):
+    """Scores far from 0 that differ by small amounts give the weights of the same scores
+    near 0: the shift by the row's max comes before the scale by α − 1, which rounded at
+    the scores' magnitude (1.2e-10 relative at 1e6, ~1e-4 at 1e12)."""
+    near = np.array([[0.0, -0.5, -0.5, -0.25], [0.5, 0.5, -1.0, 0.0]])
+    far = near + offset  # exact: every entry is a multiple of 0.25 below 2^53 · 0.25
+    np.testing.assert_array_equal(far - offset, near)
+    assert_close(entmax_bisect(far, alpha), per_row(ref_entmax, near, alpha), kind="reference")
+    np.testing.assert_allclose(entmax_bisect(far, alpha), entmax_bisect(near, alpha),
+                               rtol=0, atol=1e-15)
+
+
 # Rows where float64 cannot bring |Σw − 1| to 1e-12 before normalisation although the answer
 # is well defined: one ulp of τ moves the mass by ~ulp·Σ_i (1/(α−1))(x_i − τ)^{1/(α−1) − 1},
 # ~1e-12 or more (a) for α near 1 and (b) for α > 2 when a score lies just inside the support
