@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqtool.core.rnn.elementwise import _exp_nonpositive, _typed
+from seqtool.core.rnn.elementwise import _softmax_into, _typed
 from seqtool.core.rnn.jit import inline_kernel, kernel, summing_kernel
 
 
@@ -77,10 +77,9 @@ def softmax_attend_into(queries, keys, score_keys, lengths, temperature, rows, w
     score_keys k (B, S, H) (dot: the keys themselves; general: W_a ē), ``rows`` the combined
     steps as flat indices b·M + t (empty: all, in that order). Every array is C-contiguous
     (one compiled form per dtype). Writes weights (B, M, S) float64 (0 on the padding),
-    context (B, M, H) and both (R, 2H). Scores and c_t in the keys' dtype (the weights rounded to it
-    first), as the NumPy form computes them; the softmax in float64."""
+    context (B, M, H) and both (R, 2H). Scores and c_t in the keys' dtype (the weights
+    rounded to it first), as the NumPy form computes them; the softmax in float64."""
     M, B, H = queries.shape
-    S = keys.shape[1]
     positions = _positions(rows, B, M)
     for b in range(B):
         n = lengths[b]
@@ -93,15 +92,7 @@ def softmax_attend_into(queries, keys, score_keys, lengths, temperature, rows, w
                 a[j] = s
                 if s > top or j == 0:
                     top = s
-            total = 0.0
-            for j in range(n):
-                e = _exp_nonpositive((a[j] - top) / temperature)
-                a[j] = e
-                total += e
-            for j in range(n):
-                a[j] = a[j] / total
-            for j in range(n, S):
-                a[j] = 0.0
+            _softmax_into(a, a, n, top, temperature)
             c = context[b, t]
             c[:] = _typed(0.0, c)
             for j in range(0, n - 1, 2):

@@ -133,7 +133,9 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     (B, S, H, zero past each source's ``lengths``) and the combined outputs h̃ of the
     decoder steps ``rows`` (flat indices b·M + t; None: all of them): the combine layer, the
     largest product, skips the padded steps as the recurrent layers do. ``rng`` is the
-    training step's generator (None: evaluation)."""
+    training step's generator (None: evaluation). The softmax over a dot or general score
+    runs in two kernels (:func:`_attend_softmax`, seqtool.core.attention_kernels), which
+    read only each source's real steps; SEQTOOL_PLAIN_ATTENTION=1 runs it as below."""
     from seqtool.core.rnn.products import product  # the kernels: imported when first used
     from seqtool.core.selectors.masked import is_softmax, select_rows
 

@@ -266,6 +266,22 @@ def _expm1_nonpositive_overload(x):
 # Element-wise pieces (inlined into the kernels)
 
 
+@inline_kernel
+def _softmax_into(dst, src, n, top, temperature):
+    """dst[j] = e_j / Σ_{i<n} e_i with e_j = exp((src[j] − top) / T) for j < n, and 0 for
+    j ≥ n up to dst's length (dst may be src): a row's masked softmax, given top ≥ its
+    largest score (its max), in float64."""
+    total = 0.0
+    for j in range(n):
+        e = _exp_nonpositive((src[j] - top) / temperature)
+        dst[j] = e
+        total += e
+    for j in range(n):
+        dst[j] = dst[j] / total
+    for j in range(n, dst.shape[0]):
+        dst[j] = 0.0
+
+
 @kernel
 def _sigmoid(a):
     """σ(a) = 1 / (1 + e^{−a}), with e^{−|a|} so that no exp overflows."""

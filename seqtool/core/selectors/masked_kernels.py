@@ -7,7 +7,7 @@ used: the selectors themselves import no numba.
 
 from __future__ import annotations
 
-from seqtool.core.rnn.elementwise import _exp_nonpositive
+from seqtool.core.rnn.elementwise import _softmax_into
 from seqtool.core.rnn.jit import kernel
 
 
@@ -16,8 +16,7 @@ def masked_softmax_into(s, lengths, temperature, w):
     """w_b = softmax(s_b[:n_b] / T) ⊕ 0 for each row b of s (B, T), n_b = lengths[b] ≥ 1:
     e_j = exp((s_j − max_{i<n_b} s_i) / T), w_j = e_j / Σ_{i<n_b} e_i; float64. A NaN score
     makes its row NaN (its e_j, and so Σ e, are NaN): the training loop's guard then stops."""
-    B, T = s.shape
-    for b in range(B):
+    for b in range(s.shape[0]):
         n = lengths[b]
         row, out = s[b], w[b]
         m = row[0]
@@ -25,15 +24,7 @@ def masked_softmax_into(s, lengths, temperature, w):
             x = row[j]
             if x > m:
                 m = x
-        total = 0.0
-        for j in range(n):
-            e = _exp_nonpositive((row[j] - m) / temperature)
-            out[j] = e
-            total += e
-        for j in range(n):
-            out[j] = out[j] / total
-        for j in range(n, T):
-            out[j] = 0.0
+        _softmax_into(out, row, n, m, temperature)
 
 
 @kernel
