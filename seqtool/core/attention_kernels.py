@@ -123,7 +123,8 @@ def softmax_attend_backward_into(weights, queries, keys, score_keys, lengths, te
     S = keys.shape[1]
     positions = _positions(rows, B, M)
     d_keys[:] = _typed(0.0, d_keys)
-    d_score_keys[:] = _typed(0.0, d_score_keys)
+    if not dot:  # a dot score's d_score_keys is d_keys
+        d_score_keys[:] = _typed(0.0, d_score_keys)
     d_a = np.empty(S)
     d_s = np.empty(S, dtype=d_queries.dtype)
     for b in range(B):

@@ -45,10 +45,3 @@ def adam_update_flat(theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndar
     _adam_update(theta, np.ascontiguousarray(g, dtype=theta.dtype).reshape(-1), m, v,
                  *constants)
 
-
-def adam_update(theta: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
-                weight_decay: float, beta1: float, beta2: float, lr: float, eps: float,
-                t: int) -> None:
-    """One Adam step of ``theta`` in place (C-contiguous arrays of one dtype)."""
-    adam_update_flat(theta.reshape(-1), g, m.reshape(-1), v.reshape(-1),
-                     adam_constants(theta.dtype, weight_decay, beta1, beta2, lr, eps, t))

@@ -38,7 +38,7 @@ def select_rows(name: str, scores: np.ndarray, lengths: np.ndarray, **params: An
     if B and (lengths.min() < 1 or lengths.max() > T):
         raise InputError("lengths", f"must be from 1 to {T}, got {lengths.min()}..{lengths.max()}")
     entry = get_selector(name)
-    if is_softmax(name):
+    if entry.forward is _SOFTMAX.forward:
         return _masked_softmax(s, lengths, resolve_params(name, T, params)["temperature"])
     weights = np.zeros((B, T))
     ties = np.zeros(B, dtype=bool)
