@@ -81,15 +81,10 @@ def timing_layers(clock: list[float]):
             setattr(module, name, f)
 
 
-def steps(trainer, start: int, k: int, n: int) -> float:
-    """Seconds per step of k steps from batch ``start`` (mod n)."""
-    t = time.perf_counter()
-    for i in range(k):
-        trainer.step((start + i) % n)
-    return (time.perf_counter() - t) / k
-
-
 def measure(bt, task: str, cell: str, H: int, data, seconds: float, threads: int) -> dict:
+    def steps(trainer, start: int, k: int, n: int) -> float:  # seconds per step
+        return bt.run_steps(trainer.step, start, k, n) / k
+
     ds = data.dataset
     spec = ModelSpec(task, cell, ds.input_size, ds.output_size, hidden=H, embedding_dim=32)
     trainer = bt.SeqtoolTrainer(spec, init_params(spec, seed=bt.SEED, dtype=np.float32),
