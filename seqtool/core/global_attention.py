@@ -136,7 +136,6 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
     training step's generator (None: evaluation). The softmax over a dot or general score
     runs in two kernels (:func:`_attend_softmax`, seqtool.core.attention_kernels), which
     read only each source's real steps; SEQTOOL_PLAIN_ATTENTION=1 runs it as below."""
-    from seqtool.core.rnn.products import product  # the kernels: imported when first used
     from seqtool.core.selectors.masked import is_softmax, select_rows
 
     B, M, _ = queries.shape
@@ -164,14 +163,11 @@ def attend(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray, keys: 
         weights = selection.weights
     weights = weights.reshape(B, M, S)
     context = weights.astype(keys.dtype) @ keys  # (B, M, H)
-    # one (R, 2H) × (2H, H) product: a (B, M, 2H) @ matmul would run B small ones
     both = np.concatenate([context, queries], axis=-1).reshape(B * M, -1)
     if rows is not None:
         both = both[rows]
-    combined = product(both, params["combine.weight"].T)
-    np.tanh(combined, out=combined)  # in place: the product is ours
-    return Attended(weights, selection, keys, queries, context, combined, both, rows,
-                    projected, pairs, probabilities, picked)
+    return Attended(weights, selection, keys, queries, context, _combine(params, both), both,
+                    rows, projected, pairs, probabilities, picked)
 
 
 def _attend_softmax(spec: Any, params: dict[str, np.ndarray], queries: np.ndarray,
@@ -180,7 +176,6 @@ def _attend_softmax(spec: Any, params: dict[str, np.ndarray], queries: np.ndarra
     """:func:`attend` with the softmax over a dot or general score, in one kernel
     (seqtool.core.attention_kernels.softmax_attend_into) up to the combine layer."""
     from seqtool.core.attention_kernels import softmax_attend_into
-    from seqtool.core.rnn.products import product
     from seqtool.core.selectors.masked import softmax_selection
     from seqtool.core.selectors.registry import resolve_params
 
@@ -203,10 +198,18 @@ def _attend_softmax(spec: Any, params: dict[str, np.ndarray], queries: np.ndarra
                         fused.rows, weights, context, both)
     selection = softmax_selection(weights.reshape(B * M, S), np.repeat(fused.lengths, M),
                                   temperature)
+    return Attended(weights, selection, keys, queries, context, _combine(params, both), both,
+                    rows, projected, fused=fused)
+
+
+def _combine(params: dict[str, np.ndarray], both: np.ndarray) -> np.ndarray:
+    """h̃ = tanh(W_c [c_t; h_t]) for the rows ``both`` (R, 2H): one (R, 2H) × (2H, H)
+    product (a (B, M, 2H) @ matmul would run B small ones), tanh in place."""
+    from seqtool.core.rnn.products import product  # the kernels: imported when first used
+
     combined = product(both, params["combine.weight"].T)
-    np.tanh(combined, out=combined)
-    return Attended(weights, selection, keys, queries, context, combined, both, rows,
-                    projected, fused=fused)
+    np.tanh(combined, out=combined)  # in place: the product is ours
+    return combined
 
 
 def draw(p: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> np.ndarray:
