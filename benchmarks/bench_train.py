@@ -128,7 +128,13 @@ that machine by any kernel that is not faster than its BLAS's best.
 steps, or as many as --budget allows, at least 5) and prints the share of each stage of the
 step (seq2seq: decoder_io, forward (encode, stack_forward, attend), loss_of, entropy,
 backward (attend_backward, stack_backward, embedding gradients), global_norm, the optimiser;
-stack_* count both RNNs) and the top N functions by own time.
+stack_* count both RNNs), where a step goes and the top N functions by own time. "Where a
+step goes" splits the step timed without the profiler into the numba kernels' own times
+(cProfile times each kernel call exactly; its overhead lands on the Python around them):
+the recurrent kernels, with the FLOPs of the per-step products inside them and what those
+take at the peak; product_into (the products after the loops, the combine layer), with its
+FLOPs counted call by call and its rate; the attention kernels, Adam, the gradient norm,
+the row gathers and the other kernels; and the rest, NumPy and Python around the kernels.
 
 It prints the CPU model, the versions and the BLAS kernels first. Run it without the
 OpenBLAS core override, which makes NumPy use AVX2 kernels on an AVX-512
@@ -506,17 +512,21 @@ class TorchSeq2SeqTrainer(TorchTrainer):
 # The ceiling: the products a step cannot do without, at NumPy's peak
 
 
-def step_flops(task: str, cell: str, batch, E: int, H: int, V: int, O: int) -> float:
+def step_flop_parts(task: str, cell: str, batch, E: int, H: int, V: int, O: int
+                    ) -> dict[str, float]:
     """FLOPs (2 per multiply-add) of the matrix products that seqtool's training step on
-    ``batch`` does and cannot skip, counted on the real steps only:
+    ``batch`` does and cannot skip, counted on the real steps only, by where they run:
 
-        recurrent, per layer and real step after a sequence's first (whose h_0 is 0, except
-        in seq2seq's decoder):  h W_hhᵀ, ∂h = ∂A W_hh, ∂W_hh += ∂Aᵀ h:  3 · 2·G·H²
-        the folded input side, once per batch: E W_ihᵀ, ∂E = S W_ih, ∂W_ih = Sᵀ E:  3 · 2·V·E·G·H
-        the head: classify B rows, lm every real step: forward, ∂W, ∂h:  3 · 2·H·O per row
-        seq2seq, per real decoder step: the combine layer W_c [c; h] (2H → H) and the head
-        (H → V), 3 · 2 each, and the dot scores and context over the real source steps,
-        six (m_b × s_b × H) products per sequence
+        "recurrent loop": per layer and real step after a sequence's first (whose h_0 is 0,
+        except in seq2seq's decoder), inside the recurrent kernels: h W_hhᵀ, ∂h = ∂A W_hh,
+        2 · 2·G·H²
+        "after the loop": ∂W_hh += ∂Aᵀ h for the same steps (2·G·H²), and the folded input
+        side, once per batch: E W_ihᵀ, ∂E = S W_ih, ∂W_ih = Sᵀ E (3 · 2·V·E·G·H)
+        "head": classify B rows, lm every real step: forward, ∂W, ∂h (3 · 2·H·O per row);
+        seq2seq per real decoder step: the combine layer W_c [c; h] (2H → H) and the head
+        (H → V), 3 · 2 each
+        "attention" (seq2seq): the dot scores and context over the real source steps, six
+        (m_b × s_b × H) products per sequence
 
     Element-wise work (gates, softmax, Adam) is left out, so the time at the peak is a
     floor, and torch's time over it a ceiling on the ratio."""
@@ -526,18 +536,26 @@ def step_flops(task: str, cell: str, batch, E: int, H: int, V: int, O: int) -> f
     lengths = np.asarray(batch.lengths)
     real = float(lengths.sum())
     first = float(np.count_nonzero(lengths))
-    recurrent = 6.0 * G * H * H
+    recurrent = 2.0 * G * H * H  # one product per step
     fold = 6.0 * V * E * G * H
     if task == "seq2seq":
         from seqtool.core.data import decoder_io
 
         dec = np.asarray(decoder_io(batch).lengths, dtype=float)
         m = float(dec.sum())
-        attention = 6.0 * 2.0 * float((dec * lengths).sum()) * H
-        return (recurrent * (real - first + m) + 2 * fold + m * 6.0 * (2 * H * H + H * V)
-                + attention)
-    head = 6.0 * H * O * (real if task == "lm" else len(lengths))
-    return recurrent * (real - first) + fold + head
+        steps = real - first + m
+        return {"recurrent loop": 2 * recurrent * steps,
+                "after the loop": recurrent * steps + 2 * fold,
+                "head": m * 6.0 * (2 * H * H + H * V),
+                "attention": 6.0 * 2.0 * float((dec * lengths).sum()) * H}
+    steps = real - first
+    return {"recurrent loop": 2 * recurrent * steps, "after the loop": recurrent * steps + fold,
+            "head": 6.0 * H * O * (real if task == "lm" else len(lengths)), "attention": 0.0}
+
+
+def step_flops(task: str, cell: str, batch, E: int, H: int, V: int, O: int) -> float:
+    """The FLOPs of step_flop_parts, all of them."""
+    return sum(step_flop_parts(task, cell, batch, E, H, V, O).values())
 
 
 def flops_per_token(data: "Data", cell: str, E: int, H: int) -> float:
@@ -653,14 +671,100 @@ SEQ2SEQ_STAGES = [  # seqtool.core.seq2seq.batch_gradients and the rest of train
 ]
 
 
-def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top: int) -> str:
+# Where a step's time goes: the own times of the numba kernels, which cProfile measures
+# exactly as the single calls they are (its overhead lands on the Python around them)
+KERNELS = [  # (label, ((file suffix, function name), ...))
+    ("recurrent kernels", (("rnn/gated.py", "_lstm_forward_into"),
+                           ("rnn/gated.py", "_lstm_backward"),
+                           ("rnn/gated.py", "_gru_forward_into"),
+                           ("rnn/gated.py", "_gru_backward_into"),
+                           ("rnn/vanilla.py", "_rnn_forward"),
+                           ("rnn/vanilla.py", "_rnn_backward"))),
+    ("product_into", (("rnn/products.py", "product_into"),)),
+    ("attention kernels", (("core/attention_kernels.py", "softmax_attend_into"),
+                           ("core/attention_kernels.py", "softmax_attend_backward_into"))),
+    ("Adam", (("core/fused.py", "_adam_update"),)),
+    ("gradient norm", (("core/optim.py", "global_norm"),)),  # (its np.dot calls: cumulative)
+    ("row gathers", (("~", "<method 'take' of 'numpy.ndarray' objects>"),)),  # real steps' rows
+    ("other kernels", (("core/models.py", "_scatter_add_rows"),
+                       ("core/models.py", "_cross_entropy_rows"),
+                       ("rnn/blas.py", "transposed_copy"))),
+]
+
+
+@contextlib.contextmanager
+def counting_products(counter: list[float]):
+    """seqtool.core.rnn.products.product_into, wherever a seqtool module bound it, adding
+    each call's FLOPs (2·M·K·N) to counter[0] while inside. (Compiled kernels that call it
+    are not affected: numba bound the kernel itself.)"""
+    from seqtool.core.rnn import products
+
+    original = products.product_into
+
+    def counted(out, a, w):
+        counter[0] += 2.0 * a.shape[0] * a.shape[1] * w.shape[1]
+        return original(out, a, w)
+
+    modules = [m for name, m in list(sys.modules.items())
+               if name.startswith("seqtool.") and getattr(m, "product_into", None) is original]
+    for m in modules:
+        m.product_into = counted
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.product_into = original
+
+
+def step_breakdown(raw: dict, steps: int, ms_step: float, parts: dict[str, float],
+                   product_flops: float, peak: float) -> str:
+    """The table of where a step goes: each KERNELS group's own time per step (cumulative
+    for the gradient norm), the per-step products that the recurrent kernels hold (their
+    FLOPs from step_flop_parts, at the peak) and product_into's rate, and the rest of the
+    unprofiled step ``ms_step``: NumPy and Python around the kernels."""
+    out = io.StringIO()
+    out.write(f"  where a step goes, ms per step (the kernels: their own times under the "
+              f"profiler; the total: {ms_step:.2f}, the same steps timed without it just "
+              f"before; the peak {peak:.1f} GFLOP/s):\n")
+    accounted = 0.0
+    for label, functions in KERNELS:
+        column = 3 if label == "gradient norm" else 2
+        ms = sum(v[column] for (f, _, fn), v in raw.items()
+                 if any(fn == name and f.endswith(suffix) for suffix, name in functions))
+        ms = ms * 1e3 / steps
+        accounted += ms
+        note = ""
+        if label == "recurrent kernels":
+            loop = parts["recurrent loop"] / 1e9
+            at_peak = loop / peak * 1e3
+            note = (f"their per-step products {loop:.3f} GFLOP, {at_peak:.2f} at the peak; "
+                    f"the rest {ms - at_peak:.2f}")
+        elif label == "product_into" and ms > 0:
+            flops = product_flops / steps / 1e9
+            note = f"{flops:.3f} GFLOP, {flops / ms * 1e3:.1f} GFLOP/s"
+        out.write(f"    {label:<18} {ms:6.2f}  {note}\n")
+    out.write(f"    {'NumPy and Python':<18} {ms_step - accounted:6.2f}  (the rest: BLAS calls by "
+              f"NumPy, array operations, the code around the kernels)\n")
+    floor = sum(parts.values()) / 1e9 / peak * 1e3
+    out.write(f"    the products a step cannot skip (step_flops) take {floor:.2f} at the peak: "
+              f"{floor / ms_step:.0%} of the step\n")
+    return out.getvalue()
+
+
+def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top: int,
+                    cell: str, E: int, H: int, peak: float, threads: int) -> str:
     n = len(data.batches)
+    # the same batches without the profiler first, right before: the total that the
+    # kernels' times are parts of (the machine's speed drifts between runs)
+    ms_step = run_steps(seq.step, start, steps, n) * 1e3 / steps
     prof = cProfile.Profile()
-    prof.enable()
-    t0 = time.perf_counter()
-    run_steps(seq.step, start, steps, n)
-    wall = time.perf_counter() - t0
-    prof.disable()
+    counter = [0.0]
+    with counting_products(counter):
+        prof.enable()
+        t0 = time.perf_counter()
+        run_steps(seq.step, start, steps, n)
+        wall = time.perf_counter() - t0
+        prof.disable()
     raw = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
     total = sum(v[2] for v in raw.values())
     out = io.StringIO()
@@ -675,6 +779,17 @@ def profile_seqtool(seq: SeqtoolTrainer, data: Data, start: int, steps: int, top
                                   repeat=3)) / 1000
         out.write(f" (np.random.default_rng, not seen by cProfile: {t_rng * 1e6:.1f} µs/step)")
     out.write("\n")
+    V = data.dataset.input_size
+    O = getattr(data.dataset, "output_size", V)
+    parts: dict[str, float] = {}
+    for j in range(start, start + steps):
+        for key, value in step_flop_parts(data.task, cell, data.batches[j % n], E, H, V,
+                                          O).items():
+            parts[key] = parts.get(key, 0.0) + value / steps
+    if threads == 1:
+        out.write(step_breakdown(raw, steps, ms_step, parts, counter[0], peak))
+    else:  # a split batch's kernels run on the crew's threads, which cProfile does not see
+        out.write("  (where a step goes: with --threads 1 only)\n")
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime").print_stats(top)
     lines = buf.getvalue().splitlines()
@@ -803,7 +918,8 @@ def main() -> None:
                 if args.profile:
                     steps = args.profile_steps or max(
                         MIN_STEPS, min(500, round(args.budget / (r["ms_seq"] / 1e3))))
-                    text = profile_seqtool(seq, data, r["next"], steps, args.profile)
+                    text = profile_seqtool(seq, data, r["next"], steps, args.profile, cell,
+                                           args.embedding_dim, H, peak, seqtool_threads)
                     profiles.append((f"{task} {cell} H={H}", text))
 
     header = (f"{'task':<8} {'cell':<4} {'H':>4} {'seqtool tok/s':>13} {'torch tok/s':>11} "
