@@ -673,22 +673,23 @@ SEQ2SEQ_STAGES = [  # seqtool.core.seq2seq.batch_gradients and the rest of train
 
 # Where a step's time goes: the own times of the numba kernels, which cProfile measures
 # exactly as the single calls they are (its overhead lands on the Python around them)
-KERNELS = [  # (label, ((file suffix, function name), ...))
-    ("recurrent kernels", (("rnn/gated.py", "_lstm_forward_into"),
-                           ("rnn/gated.py", "_lstm_backward"),
-                           ("rnn/gated.py", "_gru_forward_into"),
-                           ("rnn/gated.py", "_gru_backward_into"),
-                           ("rnn/vanilla.py", "_rnn_forward"),
-                           ("rnn/vanilla.py", "_rnn_backward"))),
-    ("product_into", (("rnn/products.py", "product_into"),)),
-    ("attention kernels", (("core/attention_kernels.py", "softmax_attend_into"),
-                           ("core/attention_kernels.py", "softmax_attend_backward_into"))),
-    ("Adam", (("core/fused.py", "_adam_update"),)),
-    ("gradient norm", (("core/optim.py", "global_norm"),)),  # (its np.dot calls: cumulative)
-    ("row gathers", (("~", "<method 'take' of 'numpy.ndarray' objects>"),)),  # real steps' rows
-    ("other kernels", (("core/models.py", "_scatter_add_rows"),
-                       ("core/models.py", "_cross_entropy_rows"),
-                       ("rnn/blas.py", "transposed_copy"))),
+KERNELS = [  # (label, own time or cumulative, ((file suffix, function name), ...))
+    ("recurrent kernels", "own", (("rnn/gated.py", "_lstm_forward_into"),
+                                  ("rnn/gated.py", "_lstm_backward"),
+                                  ("rnn/gated.py", "_gru_forward_into"),
+                                  ("rnn/gated.py", "_gru_backward_into"),
+                                  ("rnn/vanilla.py", "_rnn_forward"),
+                                  ("rnn/vanilla.py", "_rnn_backward"))),
+    ("product_into", "own", (("rnn/products.py", "product_into"),)),
+    ("attention kernels", "own", (("core/attention_kernels.py", "softmax_attend_into"),
+                                  ("core/attention_kernels.py",
+                                   "softmax_attend_backward_into"))),
+    ("Adam", "own", (("core/fused.py", "_adam_update"),)),
+    ("gradient norm", "cumulative", (("core/optim.py", "global_norm"),)),  # with its np.dot
+    ("row gathers", "own", (("~", "<method 'take' of 'numpy.ndarray' objects>"),)),
+    ("other kernels", "own", (("core/models.py", "_scatter_add_rows"),
+                              ("core/models.py", "_cross_entropy_rows"),
+                              ("rnn/blas.py", "transposed_copy"))),
 ]
 
 
@@ -727,8 +728,8 @@ def step_breakdown(raw: dict, steps: int, ms_step: float, parts: dict[str, float
               f"profiler; the total: {ms_step:.2f}, the same steps timed without it just "
               f"before; the peak {peak:.1f} GFLOP/s):\n")
     accounted = 0.0
-    for label, functions in KERNELS:
-        column = 3 if label == "gradient norm" else 2
+    for label, which, functions in KERNELS:
+        column = 3 if which == "cumulative" else 2  # pstats: (cc, nc, tottime, cumtime, ...)
         ms = sum(v[column] for (f, _, fn), v in raw.items()
                  if any(fn == name and f.endswith(suffix) for suffix, name in functions))
         ms = ms * 1e3 / steps
