@@ -31,7 +31,7 @@ import argparse
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 # BLAS on one thread, as the CLI runs it (the parts of a batch are its threads); set before
@@ -52,11 +52,9 @@ LAYER_CALLS = ("stack_forward", "stack_backward")
 
 
 @contextmanager
-def timing_layers(clock: list[float]):
+def timing_layers(bt, clock: list[float]):
     """Add the time spent in every seqtool module's stack_forward / stack_backward (as
     imported by name: seqtool.core.models, seqtool.core.seq2seq, ...) to clock[0]."""
-    originals = {name: getattr(stack, name) for name in LAYER_CALLS}
-    swapped = []
 
     def timed(f):
         def call(*args, **kwargs):
@@ -67,18 +65,10 @@ def timing_layers(clock: list[float]):
                 clock[0] += time.perf_counter() - start
         return call
 
-    for module_name, module in list(sys.modules.items()):
-        if not module_name.startswith("seqtool") or module is None:
-            continue
-        for name, f in originals.items():
-            if getattr(module, name, None) is f:
-                setattr(module, name, timed(f))
-                swapped.append((module, name, f))
-    try:
+    with ExitStack() as swaps:
+        for name in LAYER_CALLS:
+            swaps.enter_context(bt.swapped(stack, name, timed))
         yield
-    finally:
-        for module, name, f in swapped:
-            setattr(module, name, f)
 
 
 def measure(bt, task: str, cell: str, H: int, data, seconds: float, threads: int) -> dict:
@@ -97,7 +87,7 @@ def measure(bt, task: str, cell: str, H: int, data, seconds: float, threads: int
         one = steps(trainer, 0, 3, n)
         k = max(3, int(0.1 / one))  # blocks of ~0.1 s
         clock = [0.0]
-        with timing_layers(clock):
+        with timing_layers(bt, clock):
             step_1t = steps(trainer, 0, 3 * k, n)
         share = clock[0] / (3 * k) / step_1t
     ratios, start, r = [], 0, 0

@@ -694,27 +694,35 @@ KERNELS = [  # (label, own time or cumulative, ((file suffix, function name), ..
 
 
 @contextlib.contextmanager
-def counting_products(counter: list[float]):
-    """seqtool.core.rnn.products.product_into, wherever a seqtool module bound it, adding
-    each call's FLOPs (2·M·K·N) to counter[0] while inside. (Compiled kernels that call it
-    are not affected: numba bound the kernel itself.)"""
-    from seqtool.core.rnn import products
-
-    original = products.product_into
-
-    def counted(out, a, w):
-        counter[0] += 2.0 * a.shape[0] * a.shape[1] * w.shape[1]
-        return original(out, a, w)
-
-    modules = [m for name, m in list(sys.modules.items())
-               if name.startswith("seqtool.") and getattr(m, "product_into", None) is original]
-    for m in modules:
-        m.product_into = counted
+def swapped(module, name: str, make):
+    """``module.name`` replaced by ``make(original)`` wherever a seqtool module bound it (by
+    its name, as ``from module import name`` does) while inside; restored after. Compiled
+    kernels that call it are not affected: numba bound the original itself."""
+    original = getattr(module, name)
+    replacement = make(original)
+    bound = [m for module_name, m in list(sys.modules.items())
+             if module_name.startswith("seqtool") and getattr(m, name, None) is original]
+    for m in bound:
+        setattr(m, name, replacement)
     try:
         yield
     finally:
-        for m in modules:
-            m.product_into = original
+        for m in bound:
+            setattr(m, name, original)
+
+
+def counting_products(counter: list[float]):
+    """seqtool.core.rnn.products.product_into, wherever a seqtool module bound it, adding
+    each call's FLOPs (2·M·K·N) to counter[0] while inside (:func:`swapped`)."""
+    from seqtool.core.rnn import products
+
+    def make(original):
+        def counted(out, a, w):
+            counter[0] += 2.0 * a.shape[0] * a.shape[1] * w.shape[1]
+            return original(out, a, w)
+        return counted
+
+    return swapped(products, "product_into", make)
 
 
 def step_breakdown(raw: dict, steps: int, ms_step: float, parts: dict[str, float],
